@@ -1,0 +1,1 @@
+"""The aiohttp service, its pages and the uchast CLI."""

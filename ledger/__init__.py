@@ -1,0 +1,1 @@
+"""The signed, append-only, verifiable event log: persistence and cryptography."""

@@ -1,0 +1,1 @@
+"""Projections, winners and the audit replay."""

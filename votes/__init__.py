@@ -1,0 +1,1 @@
+"""The pure domain of participatory-budget voting. Imports no I/O library."""
