@@ -1,4 +1,4 @@
-"""RFC 8785 (JSON Canonicalization Scheme) bytes: the one serialisation that is signed and hashed."""
+"""RFC 8785 (JSON Canonicalization Scheme): the one serialisation that is signed and hashed."""
 
 from __future__ import annotations
 

@@ -122,3 +122,10 @@ class CheckpointError(LedgerError):
     """A checkpoint or signed note is malformed, or its signature does not verify."""
 
     code = "bad-checkpoint"
+
+
+class LogStateError(LedgerError):
+    """The entry does not fit the log's state: a second election definition, a first entry that
+    is not one, a key name registered twice, a revocation of an unknown or revoked key."""
+
+    code = "log-state"

@@ -1,0 +1,242 @@
+"""One election's signed log: verify, sequence, prove.
+
+Checks for every append, in order (each failure is its own error and writes nothing):
+  1. the envelope has the form ``{"payload": {...}, "key": ..., "sig": ...}``;
+  2. the payload names this log's election;
+  3. the key is registered in this log (the election entry registers its own admin key);
+  4. the Ed25519 signature verifies over ``b"uchast/v1\\n" + canonical(payload)``;
+  then, under the log's lock, at the position the entry would take:
+  5. the key is not revoked and its role may write this entry type;
+  6. the entry fits the log's state (one election entry, first; unique key names);
+  7. the caller's DCB condition holds against the committed log and the batch so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.dcb.api import DCBAppendCondition
+
+from ledger import merkle
+from ledger.canonical import canonical
+from ledger.checkpoint import Checkpoint, verify_checkpoint
+from ledger.errors import LogNotInitialisedError, ProofError, UnknownKeyError, WrongLogError
+from ledger.keys import Envelope, SignerKey, VerifierKey, verify_envelope
+from ledger.registry import KeyRegistry, election_admin_key
+from ledger.sequencer import Draft, Sequencer
+from ledger.store import SequencingTransaction, Store, StoredCheckpoint, StoredEntry
+from votes.entries import KEY_EVENT_TYPES, EntryType
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What the log tells the caller once an entry is durable."""
+
+    position: int
+    leaf_hash: bytes
+    entry: StoredEntry
+
+
+def entry_object(data: bytes) -> dict[str, Any]:
+    """The entry object whose canonical JSON is ``data`` (the Merkle leaf)."""
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("an entry must be a JSON object")
+    return value
+
+
+def entry_encoder(envelope: dict[str, Any], tags: Sequence[str], entry_type: str) -> Draft:
+    """A draft whose bytes are ``canonical({"envelope", "recorded_at", "tags", "type"})``.
+
+    RFC 8785 orders members by key, and these four keys sort as written, so the canonical form
+    can be assembled around ``recorded_at``, which is only known when the batch is sequenced.
+    """
+    head = b'{"envelope":' + canonical(envelope) + b',"recorded_at":'
+    tail = b',"tags":' + canonical(list(tags)) + b',"type":' + canonical(entry_type) + b"}"
+
+    def encode(recorded_at: str) -> bytes:
+        return head + canonical(recorded_at) + tail
+
+    return Draft(entry_type, tuple(tags), encode)
+
+
+class _LogGatekeeper:
+    """Steps 5 and 6 of the checklist, run by the sequencer under the lock."""
+
+    def __init__(self, registry: KeyRegistry) -> None:
+        self.registry = registry
+
+    async def catch_up(self, tx: SequencingTransaction, size: int) -> None:
+        if self.registry.size < size:
+            types = [t.value for t in KEY_EVENT_TYPES]
+            for entry in await tx.read(self.registry.size, size, types):
+                envelope = entry_object(entry.data)["envelope"]
+                self.registry.apply(envelope["payload"], envelope["key"], entry.position)
+            self.registry.commit(size)
+
+    def admit(self, token: object, position: int) -> None:
+        assert isinstance(token, Envelope)
+        entry_type = token.payload["type"]
+        if entry_type != EntryType.ELECTION:
+            if position == 0:
+                raise LogNotInitialisedError("the first entry of a log must define the election")
+            self.registry.check_signer(token.key, entry_type, position)
+        if entry_type in KEY_EVENT_TYPES:
+            self.registry.stage(token.payload, token.key, position)
+
+    def commit(self, size: int) -> None:
+        self.registry.commit(size)
+
+    def abort(self) -> None:
+        self.registry.abort()
+
+
+class Ledger:
+    """The signed append-only log of one election, over a :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        log_id: str,
+        *,
+        log_signer: SignerKey | None = None,
+        deployment: str = "uchast.local",
+        max_batch: int = 512,
+        checkpoint_interval: float = 0.0,
+    ) -> None:
+        self.store = store
+        self.log_id = log_id
+        self.origin = f"{deployment}/{log_id}"
+        self.log_key = log_signer.verifier if log_signer is not None else None
+        self.registry = KeyRegistry()
+        self._refresh_lock = asyncio.Lock()
+        self.sequencer = Sequencer(
+            store,
+            log_id,
+            origin=self.origin,
+            signer=log_signer,
+            gatekeeper=_LogGatekeeper(self.registry),
+            max_batch=max_batch,
+            checkpoint_interval=checkpoint_interval,
+        )
+
+    async def open(self) -> None:
+        """Create the log if absent, load its keys and start the sequencer."""
+        await self.store.create_log(self.log_id)
+        await self.refresh_keys()
+        await self.sequencer.start()
+
+    async def close(self) -> None:
+        await self.sequencer.stop()
+
+    async def refresh_keys(self) -> None:
+        """Apply key entries committed since the registry was last brought up to date."""
+        async with self._refresh_lock:
+            size = await self.store.size(self.log_id)
+            if self.registry.size >= size:
+                return
+            start = self.registry.size
+            async for entry in self.store.stream(self.log_id, start, size):
+                if entry.type in KEY_EVENT_TYPES and entry.position >= self.registry.size:
+                    envelope = entry_object(entry.data)["envelope"]
+                    self.registry.apply(envelope["payload"], envelope["key"], entry.position)
+            self.registry.commit(size)
+
+    async def verifier_for(self, envelope: Envelope) -> VerifierKey:
+        """Step 3: the public key the envelope names, as registered in this log."""
+        if envelope.payload.get("type") == EntryType.ELECTION:
+            admin = election_admin_key(envelope.payload)
+            if admin.key_id == envelope.key:
+                return admin
+        record = self.registry.get(envelope.key)
+        if record is None:
+            await self.refresh_keys()
+            record = self.registry.get(envelope.key)
+        if record is None:
+            raise UnknownKeyError(envelope.key)
+        return record.key
+
+    async def append(
+        self,
+        submitted: object,
+        *,
+        tags: Sequence[str] = (),
+        condition: DCBAppendCondition | None = None,
+    ) -> Appended:
+        """Verify ``submitted`` (a signed envelope as received) and append it durably."""
+        envelope = Envelope.parse(submitted)
+        if envelope.payload.get("election") != self.log_id:
+            raise WrongLogError(self.log_id, envelope.payload.get("election"))
+        verifier = await self.verifier_for(envelope)
+        verify_envelope(envelope, verifier)
+        entry_type = str(envelope.payload["type"])
+        all_tags = sorted({*tags, f"key:{envelope.key}"})
+        draft = entry_encoder(envelope.raw, all_tags, entry_type)
+        [entry] = await self.sequencer.append([draft], condition, token=envelope)
+        return Appended(entry.position, entry.leaf_hash, entry)
+
+    # Reads and proofs.
+
+    async def size(self) -> int:
+        return await self.store.size(self.log_id)
+
+    async def entries(self, start: int, end: int) -> list[StoredEntry]:
+        return await self.store.read(self.log_id, start, end)
+
+    def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[StoredEntry]:
+        return self.store.stream(self.log_id, start, end)
+
+    async def subscribe(self, after: int = 0, poll: float = 1.0) -> AsyncIterator[StoredEntry]:
+        """Every entry from position ``after`` on, waiting for new ones as they commit."""
+        position = after
+        while True:
+            size = await self.store.wait_for_growth(self.log_id, position, poll)
+            if size > position:
+                async for entry in self.store.stream(self.log_id, position, size):
+                    yield entry
+                position = size
+
+    async def _fetch(self, plan: list[list[merkle.NodeId]]) -> list[bytes]:
+        ids = sorted(merkle.plan_node_ids(plan))
+        nodes = await self.store.nodes(self.log_id, ids)
+        missing = [i for i in ids if i not in nodes]
+        if missing:
+            raise ProofError(f"tree nodes {missing[:3]} are not stored: the log is incomplete")
+        return merkle.assemble(plan, nodes)
+
+    async def _check_size(self, size: int) -> None:
+        current = await self.size()
+        if size > current:
+            raise ProofError(f"the log has {current} entries, not {size}")
+
+    async def root(self, size: int) -> bytes:
+        """RFC 9162 root of the first ``size`` entries."""
+        await self._check_size(size)
+        if size == 0:
+            return merkle.EMPTY_ROOT
+        return merkle.fold(await self._fetch([merkle.frontier_ids(size)]))
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        await self._check_size(size)
+        return await self._fetch(merkle.inclusion_plan(index, size))
+
+    async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        await self._check_size(new_size)
+        return await self._fetch(merkle.consistency_plan(old_size, new_size))
+
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        return await self.store.latest_checkpoint(self.log_id)
+
+    async def verified_checkpoint(self) -> Checkpoint | None:
+        """The latest checkpoint, verified with the log key and checked against the stored tree."""
+        stored = await self.latest_checkpoint()
+        if stored is None or self.log_key is None:
+            return None
+        checkpoint = verify_checkpoint(stored.note, self.log_key, self.origin)
+        if checkpoint.root != await self.root(checkpoint.size):
+            raise ProofError(f"checkpoint at {checkpoint.size} disagrees with the stored tree")
+        return checkpoint

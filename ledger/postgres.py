@@ -1,0 +1,363 @@
+"""The production store: PostgreSQL through asyncpg."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from ledger.errors import StoreUnavailableError
+from ledger.merkle import NodeId
+from ledger.store import SequencingTransaction, Store, StoredCheckpoint, StoredEntry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS uchast_logs (
+    id text PRIMARY KEY,
+    size bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS uchast_entries (
+    log text NOT NULL,
+    position bigint NOT NULL,
+    type text NOT NULL,
+    tags text[] NOT NULL,
+    data bytea NOT NULL,
+    leaf_hash bytea NOT NULL,
+    PRIMARY KEY (log, position)
+);
+CREATE INDEX IF NOT EXISTS uchast_entries_by_type ON uchast_entries (log, type, position);
+CREATE TABLE IF NOT EXISTS uchast_entry_tags (
+    log text NOT NULL,
+    tag text NOT NULL,
+    position bigint NOT NULL,
+    PRIMARY KEY (log, tag, position)
+);
+CREATE TABLE IF NOT EXISTS uchast_nodes (
+    log text NOT NULL,
+    level smallint NOT NULL,
+    idx bigint NOT NULL,
+    hash bytea NOT NULL,
+    PRIMARY KEY (log, level, idx)
+);
+CREATE TABLE IF NOT EXISTS uchast_checkpoints (
+    log text NOT NULL,
+    size bigint NOT NULL,
+    note text NOT NULL,
+    created_at double precision NOT NULL,
+    PRIMARY KEY (log, size)
+);
+"""
+
+NOTIFY_CHANNEL = "uchast_log"
+
+_ENTRY_COLUMNS = "position, type, tags, data, leaf_hash"
+
+# asyncpg raises these (or OSError) when the server is down or the connection broke.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.DiskFullError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
+
+
+def _entry(row: Any) -> StoredEntry:
+    return StoredEntry(
+        position=row[0],
+        type=row[1],
+        tags=tuple(row[2]),
+        data=bytes(row[3]),
+        leaf_hash=bytes(row[4]),
+    )
+
+
+_NODES_SQL = """
+SELECT 0::smallint, position, leaf_hash FROM uchast_entries
+ WHERE log = $1 AND position = ANY($2::bigint[])
+UNION ALL
+SELECT n.level, n.idx, n.hash FROM uchast_nodes n
+  JOIN unnest($3::smallint[], $4::bigint[]) AS want(level, idx)
+    ON n.level = want.level AND n.idx = want.idx
+ WHERE n.log = $1
+"""
+
+
+async def _nodes(conn: Any, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+    leaves = [idx for level, idx in ids if level == 0]
+    inner = [(level, idx) for level, idx in ids if level > 0]
+    rows = await conn.fetch(
+        _NODES_SQL,
+        log_id,
+        leaves,
+        [level for level, _ in inner],
+        [idx for _, idx in inner],
+    )
+    return {(r[0], r[1]): bytes(r[2]) for r in rows}
+
+
+_TAGGED_SQL = f"""
+SELECT {_ENTRY_COLUMNS} FROM uchast_entries
+ WHERE log = $1 AND position IN (
+     SELECT position FROM uchast_entry_tags WHERE log = $1 AND tag = ANY($2::text[])
+        AND position >= $3)
+ ORDER BY position
+"""
+
+
+class _PostgresTransaction(SequencingTransaction):
+    def __init__(self, conn: Any, log_id: str, size: int) -> None:
+        self._conn = conn
+        self._log = log_id
+        self.size = size
+
+    async def nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        return await _nodes(self._conn, self._log, ids)
+
+    async def read(self, start: int, end: int, types: Sequence[str]) -> list[StoredEntry]:
+        if not types:
+            return []
+        rows = await self._conn.fetch(
+            f"SELECT {_ENTRY_COLUMNS} FROM uchast_entries WHERE log=$1 AND type = ANY($2::text[])"
+            " AND position >= $3 AND position < $4 ORDER BY position",
+            self._log,
+            list(types),
+            start,
+            end,
+        )
+        return [_entry(r) for r in rows]
+
+    async def tagged(self, tags: Sequence[str], start: int) -> list[StoredEntry]:
+        if not tags:
+            return []
+        rows = await self._conn.fetch(_TAGGED_SQL, self._log, list(tags), start)
+        return [_entry(r) for r in rows]
+
+    async def type_exists(self, types: Sequence[str], start: int) -> bool:
+        if not types:
+            return self.size > start
+        found = await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM uchast_entries WHERE log=$1 AND type = ANY($2::text[])"
+            " AND position >= $3)",
+            self._log,
+            list(types),
+            start,
+        )
+        return bool(found)
+
+    async def write(
+        self,
+        entries: Sequence[StoredEntry],
+        nodes: Sequence[tuple[NodeId, bytes]],
+        checkpoint: StoredCheckpoint | None,
+    ) -> None:
+        log_id = self._log
+        conn = self._conn
+        if entries:
+            # COPY is several times faster than INSERT for a batch of hundreds of rows.
+            await conn.copy_records_to_table(
+                "uchast_entries",
+                records=[
+                    (log_id, e.position, e.type, list(e.tags), e.data, e.leaf_hash) for e in entries
+                ],
+                columns=["log", "position", "type", "tags", "data", "leaf_hash"],
+            )
+            tag_rows = [(log_id, tag, e.position) for e in entries for tag in set(e.tags)]
+            if tag_rows:
+                await conn.copy_records_to_table(
+                    "uchast_entry_tags", records=tag_rows, columns=["log", "tag", "position"]
+                )
+        if nodes:
+            await conn.copy_records_to_table(
+                "uchast_nodes",
+                records=[(log_id, level, idx, h) for (level, idx), h in nodes],
+                columns=["log", "level", "idx", "hash"],
+            )
+        if entries:
+            new_size = entries[-1].position + 1
+            await conn.execute("UPDATE uchast_logs SET size=$2 WHERE id=$1", log_id, new_size)
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{new_size} {log_id}")
+            self.size = new_size
+        if checkpoint is not None:
+            await conn.execute(
+                "INSERT INTO uchast_checkpoints (log, size, note, created_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                log_id,
+                checkpoint.size,
+                checkpoint.note,
+                checkpoint.created_at,
+            )
+
+
+class PostgresStore(Store):
+    """Logs in PostgreSQL. Writers of one log are serialised by a row lock on its ``uchast_logs``
+    row, held until commit, so positions are gapless and in commit order across processes."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.url = url
+        self._pool: Any = None
+        self._min_size = min_size
+        self._max_size = max_size
+        self._listener: Any = None
+        self._growth: dict[str, asyncio.Event] = {}
+        self._listen_lock = asyncio.Lock()
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            raise StoreUnavailableError("PostgreSQL store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self._min_size, max_size=self._max_size
+            )
+            # Two processes starting at once must not race on CREATE TABLE.
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(7347202118)")
+                await conn.execute(SCHEMA)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(*_UNAVAILABLE):
+                await self._listener.close()
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def create_log(self, log_id: str) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO uchast_logs (id, size) VALUES ($1, 0) ON CONFLICT DO NOTHING", log_id
+            )
+
+    async def log_ids(self) -> list[str]:
+        async with self._conn() as conn:
+            rows = await conn.fetch("SELECT id FROM uchast_logs ORDER BY id")
+        return [r[0] for r in rows]
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        try:
+            async with self.pool.acquire() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+
+    @asynccontextmanager
+    async def sequencing(self, log_id: str) -> AsyncIterator[SequencingTransaction]:
+        async with self._conn() as conn, conn.transaction():
+            # The row lock is what makes positions gapless and in commit order: the next
+            # writer of this log cannot read the size until this transaction has committed.
+            size = await conn.fetchval(
+                "SELECT size FROM uchast_logs WHERE id=$1 FOR UPDATE", log_id
+            )
+            if size is None:
+                raise KeyError(log_id)
+            yield _PostgresTransaction(conn, log_id, int(size))
+
+    async def size(self, log_id: str) -> int:
+        async with self._conn() as conn:
+            size = await conn.fetchval("SELECT size FROM uchast_logs WHERE id=$1", log_id)
+        if size is None:
+            raise KeyError(log_id)
+        return int(size)
+
+    async def read(self, log_id: str, start: int, end: int) -> list[StoredEntry]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_ENTRY_COLUMNS} FROM uchast_entries WHERE log=$1 AND position >= $2"
+                " AND position < $3 ORDER BY position",
+                log_id,
+                start,
+                end,
+            )
+        return [_entry(r) for r in rows]
+
+    async def stream(
+        self, log_id: str, start: int, end: int | None = None, chunk: int = 2000
+    ) -> AsyncIterator[StoredEntry]:
+        stop = await self.size(log_id) if end is None else end
+        async with self._conn() as conn, conn.transaction(readonly=True):
+            # A server-side cursor: rows arrive `chunk` at a time, never the whole log at once.
+            cursor = conn.cursor(
+                f"SELECT {_ENTRY_COLUMNS} FROM uchast_entries WHERE log=$1 AND position >= $2"
+                " AND position < $3 ORDER BY position",
+                log_id,
+                start,
+                stop,
+                prefetch=chunk,
+            )
+            async for row in cursor:
+                yield _entry(row)
+
+    async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:
+        if not tags:
+            return []
+        async with self._conn() as conn:
+            rows = await conn.fetch(_TAGGED_SQL, log_id, list(tags), start)
+        return [_entry(r) for r in rows]
+
+    async def nodes(self, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        async with self._conn() as conn:
+            return await _nodes(conn, log_id, ids)
+
+    async def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT size, note, created_at FROM uchast_checkpoints WHERE log=$1"
+                " ORDER BY size DESC LIMIT 1",
+                log_id,
+            )
+        return None if row is None else StoredCheckpoint(row[0], row[1], row[2])
+
+    async def checkpoint(self, log_id: str, size: int) -> StoredCheckpoint | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT size, note, created_at FROM uchast_checkpoints WHERE log=$1 AND size=$2",
+                log_id,
+                size,
+            )
+        return None if row is None else StoredCheckpoint(row[0], row[1], row[2])
+
+    async def _ensure_listener(self) -> None:
+        async with self._listen_lock:
+            if self._listener is not None and not self._listener.is_closed():
+                return
+            try:
+                self._listener = await asyncpg.connect(self.url)
+                await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            except _UNAVAILABLE as exc:
+                self._listener = None
+                raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        _size, _, log_id = payload.partition(" ")
+        event = self._growth.get(log_id)
+        if event is not None:
+            event.set()
+
+    async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
+        await self._ensure_listener()
+        event = self._growth.setdefault(log_id, asyncio.Event())
+        event.clear()
+        # Check after subscribing, so a commit between the two cannot be missed.
+        size = await self.size(log_id)
+        if size > known_size:
+            return size
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return await self.size(log_id)

@@ -1,0 +1,370 @@
+"""The embedded default store: one SQLite file, WAL journal, fully synchronous commits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ledger.errors import StoreUnavailableError
+from ledger.merkle import NodeId
+from ledger.store import SequencingTransaction, Store, StoredCheckpoint, StoredEntry
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS logs (
+    id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entries (
+    log TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    data BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    PRIMARY KEY (log, position)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_type ON entries (log, type, position);
+CREATE TABLE IF NOT EXISTS entry_tags (
+    log TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (log, tag, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes (
+    log TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (log, level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    log TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (log, size)
+) WITHOUT ROWID;
+"""
+
+_ENTRY_COLUMNS = "position, type, tags, data, leaf_hash"
+
+
+def _entry(row: tuple[Any, ...]) -> StoredEntry:
+    return StoredEntry(
+        position=row[0], type=row[1], tags=tuple(json.loads(row[2])), data=row[3], leaf_hash=row[4]
+    )
+
+
+def _path_from_url(url: str) -> str:
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"SQLite URL must look like sqlite:///PATH, got {url!r}")
+    path = url[len("sqlite:///") :]
+    if not path:
+        raise ValueError("SQLite URL names no file: use sqlite:///PATH")
+    return path
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: every commit is fsynced before the call returns, so "accepted" means on disk.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=60000")
+    return conn
+
+
+class _Connection:
+    """A connection confined to one thread; every call runs in that thread."""
+
+    def __init__(self, path: str, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._path = path
+        self.conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self.conn = await self.run(lambda: _connect(self._path))
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"SQLite: {exc}") from exc
+
+    def c(self) -> sqlite3.Connection:
+        assert self.conn is not None, "store is not open"
+        return self.conn
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.run(self.c().close)
+            self.conn = None
+        self._executor.shutdown(wait=True)
+
+
+def _nodes(conn: sqlite3.Connection, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+    found: dict[NodeId, bytes] = {}
+    for level, idx in ids:
+        if level == 0:
+            row = conn.execute(
+                "SELECT leaf_hash FROM entries WHERE log=? AND position=?", (log_id, idx)
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT hash FROM nodes WHERE log=? AND level=? AND idx=?", (log_id, level, idx)
+            ).fetchone()
+        if row is not None:
+            found[(level, idx)] = row[0]
+    return found
+
+
+def _tagged(
+    conn: sqlite3.Connection, log_id: str, tags: Sequence[str], start: int
+) -> list[StoredEntry]:
+    if not tags:
+        return []
+    marks = ",".join("?" * len(tags))
+    rows = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE log=? AND position IN "
+        f"(SELECT position FROM entry_tags WHERE log=? AND tag IN ({marks}) AND position>=?) "
+        "ORDER BY position",
+        (log_id, log_id, *tags, start),
+    ).fetchall()
+    return [_entry(r) for r in rows]
+
+
+class _SQLiteTransaction(SequencingTransaction):
+    def __init__(self, conn: _Connection, log_id: str, size: int) -> None:
+        self._conn = conn
+        self._log = log_id
+        self.size = size
+
+    async def nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        return await self._conn.run(lambda: _nodes(self._conn.c(), self._log, ids))
+
+    async def read(self, start: int, end: int, types: Sequence[str]) -> list[StoredEntry]:
+        marks = ",".join("?" * len(types))
+
+        def run() -> list[StoredEntry]:
+            rows = self._conn.c().execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE log=? AND type IN ({marks}) "
+                "AND position>=? AND position<? ORDER BY position",
+                (self._log, *types, start, end),
+            )
+            return [_entry(r) for r in rows]
+
+        return await self._conn.run(run) if types else []
+
+    async def tagged(self, tags: Sequence[str], start: int) -> list[StoredEntry]:
+        return await self._conn.run(lambda: _tagged(self._conn.c(), self._log, tags, start))
+
+    async def type_exists(self, types: Sequence[str], start: int) -> bool:
+        if not types:
+            return self.size > start
+        marks = ",".join("?" * len(types))
+        row = await self._conn.run(
+            lambda: (
+                self._conn.c()
+                .execute(
+                    f"SELECT 1 FROM entries WHERE log=? AND type IN ({marks})"
+                    " AND position>=? LIMIT 1",
+                    (self._log, *types, start),
+                )
+                .fetchone()
+            )
+        )
+        return row is not None
+
+    async def write(
+        self,
+        entries: Sequence[StoredEntry],
+        nodes: Sequence[tuple[NodeId, bytes]],
+        checkpoint: StoredCheckpoint | None,
+    ) -> None:
+        log_id = self._log
+
+        def run() -> None:
+            conn = self._conn.c()
+            conn.executemany(
+                "INSERT INTO entries (log, position, type, tags, data, leaf_hash) "
+                "VALUES (?,?,?,?,?,?)",
+                [
+                    (log_id, e.position, e.type, json.dumps(e.tags), e.data, e.leaf_hash)
+                    for e in entries
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO entry_tags (log, tag, position) VALUES (?,?,?)",
+                [(log_id, tag, e.position) for e in entries for tag in set(e.tags)],
+            )
+            conn.executemany(
+                "INSERT INTO nodes (log, level, idx, hash) VALUES (?,?,?,?)",
+                [(log_id, level, idx, h) for (level, idx), h in nodes],
+            )
+            if entries:
+                conn.execute(
+                    "UPDATE logs SET size=? WHERE id=?", (entries[-1].position + 1, log_id)
+                )
+            if checkpoint is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO checkpoints (log, size, note, created_at) "
+                    "VALUES (?,?,?,?)",
+                    (log_id, checkpoint.size, checkpoint.note, checkpoint.created_at),
+                )
+
+        await self._conn.run(run)
+        if entries:
+            self.size = entries[-1].position + 1
+
+
+class SQLiteStore(Store):
+    """Logs in one SQLite file. Safe for several processes: ``BEGIN IMMEDIATE`` serialises
+    writers across processes, WAL lets readers go on meanwhile."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = _path_from_url(url)
+        self._writer = _Connection(self.path, "uchast-sqlite-writer")
+        self._reader = _Connection(self.path, "uchast-sqlite-reader")
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        parent = Path(self.path).parent
+        if not parent.exists():
+            raise StoreUnavailableError(f"SQLite: directory {parent} does not exist")
+        await self._writer.open()
+        await self._writer.run(lambda: self._writer.c().executescript(SCHEMA))
+        await self._reader.open()
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    async def create_log(self, log_id: str) -> None:
+        await self._writer.run(
+            lambda: self._writer.c().execute(
+                "INSERT OR IGNORE INTO logs (id, size) VALUES (?, 0)", (log_id,)
+            )
+        )
+
+    async def log_ids(self) -> list[str]:
+        rows = await self._reader.run(
+            lambda: self._reader.c().execute("SELECT id FROM logs ORDER BY id").fetchall()
+        )
+        return [r[0] for r in rows]
+
+    @asynccontextmanager
+    async def sequencing(self, log_id: str) -> AsyncIterator[SequencingTransaction]:
+        async with self._write_lock:
+            conn = self._writer
+
+            def begin() -> int:
+                c = conn.c()
+                c.execute("BEGIN IMMEDIATE")
+                row = c.execute("SELECT size FROM logs WHERE id=?", (log_id,)).fetchone()
+                if row is None:
+                    c.execute("ROLLBACK")
+                    raise KeyError(log_id)
+                return int(row[0])
+
+            size = await conn.run(begin)
+            tx = _SQLiteTransaction(conn, log_id, size)
+            try:
+                yield tx
+            except BaseException:
+                await conn.run(lambda: conn.c().execute("ROLLBACK"))
+                raise
+            await conn.run(lambda: conn.c().execute("COMMIT"))
+
+    async def size(self, log_id: str) -> int:
+        row = await self._reader.run(
+            lambda: (
+                self._reader.c().execute("SELECT size FROM logs WHERE id=?", (log_id,)).fetchone()
+            )
+        )
+        if row is None:
+            raise KeyError(log_id)
+        return int(row[0])
+
+    async def read(self, log_id: str, start: int, end: int) -> list[StoredEntry]:
+        def run() -> list[StoredEntry]:
+            rows = self._reader.c().execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE log=? AND position>=? "
+                "AND position<? ORDER BY position",
+                (log_id, start, end),
+            )
+            return [_entry(r) for r in rows]
+
+        return await self._reader.run(run)
+
+    async def stream(
+        self, log_id: str, start: int, end: int | None = None, chunk: int = 2000
+    ) -> AsyncIterator[StoredEntry]:
+        stop = await self.size(log_id) if end is None else end
+        position = start
+        while position < stop:
+            batch = await self.read(log_id, position, min(position + chunk, stop))
+            if not batch:
+                return
+            for entry in batch:
+                yield entry
+            position = batch[-1].position + 1
+
+    async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:
+        return await self._reader.run(lambda: _tagged(self._reader.c(), log_id, tags, start))
+
+    async def nodes(self, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        def run() -> dict[NodeId, bytes]:
+            c = self._reader.c()
+            # One read transaction, so every node comes from the same snapshot.
+            c.execute("BEGIN")
+            try:
+                return _nodes(c, log_id, ids)
+            finally:
+                c.execute("COMMIT")
+
+        return await self._reader.run(run)
+
+    async def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
+        row = await self._reader.run(
+            lambda: (
+                self._reader.c()
+                .execute(
+                    "SELECT size, note, created_at FROM checkpoints WHERE log=? "
+                    "ORDER BY size DESC LIMIT 1",
+                    (log_id,),
+                )
+                .fetchone()
+            )
+        )
+        return None if row is None else StoredCheckpoint(row[0], row[1], row[2])
+
+    async def checkpoint(self, log_id: str, size: int) -> StoredCheckpoint | None:
+        row = await self._reader.run(
+            lambda: (
+                self._reader.c()
+                .execute(
+                    "SELECT size, note, created_at FROM checkpoints WHERE log=? AND size=?",
+                    (log_id, size),
+                )
+                .fetchone()
+            )
+        )
+        return None if row is None else StoredCheckpoint(row[0], row[1], row[2])
+
+    async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            size = await self.size(log_id)
+            if size > known_size or time.monotonic() >= deadline:
+                return size
+            await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,162 @@
+"""The store interface: what the sequencer and the readers need from a database.
+
+A store is dumb persistence for many logs (one per election). All logic that must behave the same
+on every database (conditions, Merkle hashing, checkpoints, keys) lives above it, in
+:mod:`ledger.sequencer` and :mod:`ledger.log`; each store only translates it to SQL.
+Positions are 0-based leaf indexes; a log of ``size`` entries holds positions ``0 .. size-1``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from eventsourcing.dcb.api import DCBQuery, DCBQueryItem
+
+from ledger.merkle import NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One log entry as stored: its leaf bytes (the canonical JSON of the entry object)."""
+
+    position: int
+    type: str
+    tags: tuple[str, ...]
+    data: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed checkpoint note of the log at ``size``."""
+
+    size: int
+    note: str
+    created_at: float
+
+
+def item_matches(item: DCBQueryItem, entry_type: str, entry_tags: Sequence[str]) -> bool:
+    """DCB matching: the type is one of the item's types (or it names none) and the entry
+    carries every tag of the item."""
+    if item.types and entry_type not in item.types:
+        return False
+    return all(tag in entry_tags for tag in item.tags)
+
+
+def query_matches(query: DCBQuery, entry_type: str, entry_tags: Sequence[str]) -> bool:
+    """A query with no items matches every entry; otherwise any item must match."""
+    if not query.items:
+        return True
+    return any(item_matches(item, entry_type, entry_tags) for item in query.items)
+
+
+class SequencingTransaction(ABC):
+    """One write transaction holding the log's exclusive sequencing lock.
+
+    Opened by :meth:`Store.sequencing`; committed when the context exits normally, rolled back
+    on an exception. ``size`` is the log size under the lock and cannot change until commit.
+    """
+
+    size: int
+
+    @abstractmethod
+    async def nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        """Tree node hashes (level 0 = leaf hashes) by id; missing ids are absent."""
+
+    @abstractmethod
+    async def read(self, start: int, end: int, types: Sequence[str]) -> list[StoredEntry]:
+        """Entries in ``[start, end)`` whose type is one of ``types``."""
+
+    @abstractmethod
+    async def tagged(self, tags: Sequence[str], start: int) -> list[StoredEntry]:
+        """Entries at ``start`` or later that carry at least one of ``tags``."""
+
+    @abstractmethod
+    async def type_exists(self, types: Sequence[str], start: int) -> bool:
+        """Whether an entry at ``start`` or later has one of ``types`` (any type if empty)."""
+
+    @abstractmethod
+    async def write(
+        self,
+        entries: Sequence[StoredEntry],
+        nodes: Sequence[tuple[NodeId, bytes]],
+        checkpoint: StoredCheckpoint | None,
+    ) -> None:
+        """Insert entries (positions ``size ..`` gapless), new complete tree nodes and optionally
+        a checkpoint, and advance the log size. Durable once the transaction commits."""
+
+
+class Store(ABC):
+    """Persistence for logs. Implementations: :mod:`ledger.sqlite`, :mod:`ledger.postgres`."""
+
+    url: str
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema if absent."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    async def create_log(self, log_id: str) -> None:
+        """Make sure the log exists (idempotent)."""
+
+    @abstractmethod
+    async def log_ids(self) -> list[str]:
+        """Every log in this store."""
+
+    @abstractmethod
+    def sequencing(self, log_id: str) -> AbstractAsyncContextManager[SequencingTransaction]:
+        """Open a write transaction under the log's lock, exclusive across processes."""
+
+    @abstractmethod
+    async def size(self, log_id: str) -> int:
+        """The committed size of the log."""
+
+    @abstractmethod
+    async def read(self, log_id: str, start: int, end: int) -> list[StoredEntry]:
+        """Entries in ``[start, end)``, in order."""
+
+    @abstractmethod
+    def stream(
+        self, log_id: str, start: int, end: int | None = None, chunk: int = 2000
+    ) -> AsyncIterator[StoredEntry]:
+        """Entries from ``start`` to ``end`` (or the committed end) without loading them all."""
+
+    @abstractmethod
+    async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:
+        """Committed entries at ``start`` or later carrying at least one of ``tags``."""
+
+    @abstractmethod
+    async def nodes(self, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        """Committed tree node hashes by id (level 0 = leaf hashes), in one query."""
+
+    @abstractmethod
+    async def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
+        """The checkpoint of the largest size, if any."""
+
+    @abstractmethod
+    async def checkpoint(self, log_id: str, size: int) -> StoredCheckpoint | None:
+        """The checkpoint issued at exactly ``size``, if any."""
+
+    @abstractmethod
+    async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
+        """Return the log size once it exceeds ``known_size``, or after ``timeout`` seconds."""
+
+
+def open_store(url: str) -> Store:
+    """Pick the store for a ``--db`` URL: ``sqlite:///PATH`` or ``postgresql://...``."""
+    if url.startswith("sqlite://"):
+        from ledger.sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from ledger.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
