@@ -82,7 +82,6 @@ class BatchStats:
     entries: int = 0
     refused: int = 0
     last_batch_size: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
 
 
 class Sequencer:

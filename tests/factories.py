@@ -1,0 +1,95 @@
+"""Small factories for test data: keys, signed payloads, opened ledgers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.keys import SignerKey, sign_envelope
+from ledger.log import Ledger
+from ledger.store import open_store
+
+ELECTION = "test-2018"
+
+
+@dataclass
+class Keys:
+    """The keys of one test election."""
+
+    admin: SignerKey = field(default_factory=lambda: SignerKey.generate("admin.test"))
+    log: SignerKey = field(default_factory=lambda: SignerKey.generate("uchast.local/log"))
+    site: SignerKey = field(default_factory=lambda: SignerKey.generate("site.e-dem"))
+    clerk: SignerKey = field(default_factory=lambda: SignerKey.generate("clerk.point-1.olena"))
+    supervisor: SignerKey = field(default_factory=lambda: SignerKey.generate("supervisor.main"))
+
+
+def election_envelope(keys: Keys, election: str = ELECTION) -> dict[str, Any]:
+    payload = {
+        "type": "election",
+        "election": election,
+        "admin_key": keys.admin.verifier.vkey,
+        "definition": {"id": election, "title": {"en": "Test election", "uk": "Тест"}},
+    }
+    return sign_envelope(payload, keys.admin)
+
+
+def key_envelope(keys: Keys, key: SignerKey, role: str, election: str = ELECTION) -> dict[str, Any]:
+    payload = {
+        "type": "key-registered",
+        "election": election,
+        "vkey": key.verifier.vkey,
+        "role": role,
+    }
+    return sign_envelope(payload, keys.admin)
+
+
+def revoke_envelope(keys: Keys, key: SignerKey, election: str = ELECTION) -> dict[str, Any]:
+    payload = {
+        "type": "key-revoked",
+        "election": election,
+        "key": key.verifier.key_id,
+        "reason": "lost",
+    }
+    return sign_envelope(payload, keys.admin)
+
+
+def ballot_envelope(
+    signer: SignerKey, voter: str, projects: list[str], election: str = ELECTION
+) -> dict[str, Any]:
+    payload = {
+        "type": "ballot",
+        "election": election,
+        "voter": voter,
+        "projects": projects,
+        "cast_at": "2018-10-03T10:15:00+03:00",
+        "nonce": str(uuid.uuid4()),
+    }
+    return sign_envelope(payload, signer)
+
+
+def voter_token(n: int) -> str:
+    return f"{n:064x}"
+
+
+@asynccontextmanager
+async def opened_ledger(
+    url: str, keys: Keys, *, register: bool = True, **options: Any
+) -> AsyncIterator[Ledger]:
+    """A ledger on ``url`` with the election defined and (by default) site/clerk/supervisor keys."""
+    store = open_store(url)
+    await store.open()
+    ledger = Ledger(store, ELECTION, log_signer=keys.log, **options)
+    await ledger.open()
+    try:
+        if register and await ledger.size() == 0:
+            await ledger.append(election_envelope(keys))
+            await ledger.append(key_envelope(keys, keys.site, "site"))
+            await ledger.append(key_envelope(keys, keys.clerk, "clerk"))
+            await ledger.append(key_envelope(keys, keys.supervisor, "supervisor"))
+        yield ledger
+    finally:
+        await ledger.close()
+        await store.close()
