@@ -111,7 +111,7 @@ class LedgerConformance:
     # 2. Signatures and keys.
 
     async def test_refusals_write_nothing(self, url: str, keys: Keys) -> None:
-        """Bad signature, unknown key, wrong role, wrong election, bad shape: refused, nothing written."""
+        """Bad signature, unknown key, wrong role or election, bad shape: refused, none written."""
         async with opened_ledger(url, keys) as ledger:
             good = ballot_envelope(keys.site, voter_token(1), ["L01"])
             forged = {**good, "payload": {**good["payload"], "projects": ["L02"]}}

@@ -1,4 +1,4 @@
-"""Verification through tlog-scales, an independent PyPI implementation of RFC 9162 and C2SP notes."""
+"""Checks through tlog-scales, an independent implementation of RFC 9162 and C2SP notes."""
 
 from __future__ import annotations
 
