@@ -13,7 +13,7 @@ import asyncio
 import base64
 import threading
 from collections import deque
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from eventsourcing.dcb.api import (
@@ -164,6 +164,3 @@ class _Subscription(DCBSubscription[LedgerDCBRecorder]):
             if not self._buffer:
                 self._recorder.wait_for_growth(self._last_position, 0.2)
         raise StopIteration
-
-    def __iter__(self) -> Iterator[DCBSequencedEvent]:
-        return self

@@ -73,7 +73,7 @@ class KeyRegistry:
         elif entry_type == EntryType.KEY_REGISTERED:
             key = _parse_vkey(payload.get("vkey"))
             try:
-                role = Role(payload.get("role"))
+                role = Role(str(payload.get("role")))
             except ValueError:
                 raise LogStateError(
                     f"role must be one of {[r.value for r in Role]}, got {payload.get('role')!r}"

@@ -198,8 +198,8 @@ class Sequencer:
             size = tx.size
             if self._size != size:
                 ids = merkle.frontier_ids(size)
-                nodes = await tx.nodes(ids)
-                self._frontier = [nodes[i] for i in ids]
+                edge = await tx.nodes(ids)
+                self._frontier = [edge[i] for i in ids]
                 if self._gatekeeper is not None:
                     await self._gatekeeper.catch_up(tx, size)
                 self._size = size
