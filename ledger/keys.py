@@ -455,6 +455,27 @@ class Envelope:
     key: KeyId
     sig: bytes
     raw: dict[str, Any]
+    payload_bytes: bytes  # canonical(payload), computed once: it is signed, then hashed
+
+    @property
+    def message(self) -> bytes:
+        """The exact bytes the signature covers."""
+        return SIGNING_CONTEXT + self.payload_bytes
+
+    def canonical_bytes(self) -> bytes:
+        """canonical(raw), assembled from the payload bytes already computed.
+
+        The three members sort as ``key < payload < sig`` under RFC 8785.
+        """
+        return (
+            b'{"key":'
+            + canonical(self.raw["key"])
+            + b',"payload":'
+            + self.payload_bytes
+            + b',"sig":'
+            + canonical(self.raw["sig"])
+            + b"}"
+        )
 
     @classmethod
     def parse(cls, obj: object) -> Envelope:
@@ -475,7 +496,7 @@ class Envelope:
         if extra:
             raise EnvelopeError(f"{extra[0]}: unexpected field in envelope")
         payload = obj["payload"]
-        _check_payload(payload)
+        payload_bytes = _check_payload(payload)
         try:
             key = parse_key_id(obj["key"])
         except KeyFormatError as exc:
@@ -489,7 +510,7 @@ class Envelope:
             raise EnvelopeError(f"sig: {exc}") from None
         if len(sig) != SIGNATURE_SIZE:
             raise EnvelopeError(f"sig: must be {SIGNATURE_SIZE} bytes, got {len(sig)}")
-        return cls(payload=payload, key=key, sig=sig, raw=obj)
+        return cls(payload=payload, key=key, sig=sig, raw=obj, payload_bytes=payload_bytes)
 
 
 def verify_envelope(envelope: Envelope, verifier: VerifierKey) -> None:
@@ -500,8 +521,4 @@ def verify_envelope(envelope: Envelope, verifier: VerifierKey) -> None:
     """
     if envelope.key != verifier.key_id:
         raise BadSignatureError(envelope.key)
-    try:
-        message = envelope_message(envelope.payload)
-    except ValueError as exc:
-        raise EnvelopeError(f"payload: {exc}") from None
-    verifier.verify(message, envelope.sig)
+    verifier.verify(envelope.message, envelope.sig)

@@ -22,13 +22,21 @@ from typing import Any
 from eventsourcing.dcb.api import DCBAppendCondition
 
 from ledger import merkle
+from ledger.batching import MicroBatcher
 from ledger.canonical import canonical
 from ledger.checkpoint import Checkpoint, verify_checkpoint
-from ledger.errors import LogNotInitialisedError, ProofError, UnknownKeyError, WrongLogError
-from ledger.keys import Envelope, SignerKey, VerifierKey, verify_envelope
+from ledger.errors import (
+    BadSignatureError,
+    LogNotInitialisedError,
+    ProofError,
+    UnknownKeyError,
+    WrongLogError,
+)
+from ledger.keys import Envelope, SignerKey, VerifierKey
 from ledger.registry import KeyRegistry, election_admin_key
 from ledger.sequencer import Draft, Sequencer
 from ledger.store import SequencingTransaction, Store, StoredCheckpoint, StoredEntry
+from ledger.verify import SignatureVerifier
 from votes.entries import KEY_EVENT_TYPES, EntryType
 
 
@@ -49,13 +57,13 @@ def entry_object(data: bytes) -> dict[str, Any]:
     return value
 
 
-def entry_encoder(envelope: dict[str, Any], tags: Sequence[str], entry_type: str) -> Draft:
+def entry_encoder(envelope: Envelope, tags: Sequence[str], entry_type: str) -> Draft:
     """A draft whose bytes are ``canonical({"envelope", "recorded_at", "tags", "type"})``.
 
     RFC 8785 orders members by key, and these four keys sort as written, so the canonical form
     can be assembled around ``recorded_at``, which is only known when the batch is sequenced.
     """
-    head = b'{"envelope":' + canonical(envelope) + b',"recorded_at":'
+    head = b'{"envelope":' + envelope.canonical_bytes() + b',"recorded_at":'
     tail = b',"tags":' + canonical(list(tags)) + b',"type":' + canonical(entry_type) + b"}"
 
     def encode(recorded_at: str) -> bytes:
@@ -107,13 +115,18 @@ class Ledger:
         deployment: str = "uchast.local",
         max_batch: int = 512,
         checkpoint_interval: float = 0.0,
+        verify_workers: int | None = 0,
     ) -> None:
         self.store = store
         self.log_id = log_id
         self.origin = f"{deployment}/{log_id}"
         self.log_key = log_signer.verifier if log_signer is not None else None
         self.registry = KeyRegistry()
+        self.signatures = SignatureVerifier(verify_workers)
         self._refresh_lock = asyncio.Lock()
+        self._tagged_reads: MicroBatcher[tuple[str, ...], tuple[list[StoredEntry], int]] = (
+            MicroBatcher(self._read_tagged_batch)
+        )
         self.sequencer = Sequencer(
             store,
             log_id,
@@ -131,7 +144,9 @@ class Ledger:
         await self.sequencer.start()
 
     async def close(self) -> None:
+        await self._tagged_reads.close()
         await self.sequencer.stop()
+        await self.signatures.close()
 
     async def refresh_keys(self) -> None:
         """Apply key entries committed since the registry was last brought up to date."""
@@ -172,10 +187,13 @@ class Ledger:
         if envelope.payload.get("election") != self.log_id:
             raise WrongLogError(self.log_id, envelope.payload.get("election"))
         verifier = await self.verifier_for(envelope)
-        verify_envelope(envelope, verifier)
+        if verifier.key_id != envelope.key or not await self.signatures.verify(
+            verifier.public, envelope.message, envelope.sig
+        ):
+            raise BadSignatureError(envelope.key)
         entry_type = str(envelope.payload["type"])
         all_tags = sorted({*tags, f"key:{envelope.key}"})
-        draft = entry_encoder(envelope.raw, all_tags, entry_type)
+        draft = entry_encoder(envelope, all_tags, entry_type)
         [entry] = await self.sequencer.append([draft], condition, token=envelope)
         return Appended(entry.position, entry.leaf_hash, entry)
 
@@ -183,6 +201,22 @@ class Ledger:
 
     async def size(self) -> int:
         return await self.store.size(self.log_id)
+
+    async def tagged(self, tags: Sequence[str]) -> tuple[list[StoredEntry], int]:
+        """The DCB read behind a decision: entries carrying any of ``tags``, and the head.
+
+        Append with ``DCBAppendCondition(query, after=head)`` to be refused if anything matching
+        ``query`` was committed after this read.
+        """
+        return await self._tagged_reads.submit(tuple(tags))
+
+    async def _read_tagged_batch(
+        self, requests: Sequence[tuple[str, ...]]
+    ) -> list[tuple[list[StoredEntry], int]]:
+        """Concurrent decision reads share one query (and one snapshot)."""
+        wanted = sorted({tag for tags in requests for tag in tags})
+        entries, head = await self.store.tagged_with_head(self.log_id, wanted)
+        return [([e for e in entries if set(e.tags) & set(tags)], head) for tags in requests]
 
     async def entries(self, start: int, end: int) -> list[StoredEntry]:
         return await self.store.read(self.log_id, start, end)

@@ -85,10 +85,10 @@ _NODES_SQL = """
 SELECT 0::smallint, position, leaf_hash FROM uchast_entries
  WHERE log = $1 AND position = ANY($2::bigint[])
 UNION ALL
-SELECT n.level, n.idx, n.hash FROM uchast_nodes n
-  JOIN unnest($3::smallint[], $4::bigint[]) AS want(level, idx)
-    ON n.level = want.level AND n.idx = want.idx
- WHERE n.log = $1
+SELECT n.* FROM unnest($3::smallint[], $4::bigint[]) AS want(level, idx)
+ CROSS JOIN LATERAL (
+    SELECT level, idx, hash FROM uchast_nodes
+     WHERE log = $1 AND level = want.level AND idx = want.idx OFFSET 0) n
 """
 
 
@@ -105,13 +105,41 @@ async def _nodes(conn: Any, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, 
     return {(r[0], r[1]): bytes(r[2]) for r in rows}
 
 
+# Driven from the tag index, one index probe per wanted tag and one primary-key probe per matching
+# position. LATERAL with OFFSET 0 (a fence against flattening) so that no plan can scan every tag
+# of the log and hash-join instead: the planner picks that on young tables whose statistics are
+# stale, and its cost grows with the log.
 _TAGGED_SQL = f"""
-SELECT {_ENTRY_COLUMNS} FROM uchast_entries
- WHERE log = $1 AND position IN (
-     SELECT position FROM uchast_entry_tags WHERE log = $1 AND tag = ANY($2::text[])
-        AND position >= $3)
- ORDER BY position
+SELECT e.* FROM (
+    SELECT DISTINCT t.position FROM unnest($2::text[]) AS want(tag)
+     CROSS JOIN LATERAL (
+        SELECT position FROM uchast_entry_tags
+         WHERE log = $1 AND tag = want.tag AND position >= $3 OFFSET 0) t) p
+ CROSS JOIN LATERAL (
+    SELECT {_ENTRY_COLUMNS} FROM uchast_entries WHERE log = $1 AND position = p.position) e
+ ORDER BY e.position
 """
+
+# One statement, so the head and the entries come from the same snapshot.
+_TAGGED_WITH_HEAD_SQL = f"""
+SELECT l.size, e.* FROM uchast_logs l
+  LEFT JOIN LATERAL (
+    SELECT x.* FROM (
+        SELECT DISTINCT t.position FROM unnest($2::text[]) AS want(tag)
+         CROSS JOIN LATERAL (
+            SELECT position FROM uchast_entry_tags
+             WHERE log = $1 AND tag = want.tag AND position < l.size OFFSET 0) t) p
+     CROSS JOIN LATERAL (
+        SELECT {_ENTRY_COLUMNS} FROM uchast_entries WHERE log = $1 AND position = p.position) x
+  ) e ON true
+ WHERE l.id = $1
+ ORDER BY e.position
+"""
+
+
+async def _no_reset(_conn: Any) -> None:
+    """Pool connections carry no session state (no LISTEN, no session locks, no SET), so the
+    default reset on release (UNLISTEN, RESET ALL, ...) is a wasted round trip per query."""
 
 
 class _PostgresTransaction(SequencingTransaction):
@@ -220,7 +248,7 @@ class PostgresStore(Store):
     async def open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self._min_size, max_size=self._max_size
+                self.url, min_size=self._min_size, max_size=self._max_size, reset=_no_reset
             )
             # Two processes starting at once must not race on CREATE TABLE.
             async with self._pool.acquire() as conn, conn.transaction():
@@ -310,6 +338,15 @@ class PostgresStore(Store):
         async with self._conn() as conn:
             rows = await conn.fetch(_TAGGED_SQL, log_id, list(tags), start)
         return [_entry(r) for r in rows]
+
+    async def tagged_with_head(
+        self, log_id: str, tags: Sequence[str]
+    ) -> tuple[list[StoredEntry], int]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(_TAGGED_WITH_HEAD_SQL, log_id, list(tags))
+        if not rows:
+            raise KeyError(log_id)
+        return [_entry(r[1:]) for r in rows if r[1] is not None], int(rows[0][0])
 
     async def nodes(self, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         async with self._conn() as conn:

@@ -322,6 +322,22 @@ class SQLiteStore(Store):
     async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:
         return await self._reader.run(lambda: _tagged(self._reader.c(), log_id, tags, start))
 
+    async def tagged_with_head(
+        self, log_id: str, tags: Sequence[str]
+    ) -> tuple[list[StoredEntry], int]:
+        def run() -> tuple[list[StoredEntry], int]:
+            c = self._reader.c()
+            c.execute("BEGIN")
+            try:
+                row = c.execute("SELECT size FROM logs WHERE id=?", (log_id,)).fetchone()
+                if row is None:
+                    raise KeyError(log_id)
+                return _tagged(c, log_id, tags, 0), int(row[0])
+            finally:
+                c.execute("COMMIT")
+
+        return await self._reader.run(run)
+
     async def nodes(self, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         def run() -> dict[NodeId, bytes]:
             c = self._reader.c()

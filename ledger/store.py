@@ -133,6 +133,12 @@ class Store(ABC):
         """Committed entries at ``start`` or later carrying at least one of ``tags``."""
 
     @abstractmethod
+    async def tagged_with_head(
+        self, log_id: str, tags: Sequence[str]
+    ) -> tuple[list[StoredEntry], int]:
+        """Entries carrying any of ``tags`` and the log size, from one consistent snapshot."""
+
+    @abstractmethod
     async def nodes(self, log_id: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         """Committed tree node hashes by id (level 0 = leaf hashes), in one query."""
 
