@@ -7,7 +7,7 @@ PostgreSQL server and with the same number of producers (threads): eventsourcing
 PostgreSQL DCB recorder (psycopg) doing the same cast: read the voter's events, then a conditional
 append. Also reports ours on SQLite.
 
-    .venv/bin/python bench/ingest_ledger.py [--n 20000] [--baseline-n 4000] [--concurrency 32]
+    .venv/bin/python bench/ingest_ledger.py [--n 20000] [--baseline-n 4000] [--concurrency 64]
 
 The last line printed is one JSON object.
 """
@@ -77,8 +77,6 @@ def drop_database(url: str) -> None:
 
 async def run_ours(url: str, ballots: list[tuple[str, dict[str, Any]]], concurrency: int) -> float:
     admin = SignerKey.generate("admin.bench")
-    site_vkey = ballots[0][1]["key"]
-    del site_vkey
     store = open_store(url)
     if url.startswith("postgresql"):
         store = type(store)(url, max_size=concurrency + 4)  # type: ignore[call-arg]
@@ -88,6 +86,7 @@ async def run_ours(url: str, ballots: list[tuple[str, dict[str, Any]]], concurre
         ELECTION,
         log_signer=SignerKey.generate("uchast.bench/log"),
         verify_workers=VERIFY_WORKERS,
+        max_batch=MAX_BATCH,
     )
     await ledger.open()
     try:
@@ -176,20 +175,23 @@ def run_baseline(url: str, ballots: list[tuple[str, dict[str, Any]]], concurrenc
 
 SITE = SignerKey.generate("site.bench")
 VERIFY_WORKERS: int | None = None
+MAX_BATCH = 512
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000, help="ballots for ours")
     parser.add_argument("--baseline-n", type=int, default=4000, help="ballots for the baseline")
-    parser.add_argument("--concurrency", type=int, default=32, help="concurrent producers")
+    parser.add_argument("--concurrency", type=int, default=64, help="concurrent producers")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
         "--verify-workers", type=int, default=None, help="processes verifying (0: inline)"
     )
+    parser.add_argument("--max-batch", type=int, default=512, help="entries per transaction")
     args = parser.parse_args()
-    global VERIFY_WORKERS
+    global VERIFY_WORKERS, MAX_BATCH
     VERIFY_WORKERS = args.verify_workers
+    MAX_BATCH = args.max_batch
 
     progress(f"signing {args.n} ballots ...")
     ballots = make_ballots(SITE, args.n)

@@ -115,7 +115,7 @@ class Ledger:
         deployment: str = "uchast.local",
         max_batch: int = 512,
         checkpoint_interval: float = 0.0,
-        verify_workers: int | None = 0,
+        verify_workers: int | None = None,
     ) -> None:
         self.store = store
         self.log_id = log_id

@@ -142,6 +142,36 @@ async def _no_reset(_conn: Any) -> None:
     default reset on release (UNLISTEN, RESET ALL, ...) is a wasted round trip per query."""
 
 
+# Tags never contain it (see ledger.log), so a tag list travels as one string per entry.
+_TAG_SEPARATOR = "\x1f"
+
+# A whole batch in one statement, one round trip: entries, their tags, the new tree nodes, the
+# checkpoint, the new size, and the notification that wakes subscribers after commit.
+_WRITE_SQL = """
+WITH new_entries AS (
+    INSERT INTO uchast_entries (log, position, type, tags, data, leaf_hash)
+    SELECT $1, u.position, u.type,
+           CASE WHEN u.tags = '' THEN '{}'::text[] ELSE string_to_array(u.tags, E'\\x1f') END,
+           u.data, u.leaf_hash
+      FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::bytea[])
+           AS u(position, type, tags, data, leaf_hash)
+), new_tags AS (
+    INSERT INTO uchast_entry_tags (log, tag, position)
+    SELECT $1, u.tag, u.position FROM unnest($7::text[], $8::bigint[]) AS u(tag, position)
+), new_nodes AS (
+    INSERT INTO uchast_nodes (log, level, idx, hash)
+    SELECT $1, u.level, u.idx, u.hash
+      FROM unnest($9::smallint[], $10::bigint[], $11::bytea[]) AS u(level, idx, hash)
+), new_checkpoint AS (
+    INSERT INTO uchast_checkpoints (log, size, note, created_at)
+    SELECT $1, $13, $14, $15 WHERE $13::bigint IS NOT NULL
+    ON CONFLICT DO NOTHING
+)
+UPDATE uchast_logs SET size = $12 WHERE id = $1
+RETURNING pg_notify('uchast_log', $16)
+"""
+
+
 class _PostgresTransaction(SequencingTransaction):
     def __init__(self, conn: Any, log_id: str, size: int) -> None:
         self._conn = conn
@@ -188,42 +218,28 @@ class _PostgresTransaction(SequencingTransaction):
         nodes: Sequence[tuple[NodeId, bytes]],
         checkpoint: StoredCheckpoint | None,
     ) -> None:
-        log_id = self._log
-        conn = self._conn
-        if entries:
-            # COPY is several times faster than INSERT for a batch of hundreds of rows.
-            await conn.copy_records_to_table(
-                "uchast_entries",
-                records=[
-                    (log_id, e.position, e.type, list(e.tags), e.data, e.leaf_hash) for e in entries
-                ],
-                columns=["log", "position", "type", "tags", "data", "leaf_hash"],
-            )
-            tag_rows = [(log_id, tag, e.position) for e in entries for tag in set(e.tags)]
-            if tag_rows:
-                await conn.copy_records_to_table(
-                    "uchast_entry_tags", records=tag_rows, columns=["log", "tag", "position"]
-                )
-        if nodes:
-            await conn.copy_records_to_table(
-                "uchast_nodes",
-                records=[(log_id, level, idx, h) for (level, idx), h in nodes],
-                columns=["log", "level", "idx", "hash"],
-            )
-        if entries:
-            new_size = entries[-1].position + 1
-            await conn.execute("UPDATE uchast_logs SET size=$2 WHERE id=$1", log_id, new_size)
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{new_size} {log_id}")
-            self.size = new_size
-        if checkpoint is not None:
-            await conn.execute(
-                "INSERT INTO uchast_checkpoints (log, size, note, created_at) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                log_id,
-                checkpoint.size,
-                checkpoint.note,
-                checkpoint.created_at,
-            )
+        new_size = entries[-1].position + 1 if entries else self.size
+        tag_rows = [(tag, e.position) for e in entries for tag in set(e.tags)]
+        await self._conn.execute(
+            _WRITE_SQL,
+            self._log,
+            [e.position for e in entries],
+            [e.type for e in entries],
+            [_TAG_SEPARATOR.join(e.tags) for e in entries],
+            [e.data for e in entries],
+            [e.leaf_hash for e in entries],
+            [tag for tag, _ in tag_rows],
+            [position for _, position in tag_rows],
+            [level for (level, _), _ in nodes],
+            [idx for (_, idx), _ in nodes],
+            [h for _, h in nodes],
+            new_size,
+            None if checkpoint is None else checkpoint.size,
+            None if checkpoint is None else checkpoint.note,
+            None if checkpoint is None else checkpoint.created_at,
+            f"{new_size} {self._log}",
+        )
+        self.size = new_size
 
 
 class PostgresStore(Store):

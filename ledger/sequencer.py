@@ -147,6 +147,9 @@ class Sequencer:
         """
         if not drafts:
             raise ValueError("an append needs at least one entry")
+        for draft in drafts:
+            if any(not tag or "\x1f" in tag for tag in draft.tags):
+                raise ValueError(f"tags must be non-empty and free of U+001F: {draft.tags!r}")
         if self._task is None:
             raise LedgerError("the log is not open for writing")
         future: asyncio.Future[list[StoredEntry]] = asyncio.get_running_loop().create_future()
