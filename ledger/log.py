@@ -142,6 +142,10 @@ class Ledger:
         await self.store.create_log(self.log_id)
         await self.refresh_keys()
         await self.sequencer.start()
+        if self.log_key is not None and await self.size() > 0:
+            # Entries may have been written without the log key (uchast init, keys add):
+            # make sure the current size has a checkpoint before anyone asks for one.
+            await self.sequencer.flush_checkpoint()
 
     async def close(self) -> None:
         await self._tagged_reads.close()

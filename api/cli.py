@@ -1,0 +1,287 @@
+"""The ``uchast`` command line. Every error is one clear line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import LedgerError
+from ledger.keys import SignerKey, VerifierKey, sign_envelope
+from ledger.log import Ledger
+from ledger.store import Store, open_store
+
+DEFAULT_DB = "sqlite:///uchast.db"
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit status 2."""
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
+
+
+# keygen
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    signer = SignerKey.generate(args.name)
+    try:
+        signer.save(args.out, overwrite=args.force)
+    except FileExistsError:
+        raise CommandError(f"{args.out} exists; use --force to replace it") from None
+    print(signer.verifier.vkey)
+    return 0
+
+
+# helpers
+
+
+def load_signer(path: str, what: str) -> SignerKey:
+    if not Path(path).exists():
+        raise CommandError(f"{what} file {path} does not exist (make one with: uchast keygen)")
+    return SignerKey.load(path)
+
+
+def load_voter_key(path: str, *, create: bool) -> bytes:
+    """The election's secret HMAC key for voter tokens: 32 random bytes, hex, mode 0600."""
+    file = Path(path)
+    if not file.exists():
+        if not create:
+            raise CommandError(f"voter key file {path} does not exist")
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    text = file.read_text().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise CommandError(f"voter key file {path} is not hex") from None
+    if len(key) < 32:
+        raise CommandError(f"voter key in {path} is shorter than 32 bytes")
+    return key
+
+
+async def _with_store(url: str, work: Callable[[Store], Coroutine[Any, Any, int]]) -> int:
+    store = open_store(url)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+async def _single_election(store: Store, election: str | None) -> str:
+    logs = await store.log_ids()
+    if election is not None:
+        if election not in logs:
+            raise CommandError(f"no election {election!r} in this database")
+        return election
+    if len(logs) != 1:
+        names = ", ".join(logs) or "none"
+        raise CommandError(f"say which election with --election (this database has: {names})")
+    return logs[0]
+
+
+async def _append_signed(
+    store: Store, election: str, payload: dict[str, Any], signer: SignerKey
+) -> int:
+    ledger = Ledger(store, election, verify_workers=0)
+    await ledger.open()
+    try:
+        appended = await ledger.append(sign_envelope(payload, signer))
+    finally:
+        await ledger.close()
+    return appended.position
+
+
+# init
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from votes.election import election_to_dict, parse_election_toml
+
+    admin = load_signer(args.admin_key, "admin key")
+    try:
+        text = Path(args.election_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.election_file}: {exc.strerror}") from None
+    election = parse_election_toml(text)
+    voter_key = load_voter_key(args.voter_key, create=True)
+
+    async def work(store: Store) -> int:
+        if election.id in await store.log_ids() and await store.size(election.id) > 0:
+            raise CommandError(f"election {election.id!r} already exists in this database")
+        await store.create_log(election.id)
+        payload = {
+            "type": "election",
+            "election": election.id,
+            "admin_key": admin.verifier.vkey,
+            "voter_key_id": voter_key_id(voter_key),
+            "definition": election_to_dict(election),
+        }
+        await _append_signed(store, election.id, payload, admin)
+        print(f"election {election.id} created in {args.db}")
+        print(f"admin vkey: {admin.verifier.vkey}")
+        print(f"voter key:  {args.voter_key} (share with the voting site only)")
+        return 0
+
+    return _run(_with_store(args.db, work))
+
+
+def voter_key_id(voter_key: bytes) -> str:
+    """A public fingerprint of the voter key, so a site can tell it holds the right one."""
+    import hashlib
+
+    return hashlib.sha256(b"uchast/voter-key\n" + voter_key).hexdigest()[:16]
+
+
+# keys
+
+
+def cmd_keys_add(args: argparse.Namespace) -> int:
+    admin = load_signer(args.admin_key, "admin key")
+    vkey = VerifierKey.parse(args.vkey)
+
+    async def work(store: Store) -> int:
+        election = await _single_election(store, args.election)
+        payload = {
+            "type": "key-registered",
+            "election": election,
+            "vkey": vkey.vkey,
+            "role": args.role,
+        }
+        if args.polling_point:
+            payload["polling_point"] = args.polling_point
+        position = await _append_signed(store, election, payload, admin)
+        print(f"registered {vkey.key_id} as {args.role} at log position {position}")
+        return 0
+
+    return _run(_with_store(args.db, work))
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    admin = load_signer(args.admin_key, "admin key")
+
+    async def work(store: Store) -> int:
+        election = await _single_election(store, args.election)
+        payload = {
+            "type": "key-revoked",
+            "election": election,
+            "key": args.key,
+            "reason": args.reason,
+        }
+        position = await _append_signed(store, election, payload, admin)
+        print(f"revoked {args.key} at log position {position}")
+        return 0
+
+    return _run(_with_store(args.db, work))
+
+
+# serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from api.app import create_app
+    from api.service import ServiceConfig
+
+    config = ServiceConfig(
+        db_url=args.db,
+        log_key=load_signer(args.log_key, "log key"),
+        deployment=args.deployment,
+        voter_key=load_voter_key(args.voter_key, create=False) if args.voter_key else None,
+        checkpoint_interval=args.checkpoint_interval,
+    )
+    web.run_app(create_app(config), host=args.host, port=args.port, print=None)
+    return 0
+
+
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uchast",
+        description="Verifiable, event-sourced vote tallying for participatory budgets.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("keygen", help="make a new Ed25519 key; prints its public vkey")
+    p.add_argument("name", help="key name, unique in an election, e.g. clerk.point-2.olena")
+    p.add_argument("--out", required=True, help="file for the private key (mode 0600)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("init", help="write an election's first entry from its TOML file")
+    p.add_argument("election_file", metavar="ELECTION.toml")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"storage URL (default {DEFAULT_DB})")
+    p.add_argument("--admin-key", required=True, help="the administrator's private key file")
+    p.add_argument(
+        "--voter-key",
+        default="voter.key",
+        help="HMAC key file for voter tokens; created if absent (default voter.key)",
+    )
+    p.set_defaults(func=cmd_init)
+
+    keys = sub.add_parser("keys", help="register or revoke signing keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    p = keys.add_parser("add", help="register a site, clerk or supervisor key")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--admin-key", required=True)
+    p.add_argument("--role", required=True, choices=["site", "clerk", "supervisor"])
+    p.add_argument("--vkey", required=True, help="the key's public vkey string")
+    p.add_argument("--polling-point", help="for a clerk: the polling point the key serves")
+    p.add_argument("--election", help="election id (needed when the database holds several)")
+    p.set_defaults(func=cmd_keys_add)
+    p = keys.add_parser("revoke", help="revoke a key from now on")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--admin-key", required=True)
+    p.add_argument("--key", required=True, help="key id name+hex8")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--election")
+    p.set_defaults(func=cmd_keys_revoke)
+
+    p = sub.add_parser("serve", help="run the HTTP service")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--log-key", required=True, help="private key that signs checkpoints")
+    p.add_argument("--voter-key", help="HMAC voter key file (needed for paper ballots)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--deployment", default="uchast.local", help="names the log in checkpoints")
+    p.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=0.0,
+        help="seconds between checkpoints (0: after every batch)",
+    )
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except CommandError as exc:
+        print(f"uchast: {exc}", file=sys.stderr)
+        return 2
+    except (LedgerError, ValueError, OSError) as exc:
+        print(f"uchast: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Log endpoints: checkpoint, entries, inclusion and consistency proofs."""
+
+from __future__ import annotations
+
+import base64
+
+from aiohttp import web
+
+from api.keys import SERVICE
+from api.problems import ProblemError
+
+routes = web.RouteTableDef()
+
+MAX_ENTRIES_PER_REQUEST = 100_000
+
+
+def int_param(request: web.Request, name: str, default: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise ProblemError(400, "bad-parameter", f"query parameter {name!r} is required")
+        return default
+    if not raw.isdigit():
+        raise ProblemError(400, "bad-parameter", f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@routes.get("/v1/elections/{election}/log/checkpoint")
+async def checkpoint(request: web.Request) -> web.Response:
+    ledger = await request.app[SERVICE].ledger(request.match_info["election"])
+    stored = await ledger.latest_checkpoint()
+    if stored is None:
+        raise ProblemError(404, "no-checkpoint", "no checkpoint has been issued yet")
+    return web.Response(text=stored.note, content_type="text/plain", charset="utf-8")
+
+
+@routes.get("/v1/elections/{election}/log/entries")
+async def entries(request: web.Request) -> web.StreamResponse:
+    ledger = await request.app[SERVICE].ledger(request.match_info["election"])
+    size = await ledger.size()
+    start = int_param(request, "start", 0)
+    end = min(int_param(request, "end", size), size, start + MAX_ENTRIES_PER_REQUEST)
+    response = web.StreamResponse(headers={"Content-Type": "application/jsonl"})
+    await response.prepare(request)
+    chunk: list[bytes] = []
+    async for entry in ledger.stream(start, max(start, end)):
+        # The entry's stored bytes go out untouched: they are the Merkle leaf.
+        chunk.append(b'{"index":%d,"entry":%s}\n' % (entry.position, entry.data))
+        if len(chunk) >= 500:
+            await response.write(b"".join(chunk))
+            chunk.clear()
+    if chunk:
+        await response.write(b"".join(chunk))
+    await response.write_eof()
+    return response
+
+
+@routes.get("/v1/elections/{election}/log/proof/inclusion")
+async def inclusion_proof(request: web.Request) -> web.Response:
+    ledger = await request.app[SERVICE].ledger(request.match_info["election"])
+    index = int_param(request, "index")
+    size = int_param(request, "size", await ledger.size())
+    hashes = await ledger.inclusion_proof(index, size)
+    [entry] = await ledger.entries(index, index + 1)
+    return web.json_response(
+        {
+            "index": index,
+            "size": size,
+            "leaf_hash": b64(entry.leaf_hash),
+            "hashes": [b64(h) for h in hashes],
+        }
+    )
+
+
+@routes.get("/v1/elections/{election}/log/proof/consistency")
+async def consistency_proof(request: web.Request) -> web.Response:
+    ledger = await request.app[SERVICE].ledger(request.match_info["election"])
+    old = int_param(request, "old")
+    new = int_param(request, "new", await ledger.size())
+    hashes = await ledger.consistency_proof(old, new)
+    return web.json_response({"old": old, "new": new, "hashes": [b64(h) for h in hashes]})

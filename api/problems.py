@@ -1,0 +1,130 @@
+"""RFC 9457 problem documents: every refusal and failure leaves the service as one of these.
+
+One middleware maps the domain's error types to an HTTP status and a stable ``code``; handlers
+never build error responses themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ledger import errors as ledger_errors
+
+log = logging.getLogger("uchast.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+# Status for each ledger error code; votes errors carry their own status.
+_LEDGER_STATUS: dict[str, int] = {
+    ledger_errors.EnvelopeError.code: 400,
+    ledger_errors.KeyFormatError.code: 400,
+    ledger_errors.BadSignatureError.code: 401,
+    ledger_errors.UnknownKeyError.code: 401,
+    ledger_errors.KeyRevokedError.code: 403,
+    ledger_errors.RoleForbiddenError.code: 403,
+    ledger_errors.WrongLogError.code: 422,
+    ledger_errors.ConditionFailedError.code: 409,
+    ledger_errors.LogStateError.code: 409,
+    ledger_errors.LogNotInitialisedError.code: 409,
+    ledger_errors.ProofError.code: 400,
+    ledger_errors.InclusionProofError.code: 400,
+    ledger_errors.ConsistencyProofError.code: 400,
+    ledger_errors.StoreUnavailableError.code: 503,
+}
+
+# Ukrainian first: the clerks' language. English follows in message_en.
+_LEDGER_UK: dict[str, str] = {
+    "bad-envelope": "Запит має неправильну форму підписаного конверта.",
+    "bad-key": "Ключ записано неправильно.",
+    "bad-signature": "Підпис не збігається з ключем.",
+    "unknown-key": "Цей ключ не зареєстровано для голосування.",
+    "key-revoked": "Цей ключ відкликано; зверніться до адміністратора.",
+    "role-forbidden": "Цей ключ не має права на таку дію.",
+    "wrong-election": "Запит стосується іншого голосування.",
+    "condition-failed": "Дані виборця змінилися під час запиту; повторіть спробу.",
+    "log-state": "Запис не відповідає стану журналу.",
+    "not-initialised": "Голосування ще не створено.",
+    "bad-proof": "Неможливо надати доказ для цих розмірів журналу.",
+    "bad-inclusion-proof": "Доказ включення не підтверджується.",
+    "bad-consistency-proof": "Доказ узгодженості не підтверджується.",
+    "store-unavailable": "База даних тимчасово недоступна; спробуйте за хвилину.",
+}
+
+
+class ProblemError(Exception):
+    """A problem raised by the API layer itself (bad query parameters, unknown election...)."""
+
+    def __init__(
+        self, status: int, code: str, message_en: str, message_uk: str | None = None
+    ) -> None:
+        super().__init__(message_en)
+        self.status = status
+        self.code = code
+        self.message_en = message_en
+        self.message_uk = message_uk or message_en
+
+
+def problem_response(
+    status: int, code: str, message_en: str, message_uk: str, **extra: Any
+) -> web.Response:
+    body = {
+        "type": f"urn:uchast:problem:{code}",
+        "title": code.replace("-", " ").capitalize(),
+        "status": status,
+        "code": code,
+        "detail": message_en,
+        "message_en": message_en,
+        "message_uk": message_uk,
+        **extra,
+    }
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return web.Response(
+        status=status,
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        content_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def to_problem(exc: BaseException) -> web.Response | None:
+    """The problem response for a domain error, or None if ``exc`` is not one."""
+    if isinstance(exc, ProblemError):
+        return problem_response(exc.status, exc.code, exc.message_en, exc.message_uk)
+    if isinstance(exc, ledger_errors.LedgerError):
+        status = _LEDGER_STATUS.get(exc.code, 400)
+        return problem_response(status, exc.code, str(exc), _LEDGER_UK.get(exc.code, str(exc)))
+    code = getattr(exc, "code", None)
+    if code is not None and hasattr(exc, "message_uk") and hasattr(exc, "message_en"):
+        status = int(getattr(exc, "status", 422))
+        return problem_response(status, code, exc.message_en, exc.message_uk)
+    return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn domain errors and HTTP errors into problem+json; never leak a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
+            exc.status, "http-error"
+        )
+        return problem_response(exc.status, code, exc.reason, exc.reason)
+    except Exception as exc:
+        response = to_problem(exc)
+        if response is not None:
+            return response
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(
+            500, "internal-error", "Internal error; it has been logged.", "Внутрішня помилка."
+        )

@@ -1,0 +1,72 @@
+"""The running service's state: one store, one ledger per election, opened on demand."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from api.problems import ProblemError
+from ledger.keys import SignerKey
+from ledger.log import Ledger
+from ledger.store import Store, open_store
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What ``uchast serve`` is started with."""
+
+    db_url: str
+    log_key: SignerKey
+    deployment: str = "uchast.local"
+    voter_key: bytes | None = None
+    checkpoint_interval: float = 0.0
+    max_body_bytes: int = 64 * 1024
+
+
+class Service:
+    """Store and ledgers; what every handler reaches through the app."""
+
+    def __init__(self, config: ServiceConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config.db_url)
+        self._ledgers: dict[str, Ledger] = {}
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        await self.store.open()
+        for log_id in await self.store.log_ids():
+            await self.ledger(log_id)
+
+    async def close(self) -> None:
+        for ledger in self._ledgers.values():
+            await ledger.close()
+        self._ledgers.clear()
+        await self.store.close()
+
+    async def ledger(self, election: str) -> Ledger:
+        """The open ledger of ``election``; 404 problem if the store has no such log."""
+        ledger = self._ledgers.get(election)
+        if ledger is not None:
+            return ledger
+        async with self._lock:
+            if election not in self._ledgers:
+                if election not in await self.store.log_ids():
+                    raise ProblemError(
+                        404,
+                        "unknown-election",
+                        f"no election {election!r} here",
+                        f"голосування {election!r} не знайдено",
+                    )
+                ledger = Ledger(
+                    self.store,
+                    election,
+                    log_signer=self.config.log_key,
+                    deployment=self.config.deployment,
+                    checkpoint_interval=self.config.checkpoint_interval,
+                )
+                await ledger.open()
+                self._ledgers[election] = ledger
+            return self._ledgers[election]
+
+    def open_ledgers(self) -> list[Ledger]:
+        return list(self._ledgers.values())
