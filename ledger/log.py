@@ -72,6 +72,18 @@ def entry_encoder(envelope: Envelope, tags: Sequence[str], entry_type: str) -> D
     return Draft(entry_type, tuple(tags), encode)
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedEnvelope:
+    """An envelope whose signature verified under a key registered in this log."""
+
+    envelope: Envelope
+    role: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.envelope.payload
+
+
 class _LogGatekeeper:
     """Steps 5 and 6 of the checklist, run by the sequencer under the lock."""
 
@@ -179,14 +191,12 @@ class Ledger:
             raise UnknownKeyError(envelope.key)
         return record.key
 
-    async def append(
-        self,
-        submitted: object,
-        *,
-        tags: Sequence[str] = (),
-        condition: DCBAppendCondition | None = None,
-    ) -> Appended:
-        """Verify ``submitted`` (a signed envelope as received) and append it durably."""
+    async def verify(self, submitted: object) -> VerifiedEnvelope:
+        """Checks 1-4 and an early look at 5: who signed this, and may they write it?
+
+        Callers verify before they read any state, so an unsigned request learns nothing about
+        voters. The role and revocation checks are repeated under the lock when appending.
+        """
         envelope = Envelope.parse(submitted)
         if envelope.payload.get("election") != self.log_id:
             raise WrongLogError(self.log_id, envelope.payload.get("election"))
@@ -195,6 +205,35 @@ class Ledger:
             verifier.public, envelope.message, envelope.sig
         ):
             raise BadSignatureError(envelope.key)
+        record = self.registry.get(envelope.key)
+        if record is not None and envelope.payload["type"] != EntryType.ELECTION:
+            # As of the registry's position; the sequencer repeats this at the entry's own.
+            self.registry.check_signer(
+                envelope.key, str(envelope.payload["type"]), self.registry.size
+            )
+        return VerifiedEnvelope(envelope, record.role.value if record else "admin")
+
+    async def append(
+        self,
+        submitted: object,
+        *,
+        tags: Sequence[str] = (),
+        condition: DCBAppendCondition | None = None,
+    ) -> Appended:
+        """Verify ``submitted`` (a signed envelope as received) and append it durably."""
+        return await self.append_verified(
+            await self.verify(submitted), tags=tags, condition=condition
+        )
+
+    async def append_verified(
+        self,
+        verified: VerifiedEnvelope,
+        *,
+        tags: Sequence[str] = (),
+        condition: DCBAppendCondition | None = None,
+    ) -> Appended:
+        """Append an envelope :meth:`verify` accepted; returns once the entry is durable."""
+        envelope = verified.envelope
         entry_type = str(envelope.payload["type"])
         all_tags = sorted({*tags, f"key:{envelope.key}"})
         draft = entry_encoder(envelope, all_tags, entry_type)
