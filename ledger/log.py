@@ -27,6 +27,7 @@ from ledger.canonical import canonical
 from ledger.checkpoint import Checkpoint, verify_checkpoint
 from ledger.errors import (
     BadSignatureError,
+    KeyRevokedError,
     LogNotInitialisedError,
     ProofError,
     UnknownKeyError,
@@ -191,7 +192,7 @@ class Ledger:
             raise UnknownKeyError(envelope.key)
         return record.key
 
-    async def verify(self, submitted: object) -> VerifiedEnvelope:
+    async def verify(self, submitted: object, *, check_role: bool = True) -> VerifiedEnvelope:
         """Checks 1-4 and an early look at 5: who signed this, and may they write it?
 
         Callers verify before they read any state, so an unsigned request learns nothing about
@@ -206,11 +207,13 @@ class Ledger:
         ):
             raise BadSignatureError(envelope.key)
         record = self.registry.get(envelope.key)
-        if record is not None and envelope.payload["type"] != EntryType.ELECTION:
+        if check_role and record is not None and envelope.payload["type"] != EntryType.ELECTION:
             # As of the registry's position; the sequencer repeats this at the entry's own.
             self.registry.check_signer(
                 envelope.key, str(envelope.payload["type"]), self.registry.size
             )
+        if record is not None and record.revoked_at is not None:
+            raise KeyRevokedError(envelope.key, record.revoked_at)
         return VerifiedEnvelope(envelope, record.role.value if record else "admin")
 
     async def append(

@@ -29,6 +29,7 @@ class KeyRecord:
     role: Role
     registered_at: int
     revoked_at: int | None = None
+    polling_point: str | None = None
 
 
 class KeyRegistry:
@@ -78,7 +79,10 @@ class KeyRegistry:
                 raise LogStateError(
                     f"role must be one of {[r.value for r in Role]}, got {payload.get('role')!r}"
                 ) from None
-            self._stage_new(KeyRecord(key, role, position))
+            point = payload.get("polling_point")
+            if point is not None and (role != Role.CLERK or not isinstance(point, str)):
+                raise LogStateError("only a clerk key names a polling point, as a string")
+            self._stage_new(KeyRecord(key, role, position, polling_point=point))
         elif entry_type == EntryType.KEY_REVOKED:
             target = payload.get("key")
             record = self.get(str(target))
