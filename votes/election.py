@@ -1,0 +1,608 @@
+"""The election definition: categories, projects, polling points, window, allocation rule.
+
+An election is read from a TOML file (:func:`parse_election_toml`) or from its JSON form
+(:func:`election_from_dict`); both go through the same validation, and every refusal is an
+:class:`~votes.errors.ElectionDefinitionError` naming the offending field by its path
+(``projects[12].cost``, ``rule.tie_break[1]``). Build elections through these readers: the
+dataclass constructors do not validate.
+
+Money is written in one of two unambiguous ways, never as a bare number:
+
+- ``cost = "1 500 000.00"`` — UAH as a string (see :func:`votes.money.parse_uah`);
+- ``cost_kopecks = 150000000`` — integer kopecks, under the key with the ``_kopecks`` suffix.
+
+A field takes exactly one of the two. The same holds for ``budget`` and ``max_cost``.
+:func:`election_to_dict` writes the ``_kopecks`` form, and datetimes as ISO 8601 in UTC.
+
+Datetimes carry an offset (``2018-10-01T00:00:00+03:00``) or are local and read in the
+election's ``timezone``; a local time that a clock change makes ambiguous or skips is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal, TypeVar, cast, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from votes.errors import ElectionDefinitionError, ElectionFrozenError
+from votes.money import Kopecks, format_uah, parse_uah
+
+__all__ = [
+    "TIE_BREAKS",
+    "VOTER_TOKEN_SCHEMES",
+    "AllocationMethod",
+    "AllocationRule",
+    "Category",
+    "Election",
+    "PollingPoint",
+    "Project",
+    "check_amendment",
+    "election_from_dict",
+    "election_to_dict",
+    "parse_election_toml",
+]
+
+AllocationMethod = Literal["greedy", "greedy-no-skip", "equal-shares"]
+TieBreak = Literal["cost-ascending", "cost-descending", "lottery"]
+TIE_BREAKS: tuple[str, ...] = get_args(TieBreak)
+VOTER_TOKEN_SCHEMES: tuple[str, ...] = ("hmac-sha256",)
+
+_ELECTION_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}", re.ASCII)
+_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+_LANGUAGE = re.compile(r"[a-z]{2,3}", re.ASCII)
+_HAS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project on the ballot, in one category, with its cost."""
+
+    id: str
+    title: dict[str, str] = field(hash=False)
+    category: str
+    cost: Kopecks
+    district: str
+
+
+@dataclass(frozen=True)
+class Category:
+    """A category of projects: its own budget, per-voter limit and maximum project cost."""
+
+    id: str
+    title: dict[str, str] = field(hash=False)
+    max_picks: int
+    budget: Kopecks
+    max_cost: Kopecks
+
+
+@dataclass(frozen=True)
+class PollingPoint:
+    """A place where voters vote on paper and clerks enter the ballots."""
+
+    id: str
+    title: dict[str, str] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class AllocationRule:
+    """How winners are chosen inside each category's budget.
+
+    ``method``: ``greedy`` funds projects by votes and skips one that no longer fits;
+    ``greedy-no-skip`` stops at the first that does not fit; ``equal-shares`` is the Method of
+    Equal Shares. Projects with fewer than ``min_votes`` votes are never funded. Ties in votes
+    are broken by the ``tie_break`` criteria in order (``lottery`` draws with ``seed``, so it is
+    always last); projects still tied are ordered by id.
+    """
+
+    method: AllocationMethod
+    min_votes: int = 0
+    tie_break: tuple[str, ...] = ()
+    seed: str = ""
+
+
+@dataclass(frozen=True)
+class Election:
+    """One participatory-budget election: what is on the ballot, when and how it is counted.
+
+    All three datetimes are aware and expressed in ``timezone``. Voting is open for ballots cast
+    in [``voting_opens``, ``voting_closes``]; paper entries are accepted until
+    ``paper_deadline``. With ``multiple_ballots`` a voter may vote several times while the
+    per-category limits hold; with ``double_entry`` a paper ballot counts only once two different
+    clerks have keyed the same content (see :mod:`votes.rules`).
+    """
+
+    id: str
+    title: dict[str, str] = field(hash=False)
+    timezone: str
+    voting_opens: datetime
+    voting_closes: datetime
+    paper_deadline: datetime
+    categories: tuple[Category, ...]
+    projects: tuple[Project, ...]
+    polling_points: tuple[PollingPoint, ...]
+    rule: AllocationRule
+    voter_token_scheme: str = "hmac-sha256"
+    multiple_ballots: bool = True
+    double_entry: bool = False
+    _projects: dict[str, Project] = field(init=False, repr=False, compare=False, hash=False)
+    _categories: dict[str, Category] = field(init=False, repr=False, compare=False, hash=False)
+    _points: dict[str, PollingPoint] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # Lookups sit on the ballot hot path; index once.
+        object.__setattr__(self, "_projects", {p.id: p for p in self.projects})
+        object.__setattr__(self, "_categories", {c.id: c for c in self.categories})
+        object.__setattr__(self, "_points", {p.id: p for p in self.polling_points})
+
+    def project(self, project_id: str) -> Project | None:
+        """The project with ``project_id``, or None when it is not on the ballot."""
+        return self._projects.get(project_id)
+
+    def category(self, category_id: str) -> Category | None:
+        """The category with ``category_id``, or None."""
+        return self._categories.get(category_id)
+
+    def polling_point(self, point_id: str) -> PollingPoint | None:
+        """The polling point with ``point_id``, or None."""
+        return self._points.get(point_id)
+
+    def projects_in(self, category_id: str) -> tuple[Project, ...]:
+        """The projects of ``category_id``, in definition order."""
+        return tuple(p for p in self.projects if p.category == category_id)
+
+    @property
+    def total_budget(self) -> Kopecks:
+        """The sum of the categories' budgets."""
+        return Kopecks(sum(c.budget for c in self.categories))
+
+
+def check_amendment(current: Election, amended: Election, *, now: datetime) -> None:
+    """Refuse replacing ``current`` by ``amended`` at ``now``.
+
+    Raises :class:`~votes.errors.ElectionFrozenError` once voting has opened, and
+    :class:`~votes.errors.ElectionDefinitionError` if the amendment changes the election's id.
+    """
+    if now >= current.voting_opens:
+        raise ElectionFrozenError(current.voting_opens)
+    if amended.id != current.id:
+        raise ElectionDefinitionError("id", f"an amendment cannot change the id {current.id!r}")
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def parse_election_toml(text: str) -> Election:
+    """The election defined by the TOML document ``text`` (see the module docstring)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ElectionDefinitionError("toml", f"not valid TOML: {exc}") from None
+    return election_from_dict(document)
+
+
+def _path(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else key
+
+
+def _table(value: object, where: str, allowed: frozenset[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ElectionDefinitionError(where or "(document)", "must be a table")
+    for key in value:
+        if key not in allowed:
+            expected = ", ".join(sorted(allowed))
+            raise ElectionDefinitionError(
+                _path(where, str(key)), f"unknown field (expected one of: {expected})"
+            )
+    return cast("Mapping[str, Any]", value)
+
+
+def _required(table: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in table:
+        raise ElectionDefinitionError(_path(where, key), "is required")
+    return table[key]
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ElectionDefinitionError(where, "must be non-empty text")
+    return value
+
+
+def _item_id(value: object, where: str) -> str:
+    if not isinstance(value, str) or _ITEM_ID.fullmatch(value) is None:
+        raise ElectionDefinitionError(
+            where, f"{value!r} is not an id: 1-64 letters, digits, '.', '_' or '-'"
+        )
+    return value
+
+
+def _integer(value: object, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ElectionDefinitionError(where, f"must be an integer, not {value!r}")
+    if value < minimum:
+        raise ElectionDefinitionError(where, f"must be at least {minimum}, not {value}")
+    return value
+
+
+def _boolean(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ElectionDefinitionError(_path(where, key), f"must be true or false, not {value!r}")
+    return value
+
+
+def _title(value: object, where: str) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ElectionDefinitionError(where, "must be a table of titles by language (uk, en)")
+    titles: dict[str, str] = {}
+    for language, text in value.items():
+        if not isinstance(language, str) or _LANGUAGE.fullmatch(language) is None:
+            raise ElectionDefinitionError(
+                _path(where, str(language)), "is not a language code like 'uk' or 'en'"
+            )
+        titles[language] = _text(text, _path(where, language))
+    for language in ("uk", "en"):
+        if language not in titles:
+            raise ElectionDefinitionError(_path(where, language), "is required")
+    return titles
+
+
+def _money(table: Mapping[str, Any], key: str, where: str) -> tuple[Kopecks, str]:
+    """The amount under ``key`` (UAH text) or ``key_kopecks`` (integer), and the key used."""
+    in_kopecks = f"{key}_kopecks"
+    if key in table and in_kopecks in table:
+        raise ElectionDefinitionError(
+            _path(where, key), f"give either {key} (UAH) or {in_kopecks}, not both"
+        )
+    if in_kopecks in table:
+        value = table[in_kopecks]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ElectionDefinitionError(
+                _path(where, in_kopecks), f"must be an integer number of kopecks, not {value!r}"
+            )
+        return Kopecks(value), in_kopecks
+    value = _required(table, key, where)
+    if not isinstance(value, str):
+        raise ElectionDefinitionError(
+            _path(where, key),
+            f"write UAH as text like '1 500 000.00' (a bare number such as {value!r} is "
+            f"ambiguous), or integer kopecks under {in_kopecks}",
+        )
+    try:
+        return parse_uah(value), key
+    except ValueError as exc:
+        raise ElectionDefinitionError(_path(where, key), str(exc)) from None
+
+
+def _positive(amount: Kopecks, where: str) -> Kopecks:
+    if amount <= 0:
+        raise ElectionDefinitionError(
+            where, f"must be more than zero, not {format_uah(amount)} UAH"
+        )
+    return amount
+
+
+def _zone(value: object) -> ZoneInfo:
+    if not isinstance(value, str) or not value:
+        raise ElectionDefinitionError("timezone", "must be an IANA time zone like 'Europe/Kyiv'")
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ElectionDefinitionError(
+            "timezone", f"{value!r} is not an IANA time zone like 'Europe/Kyiv'"
+        ) from None
+
+
+def _moment(value: object, where: str, zone: ZoneInfo) -> datetime:
+    if isinstance(value, str):
+        if _HAS_TIME.match(value) is None:
+            raise ElectionDefinitionError(
+                where, f"{value!r} is not an ISO 8601 date and time like 2018-10-01T00:00:00+03:00"
+            )
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ElectionDefinitionError(
+                where, f"{value!r} is not an ISO 8601 date and time"
+            ) from None
+    if not isinstance(value, datetime):
+        kind = "a date without a time" if isinstance(value, date) else repr(value)
+        raise ElectionDefinitionError(where, f"must be a date and time, not {kind}")
+    if value.tzinfo is None:
+        earlier = value.replace(tzinfo=zone, fold=0)
+        later = value.replace(tzinfo=zone, fold=1)
+        if earlier.utcoffset() != later.utcoffset():
+            raise ElectionDefinitionError(
+                where,
+                f"local time {value.isoformat()} is ambiguous or skipped in {zone.key} because "
+                "of a clock change; give it with an offset",
+            )
+        value = earlier
+    elif value.utcoffset() is None:
+        raise ElectionDefinitionError(where, "has a time zone without an offset")
+    return value.astimezone(zone)
+
+
+_T = TypeVar("_T")
+
+
+def _items(
+    value: object, where: str, read: Callable[[object, str], _T], *, allow_empty: bool
+) -> tuple[_T, ...]:
+    if not isinstance(value, list | tuple):
+        raise ElectionDefinitionError(where, "must be a list of tables")
+    if not value and not allow_empty:
+        raise ElectionDefinitionError(where, "must not be empty")
+    return tuple(read(item, _path(where, i)) for i, item in enumerate(value))
+
+
+def _unique(items: tuple[Any, ...], where: str) -> None:
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.id in first:
+            raise ElectionDefinitionError(
+                _path(_path(where, i), "id"),
+                f"duplicate id {item.id!r} (also {_path(where, first[item.id])})",
+            )
+        first[item.id] = i
+
+
+_CATEGORY_KEYS = frozenset(
+    {"id", "title", "max_picks", "budget", "budget_kopecks", "max_cost", "max_cost_kopecks"}
+)
+
+
+def _category(value: object, where: str) -> Category:
+    table = _table(value, where, _CATEGORY_KEYS)
+    budget, budget_key = _money(table, "budget", where)
+    max_cost, max_cost_key = _money(table, "max_cost", where)
+    _positive(budget, _path(where, budget_key))
+    _positive(max_cost, _path(where, max_cost_key))
+    if max_cost > budget:
+        raise ElectionDefinitionError(
+            _path(where, max_cost_key),
+            f"{format_uah(max_cost)} UAH exceeds the category's budget {format_uah(budget)} UAH",
+        )
+    return Category(
+        id=_item_id(_required(table, "id", where), _path(where, "id")),
+        title=_title(_required(table, "title", where), _path(where, "title")),
+        max_picks=_integer(_required(table, "max_picks", where), _path(where, "max_picks"), 1),
+        budget=budget,
+        max_cost=max_cost,
+    )
+
+
+_PROJECT_KEYS = frozenset({"id", "title", "category", "cost", "cost_kopecks", "district"})
+
+
+def _project_reader(categories: Mapping[str, Category]) -> Callable[[object, str], Project]:
+    def read(value: object, where: str) -> Project:
+        table = _table(value, where, _PROJECT_KEYS)
+        project_id = _item_id(_required(table, "id", where), _path(where, "id"))
+        title = _title(_required(table, "title", where), _path(where, "title"))
+        category_id = _required(table, "category", where)
+        category = categories.get(category_id) if isinstance(category_id, str) else None
+        if category is None:
+            known = ", ".join(categories)
+            raise ElectionDefinitionError(
+                _path(where, "category"),
+                f"unknown category {category_id!r} (categories: {known})",
+            )
+        cost, cost_key = _money(table, "cost", where)
+        _positive(cost, _path(where, cost_key))
+        if cost > category.max_cost:
+            raise ElectionDefinitionError(
+                _path(where, cost_key),
+                f"{format_uah(cost)} UAH exceeds the category's maximum "
+                f"{format_uah(category.max_cost)} UAH",
+            )
+        district = _text(_required(table, "district", where), _path(where, "district"))
+        return Project(project_id, title, category.id, cost, district)
+
+    return read
+
+
+def _polling_point(value: object, where: str) -> PollingPoint:
+    table = _table(value, where, frozenset({"id", "title"}))
+    return PollingPoint(
+        id=_item_id(_required(table, "id", where), _path(where, "id")),
+        title=_title(_required(table, "title", where), _path(where, "title")),
+    )
+
+
+def _rule(value: object) -> AllocationRule:
+    where = "rule"
+    table = _table(value, where, frozenset({"method", "min_votes", "tie_break", "seed"}))
+    method = _required(table, "method", where)
+    methods = get_args(AllocationMethod)
+    if method not in methods:
+        raise ElectionDefinitionError(
+            "rule.method", f"{method!r} is not one of {', '.join(methods)}"
+        )
+    min_votes = _integer(table.get("min_votes", 0), "rule.min_votes", 0)
+    raw_breaks = table.get("tie_break", [])
+    if not isinstance(raw_breaks, list | tuple):
+        raise ElectionDefinitionError("rule.tie_break", "must be a list")
+    breaks: list[str] = []
+    for i, criterion in enumerate(raw_breaks):
+        here = _path("rule.tie_break", i)
+        if criterion not in TIE_BREAKS:
+            raise ElectionDefinitionError(
+                here, f"{criterion!r} is not one of {', '.join(TIE_BREAKS)}"
+            )
+        if criterion in breaks:
+            raise ElectionDefinitionError(here, f"{criterion!r} is listed twice")
+        if "lottery" in breaks:
+            raise ElectionDefinitionError(here, "nothing can follow 'lottery': it leaves no tie")
+        if criterion.startswith("cost-") and any(b.startswith("cost-") for b in breaks):
+            raise ElectionDefinitionError(here, "cost-ascending and cost-descending contradict")
+        breaks.append(criterion)
+    seed = table.get("seed", "")
+    if not isinstance(seed, str):
+        raise ElectionDefinitionError("rule.seed", "must be text")
+    if "lottery" in breaks and not seed.strip():
+        raise ElectionDefinitionError("rule.seed", "is required when tie_break uses 'lottery'")
+    return AllocationRule(
+        method=cast("AllocationMethod", method),
+        min_votes=min_votes,
+        tie_break=tuple(breaks),
+        seed=seed,
+    )
+
+
+_ELECTION_KEYS = frozenset(
+    {
+        "id",
+        "title",
+        "timezone",
+        "voting_opens",
+        "voting_closes",
+        "paper_deadline",
+        "budget",
+        "budget_kopecks",
+        "categories",
+        "projects",
+        "polling_points",
+        "rule",
+        "voter_token_scheme",
+        "multiple_ballots",
+        "double_entry",
+    }
+)
+
+
+def election_from_dict(document: Mapping[str, Any]) -> Election:
+    """The election described by ``document`` (parsed TOML, or JSON from
+    :func:`election_to_dict`), validated; raises :class:`ElectionDefinitionError`."""
+    table = _table(document, "", _ELECTION_KEYS)
+    election_id = _required(table, "id", "")
+    if not isinstance(election_id, str) or _ELECTION_ID.fullmatch(election_id) is None:
+        raise ElectionDefinitionError(
+            "id",
+            f"{election_id!r} is not an election id: 2-63 lowercase letters, digits and '-', "
+            "starting with a letter or digit",
+        )
+    title = _title(_required(table, "title", ""), "title")
+    zone = _zone(_required(table, "timezone", ""))
+    opens = _moment(_required(table, "voting_opens", ""), "voting_opens", zone)
+    closes = _moment(_required(table, "voting_closes", ""), "voting_closes", zone)
+    deadline = _moment(_required(table, "paper_deadline", ""), "paper_deadline", zone)
+    if not opens < closes:
+        raise ElectionDefinitionError(
+            "voting_closes", f"{closes.isoformat()} is not after voting_opens {opens.isoformat()}"
+        )
+    if deadline < closes:
+        raise ElectionDefinitionError(
+            "paper_deadline",
+            f"{deadline.isoformat()} is before voting_closes {closes.isoformat()}",
+        )
+
+    categories = _items(
+        _required(table, "categories", ""), "categories", _category, allow_empty=False
+    )
+    _unique(categories, "categories")
+    by_id = {c.id: c for c in categories}
+    projects = _items(
+        _required(table, "projects", ""),
+        "projects",
+        _project_reader(by_id),
+        allow_empty=False,
+    )
+    _unique(projects, "projects")
+    for i, category in enumerate(categories):
+        if not any(p.category == category.id for p in projects):
+            raise ElectionDefinitionError(
+                _path("categories", i), f"no project is in category {category.id!r}"
+            )
+    points = _items(
+        table.get("polling_points", []), "polling_points", _polling_point, allow_empty=True
+    )
+    _unique(points, "polling_points")
+    rule = _rule(_required(table, "rule", ""))
+
+    scheme = table.get("voter_token_scheme", "hmac-sha256")
+    if scheme not in VOTER_TOKEN_SCHEMES:
+        raise ElectionDefinitionError(
+            "voter_token_scheme", f"{scheme!r} is not one of {', '.join(VOTER_TOKEN_SCHEMES)}"
+        )
+    total = Kopecks(sum(c.budget for c in categories))
+    if "budget" in table or "budget_kopecks" in table:
+        stated, key = _money(table, "budget", "")
+        if stated != total:
+            raise ElectionDefinitionError(
+                key,
+                f"{format_uah(stated)} UAH differs from the categories' total "
+                f"{format_uah(total)} UAH",
+            )
+    return Election(
+        id=election_id,
+        title=title,
+        timezone=zone.key,
+        voting_opens=opens,
+        voting_closes=closes,
+        paper_deadline=deadline,
+        categories=categories,
+        projects=projects,
+        polling_points=points,
+        rule=rule,
+        voter_token_scheme=scheme,
+        multiple_ballots=_boolean(table, "multiple_ballots", "", True),
+        double_entry=_boolean(table, "double_entry", "", False),
+    )
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def election_to_dict(election: Election) -> dict[str, Any]:
+    """``election`` as JSON-able data: money in integer kopecks (``*_kopecks`` keys), datetimes
+    as ISO 8601 in UTC. :func:`election_from_dict` reads it back equal."""
+    return {
+        "id": election.id,
+        "title": dict(election.title),
+        "timezone": election.timezone,
+        "voting_opens": _utc(election.voting_opens),
+        "voting_closes": _utc(election.voting_closes),
+        "paper_deadline": _utc(election.paper_deadline),
+        "budget_kopecks": int(election.total_budget),
+        "categories": [
+            {
+                "id": c.id,
+                "title": dict(c.title),
+                "max_picks": c.max_picks,
+                "budget_kopecks": int(c.budget),
+                "max_cost_kopecks": int(c.max_cost),
+            }
+            for c in election.categories
+        ],
+        "projects": [
+            {
+                "id": p.id,
+                "title": dict(p.title),
+                "category": p.category,
+                "cost_kopecks": int(p.cost),
+                "district": p.district,
+            }
+            for p in election.projects
+        ],
+        "polling_points": [{"id": p.id, "title": dict(p.title)} for p in election.polling_points],
+        "rule": {
+            "method": election.rule.method,
+            "min_votes": election.rule.min_votes,
+            "tie_break": list(election.rule.tie_break),
+            "seed": election.rule.seed,
+        },
+        "voter_token_scheme": election.voter_token_scheme,
+        "multiple_ballots": election.multiple_ballots,
+        "double_entry": election.double_entry,
+    }
