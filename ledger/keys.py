@@ -23,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NewType
 
@@ -166,6 +166,7 @@ class VerifierKey:
 
     name: str
     public: bytes
+    _key_hash: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         validate_key_name(self.name)
@@ -176,11 +177,13 @@ class VerifierKey:
                 f"key {self.name}: Ed25519 public key must be {PUBLIC_KEY_SIZE} bytes, "
                 f"got {len(self.public)}"
             )
+        # Looked up on every append: hash once.
+        object.__setattr__(self, "_key_hash", key_hash(self.name, self.public))
 
     @property
     def key_hash(self) -> bytes:
         """The 4-byte C2SP key hash of this key."""
-        return key_hash(self.name, self.public)
+        return self._key_hash
 
     @property
     def key_id(self) -> KeyId:
