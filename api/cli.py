@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import sys
@@ -184,6 +185,48 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return _run(_with_store(args.db, work))
 
 
+# export
+
+
+LOG_FORMAT = "uchast-log/1"
+
+
+async def export_log(store: Store, election: str, out: Any) -> int:
+    """Write the election's log as JSON lines: a header, every entry as stored (the Merkle
+    leaves, byte for byte), then every kept checkpoint, smallest first. Returns the size."""
+    size = await store.size(election)
+    latest = await store.latest_checkpoint(election)
+    origin = latest.note.split("\n", 1)[0] if latest else None
+    header = {"format": LOG_FORMAT, "election": election, "size": size, "origin": origin}
+    out.write(json.dumps(header).encode() + b"\n")
+    async for entry in store.stream(election, 0, size):
+        out.write(b'{"index":%d,"entry":%s}\n' % (entry.position, entry.data))
+    min_size = 0
+    while True:
+        kept = await store.checkpoints(election, min_size)
+        for checkpoint in kept:
+            if checkpoint.size <= size:
+                line = {"checkpoint": {"size": checkpoint.size, "note": checkpoint.note}}
+                out.write(json.dumps(line).encode() + b"\n")
+        if len(kept) < 1000:
+            return size
+        min_size = kept[-1].size + 1
+
+
+def cmd_export_log(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        election = await _single_election(store, args.election)
+        if args.out == "-":
+            size = await export_log(store, election, sys.stdout.buffer)
+        else:
+            with open(args.out, "wb") as out:
+                size = await export_log(store, election, out)
+            print(f"exported {size} entries of {election} to {args.out}", file=sys.stderr)
+        return 0
+
+    return _run(_with_store(args.db, work))
+
+
 # serve
 
 
@@ -249,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     p.add_argument("--election")
     p.set_defaults(func=cmd_keys_revoke)
+
+    export = sub.add_parser("export", help="export the log, results or ballots").add_subparsers(
+        dest="export_command", required=True, metavar="WHAT"
+    )
+    p = export.add_parser("log", help="the whole log with its checkpoints, as JSON lines")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--election")
+    p.add_argument("--out", default="-", help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_export_log)
 
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--db", default=DEFAULT_DB)

@@ -38,6 +38,15 @@ async def checkpoint(request: web.Request) -> web.Response:
     return web.Response(text=stored.note, content_type="text/plain", charset="utf-8")
 
 
+@routes.get("/v1/elections/{election}/log/checkpoints")
+async def checkpoints(request: web.Request) -> web.Response:
+    """Every kept checkpoint from ``min_size`` on (at most 1000 per call), smallest first, so an
+    auditor can check consistency between successive ones."""
+    ledger = await request.app[SERVICE].ledger(request.match_info["election"])
+    kept = await ledger.store.checkpoints(ledger.log_id, int_param(request, "min_size", 0))
+    return web.json_response({"checkpoints": [{"size": c.size, "note": c.note} for c in kept]})
+
+
 @routes.get("/v1/elections/{election}/log/entries")
 async def entries(request: web.Request) -> web.StreamResponse:
     ledger = await request.app[SERVICE].ledger(request.match_info["election"])

@@ -386,6 +386,19 @@ class PostgresStore(Store):
             )
         return None if row is None else StoredCheckpoint(row[0], row[1], row[2])
 
+    async def checkpoints(
+        self, log_id: str, min_size: int = 0, limit: int = 1000
+    ) -> list[StoredCheckpoint]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT size, note, created_at FROM uchast_checkpoints WHERE log=$1 AND size>=$2"
+                " ORDER BY size LIMIT $3",
+                log_id,
+                min_size,
+                limit,
+            )
+        return [StoredCheckpoint(r[0], r[1], r[2]) for r in rows]
+
     async def _ensure_listener(self) -> None:
         async with self._listen_lock:
             if self._listener is not None and not self._listener.is_closed():

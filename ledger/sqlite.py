@@ -377,6 +377,22 @@ class SQLiteStore(Store):
         )
         return None if row is None else StoredCheckpoint(row[0], row[1], row[2])
 
+    async def checkpoints(
+        self, log_id: str, min_size: int = 0, limit: int = 1000
+    ) -> list[StoredCheckpoint]:
+        rows = await self._reader.run(
+            lambda: (
+                self._reader.c()
+                .execute(
+                    "SELECT size, note, created_at FROM checkpoints WHERE log=? AND size>=? "
+                    "ORDER BY size LIMIT ?",
+                    (log_id, min_size, limit),
+                )
+                .fetchall()
+            )
+        )
+        return [StoredCheckpoint(r[0], r[1], r[2]) for r in rows]
+
     async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while True:

@@ -151,6 +151,12 @@ class Store(ABC):
         """The checkpoint issued at exactly ``size``, if any."""
 
     @abstractmethod
+    async def checkpoints(
+        self, log_id: str, min_size: int = 0, limit: int = 1000
+    ) -> list[StoredCheckpoint]:
+        """Kept checkpoints of size ``min_size`` or more, smallest first, at most ``limit``."""
+
+    @abstractmethod
     async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
         """Return the log size once it exceeds ``known_size``, or after ``timeout`` seconds."""
 

@@ -311,6 +311,11 @@ class LedgerConformance:
                     checkpoint.root,
                 )
                 sizes.append(checkpoint.size)
+            kept_sizes = [c.size for c in await ledger.store.checkpoints(ELECTION)]
+            assert kept_sizes == sorted(kept_sizes) and set(sizes) <= set(kept_sizes)
+            assert [c.size for c in await ledger.store.checkpoints(ELECTION, sizes[1], 1)] == [
+                sizes[1]
+            ]
             for size in sizes:  # older checkpoints are kept
                 kept = await ledger.store.checkpoint(ELECTION, size)
                 assert kept is not None
