@@ -1,0 +1,1 @@
+"""Tests of tally/: winners and the Pabulib format."""
