@@ -94,3 +94,17 @@ class Election:
                 [mes, {"sat_class": self.sat}],
             )
         return frozenset(p.name for p in outcome)
+
+    def greedy_outcomes(self) -> set[frozenset[str]]:
+        """Every set pabutools' greedy can fund, over all ways of breaking its ties."""
+        outcomes = greedy_utilitarian_welfare(
+            self.instance, self.profile, sat_class=self.sat, resoluteness=False
+        )
+        return {frozenset(p.name for p in o) for o in outcomes}
+
+    def equal_shares_outcomes(self) -> set[frozenset[str]]:
+        """Every set pabutools' equal shares (no completion) can fund, over all tie-breaks."""
+        outcomes = method_of_equal_shares(
+            self.instance, self.profile, sat_class=self.sat, resoluteness=False
+        )
+        return {frozenset(p.name for p in o) for o in outcomes}

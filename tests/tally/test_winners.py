@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tally.winners import (
@@ -207,10 +207,10 @@ IDS = ["a", "b", "c", "d", "e", "f", "g"]
 
 @st.composite
 def elections(
-    draw: st.DrawFn, *, cumulative: bool = False
+    draw: st.DrawFn, *, cumulative: bool = False, max_projects: int = 6
 ) -> tuple[list[Candidate], int, list[list[str]] | list[dict[str, int]]]:
     """A small election with real ballots: candidates (votes counted), budget, ballots."""
-    ids = draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=6, unique=True))
+    ids = draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=max_projects, unique=True))
     # Few distinct costs and votes make ties common.
     costs = {i: draw(st.sampled_from([0, 5, 10, 20, 25, 40, 60])) for i in ids}
     budget = draw(st.integers(0, 150))
@@ -285,6 +285,7 @@ def test_greedy_invariants(
             for perm in itertools.permutations(tie.projects)
         }
         assert tie.changed_outcome == (others != {base})
+        event(f"tie, skip={skip}, changed_outcome={tie.changed_outcome}")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -385,7 +386,7 @@ def test_equal_shares_refuses_inconsistent_ballots(
         equal_shares(candidates, 100, ballots, **options)  # type: ignore[arg-type]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     election=elections(),
     completion=st.sampled_from(["none", "add1", "greedy", "add1-greedy"]),
@@ -400,10 +401,12 @@ def test_equal_shares_funds_what_pabutools_funds(
     )
     expected = Election(candidates, budget, ballots).equal_shares(completion, increment=1)
     assert frozenset(ours.funded) == expected
+    for tie in ours.ties:
+        event(f"tie, changed_outcome={tie.changed_outcome}")
     assert ours.spent + ours.left == budget >= ours.spent
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     election=elections(cumulative=True),
     completion=st.sampled_from(["none", "add1-greedy"]),
@@ -418,3 +421,29 @@ def test_equal_shares_on_points_funds_what_pabutools_funds(
     )
     expected = Election(candidates, budget, ballots).equal_shares(completion, increment=1)
     assert frozenset(ours.funded) == expected
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(election=elections(max_projects=5), seed=st.text(max_size=4))
+def test_any_tie_break_funds_a_set_pabutools_allows(
+    election: tuple[list[Candidate], int, list[list[str]]], seed: str
+) -> None:
+    """With the default tie-break (cost, lottery) each rule funds one of pabutools' tied outcomes.
+
+    And a tie flagged as having changed the outcome implies pabutools sees several outcomes.
+    (pabutools explores every tie-break, so the elections are kept small.)
+    """
+    candidates, budget, ballots = election
+    oracle = Election(candidates, budget, ballots)
+    for ours, outcomes in (
+        (greedy(candidates, budget, seed=seed), oracle.greedy_outcomes()),
+        (
+            equal_shares(candidates, budget, ballots, completion="none", seed=seed),
+            oracle.equal_shares_outcomes(),
+        ),
+    ):
+        assert frozenset(ours.funded) in outcomes
+        if any(t.changed_outcome for t in ours.ties):
+            assert len(outcomes) > 1
+        if len(outcomes) > 1:
+            event("several outcomes")
