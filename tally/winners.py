@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -370,21 +371,37 @@ class _MesRun:
 
 
 def _affordability(
-    cost: int, supporters: Sequence[tuple[int, int]], share: Sequence[Fraction], voters: _Voters
+    cost: int, supporters: Sequence[tuple[int, int]], money: Sequence[Fraction], voters: _Voters
 ) -> Fraction | None:
-    """The least ρ with Σ min(share_i, ρ·u_i) = cost over supporters, or None if they cannot pay."""
-    if sum(voters.multiplicity[i] * share[i] for i, _ in supporters) < cost:
-        return None
-    remaining = Fraction(cost)
+    """The least ρ with Σ min(money_i, ρ·u_i) = cost over supporters, or None if they cannot pay."""
+    # Supporters who cannot pay ρ·u pay all they have; take them by money per utility, least
+    # first. Sorting on Fractions dominates the running time, so sort on exact integer keys:
+    # two different fractions with denominators below 2**L differ by more than 2**-(2L), hence
+    # floor(x * 2**(2L)) keeps every distinct pair apart and every equal pair together.
+    shift = 2 * max((money[i].denominator * u).bit_length() for i, u in supporters)
+
+    def key(supporter: tuple[int, int]) -> int:
+        i, u = supporter
+        return (money[i].numerator << shift) // (money[i].denominator * u)
+
+    # remaining = num / den, kept in lowest terms by hand: Fraction's overhead per step is the
+    # other half of the running time.
+    num, den = cost, 1
     utility_left = sum(voters.multiplicity[i] * u for i, u in supporters)
-    # Supporters who cannot pay ρ·u pay all they have; take them in order of share per utility.
-    for i, u in sorted(supporters, key=lambda s: share[s[0]] / s[1]):
-        rho = remaining / utility_left
-        if rho * u <= share[i]:
-            return rho
-        remaining -= voters.multiplicity[i] * share[i]
-        utility_left -= voters.multiplicity[i] * u
-    raise AssertionError("unreachable: the supporters' money covers the cost")
+    for i, u in sorted(supporters, key=key):
+        have = money[i]
+        # ρ = remaining / utility_left; can this supporter pay ρ·u?
+        if num * u * have.denominator <= have.numerator * den * utility_left:
+            return Fraction(num, den * utility_left)
+        # No: they pay all they have, which is less than ρ·u, so remaining stays above zero.
+        m = voters.multiplicity[i]
+        if have:
+            num = num * have.denominator - m * have.numerator * den
+            den *= have.denominator
+            common = math.gcd(num, den)
+            num, den = num // common, den // common
+        utility_left -= m * u
+    return None
 
 
 def _mes_run(
