@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from ledger import errors as ledger_errors
+from votes.errors import VoteRefusedError
 
 log = logging.getLogger("uchast.api")
 
@@ -98,10 +99,8 @@ def to_problem(exc: BaseException) -> web.Response | None:
     if isinstance(exc, ledger_errors.LedgerError):
         status = _LEDGER_STATUS.get(exc.code, 400)
         return problem_response(status, exc.code, str(exc), _LEDGER_UK.get(exc.code, str(exc)))
-    code = getattr(exc, "code", None)
-    if code is not None and hasattr(exc, "message_uk") and hasattr(exc, "message_en"):
-        status = int(getattr(exc, "status", 422))
-        return problem_response(status, code, exc.message_en, exc.message_uk)
+    if isinstance(exc, VoteRefusedError):
+        return problem_response(exc.status, exc.code, exc.message_en, exc.message_uk, **exc.data)
     return None
 
 

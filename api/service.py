@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from votes.election import Election, election_from_dict
 
 from api.problems import ProblemError
 from ledger.keys import SignerKey
-from ledger.log import Ledger
+from ledger.log import Ledger, entry_object
 from ledger.store import Store, open_store
 
 
@@ -21,6 +25,8 @@ class ServiceConfig:
     voter_key: bytes | None = None
     checkpoint_interval: float = 0.0
     max_body_bytes: int = 64 * 1024
+    # The demo replays 2018 on a simulated clock; everything else uses the real one.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 class Service:
@@ -30,7 +36,9 @@ class Service:
         self.config = config
         self.store = store or open_store(config.db_url)
         self._ledgers: dict[str, Ledger] = {}
+        self._elections: dict[str, Election] = {}
         self._lock = asyncio.Lock()
+        self.clock = config.clock
 
     async def open(self) -> None:
         await self.store.open()
@@ -67,6 +75,19 @@ class Service:
                 await ledger.open()
                 self._ledgers[election] = ledger
             return self._ledgers[election]
+
+    async def election(self, election: str) -> Election:
+        """The election's definition, read from its first entry (cached: it cannot change once
+        voting has opened)."""
+        cached = self._elections.get(election)
+        if cached is None:
+            ledger = await self.ledger(election)
+            first = await ledger.entries(0, 1)
+            if not first:
+                raise ProblemError(409, "not-initialised", f"election {election!r} is empty")
+            payload = entry_object(first[0].data)["envelope"]["payload"]
+            cached = self._elections[election] = election_from_dict(payload["definition"])
+        return cached
 
     def open_ledgers(self) -> list[Ledger]:
         return list(self._ledgers.values())

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ledger.keys import SignerKey, sign_envelope
 from ledger.log import Ledger
 from ledger.store import open_store
+from votes.election import election_to_dict, parse_election_toml
 
 ELECTION = "test-2018"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zhytomyr-2018.toml"
+
+
+def example_definition(election: str = ELECTION, **settings: bool) -> dict[str, Any]:
+    """The example Zhytomyr election under another id, with boolean settings overridden
+    (``multiple_ballots``, ``double_entry``)."""
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'id = "zhytomyr-2018"', f'id = "{election}"', 1
+    )
+    for name, value in settings.items():
+        text = re.sub(rf"(?m)^{name} = \w+$", f"{name} = {str(value).lower()}", text)
+    return election_to_dict(parse_election_toml(text))
 
 
 @dataclass
@@ -26,22 +41,27 @@ class Keys:
     supervisor: SignerKey = field(default_factory=lambda: SignerKey.generate("supervisor.main"))
 
 
-def election_envelope(keys: Keys, election: str = ELECTION) -> dict[str, Any]:
+def election_envelope(
+    keys: Keys, election: str = ELECTION, definition: dict[str, Any] | None = None
+) -> dict[str, Any]:
     payload = {
         "type": "election",
         "election": election,
         "admin_key": keys.admin.verifier.vkey,
-        "definition": {"id": election, "title": {"en": "Test election", "uk": "Тест"}},
+        "definition": definition or example_definition(election),
     }
     return sign_envelope(payload, keys.admin)
 
 
-def key_envelope(keys: Keys, key: SignerKey, role: str, election: str = ELECTION) -> dict[str, Any]:
+def key_envelope(
+    keys: Keys, key: SignerKey, role: str, election: str = ELECTION, **extra: str
+) -> dict[str, Any]:
     payload = {
         "type": "key-registered",
         "election": election,
         "vkey": key.verifier.vkey,
         "role": role,
+        **extra,
     }
     return sign_envelope(payload, keys.admin)
 
@@ -76,7 +96,12 @@ def voter_token(n: int) -> str:
 
 @asynccontextmanager
 async def opened_ledger(
-    url: str, keys: Keys, *, register: bool = True, **options: Any
+    url: str,
+    keys: Keys,
+    *,
+    register: bool = True,
+    definition: dict[str, Any] | None = None,
+    **options: Any,
 ) -> AsyncIterator[Ledger]:
     """A ledger on ``url`` with the election defined and (by default) site/clerk/supervisor keys."""
     store = open_store(url)
@@ -85,7 +110,7 @@ async def opened_ledger(
     await ledger.open()
     try:
         if register and await ledger.size() == 0:
-            await ledger.append(election_envelope(keys))
+            await ledger.append(election_envelope(keys, definition=definition))
             await ledger.append(key_envelope(keys, keys.site, "site"))
             await ledger.append(key_envelope(keys, keys.clerk, "clerk"))
             await ledger.append(key_envelope(keys, keys.supervisor, "supervisor"))
