@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -414,3 +416,12 @@ def test_amendment_cannot_change_the_id() -> None:
             zhytomyr(), election_from_dict(document), now=datetime(2018, 9, 1, tzinfo=KYIV)
         )
     assert caught.value.field == "id"
+
+
+def test_election_pickles_and_replaces() -> None:
+    """An election survives pickling (worker processes) and dataclasses.replace keeps lookups."""
+    election = zhytomyr()
+    again = pickle.loads(pickle.dumps(election))
+    assert again == election and again.project("S40") == election.project("S40")
+    changed = dataclasses.replace(election, double_entry=True)
+    assert changed.double_entry and changed.project("L01") == election.project("L01")
