@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import log_routes, vote_routes
+from api import log_routes, result_routes, vote_routes
 from api.keys import SERVICE
 from api.problems import problem_middleware
 from api.service import Service, ServiceConfig
@@ -25,6 +25,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> web.App
     app.cleanup_ctx.append(lifecycle)
     app.router.add_routes(log_routes.routes)
     app.router.add_routes(vote_routes.routes)
+    app.router.add_routes(result_routes.routes)
     app.router.add_get("/healthz", healthz)
     return app
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from votes.election import Election, election_from_dict
+from typing import Any
 
 from api.problems import ProblemError
 from ledger.keys import SignerKey
 from ledger.log import Ledger, entry_object
 from ledger.store import Store, open_store
+from tally.projection import Tally
+from votes.election import Election, election_from_dict
+
+log = logging.getLogger("uchast.service")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class Service:
         self.store = store or open_store(config.db_url)
         self._ledgers: dict[str, Ledger] = {}
         self._elections: dict[str, Election] = {}
+        self._tallies: dict[str, Tally] = {}
+        self._followers: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         self.clock = config.clock
 
@@ -46,6 +53,12 @@ class Service:
             await self.ledger(log_id)
 
     async def close(self) -> None:
+        for task in self._followers.values():
+            task.cancel()
+        for task in self._followers.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._followers.clear()
         for ledger in self._ledgers.values():
             await ledger.close()
         self._ledgers.clear()
@@ -88,6 +101,42 @@ class Service:
             payload = entry_object(first[0].data)["envelope"]["payload"]
             cached = self._elections[election] = election_from_dict(payload["definition"])
         return cached
+
+    async def tally(self, election: str) -> Tally:
+        """The election's live tally, kept up to date by a follower of its log."""
+        tally = self._tallies.get(election)
+        if tally is None:
+            definition = await self.election(election)
+            tally = self._tallies.setdefault(election, Tally(definition))
+            ledger = await self.ledger(election)
+            self._followers[election] = asyncio.create_task(
+                self._follow(ledger, tally), name=f"tally:{election}"
+            )
+        return tally
+
+    async def caught_up_tally(self, election: str, timeout: float = 5.0) -> Tally:
+        """The tally once it has applied every entry committed when this was called."""
+        tally = await self.tally(election)
+        size = await (await self.ledger(election)).size()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while tally.position < size and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return tally
+
+    async def _follow(self, ledger: Ledger, tally: Tally) -> None:
+        async def fetch(position: int) -> dict[str, Any]:
+            [entry] = await ledger.entries(position, position + 1)
+            return entry_object(entry.data)
+
+        while True:
+            try:
+                async for entry in ledger.subscribe(after=tally.position, poll=1.0):
+                    await tally.apply(entry.position, entry.data, fetch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store went away: wait and resume where we stopped
+                log.warning("tally of %s paused: store unavailable", ledger.log_id)
+                await asyncio.sleep(1.0)
 
     def open_ledgers(self) -> list[Ledger]:
         return list(self._ledgers.values())

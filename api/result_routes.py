@@ -1,0 +1,75 @@
+"""Read endpoints for the public: results (JSON or CSV) and receipts."""
+
+from __future__ import annotations
+
+import base64
+
+from aiohttp import web
+
+from api.keys import SERVICE
+from api.problems import ProblemError
+from ledger.log import entry_object
+from tally.results import results_csv, results_document
+from votes.receipts import normalise_receipt_code, receipt_tag
+from votes.tags import void_tag
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/elections/{election}/results")
+async def results(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    election = request.match_info["election"]
+    tally = await service.caught_up_tally(election)
+    ledger = await service.ledger(election)
+    size = tally.position
+    document = results_document(tally, size, await ledger.root(size))
+    if request.query.get("format") == "csv":
+        return web.Response(text=results_csv(document), content_type="text/csv")
+    return web.json_response(document)
+
+
+@routes.get("/v1/elections/{election}/receipts/{code}")
+async def receipt(request: web.Request) -> web.Response:
+    """A ballot's status and its inclusion proof against the latest checkpoint."""
+    service = request.app[SERVICE]
+    ledger = await service.ledger(request.match_info["election"])
+    code = normalise_receipt_code(request.match_info["code"])
+    if code is None:
+        raise ProblemError(
+            400,
+            "bad-receipt",
+            "a receipt code looks like ABCDE-12345",
+            "код має вигляд ABCDE-12345",
+        )
+    found, _ = await ledger.tagged([receipt_tag(code)])
+    if not found:
+        raise ProblemError(
+            404,
+            "unknown-receipt",
+            "no ballot with this receipt code (yet): check the code",
+            "бюлетеня з таким кодом немає; перевірте код",
+        )
+    entry = found[0]
+    voids, _ = await ledger.tagged([void_tag(entry.position)])
+    checkpoint = await ledger.latest_checkpoint()
+    if checkpoint is None or checkpoint.size <= entry.position:
+        raise ProblemError(503, "no-checkpoint", "the ballot is not in a checkpoint yet; retry")
+    hashes = await ledger.inclusion_proof(entry.position, checkpoint.size)
+    return web.json_response(
+        {
+            "receipt": code,
+            "status": "voided" if voids else "counted",
+            "voided_by": voids[0].position if voids else None,
+            "type": entry.type,
+            "position": entry.position,
+            "entry": entry_object(entry.data),
+            "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
+            "checkpoint": checkpoint.note,
+            "proof": {
+                "index": entry.position,
+                "size": checkpoint.size,
+                "hashes": [base64.b64encode(h).decode() for h in hashes],
+            },
+        }
+    )

@@ -1,0 +1,137 @@
+"""Results: totals and winners per category, stamped with the log size and root they came from."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from typing import Any
+
+from tally.projection import ONLINE, PAPER, Tally
+from tally.winners import Allocation, Candidate, greedy
+from votes.election import Election
+
+
+def allocate(election: Election, category: str, votes: dict[str, int]) -> Allocation:
+    """Winners of one category by the election's rule (greedy, skipping or stopping)."""
+    rule = election.rule
+    candidates = [
+        Candidate(p.id, p.cost, votes.get(p.id, 0))
+        for p in election.projects
+        if p.category == category
+    ]
+    budget = next(c.budget for c in election.categories if c.id == category)
+    return greedy(
+        candidates,
+        budget,
+        skip=rule.method != "greedy-no-skip",
+        min_votes=rule.min_votes,
+        tie_break=rule.tie_break,
+        seed=rule.seed,
+    )
+
+
+def results_document(tally: Tally, size: int, root: bytes) -> dict[str, Any]:
+    """The published results (DESIGN.md §3): money in kopecks, every figure from ``tally``."""
+    election = tally.election
+    votes = dict(tally.votes)
+    categories = []
+    for category in election.categories:
+        allocation = allocate(election, category.id, votes)
+        funded = set(allocation.funded)
+        rank = {project: i + 1 for i, project in enumerate(allocation.order)}
+        projects = [
+            {
+                "id": p.id,
+                "title": p.title,
+                "cost": p.cost,
+                "district": p.district,
+                "votes": votes.get(p.id, 0),
+                "votes_online": tally.by_channel[(p.id, ONLINE)],
+                "votes_paper": tally.by_channel[(p.id, PAPER)],
+                "rank": rank.get(p.id),
+                "funded": p.id in funded,
+            }
+            for p in election.projects
+            if p.category == category.id
+        ]
+        projects.sort(key=lambda p: (p["rank"] or 10**9, p["id"]))
+        categories.append(
+            {
+                "id": category.id,
+                "title": category.title,
+                "budget": category.budget,
+                "max_picks": category.max_picks,
+                "spent": allocation.spent,
+                "left": allocation.left,
+                "funded": list(allocation.funded),
+                "reserve": list(allocation.reserve),
+                "ties": [
+                    {
+                        "projects": list(t.projects),
+                        "votes": t.votes,
+                        "resolved_by": t.resolved_by,
+                        "changed_outcome": t.changed_outcome,
+                    }
+                    for t in allocation.ties
+                    if t.changed_outcome
+                ],
+                "projects": projects,
+            }
+        )
+    return {
+        "election": election.id,
+        "title": election.title,
+        "log": {"size": size, "root": base64.b64encode(root).decode()},
+        "rule": {
+            "method": election.rule.method,
+            "min_votes": election.rule.min_votes,
+            "tie_break": list(election.rule.tie_break),
+            "seed": election.rule.seed,
+        },
+        "turnout": {
+            "voters": tally.voters,
+            "by_channel": tally.voters_by_channel(),
+            "ballots": {ONLINE: tally.ballots[ONLINE], PAPER: tally.ballots[PAPER]},
+            "spoiled": tally.spoiled,
+            "voided": tally.voided,
+        },
+        "categories": categories,
+    }
+
+
+def results_csv(document: dict[str, Any]) -> str:
+    """One row per project: category, id, cost (kopecks), votes by channel, rank, funded."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        [
+            "category",
+            "project",
+            "cost_kopecks",
+            "votes",
+            "votes_online",
+            "votes_paper",
+            "rank",
+            "funded",
+            "log_size",
+            "log_root",
+        ]
+    )
+    for category in document["categories"]:
+        for p in category["projects"]:
+            writer.writerow(
+                [
+                    category["id"],
+                    p["id"],
+                    p["cost"],
+                    p["votes"],
+                    p["votes_online"],
+                    p["votes_paper"],
+                    p["rank"] or "",
+                    int(p["funded"]),
+                    document["log"]["size"],
+                    document["log"]["root"],
+                ]
+            )
+    return out.getvalue()
