@@ -227,6 +227,115 @@ def cmd_export_log(args: argparse.Namespace) -> int:
     return _run(_with_store(args.db, work))
 
 
+# demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return _run(run_demo(args))
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    import shutil
+    import time
+    from datetime import timedelta
+
+    from aiohttp import web
+
+    from api.app import create_app
+    from api.demo import DEMO_NOW, DemoKeys, load_example, simulate
+    from api.keys import SERVICE
+    from api.service import ServiceConfig
+    from votes.election import election_to_dict
+
+    directory = Path(args.dir)
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    election = load_example()
+    keys = DemoKeys.create(directory, election)
+    db = f"sqlite:///{directory / 'uchast.db'}"
+
+    async def setup(store: Store) -> int:
+        await store.create_log(election.id)
+        first = {
+            "type": "election",
+            "election": election.id,
+            "admin_key": keys.admin.verifier.vkey,
+            "voter_key_id": voter_key_id(keys.voter_key),
+            "definition": election_to_dict(election),
+        }
+        await _append_signed(store, election.id, first, keys.admin)
+        registrations: list[tuple[SignerKey, str, str | None]] = [
+            (keys.site, "site", None),
+            (keys.supervisor, "supervisor", None),
+            *((clerk, "clerk", point) for point, clerk in keys.clerks.items()),
+        ]
+        for key, role, point in registrations:
+            payload: dict[str, Any] = {
+                "type": "key-registered",
+                "election": election.id,
+                "vkey": key.verifier.vkey,
+                "role": role,
+            }
+            if point:
+                payload["polling_point"] = point
+            await _append_signed(store, election.id, payload, keys.admin)
+        return 0
+
+    await _with_store(db, setup)
+    started = time.monotonic()
+    config = ServiceConfig(
+        db_url=db,
+        log_key=keys.log,
+        deployment="uchast.demo",
+        voter_key=keys.voter_key,
+        clock=lambda: DEMO_NOW + timedelta(seconds=time.monotonic() - started),
+    )
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    base = f"http://{args.host}:{args.port}"
+    try:
+        print(f"uchast demo: {election.title['en']}, serving {db} at {base}", file=sys.stderr)
+        print(f"simulating {args.voters} voters through the HTTP API ...", file=sys.stderr)
+        expected = await simulate(base, election, keys, voters=args.voters)
+        tally = await app[SERVICE].caught_up_tally(election.id, timeout=60)
+        match = +tally.votes == +expected.votes and tally.voters == len(expected.voters)
+        votes = sum(expected.votes.values())
+        print(
+            f"cast: {len(expected.voters)} voters, {votes} votes "
+            f"({expected.ballots['online']} online and {expected.ballots['paper']} paper "
+            f"ballots, {expected.spoiled} spoiled, {expected.voided} voided); "
+            f"service totals {'match' if match else 'DO NOT MATCH'} the generator's",
+            file=sys.stderr,
+        )
+        e = election.id
+        print(
+            f"""
+  results   {base}/results?election={e}
+  clerk     {base}/clerk?election={e}   (clerk keys: {directory}/clerk-*.key)
+  receipt   {base}/receipt?election={e}   (try code {expected.receipts[0]})
+  API       {base}/v1/elections/{e}/results   {base}/v1/elections/{e}/log/checkpoint
+
+  audit it: uchast audit {base} --election {e} \\
+              --log-vkey '{keys.log.verifier.vkey}' \\
+              --admin-vkey '{keys.admin.verifier.vkey}'
+
+Serving until Ctrl-C.""",
+            flush=True,
+        )
+        if not match:
+            return 1
+        if args.exit_after_simulation:
+            return 0
+        while True:
+            await asyncio.sleep(3600)
+    finally:
+        await runner.cleanup()
+
+
 # serve
 
 
@@ -301,6 +410,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--election")
     p.add_argument("--out", default="-", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_export_log)
+
+    p = sub.add_parser(
+        "demo", help="the Zhytomyr-2018 example: simulated voting, then the service with pages"
+    )
+    p.add_argument("--dir", default="demo-data", help="directory for keys and the database")
+    p.add_argument("--voters", type=int, default=12527, help="voters to simulate (2018: 12527)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--exit-after-simulation", action="store_true", help="stop instead of serving on"
+    )
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--db", default=DEFAULT_DB)

@@ -1,0 +1,222 @@
+"""``uchast demo``: a fresh embedded database with the Zhytomyr-2018 example, the 2018 turnout
+simulated through the real HTTP API, then the service keeps running for the pages.
+
+The simulation is invented (the report gives only 12,527 voters and "over 32,000 votes"): online
+and paper ballots mixed about 4:1, project popularity skewed, some voters spreading their picks
+over two ballots, a few spoiled paper ballots and a few voids. The generator keeps its own count
+of what it sent, and the demo checks the service's totals against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from tqdm import tqdm
+
+from ledger.keys import SignerKey, sign_envelope
+from votes.election import Election, parse_election_toml
+from votes.tokens import voter_token
+
+KYIV = ZoneInfo("Europe/Kyiv")
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zhytomyr-2018.toml"
+# The demo's service clock: the last evening of voting, so paper entry is still open.
+DEMO_NOW = datetime(2018, 10, 10, 18, 0, tzinfo=KYIV)
+
+
+@dataclass
+class DemoKeys:
+    """The demo election's keys, kept as files in the demo directory."""
+
+    admin: SignerKey
+    log: SignerKey
+    site: SignerKey
+    supervisor: SignerKey
+    clerks: dict[str, SignerKey]  # polling point -> clerk key
+    voter_key: bytes
+
+    @classmethod
+    def create(cls, directory: Path, election: Election) -> DemoKeys:
+        def make(name: str, file: str) -> SignerKey:
+            signer = SignerKey.generate(name)
+            signer.save(directory / file, overwrite=True)
+            return signer
+
+        clerks = {
+            point.id: make(f"clerk.{point.id}.demo", f"clerk-{point.id}.key")
+            for point in election.polling_points
+        }
+        voter_key = uuid.uuid4().bytes + uuid.uuid4().bytes
+        (directory / "voter.key").write_text(voter_key.hex() + "\n")
+        (directory / "voter.key").chmod(0o600)
+        return cls(
+            admin=make("admin.zhytomyr-2018.demo", "admin.key"),
+            log=make("uchast.demo/log", "log.key"),
+            site=make("site.e-dem.demo", "site.key"),
+            supervisor=make("supervisor.demo", "supervisor.key"),
+            clerks=clerks,
+            voter_key=voter_key,
+        )
+
+
+@dataclass
+class Expected:
+    """What the generator sent and the service accepted."""
+
+    votes: Counter[str] = field(default_factory=Counter)
+    voters: set[str] = field(default_factory=set)
+    ballots: Counter[str] = field(default_factory=Counter)
+    spoiled: int = 0
+    voided: int = 0
+    receipts: list[str] = field(default_factory=list)
+
+
+def _cast_at(rng: random.Random) -> str:
+    day = rng.randrange(10)
+    minute = rng.randrange(8 * 60, 21 * 60)
+    moment = datetime(2018, 10, 1, tzinfo=KYIV) + timedelta(days=day, minutes=minute)
+    return moment.isoformat()
+
+
+def _picks(rng: random.Random, election: Election, weights: dict[str, float]) -> list[str]:
+    chosen: list[str] = []
+    counts = {"large": [0.10, 0.45, 0.45], "small": [0.15, 0.50, 0.35]}
+    for category in election.categories:
+        projects = [p.id for p in election.projects if p.category == category.id]
+        spread = counts.get(category.id, [0.1, 0.5, 0.4])
+        n = rng.choices(
+            range(min(3, category.max_picks + 1)), weights=spread[: category.max_picks + 1]
+        )[0]
+        while n and len(chosen) < 99:
+            pick = rng.choices(projects, weights=[weights[p] for p in projects])[0]
+            if pick not in chosen:
+                chosen.append(pick)
+                n -= 1
+    if not chosen:
+        chosen.append(election.projects[0].id)
+    return chosen
+
+
+async def simulate(
+    base_url: str,
+    election: Election,
+    keys: DemoKeys,
+    *,
+    voters: int,
+    seed: int = 2018,
+    concurrency: int = 32,
+    progress: bool = True,
+) -> Expected:
+    """Cast ``voters`` voters' ballots through the HTTP API; return what was accepted."""
+    rng = random.Random(seed)
+    weights = {p.id: rng.paretovariate(1.2) for p in election.projects}
+    expected = Expected()
+    base = f"{base_url}/v1/elections/{election.id}"
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(voters):
+        queue.put_nowait(n)
+    bar = tqdm(total=voters, desc="voters", unit="voter", disable=not progress, file=sys.stderr)
+    points = [p.id for p in election.polling_points]
+    voidable: list[tuple[int, list[str], str]] = []
+
+    async def post(session: aiohttp.ClientSession, path: str, body: Any) -> dict[str, Any]:
+        async with session.post(f"{base}/{path}", json=body) as response:
+            data: dict[str, Any] = await response.json(content_type=None)
+            if response.status not in (200, 201):
+                raise RuntimeError(f"{path}: {response.status} {data.get('code')}")
+            return data
+
+    async def voter(session: aiohttp.ClientSession, n: int, vrng: random.Random) -> None:
+        identity = f"{3_000_000_000 + n * 7919 % 999_999_999:010d}"
+        picks = _picks(vrng, election, weights)
+        if vrng.random() < 0.8:
+            token = voter_token(keys.voter_key, identity)  # the site holds the voter key too
+            parts = [picks] if len(picks) < 2 or vrng.random() > 0.1 else [picks[:1], picks[1:]]
+            for part in parts:
+                payload = {
+                    "type": "ballot",
+                    "election": election.id,
+                    "voter": token,
+                    "projects": part,
+                    "cast_at": _cast_at(vrng),
+                    "nonce": str(uuid.uuid4()),
+                }
+                receipt = await post(session, "ballots", sign_envelope(payload, keys.site))
+                expected.receipts.append(receipt["receipt"])
+                expected.ballots["online"] += 1
+        else:
+            point = vrng.choice(points)
+            clerk = keys.clerks[point]
+            if vrng.random() < 0.02:
+                spoiled = {
+                    "type": "spoiled-ballot",
+                    "election": election.id,
+                    "polling_point": point,
+                    "reason": vrng.choice(["too-many-marks", "unreadable"]),
+                    "cast_at": _cast_at(vrng),
+                    "nonce": str(uuid.uuid4()),
+                }
+                await post(session, "paper-ballots", sign_envelope(spoiled, clerk))
+                expected.spoiled += 1
+            request = {
+                "type": "voter-token",
+                "election": election.id,
+                "identity": identity,
+                "nonce": str(uuid.uuid4()),
+            }
+            token = (await post(session, "voter-tokens", sign_envelope(request, clerk)))["voter"]
+            payload = {
+                "type": "paper-ballot",
+                "election": election.id,
+                "voter": token,
+                "projects": picks,
+                "polling_point": point,
+                "cast_at": _cast_at(vrng),
+                "nonce": str(uuid.uuid4()),
+            }
+            receipt = await post(session, "paper-ballots", sign_envelope(payload, clerk))
+            expected.receipts.append(receipt["receipt"])
+            if vrng.random() < 0.01:
+                voidable.append((receipt["position"], picks, token))
+            expected.ballots["paper"] += 1
+        expected.votes.update(picks)
+        expected.voters.add(token)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            n = queue.get_nowait()
+            await voter(session, n, random.Random(seed * 1_000_003 + n))
+            bar.update(1)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        # A supervisor voids a few paper entries made by mistake (the voter then votes online).
+        for position, picks, token in voidable[:5]:
+            void = {
+                "type": "void",
+                "election": election.id,
+                "entry": position,
+                "reason": "entered for the wrong person",
+                "nonce": str(uuid.uuid4()),
+            }
+            await post(session, "voids", sign_envelope(void, keys.supervisor))
+            expected.votes.subtract(picks)
+            expected.voided += 1
+            expected.ballots["paper"] -= 1
+            expected.voters.discard(token)
+    bar.close()
+    return expected
+
+
+def load_example() -> Election:
+    return parse_election_toml(EXAMPLE.read_text(encoding="utf-8"))

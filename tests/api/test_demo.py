@@ -1,0 +1,59 @@
+"""The demo's simulation goes through the real API and the service's totals equal what the
+generator knows it sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp.test_utils import TestServer
+
+from api.app import create_app
+from api.demo import DEMO_NOW, DemoKeys, load_example, simulate
+from api.keys import SERVICE
+from api.service import ServiceConfig
+from ledger.keys import sign_envelope
+from ledger.log import Ledger
+from ledger.store import open_store
+from votes.election import election_to_dict
+
+
+async def test_simulated_voting_matches_the_generator(tmp_path: Path) -> None:
+    """300 simulated voters, online and paper, with spoiled ballots and voids: totals match."""
+    election = load_example()
+    keys = DemoKeys.create(tmp_path, election)
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    store = open_store(url)
+    await store.open()
+    ledger = Ledger(store, election.id, verify_workers=0)
+    await ledger.open()
+    first = {
+        "type": "election",
+        "election": election.id,
+        "admin_key": keys.admin.verifier.vkey,
+        "definition": election_to_dict(election),
+    }
+    await ledger.append(sign_envelope(first, keys.admin))
+    keyed = [(keys.site, "site", None), (keys.supervisor, "supervisor", None)]
+    keyed += [(clerk, "clerk", point) for point, clerk in keys.clerks.items()]
+    for key, role, point in keyed:
+        payload = {"type": "key-registered", "election": election.id, "vkey": key.verifier.vkey}
+        payload["role"] = role
+        if point:
+            payload["polling_point"] = point
+        await ledger.append(sign_envelope(payload, keys.admin))
+    await ledger.close()
+    await store.close()
+
+    config = ServiceConfig(url, keys.log, voter_key=keys.voter_key, clock=lambda: DEMO_NOW)
+    app = create_app(config)
+    async with TestServer(app) as server:
+        expected = await simulate(
+            str(server.make_url("")).rstrip("/"), election, keys, voters=300, progress=False
+        )
+        tally = await app[SERVICE].caught_up_tally(election.id)
+        assert +tally.votes == +expected.votes
+        assert tally.voters == len(expected.voters)
+        assert tally.ballots["online"] == expected.ballots["online"]
+        assert tally.ballots["paper"] == expected.ballots["paper"]
+        assert tally.spoiled == expected.spoiled
+        assert expected.ballots["paper"] > 0 and expected.spoiled + expected.voided > 0
