@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +341,22 @@ Serving until Ctrl-C.""",
 # serve
 
 
+def simulated_clock(start: str) -> Callable[[], datetime]:
+    """A clock that starts at ``start`` (ISO 8601 with offset) and runs at real speed: for
+    replaying a past election and for trials. It decides windows and deadlines only; recorded
+    times in the log stay real."""
+    import time
+
+    try:
+        origin = datetime.fromisoformat(start)
+    except ValueError:
+        raise CommandError(f"--clock {start!r} is not an ISO 8601 time") from None
+    if origin.utcoffset() is None:
+        raise CommandError("--clock needs a UTC offset, e.g. 2018-10-05T12:00:00+03:00")
+    began = time.monotonic()
+    return lambda: origin + timedelta(seconds=time.monotonic() - began)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -352,6 +370,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         voter_key=load_voter_key(args.voter_key, create=False) if args.voter_key else None,
         checkpoint_interval=args.checkpoint_interval,
     )
+    if args.clock:
+        config = dataclasses.replace(config, clock=simulated_clock(args.clock))
     web.run_app(create_app(config), host=args.host, port=args.port, print=None)
     return 0
 
@@ -435,6 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="seconds between checkpoints (0: after every batch)",
+    )
+    p.add_argument(
+        "--clock",
+        help="simulated start time for windows and deadlines (ISO 8601 with offset); "
+        "for replaying past elections and trials",
     )
     p.set_defaults(func=cmd_serve)
     return parser

@@ -1,0 +1,76 @@
+"""Real `uchast serve` processes for multi-process tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(
+    db: str, keydir: Path, *, count: int = 1, clock: str = "2018-10-05T12:00:00+03:00"
+) -> Iterator[tuple[list[str], list[subprocess.Popen[bytes]]]]:
+    """Start ``count`` server processes on one database; yield their base URLs and processes."""
+    ports = [free_port() for _ in range(count)]
+    logs = [open(keydir / f"server-{port}.log", "wb") for port in ports]  # noqa: SIM115
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "serve",
+                "--db",
+                db,
+                "--log-key",
+                str(keydir / "log.key"),
+                "--voter-key",
+                str(keydir / "voter.key"),
+                "--port",
+                str(port),
+                "--clock",
+                clock,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for port, log in zip(ports, logs, strict=True)
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        for url, process in zip(urls, processes, strict=True):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"server at {url} did not start") from None
+                    time.sleep(0.1)
+        yield urls, processes
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
