@@ -1,0 +1,341 @@
+"""The per-entry work of an audit, done on every core: steps 1 and 2, the cryptographic half of
+step 3, the leaf hashes of step 4 and the signatures of the checkpoints.
+
+The main process cuts the log into chunks of lines and hands each to :func:`check_chunk` (in a
+worker process, or inline). A chunk needs nothing from the chunks before it except the public
+keys registered so far, which the main process collects as it reads (see
+:func:`registered_vkey`); whether a key was *valid* for an entry (registered before it, not
+revoked, of the right role) is decided afterwards, in log order, by the main process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from tally.audit.crypto import (
+    ENVELOPE_CONTEXT,
+    Checkpoint,
+    NoteError,
+    VerifierKey,
+    canonical,
+    decode_b64,
+    leaf_hash,
+    open_checkpoint,
+)
+from tally.audit.errors import Violation
+
+__all__ = [
+    "ENTRY_TYPES",
+    "ChunkResult",
+    "ChunkTask",
+    "EntryRecord",
+    "check_chunk",
+    "registered_vkey",
+]
+
+ENTRY_TYPES = frozenset(
+    {
+        "election",
+        "election-amended",
+        "key-registered",
+        "key-revoked",
+        "ballot",
+        "paper-ballot",
+        "spoiled-ballot",
+        "void",
+        "results-published",
+    }
+)
+
+SIG_VALID, SIG_INVALID, SIG_UNCHECKED = 1, 0, -1
+
+_ENTRY_KEYS = frozenset({"envelope", "recorded_at", "tags", "type"})
+_ENVELOPE_KEYS = frozenset({"key", "payload", "sig"})
+_KEY_ID = re.compile(r"[^+\s\x00-\x1f]+\+[0-9a-f]{8}")
+_RECORDED_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+_LINE_HEAD = b'{"index":'
+_ENTRY_HEAD = b',"entry":'
+_PAYLOAD_HEAD = b'{"envelope":{"key":"'
+_PAYLOAD_AFTER_KEY = b'","payload":'
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+class EntryRecord(NamedTuple):
+    """What the main process needs of an entry once its bytes are checked.
+
+    ``payload`` is None when the entry is too malformed to say who signed what; ``sig`` is
+    ``SIG_VALID``, ``SIG_INVALID`` or ``SIG_UNCHECKED`` (the key was not known to the worker).
+    """
+
+    leaf: bytes
+    key: str | None
+    type: str | None
+    payload: dict[str, Any] | None
+    tags: tuple[str, ...]
+    recorded_at: str
+    sig: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkTask:
+    """Lines ``start, start + 1, ...`` of the log and the checkpoints whose size they reach."""
+
+    start: int
+    lines: list[bytes]
+    election: str
+    keys: dict[str, bytes]
+    log_key: VerifierKey
+    notes: list[tuple[int, object]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    """Per line an :class:`EntryRecord` and its signature status; per note the checkpoint it
+    states (or why it does not verify); and the violations of steps 1 and 2 found."""
+
+    start: int
+    records: list[EntryRecord]
+    signatures: list[int]
+    checkpoints: list[tuple[int, Checkpoint | None, str]]
+    violations: list[Violation]
+
+
+class _Malformed(ValueError):
+    pass
+
+
+def _no_float(text: str) -> Any:
+    raise _Malformed(f"the number {text} is not an integer (RFC 8785 entries hold none)")
+
+
+def _no_constant(text: str) -> Any:
+    raise _Malformed(f"{text} is not JSON")
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if not -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+        raise _Malformed(f"the integer {text} is beyond 2^53-1")
+    return value
+
+
+_decode = json.JSONDecoder(
+    parse_float=_no_float, parse_constant=_no_constant, parse_int=_safe_int
+).decode
+
+_public_keys: dict[bytes, Ed25519PublicKey] = {}
+
+
+def _verify(public: bytes, message: bytes, signature: bytes) -> bool:
+    key = _public_keys.get(public)
+    if key is None:
+        try:
+            key = _public_keys[public] = Ed25519PublicKey.from_public_bytes(public)
+        except ValueError:
+            return False
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def registered_vkey(line: bytes) -> VerifierKey | None:
+    """The key a ``key-registered`` line registers, if it is one and names a valid vkey.
+
+    Cheap for every other line (one substring search): the main process calls it on each line
+    it reads, so workers can check signatures by keys registered in chunks still in flight.
+    """
+    if b"key-registered" not in line:
+        return None
+    try:
+        start = line.index(_ENTRY_HEAD) + len(_ENTRY_HEAD)
+        payload = json.loads(line[start:-2])["envelope"]["payload"]
+        if payload.get("type") != "key-registered":
+            return None
+        return VerifierKey.parse(payload.get("vkey"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _frame(line: bytes, index: int) -> tuple[bytes, list[Violation]]:
+    """Step 1 for one line: exactly ``{"index":<index>,"entry":<entry>}`` and a newline."""
+    problems: list[Violation] = []
+    if not line.endswith(b"}\n") or not line.startswith(_LINE_HEAD):
+        problems.append(
+            Violation(
+                1,
+                "line-format",
+                '{"index":i,"entry":{...}} and a newline',
+                repr(line[:60]),
+                entry=index,
+            )
+        )
+        # Salvage the entry if the line is JSON at all, so the other checks still run.
+        try:
+            value = json.loads(line)
+            return canonical(value["entry"]), problems
+        except (ValueError, KeyError, TypeError):
+            return line.rstrip(b"\n"), problems
+    cut = line.find(_ENTRY_HEAD)
+    digits = line[len(_LINE_HEAD) : cut] if cut > 0 else b""
+    if not digits.isdigit() or digits != str(int(digits)).encode():
+        problems.append(
+            Violation(1, "line-format", "a decimal index", repr(digits[:30]), entry=index)
+        )
+    elif int(digits) != index:
+        problems.append(
+            Violation(1, "gapless", f"index {index}", f"index {int(digits)}", entry=index)
+        )
+    if cut < 0:
+        return line[len(_LINE_HEAD) : -2], problems
+    return line[cut + len(_ENTRY_HEAD) : -2], problems
+
+
+def _shape(entry: Any, election: str, index: int) -> tuple[list[Violation], bool]:
+    """Step 2 (shape): the entry's members and types. Returns the violations and whether the
+    entry is sound enough to read its signer and payload."""
+    bad: list[Violation] = []
+
+    def fail(check: str, expected: str, found: object) -> tuple[list[Violation], bool]:
+        bad.append(Violation(2, check, expected, _short(found), entry=index))
+        return bad, False
+
+    if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+        return fail(
+            "entry-members",
+            "envelope, recorded_at, tags, type",
+            sorted(entry) if isinstance(entry, dict) else type(entry).__name__,
+        )
+    envelope = entry["envelope"]
+    if not isinstance(envelope, dict) or set(envelope) != _ENVELOPE_KEYS:
+        return fail(
+            "envelope-members",
+            "key, payload, sig",
+            sorted(envelope) if isinstance(envelope, dict) else envelope,
+        )
+    payload, key, entry_type = envelope["payload"], envelope["key"], entry["type"]
+    if not isinstance(key, str) or _KEY_ID.fullmatch(key) is None:
+        return fail("key-id", "<name>+<hex8>", key)
+    if not isinstance(payload, dict):
+        return fail("payload", "a JSON object", payload)
+    if entry_type not in ENTRY_TYPES:
+        return fail("entry-type", "one of " + ", ".join(sorted(ENTRY_TYPES)), entry_type)
+    if payload.get("type") != entry_type:
+        return fail("type", f"payload type {entry_type}", payload.get("type"))
+    sound = True
+    if payload.get("election") != election:
+        bad.append(Violation(2, "election", election, _short(payload.get("election")), entry=index))
+    recorded_at = entry["recorded_at"]
+    if not isinstance(recorded_at, str) or _RECORDED_AT.fullmatch(recorded_at) is None:
+        bad.append(
+            Violation(
+                2, "recorded-at", "YYYY-MM-DDTHH:MM:SS.ffffffZ", _short(recorded_at), entry=index
+            )
+        )
+        sound = False
+    tags = entry["tags"]
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        bad.append(Violation(2, "tags", "a list of strings", _short(tags), entry=index))
+        sound = False
+    elif tags != sorted(set(tags)):
+        bad.append(Violation(2, "tags", "sorted, without repeats", _short(tags), entry=index))
+    elif f"key:{key}" not in tags:
+        bad.append(Violation(2, "key-tag", f"key:{key}", _short(tags), entry=index))
+    return bad, sound
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_chunk(task: ChunkTask) -> ChunkResult:
+    """Check a chunk of log lines; see the module docstring. Pure: safe in any process."""
+    records: list[EntryRecord] = []
+    signatures: list[int] = []
+    violations: list[Violation] = []
+    keys = task.keys
+    for offset, line in enumerate(task.lines):
+        index = task.start + offset
+        # 1. Framing and gapless index.
+        raw, problems = _frame(line, index)
+        violations.extend(problems)
+
+        # 2. Canonical form and shape.
+        try:
+            entry = _decode(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            violations.append(
+                Violation(2, "json", "an RFC 8785 JSON object", _short(str(exc)), entry=index)
+            )
+            records.append(EntryRecord(leaf_hash(raw), None, None, None, (), "", b""))
+            signatures.append(SIG_UNCHECKED)
+            continue
+        try:
+            encoded = canonical(entry)
+        except ValueError as exc:
+            violations.append(
+                Violation(2, "canonical", "RFC 8785 encodable", _short(str(exc)), entry=index)
+            )
+            encoded = raw
+        # The leaf is the canonical re-encoding of what was read; the bytes must be it too.
+        if encoded != raw:
+            violations.append(
+                Violation(
+                    2, "canonical", "the RFC 8785 form of the entry", "other bytes", entry=index
+                )
+            )
+        leaf = leaf_hash(encoded)
+        shape_problems, sound = _shape(entry, task.election, index)
+        violations.extend(shape_problems)
+        if not sound:
+            records.append(EntryRecord(leaf, None, None, None, (), "", b""))
+            signatures.append(SIG_UNCHECKED)
+            continue
+        envelope = entry["envelope"]
+        key: str = envelope["key"]
+        payload: dict[str, Any] = envelope["payload"]
+        # 3 (cryptographic half). Ed25519 over the context and the canonical payload.
+        try:
+            signature = decode_b64(envelope["sig"])
+        except ValueError:
+            signature = b""
+        tags = tuple(entry["tags"])
+        records.append(
+            EntryRecord(leaf, key, entry["type"], payload, tags, entry["recorded_at"], signature)
+        )
+        public = keys.get(key)
+        if len(signature) != 64:
+            signatures.append(SIG_INVALID)
+            continue
+        if public is None:
+            signatures.append(SIG_UNCHECKED)
+            continue
+        if encoded == raw and '"' not in key and "\\" not in key:
+            # raw is canonical, so the canonical payload is its slice between the key and the
+            # signature (',"sig":"' cannot occur unescaped later in the entry).
+            begin = len(_PAYLOAD_HEAD) + len(key.encode()) + len(_PAYLOAD_AFTER_KEY)
+            end = raw.rfind(b',"sig":"')
+            message = ENVELOPE_CONTEXT + raw[begin:end]
+        else:
+            try:
+                message = ENVELOPE_CONTEXT + canonical(payload)
+            except ValueError:
+                signatures.append(SIG_INVALID)
+                continue
+        signatures.append(SIG_VALID if _verify(public, message, signature) else SIG_INVALID)
+
+    checkpoints: list[tuple[int, Checkpoint | None, str]] = []
+    for size, note in task.notes:
+        try:
+            checkpoints.append((size, open_checkpoint(note, task.log_key), ""))
+        except NoteError as exc:
+            checkpoints.append((size, None, str(exc)))
+    return ChunkResult(task.start, records, signatures, checkpoints, violations)

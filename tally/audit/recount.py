@@ -1,0 +1,312 @@
+"""Step 6: totals and winners recomputed from the replayed log, and compared with the results
+the server published.
+
+Winners mirror ``tally/winners.py`` (read there, re-implemented here), per category of the
+election's ``rule``:
+
+- ``greedy``: projects ranked by votes (descending), ties broken by the rule's ``tie_break``
+  criteria in order and finally by id; projects with fewer than ``min_votes`` are not eligible;
+  funded in rank order while the money lasts, a project that does not fit is skipped;
+- ``greedy-no-skip``: the same, but funding stops at the first project that does not fit;
+- ``equal-shares``: the Method of Equal Shares with cost utilities, exact fractions, completed
+  by raising every voter's share 100 kopecks at a time ("add1") until the outcome is exhaustive
+  or would overspend. A category's voters are those with a counted project in it.
+
+Tie-break criteria: ``cost-ascending``, ``cost-descending``, ``lottery`` (the smaller
+``SHA-256(f"{seed}:{project_id}")`` hex digest first).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from tally.audit.ballots import Definition, VoterTally
+from tally.audit.errors import Violation
+
+__all__ = ["Recount", "compare_results", "recount"]
+
+MES_INCREMENT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    id: str
+    cost: int
+    votes: int
+
+
+def lottery_ticket(seed: str, project_id: str) -> str:
+    """The published lottery key of a project; the smaller ticket wins a ``lottery`` tie."""
+    return hashlib.sha256(f"{seed}:{project_id}".encode()).hexdigest()
+
+
+def _sort_key(tie_break: Sequence[str], seed: str) -> Callable[[_Candidate], tuple[Any, ...]]:
+    def key(c: _Candidate) -> tuple[Any, ...]:
+        parts: list[Any] = [-c.votes]
+        for criterion in tie_break:
+            if criterion == "cost-ascending":
+                parts.append(c.cost)
+            elif criterion == "cost-descending":
+                parts.append(-c.cost)
+            else:
+                parts.append(lottery_ticket(seed, c.id))
+        parts.append(c.id)
+        return tuple(parts)
+
+    return key
+
+
+def _tie_key(tie_break: Sequence[str], seed: str) -> Callable[[_Candidate], tuple[Any, ...]]:
+    rank = _sort_key(tie_break, seed)
+    return lambda c: rank(c)[1:]
+
+
+def greedy(
+    candidates: Sequence[_Candidate],
+    budget: int,
+    *,
+    skip: bool,
+    min_votes: int,
+    tie_break: Sequence[str],
+    seed: str,
+) -> list[str]:
+    """Fund by votes, best first, while the money lasts (see the module docstring)."""
+    ranked = sorted(candidates, key=_sort_key(tie_break, seed))
+    funded: list[str] = []
+    left = budget
+    for c in ranked:
+        if c.votes < min_votes:
+            break
+        if c.cost <= left:
+            funded.append(c.id)
+            left -= c.cost
+        elif not skip:
+            break
+    return funded
+
+
+def equal_shares(
+    candidates: Sequence[_Candidate],
+    budget: int,
+    approvals: Sequence[frozenset[str]],
+    *,
+    min_votes: int,
+    tie_break: Sequence[str],
+    seed: str,
+) -> list[str]:
+    """The Method of Equal Shares, cost utilities, "add1" completion (module docstring)."""
+    eligible = [c for c in candidates if c.votes >= min_votes]
+    groups: dict[frozenset[str], int] = {}
+    for ballot in approvals:
+        groups[ballot] = groups.get(ballot, 0) + 1
+    weight = list(groups.values())
+    supporters: dict[str, list[tuple[int, int]]] = {c.id: [] for c in eligible}
+    costs = {c.id: c.cost for c in eligible}
+    for g, ballot in enumerate(groups):
+        for project_id in sorted(ballot):
+            if project_id in supporters and costs[project_id] > 0:
+                supporters[project_id].append((g, costs[project_id]))
+    available = [c for c in eligible if supporters[c.id]]
+    if not approvals:
+        return []
+    tie_key = _tie_key(tie_break, seed)
+
+    def run(share: Fraction) -> list[str]:
+        money = [share] * len(weight)
+        bound = {
+            c.id: Fraction(c.cost, sum(weight[g] * u for g, u in supporters[c.id]))
+            for c in available
+        }
+        by_id = {c.id: c for c in available}
+        remaining = set(by_id)
+        funded: list[str] = []
+        while True:
+            best: Fraction | None = None
+            tied: list[_Candidate] = []
+            for pid in sorted(remaining, key=lambda p: bound[p]):
+                if best is not None and bound[pid] > best:
+                    break
+                rho = _rho(by_id[pid].cost, supporters[pid], money, weight)
+                if rho is None:
+                    remaining.discard(pid)
+                    continue
+                bound[pid] = rho
+                if best is None or rho < best:
+                    best, tied = rho, [by_id[pid]]
+                elif rho == best:
+                    tied.append(by_id[pid])
+            if best is None:
+                return funded
+            chosen = min(tied, key=tie_key)
+            funded.append(chosen.id)
+            remaining.discard(chosen.id)
+            for g, u in supporters[chosen.id]:
+                money[g] -= min(money[g], best * u)
+
+    share = Fraction(budget, len(approvals))
+    outcome = run(share)
+    previous: list[str] = []
+    while True:
+        spent = sum(costs[p] for p in outcome)
+        if spent > budget:
+            return previous
+        done = set(outcome)
+        if all(p in done or spent + costs[p] > budget for p in (c.id for c in available)):
+            return outcome
+        previous = outcome
+        share += MES_INCREMENT
+        outcome = run(share)
+
+
+def _rho(
+    cost: int,
+    supporters: Sequence[tuple[int, int]],
+    money: Sequence[Fraction],
+    weight: Sequence[int],
+) -> Fraction | None:
+    """The least ρ with Σ min(money_i, ρ·u_i) = cost over the supporters; None if they cannot
+    pay."""
+    if sum(weight[g] * money[g] for g, _ in supporters) < cost:
+        return None
+    remaining = Fraction(cost)
+    utility = sum(weight[g] * u for g, u in supporters)
+    for g, u in sorted(supporters, key=lambda s: money[s[0]] / s[1]):
+        rho = remaining / utility
+        if rho * u <= money[g]:
+            return rho
+        remaining -= weight[g] * money[g]
+        utility -= weight[g] * u
+    raise AssertionError("unreachable: the supporters' money covers the cost")
+
+
+# --------------------------------------------------------------------------- the recount
+
+
+@dataclass(frozen=True)
+class Recount:
+    """The count of the log's first ``size`` entries."""
+
+    size: int
+    root: bytes
+    voters: int
+    ballots: int
+    spoiled: int
+    votes: dict[str, int]
+    funded: dict[str, list[str]] = field(default_factory=dict)
+
+
+def recount(
+    definition: Definition, tallies: Mapping[str, VoterTally], spoiled: int, size: int, root: bytes
+) -> Recount:
+    """Project totals (counted ballots naming each project) and each category's winners."""
+    votes = dict.fromkeys(definition.projects, 0)
+    ballots = voters = 0
+    for tally in tallies.values():
+        if tally.ballots:
+            voters += 1
+            ballots += len(tally.ballots)
+        for _, projects in tally.ballots:
+            for project_id in projects:
+                if project_id in votes:
+                    votes[project_id] += 1
+    funded: dict[str, list[str]] = {}
+    for category in definition.categories.values():
+        candidates = [
+            _Candidate(p.id, p.cost, votes[p.id])
+            for p in definition.projects.values()
+            if p.category == category.id
+        ]
+        options: dict[str, Any] = {
+            "min_votes": definition.min_votes,
+            "tie_break": definition.tie_break,
+            "seed": definition.seed,
+        }
+        if definition.method == "equal-shares":
+            approvals = [
+                frozenset(t.counted.get(category.id, ()))
+                for t in tallies.values()
+                if t.counted.get(category.id)
+            ]
+            funded[category.id] = equal_shares(candidates, category.budget, approvals, **options)
+        else:
+            skip = definition.method == "greedy"
+            funded[category.id] = greedy(candidates, category.budget, skip=skip, **options)
+    return Recount(size, root, voters, ballots, spoiled, votes, funded)
+
+
+def compare_results(
+    published: Any, election: str, definition: Definition, counted: Recount
+) -> list[Violation]:
+    """Every difference between the published results and the recount at their log size."""
+    found: list[Violation] = []
+
+    def differs(check: str, expected: object, got: object) -> None:
+        found.append(Violation(6, check, str(expected), str(got)[:80]))
+
+    if not isinstance(published, dict):
+        differs("results", "a JSON object", type(published).__name__)
+        return found
+    if published.get("election") != election:
+        differs("results-election", election, published.get("election"))
+    log = published.get("log")
+    root = log.get("root") if isinstance(log, dict) else None
+    if _root_bytes(root) != counted.root:
+        differs("results-root", base64.b64encode(counted.root).decode(), root)
+    categories = published.get("categories")
+    if not isinstance(categories, list):
+        differs("results-categories", "a list", type(categories).__name__)
+        return found
+    listed: dict[str, Any] = {}
+    for item in categories:
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            listed[item["id"]] = item
+    if set(listed) != set(definition.categories) or len(listed) != len(categories):
+        differs("results-categories", sorted(definition.categories), sorted(listed))
+    for category in definition.categories.values():
+        item = listed.get(category.id)
+        if item is None:
+            continue
+        if item.get("budget") != category.budget:
+            differs(f"budget:{category.id}", category.budget, item.get("budget"))
+        projects = (
+            {p.get("id"): p for p in item.get("projects", []) if isinstance(p, dict)}
+            if isinstance(item.get("projects"), list)
+            else {}
+        )
+        ours = [p for p in definition.projects.values() if p.category == category.id]
+        if set(projects) != {p.id for p in ours}:
+            differs(
+                f"projects:{category.id}", sorted(p.id for p in ours), sorted(map(str, projects))
+            )
+        winners = set(counted.funded.get(category.id, []))
+        for project in ours:
+            row = projects.get(project.id)
+            if row is None:
+                continue
+            if row.get("cost") != project.cost:
+                differs(f"cost:{project.id}", project.cost, row.get("cost"))
+            if row.get("votes") != counted.votes[project.id]:
+                differs(f"votes:{project.id}", counted.votes[project.id], row.get("votes"))
+            if row.get("funded") is not (project.id in winners):
+                differs(f"funded:{project.id}", project.id in winners, row.get("funded"))
+    return found
+
+
+def _root_bytes(root: object) -> bytes | None:
+    """A root as published: base64 (as in checkpoints) or 64 hex digits."""
+    if not isinstance(root, str):
+        return None
+    if len(root) == 64:
+        try:
+            return bytes.fromhex(root)
+        except ValueError:
+            pass
+    try:
+        return base64.b64decode(root, validate=True)
+    except ValueError:
+        return None

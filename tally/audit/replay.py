@@ -1,0 +1,817 @@
+"""The auditor's independent replay of an election's log.
+
+The checklist. Every step reports each violation as (entry index or checkpoint size, check name,
+expected, found), and has its own error type (``tally.audit.errors``):
+
+ 1. Source format (``SourceFormatError``): the header, each line's framing, entries gapless
+    0..N-1 and as many as the header (or the latest checkpoint) says; checkpoint lines in
+    ascending size.
+ 2. Entry shape (``EntryShapeError``): each entry is JSON whose bytes are its RFC 8785
+    canonical form; members envelope/recorded_at/tags/type; the payload's type is the entry's;
+    the election is this one; tags sorted, without repeats, with ``key:<key id>``; the first
+    entry defines the election.
+ 3. Signatures (``SignatureError``): Ed25519 over ``b"uchast/v1\\n" + canonical(payload)`` by a
+    key valid at that position for its role: the admin key pinned by ``--admin-vkey`` (and named
+    by the election entry), others registered by the admin before the position and not revoked
+    before it. The key registry is replayed from the log (names unique, revocations of known
+    keys only).
+ 4. Merkle roots (``CheckpointError``): every checkpoint is signed by ``--log-vkey``, names this
+    log (origin ``<deployment>/<election>``), states its size, and its root is the RFC 9162 root
+    the auditor computes over the first ``size`` entries; successive checkpoints are consistent
+    (from a server, RFC 9162 consistency proofs are fetched and checked too); the last
+    checkpoint covers the whole log.
+ 5. Rules (``RuleViolationError``): each ballot, paper, spoiled ballot and void re-decided as
+    ``votes/rules.py`` does (limits, repeats, window, paper deadline, nonces, voids, double
+    entry, polling points), see ``tally.audit.ballots``.
+ 6. Results (``ResultsMismatchError``): totals and winners recomputed (``tally.audit.recount``)
+    and compared with the published results, whose log size and root must be the log's.
+
+Steps 1, 2, the signature arithmetic of 3 and the leaf hashes of 4 run on every core
+(``tally.audit.entries``), while the main process streams the source and replays the rest in log
+order, keeping per-voter state only.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tally.audit.ballots import BallotRules, Definition, parse_definition
+from tally.audit.crypto import (
+    ENVELOPE_CONTEXT,
+    Checkpoint,
+    Frontier,
+    VerifierKey,
+    canonical,
+    check_consistency,
+    ed25519_verify,
+)
+from tally.audit.entries import (
+    SIG_INVALID,
+    SIG_VALID,
+    ChunkResult,
+    ChunkTask,
+    EntryRecord,
+    check_chunk,
+    registered_vkey,
+)
+from tally.audit.errors import Violation, error_for
+from tally.audit.recount import Recount, compare_results, recount
+from tally.audit.sources import CheckpointLine, Source, SourceUnavailableError, open_source
+
+__all__ = ["AuditReport", "audit", "audit_strict"]
+
+ROLES = ("admin", "site", "clerk", "supervisor")
+WRITERS: dict[str, frozenset[str]] = {
+    "election": frozenset({"admin"}),
+    "election-amended": frozenset({"admin"}),
+    "key-registered": frozenset({"admin"}),
+    "key-revoked": frozenset({"admin"}),
+    "results-published": frozenset({"admin"}),
+    "ballot": frozenset({"site"}),
+    "paper-ballot": frozenset({"clerk"}),
+    "spoiled-ballot": frozenset({"clerk"}),
+    "void": frozenset({"supervisor"}),
+}
+_RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void"})
+KEPT_PER_CHECK = 100
+"""Violations kept per check name (all are counted), so a ruined log cannot exhaust memory."""
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class _Key:
+    public: bytes
+    role: str
+    registered_at: int
+    revoked_at: int | None = None
+    polling_point: str | None = None
+
+
+@dataclass
+class AuditReport:
+    """What an audit found: the figures of the log and every violation (none: it passed)."""
+
+    source: str
+    election: str
+    entries: int = 0
+    checkpoints: int = 0
+    root: str = ""
+    ballots: int = 0
+    voters: int = 0
+    spoiled: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+    winners: dict[str, list[str]] = field(default_factory=dict)
+    results_compared: bool = False
+    violations: list[Violation] = field(default_factory=list)
+    violation_counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return not self.violation_counts
+
+    @property
+    def violation_total(self) -> int:
+        return sum(self.violation_counts.values())
+
+    def summary(self) -> list[str]:
+        """The report as lines of text: the figures, then one line per violation kept."""
+        rate = self.entries / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"audit of {self.election} from {self.source}: "
+            + ("PASSED" if self.ok else f"FAILED ({self.violation_total} violations)"),
+            f"entries: {self.entries} ({rate:,.0f}/s), checkpoints: {self.checkpoints}, "
+            f"root: {self.root}",
+            f"counted ballots: {self.ballots}, voters: {self.voters}, spoiled: {self.spoiled}",
+        ]
+        for category, funded in self.winners.items():
+            lines.append(f"winners in {category}: {', '.join(funded) or '(none)'}")
+        lines.append(
+            "published results: "
+            + (
+                "match the recount"
+                if self.results_compared and not any(v.step == 6 for v in self.violations)
+                else "differ from the recount"
+                if self.results_compared
+                else "none to compare"
+            )
+        )
+        lines.extend(str(v) for v in self.violations)
+        shown = len(self.violations)
+        if shown < self.violation_total:
+            lines.append(f"... and {self.violation_total - shown} more violations")
+        return lines
+
+
+class _Stop(Exception):
+    """Raised inside a strict audit at the first violation."""
+
+    def __init__(self, violation: Violation) -> None:
+        super().__init__(str(violation))
+        self.violation = violation
+
+
+class _Auditor:
+    """One run of the checklist over one source."""
+
+    def __init__(
+        self, source: Source, log_key: VerifierKey, admin: VerifierKey, *, strict: bool
+    ) -> None:
+        self.source = source
+        self.log_key = log_key
+        self.admin = admin
+        self.strict = strict
+        self.report = AuditReport(
+            source=getattr(source, "path", getattr(source, "base", "")), election=""
+        )
+        self.election = ""
+        self.origin: str | None = None
+        self.frontier = Frontier()
+        # Step 3's registry; the admin key is pinned from the start.
+        self.keys: dict[str, _Key] = {admin.key_id: _Key(admin.public, "admin", -1)}
+        self.names: set[str] = {admin.name}
+        # Public keys seen in key-registered lines as they are read, for the workers.
+        self.hints: dict[str, bytes] = {admin.key_id: admin.public}
+        self.definition: Definition | None = None
+        self.rules: BallotRules | None = None
+        self.checkpoint_roots: list[tuple[int, bytes]] = []
+        self.last_checkpoint = -1
+        self.results: Any = None
+        self.results_size: int | None = None
+        self.snapshot: Recount | None = None
+
+    # -- reporting
+
+    def add(self, violation: Violation) -> None:
+        report = self.report
+        count = report.violation_counts.get(violation.check, 0)
+        report.violation_counts[violation.check] = count + 1
+        if count < KEPT_PER_CHECK:
+            report.violations.append(violation)
+        if self.strict:
+            raise _Stop(violation)
+
+    # -- the run
+
+    def run(
+        self, workers: int, chunk_size: int, progress: Progress | None, results: Any
+    ) -> AuditReport:
+        started = time.perf_counter()
+        # 1. Source format: the header (file) or the latest checkpoint (server).
+        outline = self.source.outline(self.log_key)
+        for problem in outline.violations:
+            self.add(problem)
+        self.election = self.report.election = outline.election
+        self.origin = outline.origin
+        total = outline.size
+
+        self.results = results if results is not None else self.source.published_results()
+        if self.results is not None:
+            log = self.results.get("log") if isinstance(self.results, dict) else None
+            size = log.get("size") if isinstance(log, dict) else None
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+                self.results_size = size
+            else:
+                self.add(Violation(6, "results-size", "the log size the results count", repr(size)))
+            if self.results_size == 0:
+                self._take_snapshot()
+
+        done = self._stream(workers, chunk_size, progress, total)
+
+        # 1. As many entries as announced.
+        if done != total:
+            self.add(Violation(1, "size", f"{total} entries", f"{done} entries"))
+        # 4. The last checkpoint covers the whole log; consistency proofs between successive
+        #    checkpoints, where the source serves them.
+        if self.last_checkpoint != done:
+            self.add(
+                Violation(
+                    4,
+                    "coverage",
+                    f"a signed checkpoint of all {done} entries",
+                    f"the last verified checkpoint is of {self.last_checkpoint}",
+                )
+            )
+        self._consistency()
+        # 6. Totals, winners, and the published results.
+        self._finish(done)
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _stream(self, workers: int, chunk_size: int, progress: Progress | None, total: int) -> int:
+        tasks = self._tasks(chunk_size)
+        done = 0
+        if workers <= 0:
+            for task in tasks:
+                done = self._consume(check_chunk(task))
+                if progress is not None:
+                    progress(done, total)
+            return done
+        with ProcessPoolExecutor(workers) as pool:
+            inflight: deque[Future[ChunkResult]] = deque()
+            try:
+                for task in tasks:
+                    inflight.append(pool.submit(check_chunk, task))
+                    while len(inflight) > 2 * workers:
+                        done = self._consume(inflight.popleft().result())
+                        if progress is not None:
+                            progress(done, total)
+                while inflight:
+                    done = self._consume(inflight.popleft().result())
+                    if progress is not None:
+                        progress(done, total)
+            finally:
+                for future in inflight:
+                    future.cancel()
+        return done
+
+    def _tasks(self, chunk_size: int) -> Iterator[ChunkTask]:
+        """Cut the entry lines into chunks, each with the checkpoints its entries reach."""
+        checkpoints = self.source.checkpoint_lines()
+        upcoming: CheckpointLine | None = next(checkpoints, None)
+        last_size = -1
+
+        def notes_upto(size: int) -> list[tuple[int, object]]:
+            nonlocal upcoming, last_size
+            notes: list[tuple[int, object]] = []
+            while upcoming is not None and (upcoming.size is None or upcoming.size <= size):
+                line, upcoming = upcoming, next(checkpoints, None)
+                if line.problem is not None:
+                    self.add(line.problem)
+                if line.size is None:
+                    continue
+                if line.size <= last_size:
+                    self.add(
+                        Violation(
+                            1,
+                            "checkpoint-order",
+                            f"a size above {last_size}",
+                            str(line.size),
+                            checkpoint=line.size,
+                        )
+                    )
+                    continue
+                last_size = line.size
+                notes.append((line.size, line.note))
+            return notes
+
+        start = 0
+        lines: list[bytes] = []
+        for line in self.source.entry_lines():
+            vkey = registered_vkey(line)
+            if vkey is not None:
+                self.hints.setdefault(vkey.key_id, vkey.public)
+            lines.append(line)
+            if len(lines) >= chunk_size:
+                end = start + len(lines)
+                yield ChunkTask(
+                    start, lines, self.election, dict(self.hints), self.log_key, notes_upto(end)
+                )
+                start, lines = end, []
+        end = start + len(lines)
+        if lines or start == 0:
+            yield ChunkTask(
+                start, lines, self.election, dict(self.hints), self.log_key, notes_upto(end)
+            )
+        while upcoming is not None:
+            beyond, upcoming = upcoming, next(checkpoints, None)
+            if beyond.problem is not None:
+                self.add(beyond.problem)
+            if beyond.size is not None:
+                self.add(
+                    Violation(
+                        4,
+                        "checkpoint-size",
+                        f"at most {end} (the log's size)",
+                        str(beyond.size),
+                        checkpoint=beyond.size,
+                    )
+                )
+
+    def _consume(self, result: ChunkResult) -> int:
+        for problem in result.violations:
+            self.add(problem)
+        checkpoints = result.checkpoints
+        pending = 0
+        index = result.start
+        while pending < len(checkpoints) and checkpoints[pending][0] == index:
+            self._checkpoint(*checkpoints[pending])
+            pending += 1
+        for record, signature in zip(result.records, result.signatures, strict=True):
+            self._entry(index, record, signature)
+            index += 1
+            while pending < len(checkpoints) and checkpoints[pending][0] == index:
+                self._checkpoint(*checkpoints[pending])
+                pending += 1
+            if index == self.results_size:
+                self._take_snapshot()
+        return index
+
+    # -- steps 3 and 5, per entry in log order
+
+    def _entry(self, index: int, record: EntryRecord, signature: int) -> None:
+        self.frontier.append(record.leaf)
+        rules = self.rules
+        entry_type, payload, key = record.type, record.payload, record.key
+        if payload is None or entry_type is None or key is None:
+            if index == 0:
+                self.add(
+                    Violation(2, "first-entry", "the election entry", "no readable entry", entry=0)
+                )
+            if rules is not None:
+                rules.skip(None, None)
+            return
+        signer = self._signer(index, entry_type, payload, key)
+        valid = signer is not None and self._signature_valid(index, key, signer, record, signature)
+        if valid:
+            if entry_type in ("key-registered", "key-revoked"):
+                self._registry(index, entry_type, payload)
+            elif entry_type in ("election", "election-amended"):
+                self._definition(index, entry_type, payload, record.recorded_at)
+        if index == 0 and entry_type != "election":
+            self.add(Violation(2, "first-entry", "the election entry", entry_type, entry=0))
+        if rules is None:
+            return
+        if valid and entry_type in _RULED:
+            assert signer is not None
+            violation = rules.admit(
+                index,
+                entry_type,
+                payload,
+                key,
+                record.tags,
+                record.recorded_at,
+                signer.polling_point,
+            )
+            if violation is not None:
+                self.add(violation)
+        else:
+            rules.skip(entry_type, payload)
+
+    def _signer(
+        self, index: int, entry_type: str, payload: dict[str, Any], key: str
+    ) -> _Key | None:
+        """Step 3: the key that may sign this entry at this position, or None (reported)."""
+        if entry_type == "election":
+            if index != 0:
+                self.add(
+                    Violation(
+                        3,
+                        "election-entry",
+                        "the election entry at position 0 only",
+                        f"another at {index}",
+                        entry=index,
+                    )
+                )
+                return None
+            if payload.get("admin_key") != self.admin.vkey:
+                self.add(
+                    Violation(
+                        3,
+                        "admin-key",
+                        self.admin.vkey,
+                        str(payload.get("admin_key"))[:80],
+                        entry=index,
+                    )
+                )
+                return None
+            if key != self.admin.key_id:
+                self.add(
+                    Violation(3, "signer", f"the admin key {self.admin.key_id}", key, entry=index)
+                )
+                return None
+            return self.keys[key]
+        record = self.keys.get(key)
+        if record is None or record.registered_at >= index:
+            self.add(
+                Violation(3, "unknown-key", "a key registered before this entry", key, entry=index)
+            )
+            return None
+        if record.revoked_at is not None and record.revoked_at < index:
+            self.add(
+                Violation(
+                    3,
+                    "key-revoked",
+                    f"a key not revoked (revoked at {record.revoked_at})",
+                    key,
+                    entry=index,
+                )
+            )
+            return None
+        if record.role not in WRITERS[entry_type]:
+            self.add(
+                Violation(
+                    3,
+                    "role",
+                    f"a {'/'.join(sorted(WRITERS[entry_type]))} key for {entry_type}",
+                    f"{record.role} key {key}",
+                    entry=index,
+                )
+            )
+            return None
+        return record
+
+    def _signature_valid(
+        self, index: int, key: str, signer: _Key, record: EntryRecord, signature: int
+    ) -> bool:
+        if self.hints.get(key) == signer.public and signature in (SIG_VALID, SIG_INVALID):
+            valid = signature == SIG_VALID
+        else:
+            # The worker knew no key, or another under this id (from a refused registration):
+            # check here, under the registered key.
+            try:
+                message = ENVELOPE_CONTEXT + canonical(record.payload)
+            except ValueError:
+                message = b""
+            valid = bool(message) and ed25519_verify(signer.public, message, record.sig)
+        if not valid:
+            self.add(
+                Violation(
+                    3, "signature", f"a valid Ed25519 signature by {key}", "invalid", entry=index
+                )
+            )
+        return valid
+
+    def _registry(self, index: int, entry_type: str, payload: dict[str, Any]) -> None:
+        """Step 3: replay a key registration or revocation signed by the admin."""
+        if entry_type == "key-registered":
+            try:
+                vkey = VerifierKey.parse(payload.get("vkey"))
+            except ValueError as exc:
+                self.add(Violation(3, "key-registration", "a C2SP vkey", str(exc), entry=index))
+                return
+            role = payload.get("role")
+            point = payload.get("polling_point")
+            if role not in ROLES:
+                self.add(
+                    Violation(
+                        3,
+                        "key-registration",
+                        f"a role of {', '.join(ROLES)}",
+                        repr(role),
+                        entry=index,
+                    )
+                )
+            elif point is not None and (role != "clerk" or not isinstance(point, str)):
+                self.add(
+                    Violation(
+                        3,
+                        "key-registration",
+                        "a polling point for clerks only",
+                        repr(point),
+                        entry=index,
+                    )
+                )
+            elif vkey.name in self.names:
+                self.add(
+                    Violation(
+                        3,
+                        "key-registration",
+                        "a key name new in this election",
+                        vkey.name,
+                        entry=index,
+                    )
+                )
+            else:
+                self.names.add(vkey.name)
+                self.keys[vkey.key_id] = _Key(vkey.public, role, index, polling_point=point)
+            return
+        target = payload.get("key")
+        record = self.keys.get(target) if isinstance(target, str) else None
+        if record is None or record.revoked_at is not None:
+            self.add(
+                Violation(
+                    3,
+                    "key-revocation",
+                    "a registered key not yet revoked",
+                    repr(target),
+                    entry=index,
+                )
+            )
+            return
+        record.revoked_at = index
+
+    def _definition(
+        self, index: int, entry_type: str, payload: dict[str, Any], recorded_at: str
+    ) -> None:
+        try:
+            definition = parse_definition(payload.get("definition"))
+        except ValueError as exc:
+            self.add(
+                Violation(2, "definition", "an election definition", str(exc)[:80], entry=index)
+            )
+            return
+        if definition.id != self.election:
+            self.add(
+                Violation(
+                    2,
+                    "definition",
+                    f"the definition of {self.election}",
+                    definition.id,
+                    entry=index,
+                )
+            )
+            return
+        if entry_type == "election":
+            self.definition = definition
+            self.rules = BallotRules(definition)
+            self.rules.skip("election", None)  # position 0 itself
+            return
+        current = self.definition
+        if current is None or self.rules is None:
+            return
+        opens = _stamp(current.opens)
+        if recorded_at >= opens:
+            self.add(
+                Violation(
+                    5, "amendment", f"before voting opens ({opens})", recorded_at, entry=index
+                )
+            )
+            return
+        self.definition = definition
+        self.rules.definition = definition
+        self.rules.deadline = definition.deadline_stamp
+
+    # -- step 4
+
+    def _checkpoint(self, size: int, checkpoint: Checkpoint | None, problem: str) -> None:
+        self.report.checkpoints += 1
+        if checkpoint is None:
+            self.add(
+                Violation(
+                    4,
+                    "checkpoint-signature",
+                    f"a note signed by {self.log_key.key_id}",
+                    problem,
+                    checkpoint=size,
+                )
+            )
+            return
+        if checkpoint.size != size:
+            self.add(
+                Violation(
+                    4,
+                    "checkpoint-size",
+                    f"the listed size {size}",
+                    str(checkpoint.size),
+                    checkpoint=size,
+                )
+            )
+            return
+        if self.origin is None:
+            self.origin = checkpoint.origin
+        if checkpoint.origin != self.origin or not checkpoint.origin.endswith("/" + self.election):
+            self.add(
+                Violation(
+                    4,
+                    "origin",
+                    f"{self.origin} (ending /{self.election})",
+                    checkpoint.origin,
+                    checkpoint=size,
+                )
+            )
+            return
+        root = self.frontier.root()
+        if checkpoint.root != root:
+            self.add(Violation(4, "root", _b64(root), _b64(checkpoint.root), checkpoint=size))
+            return
+        self.last_checkpoint = size
+        self.checkpoint_roots.append((size, root))
+
+    def _consistency(self) -> None:
+        roots = [(s, r) for s, r in self.checkpoint_roots if s > 0]
+        for (old, old_root), (new, new_root) in itertools.pairwise(roots):
+            try:
+                proof = self.source.consistency_proof(old, new)
+            except SourceUnavailableError as exc:
+                self.add(
+                    Violation(
+                        4, "consistency", f"a proof from {old} to {new}", str(exc), checkpoint=new
+                    )
+                )
+                continue
+            if proof is None:
+                return  # a file has no proofs: the roots above were each recomputed
+            why = check_consistency(old, new, old_root, new_root, proof)
+            if why is not None:
+                self.add(
+                    Violation(
+                        4, "consistency", f"a valid proof from {old} to {new}", why, checkpoint=new
+                    )
+                )
+
+    # -- step 6
+
+    def _take_snapshot(self) -> None:
+        if self.definition is None or self.rules is None:
+            return
+        self.snapshot = recount(
+            self.definition,
+            self.rules.tallies(),
+            self.rules.spoiled,
+            self.frontier.size,
+            self.frontier.root(),
+        )
+
+    def _finish(self, done: int) -> None:
+        report = self.report
+        report.entries = done
+        report.root = _b64(self.frontier.root())
+        if self.definition is None or self.rules is None:
+            self.add(
+                Violation(5, "definition", "an election definition to apply the rules", "none")
+            )
+            return
+        final = recount(
+            self.definition, self.rules.tallies(), self.rules.spoiled, done, self.frontier.root()
+        )
+        report.ballots, report.voters, report.spoiled = final.ballots, final.voters, final.spoiled
+        report.totals = final.votes
+        report.winners = final.funded
+        if self.results is None:
+            return
+        report.results_compared = True
+        if self.results_size is not None and self.results_size > done:
+            self.add(
+                Violation(
+                    6, "results-size", f"at most {done} (the log's size)", str(self.results_size)
+                )
+            )
+            return
+        if self.snapshot is not None:
+            for problem in compare_results(
+                self.results, self.election, self.definition, self.snapshot
+            ):
+                self.add(problem)
+
+
+def _stamp(moment: datetime) -> str:
+    """``moment`` in the form of ``recorded_at``, so that the two compare as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _load_results(results: str | dict[str, Any] | None) -> Any:
+    if results is None or isinstance(results, dict):
+        return results
+    try:
+        with open(results, "rb") as f:
+            return json.load(f)
+    except OSError as exc:
+        raise SourceUnavailableError(f"cannot read {results}: {exc.strerror}") from None
+    except ValueError:
+        raise SourceUnavailableError(f"{results} is not JSON") from None
+
+
+def _run(
+    source: str | Source,
+    log_vkey: str,
+    admin_vkey: str,
+    *,
+    election: str | None,
+    results: str | dict[str, Any] | None,
+    workers: int | None,
+    chunk_size: int,
+    progress: Progress | None,
+    strict: bool,
+) -> AuditReport:
+    log_key = VerifierKey.parse(log_vkey)
+    admin = VerifierKey.parse(admin_vkey)
+    try:
+        opened = open_source(source, election) if isinstance(source, str) else source
+    except SourceUnavailableError as exc:
+        problem = Violation(1, "source", "a readable source", str(exc))
+        if strict:
+            raise _Stop(problem) from None
+        return AuditReport(
+            source=str(source),
+            election=election or "",
+            violations=[problem],
+            violation_counts={"source": 1},
+        )
+    auditor = _Auditor(opened, log_key, admin, strict=strict)
+    if workers is None:
+        workers = os.cpu_count() or 1
+    try:
+        published = _load_results(results)
+        return auditor.run(workers, chunk_size, progress, published)
+    except SourceUnavailableError as exc:
+        auditor.add(Violation(1, "source", "a readable source", str(exc)))
+        return auditor.report
+    finally:
+        opened.close()
+
+
+def audit(
+    source: str | Source,
+    log_vkey: str,
+    admin_vkey: str,
+    *,
+    election: str | None = None,
+    results: str | dict[str, Any] | None = None,
+    workers: int | None = None,
+    chunk_size: int = 2000,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Replay the log at ``source`` (an exported file's path or a server's URL) through the
+    whole checklist and report every violation; never raises for what it finds.
+
+    ``log_vkey`` and ``admin_vkey`` are the C2SP vkeys the auditor trusts (a malformed one raises
+    ``ValueError``). ``results``: a results JSON file (or its parsed content) to compare; by
+    default a server's published results. ``workers``: processes checking signatures (default:
+    one per core; 0 checks inline). ``progress(done, total)`` is called after every chunk.
+    """
+    return _run(
+        source,
+        log_vkey,
+        admin_vkey,
+        election=election,
+        results=results,
+        workers=workers,
+        chunk_size=chunk_size,
+        progress=progress,
+        strict=False,
+    )
+
+
+def audit_strict(
+    source: str | Source,
+    log_vkey: str,
+    admin_vkey: str,
+    *,
+    election: str | None = None,
+    results: str | dict[str, Any] | None = None,
+    workers: int | None = None,
+    chunk_size: int = 2000,
+) -> AuditReport:
+    """As :func:`audit`, but stop at the first violation and raise it as the error of its
+    step (:class:`~tally.audit.errors.AuditError` subclasses)."""
+    try:
+        return _run(
+            source,
+            log_vkey,
+            admin_vkey,
+            election=election,
+            results=results,
+            workers=workers,
+            chunk_size=chunk_size,
+            progress=None,
+            strict=True,
+        )
+    except _Stop as stop:
+        raise error_for(stop.violation) from None

@@ -1,0 +1,210 @@
+"""Real election logs for the auditor's tests: written through the real write path (a signed
+Ledger on SQLite, decisions by ``votes.rules`` under DCB conditions, as the vote endpoints do),
+then exported with ``uchast export log``'s own function."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.dcb.api import DCBAppendCondition, DCBQuery, DCBQueryItem
+
+from api.cli import export_log
+from ledger.keys import SignerKey, sign_envelope
+from ledger.log import Ledger, entry_object
+from ledger.store import open_store
+from tests.factories import ELECTION, Keys, key_envelope, voter_token
+from votes import rules
+from votes.election import election_from_dict, election_to_dict
+from votes.receipts import receipt_code, receipt_tag
+
+NOW = datetime(2018, 10, 5, 12, 0, tzinfo=UTC)
+CAST_AT = "2018-10-03T10:15:00+03:00"
+
+
+def definition(**overrides: Any) -> dict[str, Any]:
+    """A small election: two categories of three projects, two polling points, greedy."""
+    document: dict[str, Any] = {
+        "id": ELECTION,
+        "title": {"uk": "Тестове голосування", "en": "Test election"},
+        "timezone": "Europe/Kyiv",
+        "voting_opens": "2018-10-01T00:00:00+03:00",
+        "voting_closes": "2018-10-10T23:59:59+03:00",
+        # Entries are recorded on the real clock, long after 2018: keep paper open.
+        "paper_deadline": "2100-01-01T00:00:00+00:00",
+        "categories": [
+            {"id": "large", "title": {"uk": "Великі", "en": "Large"}, "max_picks": 2,
+             "budget_kopecks": 300_000_00, "max_cost_kopecks": 200_000_00},
+            {"id": "small", "title": {"uk": "Малі", "en": "Small"}, "max_picks": 2,
+             "budget_kopecks": 100_000_00, "max_cost_kopecks": 60_000_00},
+        ],
+        "projects": [
+            {"id": f"L0{i}", "title": {"uk": f"Великий {i}", "en": f"Large {i}"},
+             "category": "large", "cost_kopecks": cost, "district": "centre"}
+            for i, cost in ((1, 150_000_00), (2, 120_000_00), (3, 90_000_00))
+        ] + [
+            {"id": f"S0{i}", "title": {"uk": f"Малий {i}", "en": f"Small {i}"},
+             "category": "small", "cost_kopecks": cost, "district": "north"}
+            for i, cost in ((1, 50_000_00), (2, 40_000_00), (3, 30_000_00))
+        ],
+        "polling_points": [
+            {"id": "council", "title": {"uk": "Міська рада", "en": "City council"}},
+            {"id": "district-1", "title": {"uk": "Район 1", "en": "District 1"}},
+        ],
+        "rule": {"method": "greedy", "min_votes": 0, "tie_break": ["cost-ascending", "lottery"],
+                 "seed": "test-2018/seed"},
+        "multiple_ballots": True,
+        "double_entry": False,
+    }
+    document.update(overrides)
+    return election_to_dict(election_from_dict(document))
+
+
+@dataclass
+class AuditKeys(Keys):
+    """The factories' keys plus a second clerk (double entry needs two)."""
+
+    clerk2: SignerKey = field(default_factory=lambda: SignerKey.generate("clerk.council.petro"))
+
+
+class ElectionLog:
+    """Writes entries to one election's ledger the way the API does."""
+
+    def __init__(self, ledger: Ledger, keys: AuditKeys, document: dict[str, Any]) -> None:
+        self.ledger = ledger
+        self.keys = keys
+        self.election = election_from_dict(document)
+
+    async def _decide_and_append(self, envelope: dict[str, Any], decide: Any) -> int:
+        verified = await self.ledger.verify(envelope)
+        payload = verified.payload
+        for _ in range(8):
+            history, head = await self.ledger.tagged(list(rules.read_tags(payload)))
+            prior = [
+                rules.PriorEntry(e.position, e.type, entry_object(e.data)["envelope"]["payload"],
+                                 entry_object(e.data)["envelope"]["key"])
+                for e in history
+            ]
+            decision = decide(prior)
+            assert decision.replay_of is None, "tests never replay"
+            extra = []
+            if payload["type"] in ("ballot", "paper-ballot"):
+                extra.append(receipt_tag(receipt_code(verified.envelope.sig)))
+            items = [DCBQueryItem(tags=[t]) for t in decision.condition_tags]
+            appended = await self.ledger.append_verified(
+                verified,
+                tags=[*decision.tags, *extra],
+                condition=DCBAppendCondition(DCBQuery(items), after=head),
+            )
+            return appended.position
+        raise AssertionError("lost the race eight times")
+
+    async def ballot(self, voter: int, projects: list[str], *, cast_at: str = CAST_AT) -> int:
+        """An online ballot by the site key, decided by the rules."""
+        payload = {"type": "ballot", "election": ELECTION, "voter": voter_token(voter),
+                   "projects": projects, "cast_at": cast_at, "nonce": str(uuid.uuid4())}
+        envelope = sign_envelope(payload, self.keys.site)
+        return await self._decide_and_append(
+            envelope, lambda h: rules.decide_ballot(self.election, payload, h, now=NOW)
+        )
+
+    async def paper(self, voter: int, projects: list[str], *, clerk: SignerKey | None = None,
+                    point: str = "council") -> int:
+        """A paper ballot keyed by a clerk, decided by the rules."""
+        signer = clerk or self.keys.clerk
+        payload = {"type": "paper-ballot", "election": ELECTION, "voter": voter_token(voter),
+                   "projects": projects, "cast_at": CAST_AT, "nonce": str(uuid.uuid4()),
+                   "polling_point": point}
+        envelope = sign_envelope(payload, signer)
+        return await self._decide_and_append(
+            envelope,
+            lambda h: rules.decide_ballot(self.election, payload, h, now=NOW,
+                                          key=str(signer.key_id)),
+        )
+
+    async def spoiled(self, point: str = "council") -> int:
+        payload = {"type": "spoiled-ballot", "election": ELECTION, "polling_point": point,
+                   "reason": "unreadable", "cast_at": CAST_AT, "nonce": str(uuid.uuid4())}
+        envelope = sign_envelope(payload, self.keys.clerk)
+        return await self._decide_and_append(
+            envelope, lambda h: rules.decide_spoiled(self.election, payload, h, now=NOW)
+        )
+
+    async def void(self, position: int, reason: str = "entered by mistake") -> int:
+        payload = {"type": "void", "election": ELECTION, "entry": position, "reason": reason,
+                   "nonce": str(uuid.uuid4())}
+        envelope = sign_envelope(payload, self.keys.supervisor)
+        [found] = await self.ledger.entries(position, position + 1)
+        target = rules.PriorEntry(found.position, found.type,
+                                  entry_object(found.data)["envelope"]["payload"],
+                                  entry_object(found.data)["envelope"]["key"])
+        return await self._decide_and_append(
+            envelope, lambda h: rules.decide_void(self.election, payload, target, h, now=NOW)
+        )
+
+    async def smuggle(self, payload: dict[str, Any], signer: SignerKey,
+                      tags: list[str]) -> int:
+        """Append straight through the Ledger, with no rule asked (what a broken server does)."""
+        appended = await self.ledger.append(sign_envelope(payload, signer), tags=tags)
+        return appended.position
+
+
+@asynccontextmanager
+async def election_log(url: str, keys: AuditKeys, **overrides: Any) -> AsyncIterator[ElectionLog]:
+    """An opened ledger with the election defined and site, clerk, clerk2, supervisor keys."""
+    document = definition(**overrides)
+    store = open_store(url)
+    await store.open()
+    ledger = Ledger(store, ELECTION, log_signer=keys.log, verify_workers=0)
+    await ledger.open()
+    try:
+        if await ledger.size() == 0:
+            payload = {"type": "election", "election": ELECTION,
+                       "admin_key": keys.admin.verifier.vkey, "voter_key_id": "0" * 16,
+                       "definition": document}
+            await ledger.append(sign_envelope(payload, keys.admin))
+            await ledger.append(key_envelope(keys, keys.site, "site"))
+            point_clerk = {"type": "key-registered", "election": ELECTION,
+                           "vkey": keys.clerk.verifier.vkey, "role": "clerk",
+                           "polling_point": "council"}
+            await ledger.append(sign_envelope(point_clerk, keys.admin))
+            await ledger.append(key_envelope(keys, keys.clerk2, "clerk"))
+            await ledger.append(key_envelope(keys, keys.supervisor, "supervisor"))
+        yield ElectionLog(ledger, keys, document)
+    finally:
+        await ledger.close()
+        await store.close()
+
+
+async def export(url: str, path: Path) -> bytes:
+    """``uchast export log`` of the test election into ``path``; returns the bytes."""
+    store = open_store(url)
+    await store.open()
+    try:
+        out = io.BytesIO()
+        await export_log(store, ELECTION, out)
+    finally:
+        await store.close()
+    path.write_bytes(out.getvalue())
+    return out.getvalue()
+
+
+async def standard_log(log: ElectionLog) -> None:
+    """About 30 entries: online and paper ballots, a spoiled ballot and a void."""
+    for n in range(16):
+        picks = [["L01", "S01"], ["L02", "L03"], ["S02"], ["L01", "L02", "S03"]][n % 4]
+        await log.ballot(n, picks)
+    await log.ballot(0, ["L03"])  # a second ballot within the limits
+    await log.paper(100, ["L01", "S02"])
+    await log.paper(101, ["L02"], clerk=log.keys.clerk2, point="district-1")
+    await log.spoiled()
+    wrong = await log.paper(102, ["S03"])
+    await log.void(wrong)
+    await log.paper(102, ["S01"])
+    await log.ballot(103, ["L03", "S03"])
