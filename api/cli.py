@@ -462,7 +462,23 @@ def build_parser() -> argparse.ArgumentParser:
         "for replaying past elections and trials",
     )
     p.set_defaults(func=cmd_serve)
+
+    # The auditor keeps its own parser (tally/audit/cli.py) and imports none of the server.
+    p = sub.add_parser(
+        "audit",
+        help="replay a log independently: signatures, Merkle roots, rules, results",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    p.add_argument("audit_args", nargs=argparse.REMAINDER, metavar="SOURCE ...")
+    p.set_defaults(func=cmd_audit)
     return parser
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from tally.audit.cli import main as audit_main
+
+    return audit_main(args.audit_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
