@@ -10,14 +10,16 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from api.service import DEFINITION_TAG
 from ledger.errors import LedgerError
 from ledger.keys import SignerKey, VerifierKey, sign_envelope
 from ledger.log import Ledger
 from ledger.store import Store, open_store
+from votes.errors import VoteRefusedError
 
 DEFAULT_DB = "sqlite:///uchast.db"
 
@@ -93,12 +95,16 @@ async def _single_election(store: Store, election: str | None) -> str:
 
 
 async def _append_signed(
-    store: Store, election: str, payload: dict[str, Any], signer: SignerKey
+    store: Store,
+    election: str,
+    payload: dict[str, Any],
+    signer: SignerKey,
+    tags: Sequence[str] = (),
 ) -> int:
     ledger = Ledger(store, election, verify_workers=0)
     await ledger.open()
     try:
-        appended = await ledger.append(sign_envelope(payload, signer))
+        appended = await ledger.append(sign_envelope(payload, signer), tags=tags)
     finally:
         await ledger.close()
     return appended.position
@@ -129,7 +135,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             "voter_key_id": voter_key_id(voter_key),
             "definition": election_to_dict(election),
         }
-        await _append_signed(store, election.id, payload, admin)
+        await _append_signed(store, election.id, payload, admin, [DEFINITION_TAG])
         print(f"election {election.id} created in {args.db}")
         print(f"admin vkey: {admin.verifier.vkey}")
         print(f"voter key:  {args.voter_key} (share with the voting site only)")
@@ -143,6 +149,33 @@ def voter_key_id(voter_key: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(b"uchast/voter-key\n" + voter_key).hexdigest()[:16]
+
+
+def cmd_amend(args: argparse.Namespace) -> int:
+    from api.service import Service, ServiceConfig
+    from votes.election import check_amendment, election_to_dict, parse_election_toml
+
+    admin = load_signer(args.admin_key, "admin key")
+    try:
+        amended = parse_election_toml(Path(args.election_file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.election_file}: {exc.strerror}") from None
+    now = simulated_clock(args.clock)() if args.clock else datetime.now(UTC)
+
+    async def work(store: Store) -> int:
+        service = Service(ServiceConfig(args.db, admin), store)
+        current = await service.election(amended.id)
+        check_amendment(current, amended, now=now)
+        payload = {
+            "type": "election-amended",
+            "election": amended.id,
+            "definition": election_to_dict(amended),
+        }
+        position = await _append_signed(store, amended.id, payload, admin, [DEFINITION_TAG])
+        print(f"election {amended.id} amended at log position {position}")
+        return 0
+
+    return _run(_with_store(args.db, work))
 
 
 # keys
@@ -266,7 +299,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             "voter_key_id": voter_key_id(keys.voter_key),
             "definition": election_to_dict(election),
         }
-        await _append_signed(store, election.id, first, keys.admin)
+        await _append_signed(store, election.id, first, keys.admin, [DEFINITION_TAG])
         registrations: list[tuple[SignerKey, str, str | None]] = [
             (keys.site, "site", None),
             (keys.supervisor, "supervisor", None),
@@ -403,6 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_init)
 
+    p = sub.add_parser("amend", help="replace the definition before voting opens (signed)")
+    p.add_argument("election_file", metavar="ELECTION.toml")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--admin-key", required=True)
+    p.add_argument("--clock", help="pretend it is this time (ISO 8601 with offset)")
+    p.set_defaults(func=cmd_amend)
+
     keys = sub.add_parser("keys", help="register or revoke signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
@@ -489,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"uchast: {exc}", file=sys.stderr)
         return 2
-    except (LedgerError, ValueError, OSError) as exc:
+    except (LedgerError, VoteRefusedError, ValueError, OSError) as exc:
         print(f"uchast: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

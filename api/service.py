@@ -16,6 +16,9 @@ from ledger.log import Ledger, entry_object
 from ledger.store import Store, open_store
 from tally.projection import Tally
 from votes.election import Election, election_from_dict
+from votes.entries import EntryType
+
+DEFINITION_TAG = "definition"
 
 log = logging.getLogger("uchast.service")
 
@@ -90,17 +93,25 @@ class Service:
             return self._ledgers[election]
 
     async def election(self, election: str) -> Election:
-        """The election's definition, read from its first entry (cached: it cannot change once
-        voting has opened)."""
+        """The election's definition: its first entry's, or the latest admin amendment's (only
+        possible before voting opens). Cached; the tally's follower refreshes it."""
         cached = self._elections.get(election)
         if cached is None:
-            ledger = await self.ledger(election)
-            first = await ledger.entries(0, 1)
-            if not first:
-                raise ProblemError(409, "not-initialised", f"election {election!r} is empty")
-            payload = entry_object(first[0].data)["envelope"]["payload"]
-            cached = self._elections[election] = election_from_dict(payload["definition"])
+            cached = self._elections[election] = await self._read_definition(election)
         return cached
+
+    async def _read_definition(self, election: str) -> Election:
+        ledger = await self.ledger(election)
+        first = await ledger.entries(0, 1)
+        if not first:
+            raise ProblemError(409, "not-initialised", f"election {election!r} is empty")
+        latest = first[0]
+        amendments, _ = await ledger.tagged([DEFINITION_TAG])
+        for entry in amendments:
+            if entry.type == EntryType.ELECTION_AMENDED and entry.position > latest.position:
+                latest = entry
+        payload = entry_object(latest.data)["envelope"]["payload"]
+        return election_from_dict(payload["definition"])
 
     async def tally(self, election: str) -> Tally:
         """The election's live tally, kept up to date by a follower of its log."""
@@ -131,6 +142,10 @@ class Service:
         while True:
             try:
                 async for entry in ledger.subscribe(after=tally.position, poll=1.0):
+                    if entry.type == EntryType.ELECTION_AMENDED:
+                        definition = await self._read_definition(ledger.log_id)
+                        self._elections[ledger.log_id] = definition
+                        tally.redefine(definition)
                     await tally.apply(entry.position, entry.data, fetch)
             except asyncio.CancelledError:
                 raise

@@ -70,6 +70,12 @@ class Tally:
         self._paper: dict[str, list[PriorEntry]] = defaultdict(list)
         self._paper_counted: dict[str, list[Counted]] = defaultdict(list)
 
+    def redefine(self, election: Election) -> None:
+        """Take an amended definition (amendments come before voting opens, so nothing counted
+        depends on the old one)."""
+        self.election = election
+        self.zone = ZoneInfo(election.timezone)
+
     def _add(self, counted: Counted, sign: int) -> None:
         for project in counted.projects:
             self.votes[project] += sign
