@@ -99,7 +99,8 @@ class Allocation:
       holds projects that lacked support.)
     - ``below_threshold``: projects with fewer votes than the threshold, best ranked first.
     - ``spent``, ``budget``, ``left``: kopecks, ``spent + left == budget``.
-    - ``ties``: every tie among projects that passed the threshold, in ranking order.
+    - ``ties``: every tie among projects that passed the threshold, in the order the rule met
+      them (for equal shares: the method's ties on ρ, then the greedy completion's on votes).
     - ``order``: every project, in the order the rule used (for greedy: the ranking by votes).
     """
 
@@ -491,7 +492,7 @@ def equal_shares(
       ``increment`` kopecks, until the outcome leaves no money for any further supported project
       (that outcome is kept) or overspends the budget (the previous outcome is kept);
     - ``"greedy"``: then fund the rest by votes, as :func:`greedy` with skipping;
-    - ``"add1-greedy"``: ``"add1"`` and then ``"greedy"``, as recommended by equalshares.net.
+    - ``"add1-greedy"``: ``"add1"`` and then ``"greedy"``.
 
     In ``ties``, ``changed_outcome`` is judged at the share of the run that gave the outcome.
     """
