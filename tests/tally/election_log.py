@@ -39,26 +39,51 @@ def definition(**overrides: Any) -> dict[str, Any]:
         # Entries are recorded on the real clock, long after 2018: keep paper open.
         "paper_deadline": "2100-01-01T00:00:00+00:00",
         "categories": [
-            {"id": "large", "title": {"uk": "Великі", "en": "Large"}, "max_picks": 2,
-             "budget_kopecks": 300_000_00, "max_cost_kopecks": 200_000_00},
-            {"id": "small", "title": {"uk": "Малі", "en": "Small"}, "max_picks": 2,
-             "budget_kopecks": 100_000_00, "max_cost_kopecks": 60_000_00},
+            {
+                "id": "large",
+                "title": {"uk": "Великі", "en": "Large"},
+                "max_picks": 2,
+                "budget_kopecks": 300_000_00,
+                "max_cost_kopecks": 200_000_00,
+            },
+            {
+                "id": "small",
+                "title": {"uk": "Малі", "en": "Small"},
+                "max_picks": 2,
+                "budget_kopecks": 100_000_00,
+                "max_cost_kopecks": 60_000_00,
+            },
         ],
         "projects": [
-            {"id": f"L0{i}", "title": {"uk": f"Великий {i}", "en": f"Large {i}"},
-             "category": "large", "cost_kopecks": cost, "district": "centre"}
+            {
+                "id": f"L0{i}",
+                "title": {"uk": f"Великий {i}", "en": f"Large {i}"},
+                "category": "large",
+                "cost_kopecks": cost,
+                "district": "centre",
+            }
             for i, cost in ((1, 150_000_00), (2, 120_000_00), (3, 90_000_00))
-        ] + [
-            {"id": f"S0{i}", "title": {"uk": f"Малий {i}", "en": f"Small {i}"},
-             "category": "small", "cost_kopecks": cost, "district": "north"}
+        ]
+        + [
+            {
+                "id": f"S0{i}",
+                "title": {"uk": f"Малий {i}", "en": f"Small {i}"},
+                "category": "small",
+                "cost_kopecks": cost,
+                "district": "north",
+            }
             for i, cost in ((1, 50_000_00), (2, 40_000_00), (3, 30_000_00))
         ],
         "polling_points": [
             {"id": "council", "title": {"uk": "Міська рада", "en": "City council"}},
             {"id": "district-1", "title": {"uk": "Район 1", "en": "District 1"}},
         ],
-        "rule": {"method": "greedy", "min_votes": 0, "tie_break": ["cost-ascending", "lottery"],
-                 "seed": "test-2018/seed"},
+        "rule": {
+            "method": "greedy",
+            "min_votes": 0,
+            "tie_break": ["cost-ascending", "lottery"],
+            "seed": "test-2018/seed",
+        },
         "multiple_ballots": True,
         "double_entry": False,
     }
@@ -87,8 +112,12 @@ class ElectionLog:
         for _ in range(8):
             history, head = await self.ledger.tagged(list(rules.read_tags(payload)))
             prior = [
-                rules.PriorEntry(e.position, e.type, entry_object(e.data)["envelope"]["payload"],
-                                 entry_object(e.data)["envelope"]["key"])
+                rules.PriorEntry(
+                    e.position,
+                    e.type,
+                    entry_object(e.data)["envelope"]["payload"],
+                    entry_object(e.data)["envelope"]["key"],
+                )
                 for e in history
             ]
             decision = decide(prior)
@@ -107,49 +136,81 @@ class ElectionLog:
 
     async def ballot(self, voter: int, projects: list[str], *, cast_at: str = CAST_AT) -> int:
         """An online ballot by the site key, decided by the rules."""
-        payload = {"type": "ballot", "election": ELECTION, "voter": voter_token(voter),
-                   "projects": projects, "cast_at": cast_at, "nonce": str(uuid.uuid4())}
+        payload = {
+            "type": "ballot",
+            "election": ELECTION,
+            "voter": voter_token(voter),
+            "projects": projects,
+            "cast_at": cast_at,
+            "nonce": str(uuid.uuid4()),
+        }
         envelope = sign_envelope(payload, self.keys.site)
         return await self._decide_and_append(
             envelope, lambda h: rules.decide_ballot(self.election, payload, h, now=NOW)
         )
 
-    async def paper(self, voter: int, projects: list[str], *, clerk: SignerKey | None = None,
-                    point: str = "council") -> int:
+    async def paper(
+        self,
+        voter: int,
+        projects: list[str],
+        *,
+        clerk: SignerKey | None = None,
+        point: str = "council",
+    ) -> int:
         """A paper ballot keyed by a clerk, decided by the rules."""
         signer = clerk or self.keys.clerk
-        payload = {"type": "paper-ballot", "election": ELECTION, "voter": voter_token(voter),
-                   "projects": projects, "cast_at": CAST_AT, "nonce": str(uuid.uuid4()),
-                   "polling_point": point}
+        payload = {
+            "type": "paper-ballot",
+            "election": ELECTION,
+            "voter": voter_token(voter),
+            "projects": projects,
+            "cast_at": CAST_AT,
+            "nonce": str(uuid.uuid4()),
+            "polling_point": point,
+        }
         envelope = sign_envelope(payload, signer)
         return await self._decide_and_append(
             envelope,
-            lambda h: rules.decide_ballot(self.election, payload, h, now=NOW,
-                                          key=str(signer.key_id)),
+            lambda h: rules.decide_ballot(
+                self.election, payload, h, now=NOW, key=str(signer.key_id)
+            ),
         )
 
     async def spoiled(self, point: str = "council") -> int:
-        payload = {"type": "spoiled-ballot", "election": ELECTION, "polling_point": point,
-                   "reason": "unreadable", "cast_at": CAST_AT, "nonce": str(uuid.uuid4())}
+        payload = {
+            "type": "spoiled-ballot",
+            "election": ELECTION,
+            "polling_point": point,
+            "reason": "unreadable",
+            "cast_at": CAST_AT,
+            "nonce": str(uuid.uuid4()),
+        }
         envelope = sign_envelope(payload, self.keys.clerk)
         return await self._decide_and_append(
             envelope, lambda h: rules.decide_spoiled(self.election, payload, h, now=NOW)
         )
 
     async def void(self, position: int, reason: str = "entered by mistake") -> int:
-        payload = {"type": "void", "election": ELECTION, "entry": position, "reason": reason,
-                   "nonce": str(uuid.uuid4())}
+        payload = {
+            "type": "void",
+            "election": ELECTION,
+            "entry": position,
+            "reason": reason,
+            "nonce": str(uuid.uuid4()),
+        }
         envelope = sign_envelope(payload, self.keys.supervisor)
         [found] = await self.ledger.entries(position, position + 1)
-        target = rules.PriorEntry(found.position, found.type,
-                                  entry_object(found.data)["envelope"]["payload"],
-                                  entry_object(found.data)["envelope"]["key"])
+        target = rules.PriorEntry(
+            found.position,
+            found.type,
+            entry_object(found.data)["envelope"]["payload"],
+            entry_object(found.data)["envelope"]["key"],
+        )
         return await self._decide_and_append(
             envelope, lambda h: rules.decide_void(self.election, payload, target, h, now=NOW)
         )
 
-    async def smuggle(self, payload: dict[str, Any], signer: SignerKey,
-                      tags: list[str]) -> int:
+    async def smuggle(self, payload: dict[str, Any], signer: SignerKey, tags: list[str]) -> int:
         """Append straight through the Ledger, with no rule asked (what a broken server does)."""
         appended = await self.ledger.append(sign_envelope(payload, signer), tags=tags)
         return appended.position
@@ -165,14 +226,22 @@ async def election_log(url: str, keys: AuditKeys, **overrides: Any) -> AsyncIter
     await ledger.open()
     try:
         if await ledger.size() == 0:
-            payload = {"type": "election", "election": ELECTION,
-                       "admin_key": keys.admin.verifier.vkey, "voter_key_id": "0" * 16,
-                       "definition": document}
+            payload = {
+                "type": "election",
+                "election": ELECTION,
+                "admin_key": keys.admin.verifier.vkey,
+                "voter_key_id": "0" * 16,
+                "definition": document,
+            }
             await ledger.append(sign_envelope(payload, keys.admin))
             await ledger.append(key_envelope(keys, keys.site, "site"))
-            point_clerk = {"type": "key-registered", "election": ELECTION,
-                           "vkey": keys.clerk.verifier.vkey, "role": "clerk",
-                           "polling_point": "council"}
+            point_clerk = {
+                "type": "key-registered",
+                "election": ELECTION,
+                "vkey": keys.clerk.verifier.vkey,
+                "role": "clerk",
+                "polling_point": "council",
+            }
             await ledger.append(sign_envelope(point_clerk, keys.admin))
             await ledger.append(key_envelope(keys, keys.clerk2, "clerk"))
             await ledger.append(key_envelope(keys, keys.supervisor, "supervisor"))

@@ -137,8 +137,16 @@ async def test_the_command_exits_0_on_a_clean_log_and_1_on_a_tampered_one(
 ) -> None:
     """``uchast audit`` prints a summary, one line per violation, and its verdict as status."""
     path, keys = await clean_log(tmp_path, sqlite_url)
-    argv = ["audit", str(path), "--log-vkey", keys.log.verifier.vkey,
-            "--admin-vkey", keys.admin.verifier.vkey, "--workers", "0"]
+    argv = [
+        "audit",
+        str(path),
+        "--log-vkey",
+        keys.log.verifier.vkey,
+        "--admin-vkey",
+        keys.admin.verifier.vkey,
+        "--workers",
+        "0",
+    ]
     assert uchast_main(argv) == 0
     out = capsys.readouterr().out
     assert "PASSED" in out and "winners in large" in out
@@ -160,8 +168,18 @@ async def test_bad_arguments_and_missing_sources_exit_2(
     good = keys.log.verifier.vkey
     assert audit_main([str(tmp_path / "x"), "--log-vkey", "nonsense", "--admin-vkey", good]) == 2
     assert "uchast audit:" in capsys.readouterr().err
-    assert audit_main([str(tmp_path / "missing.jsonl"), "--log-vkey", good,
-                       "--admin-vkey", keys.admin.verifier.vkey]) == 2
+    assert (
+        audit_main(
+            [
+                str(tmp_path / "missing.jsonl"),
+                "--log-vkey",
+                good,
+                "--admin-vkey",
+                keys.admin.verifier.vkey,
+            ]
+        )
+        == 2
+    )
 
 
 async def test_results_file_is_compared(tmp_path: Path, sqlite_url: str) -> None:
@@ -178,8 +196,12 @@ async def test_results_file_is_compared(tmp_path: Path, sqlite_url: str) -> None
                 "id": c["id"],
                 "budget": c["budget_kopecks"],
                 "projects": [
-                    {"id": p["id"], "cost": p["cost_kopecks"], "votes": clean.totals[p["id"]],
-                     "funded": p["id"] in clean.winners[c["id"]]}
+                    {
+                        "id": p["id"],
+                        "cost": p["cost_kopecks"],
+                        "votes": clean.totals[p["id"]],
+                        "funded": p["id"] in clean.winners[c["id"]],
+                    }
                     for p in definition["projects"]
                     if p["category"] == c["id"]
                 ],
@@ -210,8 +232,7 @@ async def test_strict_audit_raises_the_error_of_the_failed_step(
 ) -> None:
     """The strict variant stops at the first violation and raises its step's error type."""
     path, keys = await clean_log(tmp_path, sqlite_url)
-    report = audit_strict(str(path), keys.log.verifier.vkey, keys.admin.verifier.vkey,
-                          workers=0)
+    report = audit_strict(str(path), keys.log.verifier.vkey, keys.admin.verifier.vkey, workers=0)
     assert report.ok
     with pytest.raises(SignatureError) as raised:
         audit_strict(str(path), keys.log.verifier.vkey, keys.site.verifier.vkey, workers=0)

@@ -1,0 +1,163 @@
+"""Threat: a broken or dishonest server appends validly signed entries that the ballot rules
+refuse. The auditor reports each as a rule violation (step 5), never as a crypto failure, and
+leaves it out of the count."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.keys import SignerKey
+from tally.audit import AuditReport, RuleViolationError, audit, audit_strict
+from tests.factories import ELECTION, voter_token
+from tests.tally.election_log import CAST_AT, AuditKeys, ElectionLog, election_log, export
+
+
+def ballot(voter: int, projects: list[str], **fields: Any) -> dict[str, Any]:
+    payload = {
+        "type": "ballot",
+        "election": ELECTION,
+        "voter": voter_token(voter),
+        "projects": projects,
+        "cast_at": CAST_AT,
+        "nonce": str(uuid.uuid4()),
+    }
+    payload.update(fields)
+    return payload
+
+
+def tags_of(payload: dict[str, Any]) -> list[str]:
+    """The tags the rules would give (so only the rule itself can be wrong)."""
+    tags = [f"nonce:{payload['nonce']}"]
+    if "voter" in payload:
+        tags.append(f"voter:{payload['voter']}")
+    tags += [f"project:{p}" for p in payload.get("projects", [])]
+    if "polling_point" in payload:
+        tags.append(f"point:{payload['polling_point']}")
+    if payload["type"] == "void":
+        tags.append(f"void-of:{payload['entry']}")
+    return tags
+
+
+async def smuggle(
+    log: ElectionLog,
+    payload: dict[str, Any],
+    signer: SignerKey | None = None,
+    extra_tags: list[str] | None = None,
+) -> int:
+    return await log.smuggle(
+        payload, signer or log.keys.site, tags_of(payload) + (extra_tags or [])
+    )
+
+
+async def audited(tmp_path: Path, sqlite_url: str, keys: AuditKeys) -> AuditReport:
+    path = tmp_path / "log.jsonl"
+    await export(sqlite_url, path)
+    return audit(str(path), keys.log.verifier.vkey, keys.admin.verifier.vkey, workers=0)
+
+
+def only_rules(report: AuditReport) -> list[tuple[int | None, str]]:
+    assert all(v.step == 5 for v in report.violations), report.summary()
+    return [(v.entry, v.check) for v in report.violations]
+
+
+async def test_a_ballot_over_the_limit_is_a_rule_violation(tmp_path: Path, sqlite_url: str) -> None:
+    """The voter already holds two large projects; a third, signed by the registered site key
+    and appended straight through the Ledger, is a limit violation and does not count."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        await log.ballot(1, ["L01", "S01"])
+        await log.ballot(1, ["L02"])
+        smuggled = await smuggle(log, ballot(1, ["L03"]))
+        await log.ballot(2, ["L03"])
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert only_rules(report) == [(smuggled, "limit")]
+    [violation] = report.violations
+    assert violation.expected == "at most 2 in large" and violation.found == "2 held + 1 new"
+    assert report.totals["L03"] == 1 and report.ballots == 3
+    with pytest.raises(RuleViolationError) as raised:
+        path = tmp_path / "log.jsonl"
+        audit_strict(str(path), keys.log.verifier.vkey, keys.admin.verifier.vkey, workers=0)
+    assert raised.value.violation.entry == smuggled
+
+
+async def test_repeats_windows_nonces_and_projects_are_rule_violations(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Each smuggled entry breaks one rule and is named by it."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        await log.ballot(1, ["L01"])
+        repeated = await smuggle(log, ballot(1, ["L01"]))
+        late = await smuggle(log, ballot(2, ["S01"], cast_at="2018-10-11T00:00:01+03:00"))
+        unknown = await smuggle(log, ballot(3, ["X99"]))
+        first = ballot(4, ["S02"])
+        await smuggle(log, first)
+        reused = await smuggle(log, ballot(5, ["S03"], nonce=first["nonce"]))
+        twice = await smuggle(log, ballot(6, ["L02", "L02"]))
+        wrong_point = await smuggle(
+            log,
+            {**ballot(7, ["L01"]), "type": "paper-ballot", "polling_point": "district-1"},
+            keys.clerk,  # registered for "council" only
+        )
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert only_rules(report) == [
+        (repeated, "project-repeated"),
+        (late, "window"),
+        (unknown, "unknown-project"),
+        (reused, "nonce-reused"),
+        (twice, "project-repeated"),
+        (wrong_point, "clerk-polling-point"),
+    ]
+
+
+async def test_a_second_ballot_where_only_one_is_allowed(tmp_path: Path, sqlite_url: str) -> None:
+    """With multiple_ballots false, a voter's second ballot (online after paper) is refused."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys, multiple_ballots=False) as log:
+        await log.paper(1, ["L01"])
+        second = await smuggle(log, ballot(1, ["S01"]))
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert only_rules(report) == [(second, "already-voted")]
+    assert report.totals["S01"] == 0
+
+
+async def test_voids_of_voids_and_double_voids_are_refused(tmp_path: Path, sqlite_url: str) -> None:
+    """A void names an earlier ballot-like entry not voided before."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        target = await log.ballot(1, ["L01"])
+        void = await log.void(target)
+
+        def void_of(position: int) -> dict[str, Any]:
+            return {
+                "type": "void",
+                "election": ELECTION,
+                "entry": position,
+                "reason": "again",
+                "nonce": str(uuid.uuid4()),
+            }
+
+        again = await smuggle(log, void_of(target), keys.supervisor, [f"voter:{voter_token(1)}"])
+        of_void = await smuggle(log, void_of(void), keys.supervisor)
+        of_key = await smuggle(log, void_of(1), keys.supervisor)
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert only_rules(report) == [
+        (again, "already-voided"),
+        (of_void, "void-of-void"),
+        (of_key, "void-target"),
+    ]
+    assert report.totals["L01"] == 0
+
+
+async def test_wrong_tags_are_a_rule_violation(tmp_path: Path, sqlite_url: str) -> None:
+    """An entry whose index tags hide it from the voter's reads is reported."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        payload = ballot(1, ["L01"])
+        hidden = await log.smuggle(payload, keys.site, [f"nonce:{payload['nonce']}"])
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert only_rules(report) == [(hidden, "tags")]
