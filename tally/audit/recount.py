@@ -257,6 +257,19 @@ def compare_results(
     root = log.get("root") if isinstance(log, dict) else None
     if _root_bytes(root) != counted.root:
         differs("results-root", base64.b64encode(counted.root).decode(), root)
+    turnout = published.get("turnout")
+    if isinstance(turnout, dict):
+        # Optional in the contract; compared when published.
+        if "voters" in turnout and turnout["voters"] != counted.voters:
+            differs("turnout-voters", counted.voters, turnout["voters"])
+        if "spoiled" in turnout and turnout["spoiled"] != counted.spoiled:
+            differs("turnout-spoiled", counted.spoiled, turnout["spoiled"])
+        ballots = turnout.get("ballots")
+        if (
+            isinstance(ballots, dict)
+            and sum(v for v in ballots.values() if isinstance(v, int)) != counted.ballots
+        ):
+            differs("turnout-ballots", counted.ballots, ballots)
     categories = published.get("categories")
     if not isinstance(categories, list):
         differs("results-categories", "a list", type(categories).__name__)
