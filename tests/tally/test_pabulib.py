@@ -37,7 +37,8 @@ from tally.pabulib import (
     voting_method,
     write_pabulib,
 )
-from tally.winners import greedy
+from tally.winners import equal_shares, greedy
+from tests.tally.oracle import Election
 
 PABULIB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pabulib"
 
@@ -439,3 +440,20 @@ def pabulib_files(draw: st.DrawFn) -> PabulibFile:
 def test_generated_files_round_trip(pb: PabulibFile) -> None:
     """Any file write_pabulib can write parses back equal, whatever its values hold."""
     assert parse_pabulib(write_pabulib(pb)) == pb
+
+
+# --- real files against pabutools ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(WOLA, marks=pytest.mark.slow), BOERNEROWO, GDYNIA, LODZ, BUDAPEST]
+)
+def test_real_approval_election_matches_pabutools(name: str) -> None:
+    """On real approval ballots greedy and equal shares fund what pabutools funds."""
+    pb = load(name)
+    cands, budget = candidates(pb), budget_kopecks(pb.meta)
+    approvals = [list(b.projects) for b in ballots(pb)]
+    oracle = Election(cands, budget, approvals)
+    assert frozenset(greedy(cands, budget, tie_break=[]).funded) == oracle.greedy()
+    ours = equal_shares(cands, budget, approvals, completion="none", tie_break=[])
+    assert frozenset(ours.funded) == oracle.equal_shares("none", increment=100)
