@@ -495,6 +495,10 @@ def equal_shares(
     - ``"add1-greedy"``: ``"add1"`` and then ``"greedy"``.
 
     In ``ties``, ``changed_outcome`` is judged at the share of the run that gave the outcome.
+
+    Cost: every Add1 step is a full run. On Warszawa-Wola 2023 (6,760 ballots, 67 projects) a run
+    takes about a second, and Add1 at one-złoty steps about 300 of them (five minutes); a larger
+    ``increment`` is proportionally faster but is a different (coarser) rule.
     """
     if completion not in COMPLETIONS:
         raise TallyInputError(
