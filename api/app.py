@@ -8,6 +8,7 @@ from aiohttp import web
 
 from api import log_routes, result_routes, vote_routes
 from api.keys import SERVICE
+from api.pages import setup_pages
 from api.problems import problem_middleware
 from api.service import Service, ServiceConfig
 
@@ -27,6 +28,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> web.App
     app.router.add_routes(vote_routes.routes)
     app.router.add_routes(result_routes.routes)
     app.router.add_get("/healthz", healthz)
+    setup_pages(app)
     return app
 
 

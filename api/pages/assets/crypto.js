@@ -1,0 +1,228 @@
+// Ed25519 keys and envelopes, C2SP signed notes and checkpoints, RFC 9162 inclusion proofs and
+// receipt codes: the browser half of what ledger/keys.py, ledger/checkpoint.py and
+// ledger/merkle.py do on the server. WebCrypto only.
+
+import {
+  b64decode,
+  b64encode,
+  b64urlDecode,
+  canonicalize,
+  concat,
+  equalBytes,
+  hex,
+  sha256,
+  subtle,
+  utf8,
+} from "./common.js";
+
+export const SIGNING_CONTEXT = utf8("uchast/v1\n");
+const ALG_ED25519 = 0x01;
+// PKCS#8 (RFC 8410) prefix of an Ed25519 private key: the 32-byte seed follows.
+const PKCS8_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+]);
+
+export class KeyError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+function validName(name) {
+  // C2SP signed-note: non-empty, no "+", no space, no control character.
+  return name.length > 0 && !/[+\s\u0000-\u001f]/u.test(name);
+}
+
+/** The 4-byte C2SP key hash: SHA-256(name || "\n" || 0x01 || public key)[:4]. */
+export async function keyHash(name, publicKey) {
+  return (await sha256(concat(utf8(name), utf8("\n"), Uint8Array.of(ALG_ED25519), publicKey))).slice(0, 4);
+}
+
+/** Parse a signer key string "PRIVATE+KEY+<name>+<hex8>+<base64(0x01 || seed)>" and import it
+ * for signing. The key hash is checked against the public key WebCrypto derives, so a mistyped
+ * or damaged key is refused here rather than by the server. Returns {name, keyId, sign(bytes)}. */
+export async function importSignerKey(text) {
+  const parts = String(text).trim().split("+");
+  if (parts.length !== 5 || parts[0] !== "PRIVATE" || parts[1] !== "KEY") {
+    throw new KeyError("key-format", "not a PRIVATE+KEY+<name>+<hash>+<key> string");
+  }
+  const [, , name, hash8, encoded] = parts;
+  if (!validName(name) || !/^[0-9a-f]{8}$/.test(hash8)) {
+    throw new KeyError("key-format", "bad key name or hash");
+  }
+  let raw;
+  try {
+    raw = b64decode(encoded);
+  } catch {
+    throw new KeyError("key-format", "key is not base64");
+  }
+  if (raw.length !== 33 || raw[0] !== ALG_ED25519) {
+    throw new KeyError("key-format", "not an Ed25519 key");
+  }
+  const pkcs8 = concat(PKCS8_PREFIX, raw.slice(1));
+  raw.fill(0);
+  // Imported once extractable, only to learn the public key; the signing key is not extractable.
+  const probe = await subtle().importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, ["sign"]);
+  const publicKey = b64urlDecode((await subtle().exportKey("jwk", probe)).x);
+  const key = await subtle().importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
+  pkcs8.fill(0);
+  if (hex(await keyHash(name, publicKey)) !== hash8) {
+    throw new KeyError("key-hash", "the key hash does not match the key");
+  }
+  const keyId = `${name}+${hash8}`;
+  return {
+    name,
+    keyId,
+    publicKey,
+    async sign(message) {
+      return new Uint8Array(await subtle().sign({ name: "Ed25519" }, key, message));
+    },
+  };
+}
+
+/** The signed envelope of `payload`: Ed25519 over "uchast/v1\n" + RFC 8785 canonical JSON. */
+export async function signEnvelope(payload, signer) {
+  const message = concat(SIGNING_CONTEXT, utf8(canonicalize(payload)));
+  return { payload, key: signer.keyId, sig: b64encode(await signer.sign(message)) };
+}
+
+/** Parse a verifier key "<name>+<hex8>+<base64(0x01 || public key)>", checking its hash. */
+export async function parseVerifierKey(vkey) {
+  const parts = String(vkey).trim().split("+");
+  if (parts.length !== 3) throw new KeyError("key-format", "not a <name>+<hash>+<key> string");
+  const [name, hash8, encoded] = parts;
+  if (!validName(name) || !/^[0-9a-f]{8}$/.test(hash8)) {
+    throw new KeyError("key-format", "bad key name or hash");
+  }
+  const raw = b64decode(encoded);
+  if (raw.length !== 33 || raw[0] !== ALG_ED25519) throw new KeyError("key-format", "not Ed25519");
+  const publicKey = raw.slice(1);
+  const hash = await keyHash(name, publicKey);
+  if (hex(hash) !== hash8) throw new KeyError("key-hash", "the key hash does not match the key");
+  return { name, hash, keyId: `${name}+${hash8}`, publicKey };
+}
+
+// ---------------------------------------------------------------- signed notes, checkpoints
+
+/** Split a C2SP signed note into its text and signature lines (not verified). */
+export function parseNote(note) {
+  if (typeof note !== "string" || /[\u0000-\u0009\u000b-\u001f]/.test(note)) {
+    throw new Error("note has control characters");
+  }
+  const split = note.lastIndexOf("\n\n");
+  if (split < 0) throw new Error("note has no blank line before its signatures");
+  const body = note.slice(0, split + 1);
+  const block = note.slice(split + 2);
+  if (!block || !block.endsWith("\n")) throw new Error("note has no signature lines");
+  const signatures = block
+    .slice(0, -1)
+    .split("\n")
+    .map((line) => {
+      const match = /^\u2014 (\S+) (\S+)$/u.exec(line);
+      if (!match) throw new Error(`bad signature line: ${line}`);
+      const raw = b64decode(match[2]);
+      if (raw.length < 5) throw new Error("signature too short");
+      return { name: match[1], hash: raw.slice(0, 4), signature: raw.slice(4) };
+    });
+  return { body, signatures };
+}
+
+/** Parse a C2SP tlog-checkpoint note text: origin, size, root (32 bytes), extensions. */
+export function parseCheckpoint(body) {
+  if (!body.endsWith("\n")) throw new Error("checkpoint must end with a newline");
+  const lines = body.slice(0, -1).split("\n");
+  if (lines.length < 3 || lines.some((line) => line === "")) throw new Error("bad checkpoint");
+  const [origin, sizeText, rootText, ...extensions] = lines;
+  if (!/^(0|[1-9][0-9]{0,19})$/.test(sizeText)) throw new Error("bad checkpoint size");
+  const root = b64decode(rootText);
+  if (root.length !== 32) throw new Error("checkpoint root must be 32 bytes");
+  return { origin, size: BigInt(sizeText), root, rootText, extensions };
+}
+
+/** Verify `note` carries a valid Ed25519 signature by the verifier key `vkey` and return
+ * {checkpoint, signer}; throws if no line of that key verifies, or one of its lines fails. */
+export async function verifyCheckpointNote(note, vkey) {
+  const key = await parseVerifierKey(vkey);
+  const { body, signatures } = parseNote(note);
+  const publicKey = await subtle().importKey("raw", key.publicKey, { name: "Ed25519" }, false, [
+    "verify",
+  ]);
+  let verified = 0;
+  for (const line of signatures) {
+    if (line.name !== key.name || !equalBytes(line.hash, key.hash)) continue;
+    const ok = await subtle().verify({ name: "Ed25519" }, publicKey, line.signature, utf8(body));
+    if (!ok) throw new Error(`the signature by ${key.keyId} does not verify`);
+    verified += 1;
+  }
+  if (!verified) throw new Error(`the note carries no signature by ${key.keyId}`);
+  return { checkpoint: parseCheckpoint(body), signer: key };
+}
+
+// ---------------------------------------------------------------- RFC 9162 Merkle trees
+
+export async function leafHash(leaf) {
+  return sha256(concat(Uint8Array.of(0x00), leaf));
+}
+
+export async function nodeHash(left, right) {
+  return sha256(concat(Uint8Array.of(0x01), left, right));
+}
+
+/** The leaf hash of a log entry: SHA-256(0x00 || RFC 8785 canonical JSON of the entry). */
+export function entryLeafHash(entry) {
+  return leafHash(utf8(canonicalize(entry)));
+}
+
+/** RFC 9162 §2.1.3.2: the root that `proof` leads to from the leaf hash at `index` in a tree of
+ * `size` leaves; throws if the proof has the wrong length for them. */
+export async function rootFromInclusionProof(index, size, leaf, proof) {
+  let fn = BigInt(index);
+  let sn = BigInt(size) - 1n;
+  if (fn > sn) throw new Error("leaf index is beyond the tree size");
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0n) throw new Error("inclusion proof is too long");
+    if ((fn & 1n) === 1n || fn === sn) {
+      r = await nodeHash(p, r);
+      while ((fn & 1n) === 0n && fn !== 0n) {
+        fn >>= 1n;
+        sn >>= 1n;
+      }
+    } else {
+      r = await nodeHash(r, p);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) throw new Error("inclusion proof is too short");
+  return r;
+}
+
+// ---------------------------------------------------------------- receipt codes
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/** The receipt code of the ballot whose signature is `signature` (votes/receipts.py):
+ * Crockford base32 of the first 50 bits of SHA-256("uchast/receipt\n" || signature). */
+export async function receiptCode(signature) {
+  const digest = await sha256(concat(utf8("uchast/receipt\n"), signature));
+  let value = 0n;
+  for (const byte of digest.slice(0, 7)) value = (value << 8n) | BigInt(byte);
+  value >>= 6n;
+  let chars = "";
+  for (let shift = 45n; shift >= 0n; shift -= 5n) chars += CROCKFORD[Number((value >> shift) & 31n)];
+  return `${chars.slice(0, 5)}-${chars.slice(5)}`;
+}
+
+/** A typed code in canonical form (upper case, look-alikes mapped), or null. */
+export function normaliseReceiptCode(text) {
+  const compact = String(text)
+    .toUpperCase()
+    .replace(/[\s-]/g, "")
+    .replace(/[IL]/g, "1")
+    .replace(/O/g, "0")
+    .replace(/U/g, "V");
+  const code = `${compact.slice(0, 5)}-${compact.slice(5)}`;
+  return /^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$/.test(code) ? code : null;
+}

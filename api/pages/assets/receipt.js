@@ -1,0 +1,217 @@
+// A voter checks a receipt code. The server sends the entry, its inclusion proof and the latest
+// signed checkpoint; this page trusts none of it and verifies, with WebCrypto:
+//   1. the code is the one this entry's signature gives (votes/receipts.py);
+//   2. the leaf hash is SHA-256(0x00 || RFC 8785 canonical JSON of the entry);
+//   3. the checkpoint note carries a valid Ed25519 signature by the log key (C2SP signed-note),
+//      and names this election's log;
+//   4. the RFC 9162 inclusion proof leads from that leaf to the checkpoint's root hash.
+// The log key comes from /log/key, or from ?vkey= when the voter pins the published one.
+
+import {
+  Problem,
+  applyI18n,
+  b64decode,
+  chooseElection,
+  dateTime,
+  electionUrl,
+  equalBytes,
+  getJSON,
+  h,
+  initLang,
+  number,
+  onLangChange,
+  pick,
+  t,
+} from "./common.js";
+import {
+  entryLeafHash,
+  normaliseReceiptCode,
+  receiptCode,
+  rootFromInclusionProof,
+  verifyCheckpointNote,
+} from "./crypto.js";
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  electionId: null,
+  election: null,
+  logKey: null, // {vkey, origin}
+  result: null, // what the last check found, re-rendered on a language change
+};
+
+async function check(name, run) {
+  try {
+    const value = await run();
+    return { name, ok: value !== false, value };
+  } catch (error) {
+    return { name, ok: false, error: String(error?.message || error) };
+  }
+}
+
+async function verify(answer) {
+  const vkey = new URLSearchParams(location.search).get("vkey") || state.logKey.vkey;
+  const entry = answer.entry;
+  const checks = [];
+  checks.push(
+    await check("receipt.check.code", async () => (await receiptCode(b64decode(entry.envelope.sig))) === answer.receipt),
+  );
+  let leaf = null;
+  checks.push(
+    await check("receipt.check.leaf", async () => {
+      leaf = await entryLeafHash(entry);
+      return equalBytes(leaf, b64decode(answer.leaf_hash));
+    }),
+  );
+  let checkpoint = null;
+  let signer = null;
+  checks.push(
+    await check("receipt.check.signature", async () => {
+      ({ checkpoint, signer } = await verifyCheckpointNote(answer.checkpoint, vkey));
+      return checkpoint.origin === state.logKey.origin;
+    }),
+  );
+  checks.push(
+    await check("receipt.check.inclusion", async () => {
+      if (!checkpoint || !leaf) return false;
+      if (BigInt(answer.proof.size) !== checkpoint.size || answer.proof.index !== answer.position) return false;
+      const hashes = answer.proof.hashes.map(b64decode);
+      const root = await rootFromInclusionProof(answer.position, checkpoint.size, leaf, hashes);
+      return equalBytes(root, checkpoint.root);
+    }),
+  );
+  return { answer, checks, checkpoint, signer, vkey, ok: checks.every((c) => c.ok) };
+}
+
+// ---------------------------------------------------------------- rendering
+
+function setVerdict(kind, headline, detail = "") {
+  const box = $("verdict");
+  box.hidden = false;
+  box.className = `status ${kind}`;
+  box.dataset.verdict = kind;
+  $("verdict-headline").textContent = headline;
+  $("verdict-detail").textContent = detail;
+}
+
+function projectLine(id) {
+  const project = state.election?.projects.find((p) => p.id === id);
+  return project ? `${id} — ${pick(project.title)}` : id;
+}
+
+function pointTitle(id) {
+  const point = state.election?.polling_points.find((p) => p.id === id);
+  return point ? `${pick(point.title)} (${id})` : id;
+}
+
+function render() {
+  const result = state.result;
+  if (!result) return;
+  if (result.problem) {
+    const p = result.problem;
+    if (p.code === "unknown-receipt") setVerdict("refused", t("receipt.notFound"), t("receipt.notFound.detail"));
+    else if (p.code === "bad-receipt") setVerdict("refused", t("receipt.badCode"));
+    else if (p.code === "no-checkpoint") setVerdict("busy", t("receipt.noCheckpoint"));
+    else setVerdict("refused", t("receipt.failed"), p instanceof Problem ? p.message_() : String(p.message || p));
+    $("checks-card").hidden = true;
+    $("details-card").hidden = true;
+    return;
+  }
+  const { answer, checks, checkpoint, ok, vkey } = result;
+  const zone = state.election?.timezone;
+  if (!ok) setVerdict("refused", t("receipt.verifyFailed"), t("receipt.verifyFailed.detail"));
+  else if (answer.status === "voided") {
+    setVerdict("spoiled", t("receipt.voided"), t("receipt.voided.detail", { position: answer.voided_by ?? "?" }));
+  } else setVerdict("ok", t("receipt.counted"), t("receipt.counted.detail", { position: answer.position, size: number(Number(checkpoint.size)) }));
+
+  $("checks-card").hidden = false;
+  $("checks").replaceChildren(
+    ...checks.map((c) =>
+      h(
+        "li",
+        { class: c.ok ? "pass" : "fail", dataset: { check: c.name } },
+        h("span", { class: "mark", "aria-hidden": "true" }, c.ok ? "✔" : "✘"),
+        h("span", {}, t(c.name), c.error ? h("span", { class: "hint" }, ` (${c.error})`) : null),
+      ),
+    ),
+  );
+
+  const payload = answer.entry.envelope.payload;
+  const rows = [
+    ["receipt.d.code", answer.receipt, "mono"],
+    ["receipt.d.status", t(`receipt.status.${answer.status}`)],
+    ["receipt.d.type", t(`type.${payload.type}`)],
+  ];
+  if (Array.isArray(payload.projects)) rows.push(["receipt.d.projects", payload.projects.map(projectLine).join("\n"), "pre"]);
+  if (payload.polling_point) rows.push(["receipt.d.point", pointTitle(payload.polling_point)]);
+  if (payload.reason) rows.push(["receipt.d.reason", t(`reason.${payload.reason}`)]);
+  if (payload.cast_at) rows.push(["receipt.d.castAt", dateTime(payload.cast_at, zone)]);
+  if (answer.entry.recorded_at) rows.push(["receipt.d.recordedAt", dateTime(answer.entry.recorded_at, zone)]);
+  rows.push(["receipt.d.position", String(answer.position)]);
+  if (checkpoint) {
+    rows.push(["receipt.d.checkpoint", `${checkpoint.origin} · ${number(Number(checkpoint.size))}`]);
+    rows.push(["receipt.d.root", checkpoint.rootText, "mono"]);
+  }
+  rows.push(["receipt.d.signedBy", answer.entry.envelope.key, "mono"]);
+  rows.push(["receipt.d.logKey", vkey, "mono"]);
+  $("details").replaceChildren(
+    ...rows.flatMap(([key, value, cls]) => [h("dt", {}, t(key)), h("dd", { class: cls === "pre" ? "pre" : cls || "" }, value)]),
+  );
+  $("details-card").hidden = false;
+  $("raw").textContent = JSON.stringify({ entry: answer.entry, proof: answer.proof, checkpoint: answer.checkpoint }, null, 2);
+}
+
+// ---------------------------------------------------------------- flow
+
+async function lookUp(typed) {
+  const code = normaliseReceiptCode(typed);
+  if (!code) {
+    state.result = { problem: new Problem(400, { code: "bad-receipt" }) };
+    render();
+    return;
+  }
+  $("code").value = code;
+  setVerdict("busy", t("receipt.checking"));
+  try {
+    const answer = await getJSON(electionUrl(state.electionId, `/receipts/${encodeURIComponent(code)}`));
+    state.result = await verify(answer);
+  } catch (error) {
+    state.result = { problem: error };
+  }
+  render();
+  document.body.dataset.checked = code;
+}
+
+async function main() {
+  initLang();
+  onLangChange(() => {
+    if (state.election) $("election-title").textContent = pick(state.election.title);
+    render();
+  });
+  $("receipt-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    lookUp($("code").value);
+  });
+  try {
+    if (!globalThis.crypto?.subtle) throw new Error(t("error.insecure"));
+    const { id } = await chooseElection();
+    if (!id) throw new Error(t("error.noElection"));
+    state.electionId = id;
+    [state.election, state.logKey] = await Promise.all([
+      getJSON(electionUrl(id)),
+      getJSON(electionUrl(id, "/log/key")),
+    ]);
+    $("election-title").textContent = pick(state.election.title);
+  } catch (error) {
+    $("fatal").textContent = error instanceof Problem ? error.message_() : String(error.message || error);
+    $("fatal").hidden = false;
+    return;
+  }
+  applyI18n();
+  document.body.dataset.ready = "true";
+  const fromQuery = new URLSearchParams(location.search).get("code");
+  if (fromQuery) await lookUp(fromQuery);
+  $("code").focus();
+}
+
+main();
