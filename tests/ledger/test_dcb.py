@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from eventsourcing.dcb.api import (
     DCBAppendCondition,
     DCBEvent,
@@ -160,22 +157,9 @@ class LedgerAgainstOracle(RuleBasedStateMachine):
         assert merkle.fold([nodes[i] for i in ids]) == merkle.root_of([e.data for e in entries])
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def oracle_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'oracle.db'}"
-        return
-    require_postgres()
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
-
-
-def test_ledger_matches_in_memory_dcb_recorder(oracle_url: str) -> None:
+def test_ledger_matches_in_memory_dcb_recorder(store_url: str) -> None:
     """For random operation sequences the ledger and eventsourcing's recorder agree exactly."""
-    LedgerAgainstOracle.url = oracle_url
+    LedgerAgainstOracle.url = store_url
     run = LedgerAgainstOracle.TestCase
     run.settings = settings(
         max_examples=25,
