@@ -55,19 +55,22 @@ NOTIFY_CHANNEL = "uchast_log"
 
 _ENTRY_COLUMNS = "position, type, tags, data, leaf_hash"
 
-# asyncpg raises these (or OSError) when the server is down or the connection broke.
-_UNAVAILABLE = (
+# Failures of a query on an open connection that mean "the database is not there right now",
+# not "this query is wrong": the connection broke, the server is shutting down or refusing work
+# (57xxx, incl. terminated backends and statement timeouts), out of resources (53xxx), a read-only
+# standby after failover, or the network. Nothing was committed; the caller may retry.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ReadOnlySQLTransactionError,
-    asyncpg.exceptions.DiskFullError,
     ConnectionError,
     asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.InterfaceError,
+    # A connection whose query the server cut off can be left mid-protocol ("cannot switch to
+    # state ...; another operation is in progress").
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -246,11 +249,21 @@ class PostgresStore(Store):
     """Logs in PostgreSQL. Writers of one log are serialised by a row lock on its ``uchast_logs``
     row, held until commit, so positions are gapless and in commit order across processes."""
 
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+        acquire_timeout: float = 10.0,
+    ) -> None:
         self.url = url
         self._pool: Any = None
         self._min_size = min_size
         self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._acquire_timeout = acquire_timeout
         self._listener: Any = None
         self._growth: dict[str, asyncio.Event] = {}
         self._listen_lock = asyncio.Lock()
@@ -264,14 +277,18 @@ class PostgresStore(Store):
     async def open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self._min_size, max_size=self._max_size, reset=_no_reset
+                self.url,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                reset=_no_reset,
+                timeout=self._connect_timeout,
             )
-            # Two processes starting at once must not race on CREATE TABLE.
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(7347202118)")
-                await conn.execute(SCHEMA)
-        except _UNAVAILABLE as exc:
+        except Exception as exc:  # no connection at all, whatever the server said
             raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+        # Two processes starting at once must not race on CREATE TABLE.
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7347202118)")
+            await conn.execute(SCHEMA)
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -295,11 +312,26 @@ class PostgresStore(Store):
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
+        """A pooled connection. Every failure to get one (refused, not accepting connections,
+        access revoked, database gone, pool exhausted past the acquire timeout) and every
+        connection-level failure while using it is a :class:`StoreUnavailableError`."""
+        pool = self.pool
         try:
-            async with self.pool.acquire() as conn:
-                yield conn
-        except _UNAVAILABLE as exc:
+            conn = await pool.acquire(timeout=self._acquire_timeout)
+        except Exception as exc:
             raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+        try:
+            yield conn
+        except _UNAVAILABLE as exc:
+            # Never hand this connection out again: its protocol state may be stuck mid-query.
+            with contextlib.suppress(asyncpg.exceptions.InterfaceError):  # already released
+                conn.terminate()
+            raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+        finally:
+            try:
+                await pool.release(conn)  # terminates the connection if it is broken
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
 
     @asynccontextmanager
     async def sequencing(self, log_id: str) -> AsyncIterator[SequencingTransaction]:
@@ -404,9 +436,9 @@ class PostgresStore(Store):
             if self._listener is not None and not self._listener.is_closed():
                 return
             try:
-                self._listener = await asyncpg.connect(self.url)
+                self._listener = await asyncpg.connect(self.url, timeout=self._connect_timeout)
                 await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            except _UNAVAILABLE as exc:
+            except Exception as exc:
                 self._listener = None
                 raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
 
