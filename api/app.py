@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import log_routes, result_routes, vote_routes
+from api import log_routes, ratelimit, result_routes, vote_routes
 from api.keys import SERVICE
 from api.pages import setup_pages
 from api.problems import problem_middleware
@@ -17,6 +17,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> web.App
     """Build the app; the store opens on startup and closes on cleanup."""
     app = web.Application(middlewares=[problem_middleware], client_max_size=config.max_body_bytes)
     app[SERVICE] = service or Service(config)
+    ratelimit.setup(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await app[SERVICE].open()

@@ -9,6 +9,10 @@ from aiohttp import web
 
 from api.problems import ProblemError
 
+# Envelopes nest three levels; anything past this is refused before a recursive walk sees it.
+MAX_DEPTH = 32
+_TOO_DEEP = object()
+
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
@@ -34,8 +38,36 @@ async def read_json(request: web.Request) -> Any:
         )
     raw = await request.read()
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProblemError(
             400, "bad-json", f"malformed JSON: {exc}", "тіло запиту не є коректним JSON"
         ) from None
+    except RecursionError:
+        value = _TOO_DEEP  # nested past the parser's stack: deeper than MAX_DEPTH anyway
+    if value is _TOO_DEEP or _too_deep(value):
+        raise ProblemError(
+            400,
+            "bad-json",
+            f"JSON nested deeper than {MAX_DEPTH} levels",
+            f"JSON вкладено глибше ніж {MAX_DEPTH} рівнів",
+        )
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests lists/objects deeper than MAX_DEPTH (checked without recursion:
+    everything downstream, canonical encoding included, may then recurse safely)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

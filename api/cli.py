@@ -262,6 +262,73 @@ def cmd_export_log(args: argparse.Namespace) -> int:
     return _run(_with_store(args.db, work))
 
 
+def _write_output(out: str, text: str, what: str) -> None:
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"exported {what} to {out}", file=sys.stderr)
+
+
+def cmd_export_results(args: argparse.Namespace) -> int:
+    from tally.export import results_from_log
+    from tally.results import results_csv
+
+    async def work(store: Store) -> int:
+        election = await _single_election(store, args.election)
+        document = await results_from_log(store, election)
+        if args.format == "csv":
+            text = results_csv(document)
+        else:
+            text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+        _write_output(
+            args.out, text, f"results of {election} at log size {document['log']['size']}"
+        )
+        return 0
+
+    return _run(_with_store(args.db, work))
+
+
+def cmd_export_pabulib(args: argparse.Namespace) -> int:
+    from tally.export import pabulib_export
+
+    async def work(store: Store) -> int:
+        election = await _single_election(store, args.election)
+        text, size = await pabulib_export(store, election)
+        _write_output(args.out, text, f"counted ballots of {election} at log size {size}")
+        return 0
+
+    return _run(_with_store(args.db, work))
+
+
+def cmd_import_pabulib(args: argparse.Namespace) -> int:
+    from tally.pabulib_import import (
+        PabulibImportError,
+        format_report,
+        import_pabulib,
+        parse_category_budgets,
+    )
+
+    try:
+        report = asyncio.run(
+            import_pabulib(
+                Path(args.file),
+                args.db,
+                Path(args.dir) if args.dir else None,
+                election_id=args.election,
+                category_budgets=parse_category_budgets(args.category_budget),
+                rule_name=args.rule,
+                timezone=args.timezone,
+                concurrency=args.concurrency,
+                progress=True,
+            )
+        )
+    except PabulibImportError as exc:
+        raise CommandError(str(exc)) from None
+    print(format_report(report, args.file))
+    return 0 if report.totals_match and not report.refused else 1
+
+
 # demo
 
 
@@ -390,6 +457,17 @@ def simulated_clock(start: str) -> Callable[[], datetime]:
     return lambda: origin + timedelta(seconds=time.monotonic() - began)
 
 
+def role_rate(text: str) -> tuple[str, float]:
+    """``ROLE=N`` for --rate-limit-role."""
+    role, _, rate = text.partition("=")
+    if role not in ("site", "clerk", "supervisor") or not rate:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected site=N, clerk=N or supervisor=N")
+    try:
+        return role, float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {rate!r} is not a number") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -402,6 +480,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         deployment=args.deployment,
         voter_key=load_voter_key(args.voter_key, create=False) if args.voter_key else None,
         checkpoint_interval=args.checkpoint_interval,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        role_rate_limits=tuple(args.rate_limit_role),
     )
     if args.clock:
         config = dataclasses.replace(config, clock=simulated_clock(args.clock))
@@ -470,6 +551,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--election")
     p.add_argument("--out", default="-", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_export_log)
+    p = export.add_parser("results", help="totals and winners (as GET /results), from the log")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--election")
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.add_argument("--out", default="-", help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_export_results)
+    p = export.add_parser(
+        "pabulib", help="counted ballots, anonymised, one row per voter, in Pabulib format"
+    )
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--election")
+    p.add_argument("--out", required=True, metavar="FILE.pb", help="file to write ('-': stdout)")
+    p.set_defaults(func=cmd_export_pabulib)
+
+    p = sub.add_parser(
+        "import-pabulib",
+        help="replay a real election from a Pabulib file: definition, keys, every ballot cast",
+    )
+    p.add_argument("file", metavar="FILE.pb")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--dir", help="directory for the generated keys (default: <election>-keys)")
+    p.add_argument("--election", help="election id (default: from the file name)")
+    p.add_argument(
+        "--category-budget",
+        action="append",
+        default=[],
+        metavar="NAME=AMOUNT",
+        help="use the file's categories, with this budget in the file's currency (repeatable)",
+    )
+    p.add_argument(
+        "--rule", choices=["greedy", "greedy-no-skip"], help="instead of the file's rule"
+    )
+    p.add_argument("--timezone", help="IANA zone of the voting dates (default: by country)")
+    p.add_argument("--concurrency", type=int, default=64, help="concurrent casts (default 64)")
+    p.set_defaults(func=cmd_import_pabulib)
 
     p = sub.add_parser(
         "demo", help="the Zhytomyr-2018 example: simulated voting, then the service with pages"
@@ -495,6 +611,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="seconds between checkpoints (0: after every batch)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="signed writes per second per key, token bucket (default 0: no limit)",
+    )
+    p.add_argument(
+        "--rate-burst", type=float, default=0.0, metavar="N", help="bucket size (default: N)"
+    )
+    p.add_argument(
+        "--rate-limit-role",
+        type=role_rate,
+        action="append",
+        default=[],
+        metavar="ROLE=N",
+        help="per-key rate for keys of one role, e.g. site=5000 (repeatable)",
     )
     p.add_argument(
         "--clock",

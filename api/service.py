@@ -33,6 +33,10 @@ class ServiceConfig:
     voter_key: bytes | None = None
     checkpoint_interval: float = 0.0
     max_body_bytes: int = 64 * 1024
+    # Signed writes per second per key (api/ratelimit.py); 0 = no limit. Burst 0 = one second's.
+    rate_limit: float = 0.0
+    rate_burst: float = 0.0
+    role_rate_limits: tuple[tuple[str, float], ...] = ()
     # The demo replays 2018 on a simulated clock; everything else uses the real one.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
