@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,9 @@ class Ledger:
         max_batch: int = 512,
         checkpoint_interval: float = 0.0,
         verify_workers: int | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
+        """``on_batch(requests, seconds)`` is called after each committed batch of appends."""
         self.store = store
         self.log_id = log_id
         self.origin = f"{deployment}/{log_id}"
@@ -148,6 +150,7 @@ class Ledger:
             gatekeeper=_LogGatekeeper(self.registry),
             max_batch=max_batch,
             checkpoint_interval=checkpoint_interval,
+            on_batch=on_batch,
         )
 
     async def open(self) -> None:
