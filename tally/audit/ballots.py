@@ -16,23 +16,32 @@ non-voided paper keyings drive this machine, in log order::
 
 Pending and disputed keyings never count but hold their projects against the voter's limits.
 
-Memory: one small record per voter (their admitted ballot-like entries), a set of nonces, the
-voided positions, and two bytes-per-entry arrays (entry kind and owner) so voids can be judged
+The rules that need no history (payload shape, window, deadline, projects, tags) run on the
+workers (:func:`check_stateless`); the main process keeps the history (:class:`BallotRules`):
+one small record per voter (their admitted ballot-like entries), the nonces, the voided
+positions, and per position a kind byte and a reference to the voter, so voids are judged
 without keeping entries.
 """
 
 from __future__ import annotations
 
 import re
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from tally.audit.errors import Violation
-
-__all__ = ["BallotRules", "Category", "Definition", "Project", "VoterTally", "parse_definition"]
+__all__ = [
+    "BallotRules",
+    "Category",
+    "Definition",
+    "Project",
+    "Refusal",
+    "Ruled",
+    "VoterTally",
+    "check_stateless",
+    "parse_definition",
+]
 
 SPOILED_REASONS = frozenset({"too-many-marks", "unreadable", "other"})
 MAX_REASON = 1000
@@ -92,11 +101,8 @@ class Definition:
     seed: str
     multiple_ballots: bool
     double_entry: bool
-
-    @property
-    def deadline_stamp(self) -> str:
-        """The paper deadline in the form of ``recorded_at``, so the two compare as text."""
-        return self.paper_deadline.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    deadline_stamp: str = ""
+    """The paper deadline in the form of ``recorded_at``, so that the two compare as text."""
 
 
 def _need(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -167,11 +173,12 @@ def parse_definition(value: object) -> Definition:
     double = value.get("double_entry", False)
     if not isinstance(multiple, bool) or not isinstance(double, bool):
         raise ValueError("multiple_ballots and double_entry must be true or false")
+    deadline = _moment(value.get("paper_deadline"), "paper_deadline")
     return Definition(
         id=election_id,
         opens=_moment(value.get("voting_opens"), "voting_opens"),
         closes=_moment(value.get("voting_closes"), "voting_closes"),
-        paper_deadline=_moment(value.get("paper_deadline"), "paper_deadline"),
+        paper_deadline=deadline,
         categories=categories,
         projects=projects,
         points=points,
@@ -181,20 +188,228 @@ def parse_definition(value: object) -> Definition:
         seed=seed,
         multiple_ballots=multiple,
         double_entry=double,
+        deadline_stamp=deadline.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     )
+
+
+# --------------------------------------------------------------------------- stateless checks
+
+Refusal = tuple[str, str, str]
+"""A rule an entry breaks: (check name, expected, found)."""
+
+
+class _Refused(Exception):
+    def __init__(self, check: str, expected: str, found: object) -> None:
+        super().__init__(check)
+        self.refusal: Refusal = (check, expected, _short(found))
+
+
+class Ruled(NamedTuple):
+    """What the stateful replay needs of a ballot, paper ballot, spoiled ballot or void, once
+    its stateless rules are checked (on a worker).
+
+    ``refusal``: the first stateless rule it breaks, if any. ``alone``: for ballots, the limit
+    it breaks even for a voter with no history. ``tag_voters``: for voids, the voters its tags
+    name (the main process knows whose entry the target is).
+    """
+
+    type: str
+    key: str
+    sig: bool | None
+    refusal: Refusal | None
+    voter: str | None
+    nonce: str
+    projects: tuple[str, ...]
+    point: str | None
+    target: int
+    alone: Refusal | None
+    tag_voters: tuple[str, ...]
+
+
+_NO_STRINGS: tuple[str, ...] = ()
+
+
+def _fields(
+    payload: Mapping[str, Any], required: frozenset[str], optional: frozenset[str] = frozenset()
+) -> None:
+    keys = payload.keys()
+    if keys == required:
+        return
+    missing = sorted(required - keys)
+    extra = sorted(keys - required - optional)
+    if missing or extra:
+        raise _Refused(
+            "payload-fields",
+            "fields " + ", ".join(sorted(required)),
+            f"missing {missing}, extra {extra}",
+        )
+
+
+def _nonce(payload: Mapping[str, Any]) -> str:
+    nonce = payload.get("nonce")
+    if not isinstance(nonce, str) or _NONCE.fullmatch(nonce) is None:
+        raise _Refused("nonce-format", "a lowercase UUID", nonce)
+    return nonce
+
+
+def _voter(payload: Mapping[str, Any]) -> str:
+    voter = payload.get("voter")
+    if not isinstance(voter, str) or _TOKEN.fullmatch(voter) is None:
+        raise _Refused("voter-token", "64 lowercase hex digits", voter)
+    return voter
+
+
+def _window(d: Definition, payload: Mapping[str, Any]) -> None:
+    text = payload.get("cast_at")
+    try:
+        cast_at = _moment(text, "cast_at")
+    except ValueError:
+        raise _Refused("cast-at", "an ISO 8601 time with an offset", text) from None
+    if not d.opens <= cast_at <= d.closes:
+        raise _Refused(
+            "window", f"cast between {d.opens.isoformat()} and {d.closes.isoformat()}", text
+        )
+
+
+def _paper(d: Definition, payload: Mapping[str, Any], recorded_at: str) -> str:
+    if recorded_at > d.deadline_stamp:
+        raise _Refused("paper-deadline", f"recorded by {d.deadline_stamp}", recorded_at)
+    point = payload.get("polling_point")
+    if not isinstance(point, str) or point not in d.points:
+        raise _Refused("polling-point", "a polling point of the election", point)
+    return point
+
+
+def _tags(expected: set[str], tags: Sequence[str]) -> None:
+    found = {t for t in tags if not t.startswith("receipt:")}
+    if found != expected:
+        missing, extra = sorted(expected - found), sorted(found - expected)
+        raise _Refused("tags", "the tags the rules give", f"missing {missing}, extra {extra}")
+
+
+def _fits(
+    d: Definition, picks: Sequence[str], held: Mapping[str, set[str]] | None
+) -> Refusal | None:
+    """The limit or repeat ``picks`` break on top of what the voter ``held`` (None: nothing)."""
+    adding: dict[str, int] = {}
+    projects = d.projects
+    for project_id in picks:
+        category_id = projects[project_id].category
+        if held is not None and project_id in held.get(category_id, ()):
+            return ("project-repeated", "a project the voter has not chosen yet", project_id)
+        adding[category_id] = adding.get(category_id, 0) + 1
+    for c in d.categories.values():  # the first category over its limit, in definition order
+        n = adding.get(c.id, 0)
+        a = len(held.get(c.id, ())) if held is not None and n else 0
+        if n and a + n > c.max_picks:
+            return ("limit", f"at most {c.max_picks} in {c.id}", f"{a} held + {n} new")
+    return None
+
+
+def check_stateless(
+    d: Definition,
+    entry_type: str,
+    payload: Mapping[str, Any],
+    key: str,
+    tags: Sequence[str],
+    recorded_at: str,
+    index: int,
+    sig: bool | None,
+) -> Ruled:
+    """The rules that need no history, for the entry at ``index`` (``votes/rules.py`` order:
+    shape, nonce form, window, paper deadline and point, projects, tags)."""
+    voter: str | None = None
+    nonce = ""
+    picks: tuple[str, ...] = _NO_STRINGS
+    point: str | None = None
+    target = -1
+    alone: Refusal | None = None
+    tag_voters = _NO_STRINGS
+    try:
+        if entry_type == "ballot" or entry_type == "paper-ballot":
+            paper = entry_type == "paper-ballot"
+            _fields(payload, _PAPER_FIELDS if paper else _BALLOT_FIELDS)
+            voter = _voter(payload)
+            listed = payload.get("projects")
+            if not isinstance(listed, list) or not all(isinstance(p, str) and p for p in listed):
+                raise _Refused("projects", "a list of project ids", listed)
+            if not listed:
+                raise _Refused("empty-ballot", "at least one project", "none")
+            nonce = _nonce(payload)
+            _window(d, payload)
+            point = _paper(d, payload, recorded_at) if paper else None
+            seen: set[str] = set()
+            for project_id in listed:
+                if project_id not in d.projects:
+                    raise _Refused("unknown-project", "a project on the ballot", project_id)
+                if project_id in seen:
+                    raise _Refused("project-repeated", "each project once", project_id)
+                seen.add(project_id)
+            expected = {f"voter:{voter}", f"nonce:{nonce}", f"key:{key}"}
+            expected.update([f"project:{p}" for p in listed])
+            if point is not None:
+                expected.add(f"point:{point}")
+            _tags(expected, tags)
+            picks = tuple(listed)
+            alone = _fits(d, picks, None)
+        elif entry_type == "spoiled-ballot":
+            _fields(payload, _SPOILED_FIELDS, frozenset({"voter"}))
+            voter = _voter(payload) if "voter" in payload else None
+            nonce = _nonce(payload)
+            _window(d, payload)
+            reason = payload.get("reason")
+            if reason not in SPOILED_REASONS:
+                raise _Refused("spoiled-reason", ", ".join(sorted(SPOILED_REASONS)), reason)
+            point = _paper(d, payload, recorded_at)
+            expected = {f"nonce:{nonce}", f"point:{point}", f"key:{key}"}
+            if voter is not None:
+                expected.add(f"voter:{voter}")
+            _tags(expected, tags)
+        else:
+            _fields(payload, _VOID_FIELDS)
+            position = payload.get("entry")
+            if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+                raise _Refused("void-target", "the position of an entry", position)
+            target = position
+            nonce = _nonce(payload)
+            reason = payload.get("reason")
+            if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+                raise _Refused(
+                    "void-reason", f"non-empty text of at most {MAX_REASON} characters", reason
+                )
+            if target >= index:
+                raise _Refused("void-target", f"an entry before {index}", target)
+            expected = {f"void-of:{target}", f"nonce:{nonce}", f"key:{key}"}
+            named = tuple(t for t in tags if t.startswith("voter:"))
+            _tags(expected, [t for t in tags if not t.startswith("voter:")])
+            tag_voters = tuple(t[6:] for t in named)
+    except _Refused as refused:
+        return Ruled(
+            entry_type,
+            key,
+            sig,
+            refused.refusal,
+            voter,
+            nonce,
+            picks,
+            point,
+            target,
+            None,
+            tag_voters,
+        )
+    return Ruled(entry_type, key, sig, None, voter, nonce, picks, point, target, alone, tag_voters)
 
 
 # --------------------------------------------------------------------------- voter state
 
 
-@dataclass(frozen=True, slots=True)
-class Keying:
+class Keying(NamedTuple):
     """An admitted ballot-like entry of a voter, as the rules see it later."""
 
     position: int
     kind: int
     key: str
-    projects: frozenset[str]
+    projects: tuple[str, ...]
     point: str | None
 
 
@@ -203,7 +418,7 @@ class VoterTally:
     """What counts for one voter (``VoterState`` in ``votes/rules.py``)."""
 
     counted: dict[str, set[str]]
-    ballots: list[tuple[int, frozenset[str]]]  # (position that made it count, projects)
+    ballots: list[tuple[int, tuple[str, ...]]]  # (position that made it count, projects)
     pending: Keying | None
     disputed: list[Keying]
 
@@ -224,14 +439,14 @@ class VoterTally:
 
 
 def _same(a: Keying, b: Keying) -> bool:
-    return a.point == b.point and a.projects == b.projects
+    return a.point == b.point and set(a.projects) == set(b.projects)
 
 
 def voter_tally(
     definition: Definition, keyings: Sequence[Keying], voided: set[int] | frozenset[int]
 ) -> VoterTally:
     """Run the voter's admitted, non-voided entries through the rules' state machine."""
-    ballots: list[tuple[int, frozenset[str]]] = []
+    ballots: list[tuple[int, tuple[str, ...]]] = []
     pending: Keying | None = None
     disputed: list[Keying] = []
     for k in keyings:
@@ -265,305 +480,111 @@ def voter_tally(
 # --------------------------------------------------------------------------- the replay
 
 
-class _Refused(Exception):
-    def __init__(self, check: str, expected: str, found: object) -> None:
-        super().__init__(check)
-        self.check, self.expected, self.found = check, expected, found
-
-
 class BallotRules:
-    """The rules' replay over one log (see the module docstring)."""
+    """The stateful rules, replayed in log order (see the module docstring)."""
 
     def __init__(self, definition: Definition) -> None:
         self.definition = definition
-        self.deadline = definition.deadline_stamp
         self.voters: dict[str, list[Keying]] = {}
         self.nonces: set[str] = set()
         self.voided: set[int] = set()
-        self.kinds = bytearray()
-        self.owner_names: list[str] = []
-        self._owner_index: dict[str, int] = {}
-        self.owners = array("l")
+        self.kinds = bytearray()  # per position: OTHER..VOID, | ADMITTED
+        self.owners: list[str | None] = []  # per position: the voter of a ballot-like entry
         self.spoiled = 0
 
-    # The log's positions advance one by one; every entry gets a kind and an owner.
-    def skip(self, entry_type: str | None, payload: Mapping[str, Any] | None) -> None:
-        """Record an entry that takes no part in the rules (or was refused before them)."""
-        kind = _KINDS.get(entry_type or "", OTHER)
-        voter = payload.get("voter") if payload is not None else None
-        self.kinds.append(kind)
-        self.owners.append(self._owner(voter) if isinstance(voter, str) else -1)
+    def skip(self, entry_type: str | None, voter: str | None = None) -> None:
+        """Record an entry that takes no part in the count (not ruled, or refused)."""
+        self.kinds.append(_KINDS.get(entry_type or "", OTHER))
+        self.owners.append(voter)
 
-    def _owner(self, voter: str) -> int:
-        index = self._owner_index.get(voter)
-        if index is None:
-            index = self._owner_index[voter] = len(self.owner_names)
-            self.owner_names.append(voter)
-        return index
-
-    def admit(
-        self,
-        index: int,
-        entry_type: str,
-        payload: dict[str, Any],
-        key: str,
-        tags: Sequence[str],
-        recorded_at: str,
-        clerk_point: str | None,
-    ) -> Violation | None:
-        """Check the entry at ``index`` (its position) against the rules; apply it if it
-        passes. Returns the first rule it breaks, else None."""
-        try:
-            if entry_type in ("ballot", "paper-ballot"):
-                apply = self._ballot(
-                    index, entry_type, payload, key, tags, recorded_at, clerk_point
-                )
-            elif entry_type == "spoiled-ballot":
-                apply = self._spoiled(payload, key, tags, recorded_at, clerk_point)
-            else:
-                apply = self._void(index, payload, key, tags)
-        except _Refused as refused:
-            self.skip(entry_type, payload)
-            return Violation(5, refused.check, refused.expected, _short(refused.found), entry=index)
-        apply()
-        return None
-
-    # -- shared checks
-
-    def _fields(
-        self,
-        payload: Mapping[str, Any],
-        required: frozenset[str],
-        optional: frozenset[str] = frozenset(),
-    ) -> None:
-        missing = sorted(required - payload.keys())
-        extra = sorted(payload.keys() - required - optional)
-        if missing or extra:
-            raise _Refused(
-                "payload-fields",
-                "fields " + ", ".join(sorted(required)),
-                f"missing {missing}, extra {extra}",
-            )
-
-    def _nonce(self, payload: Mapping[str, Any]) -> str:
-        nonce = payload.get("nonce")
-        if not isinstance(nonce, str) or _NONCE.fullmatch(nonce) is None:
-            raise _Refused("nonce-format", "a lowercase UUID", nonce)
-        if nonce in self.nonces:
-            # The server answers an exact replay with the first receipt and appends nothing,
-            # and refuses a different payload under a used nonce: either way, never twice.
-            raise _Refused("nonce-reused", "a nonce not used before in this election", nonce)
-        return nonce
-
-    def _voter(self, payload: Mapping[str, Any]) -> str:
-        voter = payload.get("voter")
-        if not isinstance(voter, str) or _TOKEN.fullmatch(voter) is None:
-            raise _Refused("voter-token", "64 lowercase hex digits", voter)
-        return voter
-
-    def _window(self, payload: Mapping[str, Any]) -> None:
-        text = payload.get("cast_at")
-        try:
-            cast_at = _moment(text, "cast_at")
-        except ValueError:
-            raise _Refused("cast-at", "an ISO 8601 time with an offset", text) from None
-        d = self.definition
-        if not d.opens <= cast_at <= d.closes:
-            raise _Refused(
-                "window", f"cast between {d.opens.isoformat()} and {d.closes.isoformat()}", text
-            )
-
-    def _paper(self, payload: Mapping[str, Any], recorded_at: str, clerk_point: str | None) -> str:
-        if recorded_at > self.deadline:
-            raise _Refused("paper-deadline", f"recorded by {self.deadline}", recorded_at)
-        point = payload.get("polling_point")
-        if not isinstance(point, str) or point not in self.definition.points:
-            raise _Refused("polling-point", "a polling point of the election", point)
-        if clerk_point is not None and point != clerk_point:
-            raise _Refused("clerk-polling-point", f"the clerk key's point {clerk_point}", point)
-        return point
-
-    def _tags(self, expected: set[str], tags: Sequence[str]) -> None:
-        found = {t for t in tags if not t.startswith("receipt:")}
-        if found != expected:
-            missing, extra = sorted(expected - found), sorted(found - expected)
-            raise _Refused("tags", "the tags the rules give", f"missing {missing}, extra {extra}")
-
-    # -- ballots and paper ballots
-
-    def _ballot(
-        self,
-        index: int,
-        entry_type: str,
-        payload: dict[str, Any],
-        key: str,
-        tags: Sequence[str],
-        recorded_at: str,
-        clerk_point: str | None,
-    ) -> Any:
-        d = self.definition
-        paper = entry_type == "paper-ballot"
-        self._fields(payload, _PAPER_FIELDS if paper else _BALLOT_FIELDS)
-        voter = self._voter(payload)
-        picks = payload.get("projects")
-        if not isinstance(picks, list) or not all(isinstance(p, str) and p for p in picks):
-            raise _Refused("projects", "a list of project ids", picks)
-        if not picks:
-            raise _Refused("empty-ballot", "at least one project", "none")
-        nonce = self._nonce(payload)
-        self._window(payload)
-        point = self._paper(payload, recorded_at, clerk_point) if paper else None
-        seen: set[str] = set()
-        for project_id in picks:
-            if project_id not in d.projects:
-                raise _Refused("unknown-project", "a project on the ballot", project_id)
-            if project_id in seen:
-                raise _Refused("project-repeated", "each project once", project_id)
-            seen.add(project_id)
-        expected = {f"voter:{voter}", f"nonce:{nonce}", f"key:{key}"}
-        expected.update(f"project:{p}" for p in picks)
-        if point is not None:
-            expected.add(f"point:{point}")
-        self._tags(expected, tags)
-
-        keyings = self.voters.get(voter)
-        state = voter_tally(d, keyings, self.voided) if keyings else None
-        if paper and d.double_entry:
-            self._keying(picks, key, point, state)
-        elif state is not None:
-            if state.has_ballot and not d.multiple_ballots:
-                raise _Refused("already-voted", "one ballot per voter", "a second ballot")
-            self._fits(picks, state.held(d))
+    def admit(self, index: int, entry: Ruled, clerk_point: str | None) -> Refusal | None:
+        """Check the entry at ``index`` against the history; apply it if it passes. Returns
+        the first rule it breaks (the stateless ones included), else None."""
+        refusal = entry.refusal or self._refusal(index, entry, clerk_point)
+        if refusal is not None:
+            self.skip(entry.type, entry.voter)
+            return refusal
+        self.nonces.add(entry.nonce)
+        kind = _KINDS[entry.type]
+        self.kinds.append(kind | ADMITTED)
+        self.owners.append(entry.voter)
+        if kind == VOID:
+            self.voided.add(entry.target)
+            if self.kinds[entry.target] == SPOILED | ADMITTED:
+                self.spoiled -= 1
+        elif kind == SPOILED:
+            self.spoiled += 1
         else:
-            self._fits(picks, {})
-        keying = Keying(index, PAPER if paper else BALLOT, key, frozenset(picks), point)
-
-        def apply() -> None:
-            self.nonces.add(nonce)
-            self.kinds.append(keying.kind | ADMITTED)
-            self.owners.append(self._owner(voter))
+            assert entry.voter is not None
+            keying = Keying(index, kind, entry.key, entry.projects, entry.point)
+            keyings = self.voters.get(entry.voter)
             if keyings is None:
-                self.voters[voter] = [keying]
+                self.voters[entry.voter] = [keying]
             else:
                 keyings.append(keying)
+        return None
 
-        return apply
-
-    def _keying(
-        self, picks: list[str], key: str, point: str | None, state: VoterTally | None
-    ) -> None:
+    def _refusal(self, index: int, entry: Ruled, clerk_point: str | None) -> Refusal | None:
+        if clerk_point is not None and entry.point != clerk_point and entry.type != "void":
+            return (
+                "clerk-polling-point",
+                f"the clerk key's point {clerk_point}",
+                _short(entry.point),
+            )
+        if entry.nonce in self.nonces:
+            # The server answers an exact replay with the first receipt and appends nothing,
+            # and refuses a different payload under a used nonce: either way, never twice.
+            return ("nonce-reused", "a nonce not used before in this election", entry.nonce)
+        if entry.type == "void":
+            return self._void(entry)
+        if entry.type == "spoiled-ballot":
+            return None
+        assert entry.voter is not None
         d = self.definition
-        if state is None:
-            self._fits(picks, {})
-            return
+        keyings = self.voters.get(entry.voter)
+        if not keyings:
+            return entry.alone
+        state = voter_tally(d, keyings, self.voided)
+        if entry.type == "paper-ballot" and d.double_entry:
+            return self._keying(entry, state)
+        if state.has_ballot and not d.multiple_ballots:
+            return ("already-voted", "one ballot per voter", "a second ballot")
+        return _fits(d, entry.projects, state.held(d))
+
+    def _keying(self, entry: Ruled, state: VoterTally) -> Refusal | None:
+        """Double entry: a new keying against the voter's paper state."""
+        d = self.definition
         if state.disputed:
-            raise _Refused(
+            return (
                 "disputed",
                 "no keying while the voter's paper ballot is disputed",
-                [k.position for k in state.disputed],
+                _short([k.position for k in state.disputed]),
             )
         pending = state.pending
         if pending is None:
             if state.has_ballot and not d.multiple_ballots:
-                raise _Refused("already-voted", "one ballot per voter", "a second ballot")
-            self._fits(picks, state.held(d))
-            return
-        if pending.key == key:
-            raise _Refused("same-clerk", "a second keying by another clerk", key)
+                return ("already-voted", "one ballot per voter", "a second ballot")
+            return _fits(d, entry.projects, state.held(d))
+        if pending.key == entry.key:
+            return ("same-clerk", "a second keying by another clerk", entry.key)
         if state.ballots and not d.multiple_ballots:
-            raise _Refused("already-voted", "one ballot per voter", "a second ballot")
-        self._fits(picks, state.counted)
+            return ("already-voted", "one ballot per voter", "a second ballot")
+        return _fits(d, entry.projects, state.counted)
 
-    def _fits(self, picks: Sequence[str], held: Mapping[str, set[str]]) -> None:
-        d = self.definition
-        adding: dict[str, int] = {}
-        for project_id in picks:
-            category_id = d.projects[project_id].category
-            if project_id in held.get(category_id, ()):
-                raise _Refused(
-                    "project-repeated", "a project the voter has not chosen yet", project_id
-                )
-            adding[category_id] = adding.get(category_id, 0) + 1
-        for category in d.categories.values():
-            already = len(held.get(category.id, ()))
-            new = adding.get(category.id, 0)
-            if new and already + new > category.max_picks:
-                raise _Refused(
-                    "limit",
-                    f"at most {category.max_picks} in {category.id}",
-                    f"{already} held + {new} new",
-                )
-
-    # -- spoiled ballots
-
-    def _spoiled(
-        self,
-        payload: dict[str, Any],
-        key: str,
-        tags: Sequence[str],
-        recorded_at: str,
-        clerk_point: str | None,
-    ) -> Any:
-        self._fields(payload, _SPOILED_FIELDS, frozenset({"voter"}))
-        voter = self._voter(payload) if "voter" in payload else None
-        nonce = self._nonce(payload)
-        self._window(payload)
-        reason = payload.get("reason")
-        if reason not in SPOILED_REASONS:
-            raise _Refused("spoiled-reason", ", ".join(sorted(SPOILED_REASONS)), reason)
-        point = self._paper(payload, recorded_at, clerk_point)
-        expected = {f"nonce:{nonce}", f"point:{point}", f"key:{key}"}
-        if voter is not None:
-            expected.add(f"voter:{voter}")
-        self._tags(expected, tags)
-
-        def apply() -> None:
-            self.nonces.add(nonce)
-            self.spoiled += 1
-            self.kinds.append(SPOILED | ADMITTED)
-            self.owners.append(self._owner(voter) if voter is not None else -1)
-
-        return apply
-
-    # -- voids
-
-    def _void(self, index: int, payload: dict[str, Any], key: str, tags: Sequence[str]) -> Any:
-        self._fields(payload, _VOID_FIELDS)
-        target = payload.get("entry")
-        if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-            raise _Refused("void-target", "the position of an entry", target)
-        nonce = self._nonce(payload)
-        reason = payload.get("reason")
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-            raise _Refused(
-                "void-reason", f"non-empty text of at most {MAX_REASON} characters", reason
-            )
-        if target >= index:
-            raise _Refused("void-target", f"an entry before {index}", target)
+    def _void(self, entry: Ruled) -> Refusal | None:
+        target = entry.target
         kind = self.kinds[target]
         if kind & 7 == VOID:
-            raise _Refused("void-of-void", "a ballot, paper or spoiled ballot", "a void")
+            return ("void-of-void", "a ballot, paper or spoiled ballot", "a void")
         if kind & 7 == OTHER:
-            raise _Refused("void-target", "a ballot, paper or spoiled ballot", "another entry")
+            return ("void-target", "a ballot, paper or spoiled ballot", "another entry")
         if target in self.voided:
-            raise _Refused("already-voided", "an entry not voided before", target)
+            return ("already-voided", "an entry not voided before", str(target))
         owner = self.owners[target]
-        expected = {f"void-of:{target}", f"nonce:{nonce}", f"key:{key}"}
-        if owner >= 0:
-            expected.add(f"voter:{self.owner_names[owner]}")
-        self._tags(expected, tags)
-
-        def apply() -> None:
-            self.nonces.add(nonce)
-            self.voided.add(target)
-            if kind == SPOILED | ADMITTED:
-                self.spoiled -= 1
-            self.kinds.append(VOID | ADMITTED)
-            self.owners.append(-1)
-
-        return apply
-
-    # -- the count
+        expected = (owner,) if owner is not None else _NO_STRINGS
+        if entry.tag_voters != expected:
+            return ("tags", f"voter tag {owner}", _short(entry.tag_voters))
+        return None
 
     def tallies(self) -> dict[str, VoterTally]:
         """Every voter's count as of now."""

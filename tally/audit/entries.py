@@ -1,11 +1,13 @@
 """The per-entry work of an audit, done on every core: steps 1 and 2, the cryptographic half of
-step 3, the leaf hashes of step 4 and the signatures of the checkpoints.
+step 3, the leaf hashes of step 4, the stateless half of step 5, and the checkpoints' signatures.
 
 The main process cuts the log into chunks of lines and hands each to :func:`check_chunk` (in a
 worker process, or inline). A chunk needs nothing from the chunks before it except the public
-keys registered so far, which the main process collects as it reads (see
-:func:`registered_vkey`); whether a key was *valid* for an entry (registered before it, not
-revoked, of the right role) is decided afterwards, in log order, by the main process.
+keys registered so far and the election definition, which the main process reads ahead (see
+:func:`registered_vkey`, :func:`defined_election`). Whether a key was *valid* for an entry
+(registered before it, not revoked, of the right role) and whether the definition was the one in
+force are decided afterwards, in log order, by the main process, which re-checks any entry
+where the worker's assumption was wrong.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import Any, NamedTuple
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from tally.audit.ballots import Definition, Ruled, check_stateless, parse_definition
 from tally.audit.crypto import (
     ENVELOPE_CONTEXT,
     Checkpoint,
     NoteError,
     VerifierKey,
     canonical,
+    canonical_plain,
     decode_b64,
     leaf_hash,
     open_checkpoint,
@@ -34,8 +38,10 @@ __all__ = [
     "ENTRY_TYPES",
     "ChunkResult",
     "ChunkTask",
-    "EntryRecord",
+    "Other",
+    "Record",
     "check_chunk",
+    "defined_election",
     "registered_vkey",
 ]
 
@@ -53,8 +59,6 @@ ENTRY_TYPES = frozenset(
     }
 )
 
-SIG_VALID, SIG_INVALID, SIG_UNCHECKED = 1, 0, -1
-
 _ENTRY_KEYS = frozenset({"envelope", "recorded_at", "tags", "type"})
 _ENVELOPE_KEYS = frozenset({"key", "payload", "sig"})
 _KEY_ID = re.compile(r"[^+\s\x00-\x1f]+\+[0-9a-f]{8}")
@@ -66,42 +70,47 @@ _PAYLOAD_AFTER_KEY = b'","payload":'
 _MAX_SAFE_INTEGER = 2**53 - 1
 
 
-class EntryRecord(NamedTuple):
-    """What the main process needs of an entry once its bytes are checked.
+class Other(NamedTuple):
+    """An entry outside the ballot rules (election, keys, amendments, results): what the main
+    process needs to replay the key registry and the definition."""
 
-    ``payload`` is None when the entry is too malformed to say who signed what; ``sig`` is
-    ``SIG_VALID``, ``SIG_INVALID`` or ``SIG_UNCHECKED`` (the key was not known to the worker).
-    """
-
-    leaf: bytes
-    key: str | None
-    type: str | None
-    payload: dict[str, Any] | None
-    tags: tuple[str, ...]
+    type: str
+    key: str
+    sig: bool | None
+    payload: dict[str, Any]
     recorded_at: str
-    sig: bytes
+
+
+Record = Ruled | Other | None
+"""Per entry: a :class:`~tally.audit.ballots.Ruled` ballot-like entry, an :class:`Other`, or
+None when the entry is too malformed to say who signed what. ``sig`` is None when the worker
+did not know the key."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkTask:
-    """Lines ``start, start + 1, ...`` of the log and the checkpoints whose size they reach."""
+    """Lines ``start, start + 1, ...`` of the log, the checkpoints whose size they reach, and
+    what the entries are checked against: the public keys registered so far (by key id) and
+    the election definition in force (None before one is known)."""
 
     start: int
     lines: list[bytes]
     election: str
     keys: dict[str, bytes]
     log_key: VerifierKey
+    definition: Definition | None
     notes: list[tuple[int, object]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class ChunkResult:
-    """Per line an :class:`EntryRecord` and its signature status; per note the checkpoint it
-    states (or why it does not verify); and the violations of steps 1 and 2 found."""
+    """The leaf hashes (32 bytes each, concatenated), one :data:`Record` per line, the
+    checkpoints the notes state (or why they do not verify), and the violations of steps 1
+    and 2 found."""
 
     start: int
-    records: list[EntryRecord]
-    signatures: list[int]
+    leaves: bytes
+    records: list[Record]
     checkpoints: list[tuple[int, Checkpoint | None, str]]
     violations: list[Violation]
 
@@ -110,24 +119,29 @@ class _Malformed(ValueError):
     pass
 
 
-def _no_float(text: str) -> Any:
-    raise _Malformed(f"the number {text} is not an integer (RFC 8785 entries hold none)")
+# Numbers RFC 8785 writes differently from ``json`` (floats, integers beyond 2^53-1) are rare
+# in entries: the reader notes them so that only those entries take the slow, general encoder.
+_unusual_numbers = [False]
+
+
+def _float(text: str) -> float:
+    _unusual_numbers[0] = True
+    return float(text)
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if not -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+        _unusual_numbers[0] = True
+    return value
 
 
 def _no_constant(text: str) -> Any:
     raise _Malformed(f"{text} is not JSON")
 
 
-def _safe_int(text: str) -> int:
-    value = int(text)
-    if not -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
-        raise _Malformed(f"the integer {text} is beyond 2^53-1")
-    return value
+_decode = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_no_constant).decode
 
-
-_decode = json.JSONDecoder(
-    parse_float=_no_float, parse_constant=_no_constant, parse_int=_safe_int
-).decode
 
 _public_keys: dict[bytes, Ed25519PublicKey] = {}
 
@@ -160,6 +174,24 @@ def registered_vkey(line: bytes) -> VerifierKey | None:
         if payload.get("type") != "key-registered":
             return None
         return VerifierKey.parse(payload.get("vkey"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def defined_election(line: bytes) -> Definition | None:
+    """The definition an ``election`` or ``election-amended`` line states, if it is one.
+
+    The main process reads it ahead, so workers can apply the stateless rules; it checks later,
+    in log order, that the definition was in force (and re-checks any entry where it was not).
+    """
+    if b'"election' not in line or (b'"type":"election"' not in line and b"amended" not in line):
+        return None
+    try:
+        start = line.index(_ENTRY_HEAD) + len(_ENTRY_HEAD)
+        payload = json.loads(line[start:-2])["envelope"]["payload"]
+        if payload.get("type") not in ("election", "election-amended"):
+            return None
+        return parse_definition(payload.get("definition"))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -256,30 +288,37 @@ def _short(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void"})
+
+
 def check_chunk(task: ChunkTask) -> ChunkResult:
     """Check a chunk of log lines; see the module docstring. Pure: safe in any process."""
-    records: list[EntryRecord] = []
-    signatures: list[int] = []
+    leaves: list[bytes] = []
+    records: list[Record] = []
     violations: list[Violation] = []
     keys = task.keys
+    definition = task.definition
+    interned: dict[str, str] = {}
     for offset, line in enumerate(task.lines):
         index = task.start + offset
         # 1. Framing and gapless index.
         raw, problems = _frame(line, index)
-        violations.extend(problems)
+        if problems:
+            violations.extend(problems)
 
         # 2. Canonical form and shape.
         try:
+            _unusual_numbers[0] = False
             entry = _decode(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             violations.append(
                 Violation(2, "json", "an RFC 8785 JSON object", _short(str(exc)), entry=index)
             )
-            records.append(EntryRecord(leaf_hash(raw), None, None, None, (), "", b""))
-            signatures.append(SIG_UNCHECKED)
+            leaves.append(leaf_hash(raw))
+            records.append(None)
             continue
         try:
-            encoded = canonical(entry)
+            encoded = canonical(entry) if _unusual_numbers[0] else canonical_plain(entry)
         except ValueError as exc:
             violations.append(
                 Violation(2, "canonical", "RFC 8785 encodable", _short(str(exc)), entry=index)
@@ -292,45 +331,57 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
                     2, "canonical", "the RFC 8785 form of the entry", "other bytes", entry=index
                 )
             )
-        leaf = leaf_hash(encoded)
+        leaves.append(leaf_hash(encoded))
         shape_problems, sound = _shape(entry, task.election, index)
-        violations.extend(shape_problems)
+        if shape_problems:
+            violations.extend(shape_problems)
         if not sound:
-            records.append(EntryRecord(leaf, None, None, None, (), "", b""))
-            signatures.append(SIG_UNCHECKED)
+            records.append(None)
             continue
         envelope = entry["envelope"]
-        key: str = envelope["key"]
+        key: str = interned.setdefault(envelope["key"], envelope["key"])
         payload: dict[str, Any] = envelope["payload"]
-        # 3 (cryptographic half). Ed25519 over the context and the canonical payload.
-        try:
-            signature = decode_b64(envelope["sig"])
-        except ValueError:
-            signature = b""
-        tags = tuple(entry["tags"])
-        records.append(
-            EntryRecord(leaf, key, entry["type"], payload, tags, entry["recorded_at"], signature)
-        )
+        entry_type: str = entry["type"]
+
+        # 3 (cryptographic half). Ed25519 over the context and the canonical payload, by the
+        # key registered under this id (the main process checks it was valid here).
+        sig: bool | None = None
         public = keys.get(key)
-        if len(signature) != 64:
-            signatures.append(SIG_INVALID)
-            continue
-        if public is None:
-            signatures.append(SIG_UNCHECKED)
-            continue
-        if encoded == raw and '"' not in key and "\\" not in key:
-            # raw is canonical, so the canonical payload is its slice between the key and the
-            # signature (',"sig":"' cannot occur unescaped later in the entry).
-            begin = len(_PAYLOAD_HEAD) + len(key.encode()) + len(_PAYLOAD_AFTER_KEY)
-            end = raw.rfind(b',"sig":"')
-            message = ENVELOPE_CONTEXT + raw[begin:end]
-        else:
+        if public is not None:
             try:
-                message = ENVELOPE_CONTEXT + canonical(payload)
+                signature = decode_b64(envelope["sig"])
             except ValueError:
-                signatures.append(SIG_INVALID)
-                continue
-        signatures.append(SIG_VALID if _verify(public, message, signature) else SIG_INVALID)
+                signature = b""
+            if len(signature) != 64:
+                sig = False
+            elif encoded == raw and '"' not in key and "\\" not in key:
+                # raw is canonical, so the canonical payload is its slice between the key and
+                # the signature (',"sig":"' cannot occur unescaped later in the entry).
+                begin = len(_PAYLOAD_HEAD) + len(key.encode()) + len(_PAYLOAD_AFTER_KEY)
+                end = raw.rfind(b',"sig":"')
+                sig = _verify(public, ENVELOPE_CONTEXT + raw[begin:end], signature)
+            else:
+                try:
+                    sig = _verify(public, ENVELOPE_CONTEXT + canonical(payload), signature)
+                except ValueError:
+                    sig = False
+
+        # 5 (stateless half). The rules that need no history.
+        if entry_type in _RULED and definition is not None:
+            records.append(
+                check_stateless(
+                    definition,
+                    entry_type,
+                    payload,
+                    key,
+                    entry["tags"],
+                    entry["recorded_at"],
+                    index,
+                    sig,
+                )
+            )
+        else:
+            records.append(Other(entry_type, key, sig, payload, entry["recorded_at"]))
 
     checkpoints: list[tuple[int, Checkpoint | None, str]] = []
     for size, note in task.notes:
@@ -338,4 +389,4 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
             checkpoints.append((size, open_checkpoint(note, task.log_key), ""))
         except NoteError as exc:
             checkpoints.append((size, None, str(exc)))
-    return ChunkResult(task.start, records, signatures, checkpoints, violations)
+    return ChunkResult(task.start, b"".join(leaves), records, checkpoints, violations)

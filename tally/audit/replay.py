@@ -47,21 +47,18 @@ from typing import Any
 
 from tally.audit.ballots import BallotRules, Definition, parse_definition
 from tally.audit.crypto import (
-    ENVELOPE_CONTEXT,
     Checkpoint,
     Frontier,
     VerifierKey,
-    canonical,
     check_consistency,
-    ed25519_verify,
 )
 from tally.audit.entries import (
-    SIG_INVALID,
-    SIG_VALID,
     ChunkResult,
     ChunkTask,
-    EntryRecord,
+    Other,
+    Record,
     check_chunk,
+    defined_election,
     registered_vkey,
 )
 from tally.audit.errors import Violation, error_for
@@ -184,6 +181,9 @@ class _Auditor:
         self.names: set[str] = {admin.name}
         # Public keys seen in key-registered lines as they are read, for the workers.
         self.hints: dict[str, bytes] = {admin.key_id: admin.public}
+        # Election definitions read ahead from the lines, for the workers' stateless rules.
+        self.hint_definition: Definition | None = None
+        self.hint_definitions: list[Definition] = []
         self.definition: Definition | None = None
         self.rules: BallotRules | None = None
         self.checkpoint_roots: list[tuple[int, bytes]] = []
@@ -255,30 +255,34 @@ class _Auditor:
         done = 0
         if workers <= 0:
             for task in tasks:
-                done = self._consume(check_chunk(task))
+                done = self._consume(task, check_chunk(task))
                 if progress is not None:
                     progress(done, total)
             return done
         with ProcessPoolExecutor(workers) as pool:
-            inflight: deque[Future[ChunkResult]] = deque()
+            inflight: deque[tuple[ChunkTask, Future[ChunkResult]]] = deque()
             try:
                 for task in tasks:
-                    inflight.append(pool.submit(check_chunk, task))
+                    inflight.append((task, pool.submit(check_chunk, task)))
                     while len(inflight) > 2 * workers:
-                        done = self._consume(inflight.popleft().result())
+                        task, future = inflight.popleft()
+                        done = self._consume(task, future.result())
                         if progress is not None:
                             progress(done, total)
                 while inflight:
-                    done = self._consume(inflight.popleft().result())
+                    task, future = inflight.popleft()
+                    done = self._consume(task, future.result())
                     if progress is not None:
                         progress(done, total)
             finally:
-                for future in inflight:
+                for _, future in inflight:
                     future.cancel()
         return done
 
     def _tasks(self, chunk_size: int) -> Iterator[ChunkTask]:
-        """Cut the entry lines into chunks, each with the checkpoints its entries reach."""
+        """Cut the entry lines into chunks, each with the checkpoints its entries reach and the
+        keys and definition read ahead for it (a chunk ends after a definition line, so that
+        one definition holds for the whole of the next)."""
         checkpoints = self.source.checkpoint_lines()
         upcoming: CheckpointLine | None = next(checkpoints, None)
         last_size = -1
@@ -309,21 +313,38 @@ class _Auditor:
 
         start = 0
         lines: list[bytes] = []
+        hint = self.hint_definition
         for line in self.source.entry_lines():
+            lines.append(line)
             vkey = registered_vkey(line)
             if vkey is not None:
                 self.hints.setdefault(vkey.key_id, vkey.public)
-            lines.append(line)
-            if len(lines) >= chunk_size:
+            defined = defined_election(line)
+            if len(lines) >= chunk_size or defined is not None:
                 end = start + len(lines)
                 yield ChunkTask(
-                    start, lines, self.election, dict(self.hints), self.log_key, notes_upto(end)
+                    start,
+                    lines,
+                    self.election,
+                    dict(self.hints),
+                    self.log_key,
+                    hint,
+                    notes_upto(end),
                 )
                 start, lines = end, []
+            if defined is not None and defined != hint:
+                hint = defined
+                self.hint_definitions.append(defined)
         end = start + len(lines)
         if lines or start == 0:
             yield ChunkTask(
-                start, lines, self.election, dict(self.hints), self.log_key, notes_upto(end)
+                start,
+                lines,
+                self.election,
+                dict(self.hints),
+                self.log_key,
+                hint,
+                notes_upto(end),
             )
         while upcoming is not None:
             beyond, upcoming = upcoming, next(checkpoints, None)
@@ -340,7 +361,7 @@ class _Auditor:
                     )
                 )
 
-    def _consume(self, result: ChunkResult) -> int:
+    def _consume(self, task: ChunkTask, result: ChunkResult) -> int:
         for problem in result.violations:
             self.add(problem)
         checkpoints = result.checkpoints
@@ -349,59 +370,82 @@ class _Auditor:
         while pending < len(checkpoints) and checkpoints[pending][0] == index:
             self._checkpoint(*checkpoints[pending])
             pending += 1
-        for record, signature in zip(result.records, result.signatures, strict=True):
-            self._entry(index, record, signature)
+        leaves = result.leaves
+        append = self.frontier.append
+        snapshot_at = self.results_size
+        for offset, record in enumerate(result.records):
+            append(leaves[32 * offset : 32 * offset + 32])
+            self._entry(index, record, task, offset)
             index += 1
             while pending < len(checkpoints) and checkpoints[pending][0] == index:
                 self._checkpoint(*checkpoints[pending])
                 pending += 1
-            if index == self.results_size:
+            if index == snapshot_at:
                 self._take_snapshot()
         return index
 
     # -- steps 3 and 5, per entry in log order
 
-    def _entry(self, index: int, record: EntryRecord, signature: int) -> None:
-        self.frontier.append(record.leaf)
+    def _entry(self, index: int, record: Record, task: ChunkTask, offset: int) -> None:
         rules = self.rules
-        entry_type, payload, key = record.type, record.payload, record.key
-        if payload is None or entry_type is None or key is None:
+        if record is None:
             if index == 0:
                 self.add(
                     Violation(2, "first-entry", "the election entry", "no readable entry", entry=0)
                 )
             if rules is not None:
-                rules.skip(None, None)
+                rules.skip(None)
             return
-        signer = self._signer(index, entry_type, payload, key)
-        valid = signer is not None and self._signature_valid(index, key, signer, record, signature)
-        if valid:
-            if entry_type in ("key-registered", "key-revoked"):
-                self._registry(index, entry_type, payload)
-            elif entry_type in ("election", "election-amended"):
-                self._definition(index, entry_type, payload, record.recorded_at)
+        entry_type, key = record.type, record.key
         if index == 0 and entry_type != "election":
             self.add(Violation(2, "first-entry", "the election entry", entry_type, entry=0))
+        payload = record.payload if isinstance(record, Other) else None
+        signer = self._signer(index, entry_type, payload, key)
+        if signer is None:
+            if rules is not None:
+                rules.skip(entry_type, getattr(record, "voter", None))
+            return
+        if task.keys.get(key) != signer.public or (
+            entry_type in _RULED and task.definition is not self.definition
+        ):
+            # The worker checked under a key or definition read ahead that turned out not to
+            # be the one in force here (a refused registration or amendment): check again.
+            record = self._recheck(task, offset, {key: signer.public})
+            if record is None:
+                return
+        if not record.sig:
+            self.add(
+                Violation(
+                    3, "signature", f"a valid Ed25519 signature by {key}", "invalid", entry=index
+                )
+            )
+            if rules is not None:
+                rules.skip(entry_type, getattr(record, "voter", None))
+            return
+        if isinstance(record, Other):
+            if entry_type in ("key-registered", "key-revoked"):
+                self._registry(index, entry_type, record.payload)
+            elif entry_type in ("election", "election-amended"):
+                self._definition(index, entry_type, record.payload, record.recorded_at)
+            if rules is not None and rules is self.rules:
+                rules.skip(entry_type)
+            return
         if rules is None:
             return
-        if valid and entry_type in _RULED:
-            assert signer is not None
-            violation = rules.admit(
-                index,
-                entry_type,
-                payload,
-                key,
-                record.tags,
-                record.recorded_at,
-                signer.polling_point,
-            )
-            if violation is not None:
-                self.add(violation)
-        else:
-            rules.skip(entry_type, payload)
+        refusal = rules.admit(index, record, signer.polling_point)
+        if refusal is not None:
+            check, expected, found = refusal
+            self.add(Violation(5, check, expected, found, entry=index))
+
+    def _recheck(self, task: ChunkTask, offset: int, keys: dict[str, bytes]) -> Record:
+        line = task.lines[offset]
+        again = ChunkTask(
+            task.start + offset, [line], self.election, keys, self.log_key, self.definition
+        )
+        return check_chunk(again).records[0]
 
     def _signer(
-        self, index: int, entry_type: str, payload: dict[str, Any], key: str
+        self, index: int, entry_type: str, payload: dict[str, Any] | None, key: str
     ) -> _Key | None:
         """Step 3: the key that may sign this entry at this position, or None (reported)."""
         if entry_type == "election":
@@ -416,15 +460,10 @@ class _Auditor:
                     )
                 )
                 return None
-            if payload.get("admin_key") != self.admin.vkey:
+            admin_key = payload.get("admin_key") if payload is not None else None
+            if admin_key != self.admin.vkey:
                 self.add(
-                    Violation(
-                        3,
-                        "admin-key",
-                        self.admin.vkey,
-                        str(payload.get("admin_key"))[:80],
-                        entry=index,
-                    )
+                    Violation(3, "admin-key", self.admin.vkey, str(admin_key)[:80], entry=index)
                 )
                 return None
             if key != self.admin.key_id:
@@ -462,27 +501,6 @@ class _Auditor:
             )
             return None
         return record
-
-    def _signature_valid(
-        self, index: int, key: str, signer: _Key, record: EntryRecord, signature: int
-    ) -> bool:
-        if self.hints.get(key) == signer.public and signature in (SIG_VALID, SIG_INVALID):
-            valid = signature == SIG_VALID
-        else:
-            # The worker knew no key, or another under this id (from a refused registration):
-            # check here, under the registered key.
-            try:
-                message = ENVELOPE_CONTEXT + canonical(record.payload)
-            except ValueError:
-                message = b""
-            valid = bool(message) and ed25519_verify(signer.public, message, record.sig)
-        if not valid:
-            self.add(
-                Violation(
-                    3, "signature", f"a valid Ed25519 signature by {key}", "invalid", entry=index
-                )
-            )
-        return valid
 
     def _registry(self, index: int, entry_type: str, payload: dict[str, Any]) -> None:
         """Step 3: replay a key registration or revocation signed by the admin."""
@@ -564,10 +582,13 @@ class _Auditor:
                 )
             )
             return
+        # Use the definition object the workers were given when it is the same, so that
+        # _entry can tell by identity whether they applied the one in force.
+        definition = next((d for d in self.hint_definitions if d == definition), definition)
         if entry_type == "election":
             self.definition = definition
             self.rules = BallotRules(definition)
-            self.rules.skip("election", None)  # position 0 itself
+            self.rules.skip("election")  # position 0 itself
             return
         current = self.definition
         if current is None or self.rules is None:
@@ -582,7 +603,6 @@ class _Auditor:
             return
         self.definition = definition
         self.rules.definition = definition
-        self.rules.deadline = definition.deadline_stamp
 
     # -- step 4
 
