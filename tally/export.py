@@ -1,0 +1,223 @@
+"""Exports computed by replaying a stored log: the results document and Pabulib ballots.
+
+Both read the log from position 0 as a stream (bounded batches; a server-side cursor on
+PostgreSQL), so they need no running server and give what ``GET /results`` gives for the same
+log size.
+
+``uchast export pabulib`` writes the counted ballots, anonymised, in Pabulib format
+(https://pabulib.org/format):
+
+- one VOTES row per voter with at least one counted ballot, holding the union of the projects
+  their counted ballots support (:func:`votes.rules.voter_state`: voids, double entry and
+  spoiled ballots taken into account), so each project's approvals in VOTES equal its total;
+- voter ids are sequence numbers 1, 2, ... in the order of each voter's first ballot in the log;
+  no token, nonce, key or time leaves the log; ``voting_method`` is ``internet``, ``paper``, or
+  ``mixed`` for a voter counted on both channels;
+- PROJECTS: ``project_id;cost;votes;name;category;selected`` with the election's ids, costs in
+  main units (exact: kopecks / 100), the tally's totals and the results' funded set;
+- META: ``budget`` (the total), ``vote_type`` approval, ``rule`` (``greedy``,
+  ``greedy-threshold`` when ``min_votes`` > 0, ``greedy-no-skip``; ``equalshares``),
+  ``min_project_score_threshold``, ``max_length`` (the sum of the categories' maximums), the
+  voting dates; with several categories also the uchast keys ``budget_by_category`` and
+  ``max_length_by_category`` (``id:value,id:value``), which ``uchast import-pabulib`` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ledger import merkle
+from ledger.store import Store
+from tally.pabulib import PabulibFile, write_pabulib
+from tally.projection import Tally
+from tally.results import results_document
+from votes.election import Election, election_from_dict
+from votes.entries import EntryType
+from votes.rules import PriorEntry, voter_state
+
+__all__ = [
+    "definition_of",
+    "log_root",
+    "main_units",
+    "pabulib_export",
+    "replay_tally",
+    "results_from_log",
+]
+
+_VOTER_TAG = "voter:"
+_VOTER_ENTRIES = frozenset(
+    {EntryType.BALLOT, EntryType.PAPER_BALLOT, EntryType.SPOILED_BALLOT, EntryType.VOID}
+)
+
+
+def _entry(data: bytes) -> dict[str, Any]:
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("a log entry must be a JSON object")
+    return value
+
+
+def definition_of(data: bytes) -> Election:
+    """The election defined (or amended) by an ``election`` / ``election-amended`` entry."""
+    return election_from_dict(_entry(data)["envelope"]["payload"]["definition"])
+
+
+async def log_root(store: Store, log_id: str, size: int) -> bytes:
+    """RFC 9162 root of the first ``size`` entries, from the stored tree nodes."""
+    if size == 0:
+        return merkle.EMPTY_ROOT
+    ids = merkle.frontier_ids(size)
+    nodes = await store.nodes(log_id, ids)
+    missing = [i for i in ids if i not in nodes]
+    if missing:
+        raise ValueError(f"tree nodes {missing[:3]} of {log_id!r} are not stored")
+    return merkle.fold([nodes[i] for i in ids])
+
+
+async def replay_tally(
+    store: Store, log_id: str, size: int | None = None
+) -> tuple[Tally, int, bytes]:
+    """A :class:`Tally` rebuilt from position 0 over the first ``size`` entries (default: all),
+    with that size and the log root at it."""
+    end = await store.size(log_id) if size is None else size
+    if end == 0:
+        raise ValueError(f"election {log_id!r} has no entries")
+    tally: Tally | None = None
+
+    async def fetch(position: int) -> dict[str, Any]:
+        [entry] = await store.read(log_id, position, position + 1)
+        return _entry(entry.data)
+
+    async for entry in store.stream(log_id, 0, end):
+        if tally is None:
+            if entry.type != EntryType.ELECTION:
+                raise ValueError(f"entry 0 of {log_id!r} is not the election's definition")
+            tally = Tally(definition_of(entry.data))
+        elif entry.type == EntryType.ELECTION_AMENDED:
+            tally.redefine(definition_of(entry.data))
+        await tally.apply(entry.position, entry.data, fetch)
+    if tally is None or tally.position != end:
+        raise ValueError(f"the log of {log_id!r} ended before entry {end}")
+    return tally, end, await log_root(store, log_id, end)
+
+
+async def results_from_log(store: Store, log_id: str) -> dict[str, Any]:
+    """The results document of ``GET /v1/elections/{e}/results``, from a replay of the log."""
+    tally, size, root = await replay_tally(store, log_id)
+    return results_document(tally, size, root)
+
+
+def main_units(kopecks: int) -> str:
+    """Kopecks as an exact amount in main units: ``150000000`` → ``1500000``, ``12345`` →
+    ``123.45``."""
+    whole, fraction = divmod(kopecks, 100)
+    return str(whole) if fraction == 0 else f"{whole}.{fraction:02d}"
+
+
+def _rule_name(election: Election) -> str:
+    method = election.rule.method
+    if method == "greedy":
+        return "greedy-threshold" if election.rule.min_votes > 0 else "greedy"
+    if method == "equal-shares":
+        return "equalshares"
+    return method
+
+
+def _pairs(values: Sequence[tuple[str, str]]) -> str:
+    return ",".join(f"{key}:{value}" for key, value in values)
+
+
+async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
+    """The counted ballots of the election as Pabulib text (see the module docstring), and
+    the log size it reflects."""
+    end = await store.size(log_id)
+    tally: Tally | None = None
+    histories: dict[str, list[PriorEntry]] = {}
+
+    async def fetch(position: int) -> dict[str, Any]:
+        [entry] = await store.read(log_id, position, position + 1)
+        return _entry(entry.data)
+
+    async for entry in store.stream(log_id, 0, end):
+        if tally is None:
+            if entry.type != EntryType.ELECTION:
+                raise ValueError(f"entry 0 of {log_id!r} is not the election's definition")
+            tally = Tally(definition_of(entry.data))
+        elif entry.type == EntryType.ELECTION_AMENDED:
+            tally.redefine(definition_of(entry.data))
+        await tally.apply(entry.position, entry.data, fetch)
+        if entry.type in _VOTER_ENTRIES:
+            voters = [t[len(_VOTER_TAG) :] for t in entry.tags if t.startswith(_VOTER_TAG)]
+            if voters:
+                obj = _entry(entry.data)
+                envelope = obj["envelope"]
+                prior = PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
+                for voter in voters:
+                    histories.setdefault(voter, []).append(prior)
+    if tally is None:
+        raise ValueError(f"election {log_id!r} has no entries")
+    election = tally.election
+    document = results_document(tally, end, await log_root(store, log_id, end))
+    funded = {pid for c in document["categories"] for pid in c["funded"]}
+    order = {p.id: i for i, p in enumerate(election.projects)}
+
+    votes: list[dict[str, str]] = []
+    approvals: dict[str, int] = dict.fromkeys(order, 0)
+    for voter, history in histories.items():
+        state = voter_state(election, history, voter)
+        if not state.ballots:
+            continue
+        picks = sorted({p for ps in state.counted.values() for p in ps}, key=order.__getitem__)
+        channels = {b.channel for b in state.ballots}
+        method = "mixed" if len(channels) > 1 else ("paper" if "paper" in channels else "internet")
+        for pid in picks:
+            approvals[pid] += 1
+        votes.append(
+            {"voter_id": str(len(votes) + 1), "vote": ",".join(picks), "voting_method": method}
+        )
+    counted = {p.id: tally.votes.get(p.id, 0) for p in election.projects}
+    if approvals != counted:
+        raise ValueError("the voters' counted picks disagree with the tally: the log is corrupt")
+
+    zone = tally.zone
+    meta: dict[str, str] = {
+        "description": election.title.get("en") or next(iter(election.title.values())),
+        "unit": election.id,
+        "instance": str(election.voting_opens.astimezone(zone).year),
+        "num_projects": str(len(election.projects)),
+        "num_votes": str(len(votes)),
+        "budget": main_units(sum(c.budget for c in election.categories)),
+        "vote_type": "approval",
+        "rule": _rule_name(election),
+        "date_begin": election.voting_opens.astimezone(zone).strftime("%d.%m.%Y"),
+        "date_end": election.voting_closes.astimezone(zone).strftime("%d.%m.%Y"),
+        "max_length": str(sum(c.max_picks for c in election.categories)),
+    }
+    if election.rule.min_votes > 0:
+        meta["min_project_score_threshold"] = str(election.rule.min_votes)
+    if len(election.categories) > 1:
+        meta["budget_by_category"] = _pairs(
+            [(c.id, main_units(c.budget)) for c in election.categories]
+        )
+        meta["max_length_by_category"] = _pairs(
+            [(c.id, str(c.max_picks)) for c in election.categories]
+        )
+    meta["comment"] = (
+        f"Exported by uchast from log {election.id} at size {document['log']['size']}, root "
+        f"{document['log']['root']}. One row per voter: the union of their counted ballots; "
+        "voter ids are sequence numbers."
+    )
+    projects = [
+        {
+            "project_id": p.id,
+            "cost": main_units(p.cost),
+            "votes": str(counted[p.id]),
+            "name": p.title.get("en") or next(iter(p.title.values())),
+            "category": p.category,
+            "selected": "1" if p.id in funded else "0",
+        }
+        for p in election.projects
+    ]
+    return write_pabulib(PabulibFile(meta=meta, projects=projects, votes=votes)), end

@@ -1,0 +1,885 @@
+"""``uchast import-pabulib``: replay a real election from a Pabulib file through the write path.
+
+The file's META and PROJECTS become an election definition (:func:`plan_import`); then every
+VOTES row is cast as a signed ballot through the same steps as the HTTP endpoints
+(:func:`import_pabulib`): sign, verify, read the voter's entries, decide with :mod:`votes.rules`,
+append under the DCB condition (:func:`api.vote_routes.decide_and_append`). Nothing is counted
+here: the totals are the live tally's, replayed from the log afterwards and compared with the
+file's ``votes`` column.
+
+How the file maps onto an election:
+
+- **id**: the file name without ``.pb``, lowercased, transliterated to ASCII, every run of other
+  characters turned into ``-`` (``Poland_Warszawa_2023_Wola.pb`` → ``poland-warszawa-2023-wola``),
+  at most 63 characters; ``--election`` overrides it.
+- **projects**: a Pabulib project id that is not an uchast id (1-64 of ``A-Za-z0-9._-``, starting
+  with a letter or digit) has every other character replaced by ``-`` (``BAD/0018`` →
+  ``BAD-0018``; a clash gets ``-2``, ``-3``...). The title of such a project ends with
+  ``[Pabulib id BAD/0018]``: the mapping is kept in the definition itself.
+  Costs and budgets are converted to kopecks (minor units) exactly.
+- **categories**: Pabulib's ``category`` column is thematic (a Wola project has up to three) and a
+  file has one budget, so by default there is one category, ``all``, with the file's budget and,
+  as per-voter maximum, META ``max_length`` (else the longest ballot). Budget categories are used
+  when their budgets are known: META ``budget_by_category`` (``id:amount,id:amount``, written by
+  ``uchast export pabulib``) or ``--category-budget NAME=AMOUNT``; then every project must have
+  exactly one category, and a category's maximum is META ``max_length_by_category`` or the most
+  projects one ballot names in it.
+- **rule**: ``greedy``/``greedy-threshold`` → greedy, ``greedy-no-skip`` → greedy-no-skip, with
+  ``min_project_score_threshold`` as ``min_votes``; any other rule falls back to greedy (said in
+  the report) unless ``--rule`` chooses. Ties: cost ascending, then the lottery with the seed
+  ``pabulib-sha256:<hex SHA-256 of the file>``, published in the definition.
+- **window**: ``date_begin`` 00:00 to ``date_end`` 23:59:59 in the country's time zone (Poland
+  Europe/Warsaw, Hungary Europe/Budapest...; UTC otherwise; ``--timezone`` overrides), or the
+  whole ``instance`` year when the dates are absent. Pabulib has no per-ballot times: every
+  ballot's ``cast_at`` is the opening moment. The ballots are keyed now, so the paper deadline is
+  a day after the import (the auditor compares it with each entry's ``recorded_at``).
+- **channels**: ``voting_method`` ``internet`` (or none) → an online ballot signed by the site
+  key; any other method → a paper ballot at a polling point named after it (``paper``), signed
+  by that point's clerk key.
+- **voters**: the voter token is ``voter_token(voter key, identity)``, the identity being the
+  file's ``voter_id`` zero-padded to 10 digits when every id is at most 12 digits and the padding
+  keeps them distinct, else the row number (1-based, 12 digits). The voter key is generated.
+
+Only approval ballots are imported: cumulative (points), ordinal and scoring ballots would be
+mis-tallied as approvals, so such a file is refused before anything is written. An empty paper
+row becomes a spoiled ballot; an empty online row cannot be a ballot and is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+import sys
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ledger.keys import SignerKey
+from tally.pabulib import (
+    PabulibError,
+    PabulibFile,
+    UnsupportedRuleError,
+    ballots,
+    budget_kopecks,
+    categories,
+    file_totals,
+    greedy_settings,
+    max_length,
+    parse_pabulib,
+    project_cost_kopecks,
+    threshold,
+    vote_type,
+)
+from votes.election import Election, election_from_dict, election_to_dict
+
+__all__ = [
+    "TIMEZONES",
+    "ImportKeys",
+    "ImportPlan",
+    "ImportReport",
+    "PabulibImportError",
+    "PlannedBallot",
+    "election_id_from_name",
+    "import_pabulib",
+    "map_project_ids",
+    "plan_import",
+]
+
+TIMEZONES = {
+    "Poland": "Europe/Warsaw",
+    "Hungary": "Europe/Budapest",
+    "Ukraine": "Europe/Kyiv",
+    "Netherlands": "Europe/Amsterdam",
+    "France": "Europe/Paris",
+    "Germany": "Europe/Berlin",
+    "Switzerland": "Europe/Zurich",
+    "Spain": "Europe/Madrid",
+    "Portugal": "Europe/Lisbon",
+    "Italy": "Europe/Rome",
+    "Czechia": "Europe/Prague",
+    "Czech Republic": "Europe/Prague",
+    "Lithuania": "Europe/Vilnius",
+    "Latvia": "Europe/Riga",
+    "Estonia": "Europe/Tallinn",
+}
+"""A country's time zone, for the voting window (countries with one zone only)."""
+
+ONLINE_METHODS = frozenset({"internet", "online", "electronic", "e-voting"})
+"""``voting_method`` values cast as online ballots; any other is a paper polling point."""
+
+ONE_CATEGORY = "all"
+_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+_NOT_ITEM = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
+_NOT_SLUG = re.compile(r"[^a-z0-9]+", re.ASCII)
+_LANGUAGE = re.compile(r"[a-z]{2,3}", re.ASCII)
+_DOTTED_DATE = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})")
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_AMOUNT = re.compile(r"[0-9]+(?:[.,][0-9]+)?")
+_TRANSLIT = str.maketrans(
+    {"ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ß": "ss", "ø": "o", "Ø": "O", "æ": "ae", "œ": "oe"}
+)
+
+
+class PabulibImportError(ValueError):
+    """The file cannot be imported as asked; nothing has been written. One line, for the CLI."""
+
+
+# --- ids -----------------------------------------------------------------------------------------
+
+
+def _ascii(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
+    return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
+def election_id_from_name(name: str) -> str:
+    """An election id from a file name: ``Poland_Warszawa_2023_Wola.pb`` →
+    ``poland-warszawa-2023-wola`` (``[a-z0-9-]``, 2-63 characters)."""
+    stem = name[:-3] if name.lower().endswith(".pb") else name
+    slug = _NOT_SLUG.sub("-", _ascii(stem).lower()).strip("-")
+    slug = slug[:63].rstrip("-")
+    if len(slug) < 2:
+        slug = f"pb-{slug}".rstrip("-") if slug else "pabulib"
+    return slug
+
+
+def _item_slug(text: str, fallback: str) -> str:
+    slug = _NOT_ITEM.sub("-", _ascii(text)).strip("-._")[:64].rstrip("-._")
+    return slug if slug else fallback
+
+
+def map_project_ids(pabulib_ids: Sequence[str]) -> dict[str, str]:
+    """Pabulib project id → uchast project id: kept when valid, else characters outside
+    ``A-Za-z0-9._-`` become ``-``; clashes get ``-2``, ``-3``... (see the module docstring)."""
+    mapping: dict[str, str] = {}
+    taken = {pid for pid in pabulib_ids if _ITEM_ID.fullmatch(pid)}
+    for pid in pabulib_ids:
+        if _ITEM_ID.fullmatch(pid):
+            mapping[pid] = pid
+            continue
+        base = _item_slug(pid, "p")
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            suffix = f"-{n}"
+            candidate = base[: 64 - len(suffix)] + suffix
+        taken.add(candidate)
+        mapping[pid] = candidate
+    return mapping
+
+
+def _category_ids(names: Sequence[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        base = _item_slug(name.lower().replace(" ", "-"), "category")
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base[:60]}-{n}"
+        taken.add(candidate)
+        mapping[name] = candidate
+    return mapping
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedBallot:
+    """One VOTES row as it will be cast: ``point`` None for online, else the polling point."""
+
+    line: int | None
+    voter_id: str
+    identity: str
+    projects: tuple[str, ...]
+    point: str | None
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """The election a file defines and the ballots to cast, all checked before any write."""
+
+    election: Election
+    ballots: tuple[PlannedBallot, ...]
+    project_ids: dict[str, str]  # Pabulib id -> uchast id
+    expected_totals: dict[str, int]  # uchast id -> the file's votes column
+    selected: frozenset[str]  # uchast ids with selected == 1 (empty when the file has no column)
+    notes: tuple[str, ...]
+    skipped_empty: int
+
+
+def _amount_kopecks(text: str, what: str) -> int:
+    text = text.strip().replace(" ", "")
+    if not _AMOUNT.fullmatch(text):
+        raise PabulibImportError(f"{what} {text!r} is not an amount")
+    try:
+        minor = Decimal(text.replace(",", ".")) * 100
+    except InvalidOperation:
+        raise PabulibImportError(f"{what} {text!r} is not an amount") from None
+    if minor != minor.to_integral_value():
+        raise PabulibImportError(f"{what} {text!r} has a fraction of a minor unit")
+    return int(minor)
+
+
+def _pairs(text: str, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, value = part.rpartition(":")
+        if not sep or not name.strip():
+            raise PabulibImportError(f"META {what}: {part!r} is not name:value")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _date(text: str | None) -> tuple[int, int, int] | None:
+    if not text:
+        return None
+    text = text.strip()
+    dotted = _DOTTED_DATE.fullmatch(text)
+    if dotted:
+        return int(dotted[3]), int(dotted[2]), int(dotted[1])
+    iso = _ISO_DATE.match(text)
+    if iso:
+        return int(iso[1]), int(iso[2]), int(iso[3])
+    return None
+
+
+def _window(meta: Mapping[str, str], zone: ZoneInfo) -> tuple[datetime, datetime, str | None]:
+    begin, end = _date(meta.get("date_begin")), _date(meta.get("date_end"))
+    note = None
+    if begin is None or end is None:
+        instance = meta.get("instance", "")
+        year = int(instance[:4]) if instance[:4].isdigit() else 2000
+        begin, end = (year, 1, 1), (year, 12, 31)
+        note = f"the file gives no voting dates: nominal window {year}-01-01 to {year}-12-31"
+    try:
+        opens = datetime.combine(datetime(*begin).date(), time(0, 0), zone)
+        closes = datetime.combine(datetime(*end).date(), time(23, 59, 59), zone)
+    except ValueError as exc:
+        raise PabulibImportError(f"voting dates {begin} to {end}: {exc}") from None
+    if closes <= opens:
+        raise PabulibImportError(f"date_end {meta.get('date_end')!r} is before date_begin")
+    return opens, closes, note
+
+
+def _identities(voter_ids: Sequence[str]) -> list[str]:
+    if all(v.isascii() and v.isdigit() and len(v) <= 12 for v in voter_ids):
+        padded = [v.zfill(10) for v in voter_ids]
+        if len(set(padded)) == len(padded):
+            return padded
+    return [f"{row:012d}" for row in range(1, len(voter_ids) + 1)]
+
+
+def _titles(text: str, language: str | None) -> dict[str, str]:
+    titles = {"uk": text, "en": text}
+    if language and _LANGUAGE.fullmatch(language) and language not in titles:
+        titles[language] = text
+    return titles
+
+
+def plan_import(
+    pb: PabulibFile,
+    *,
+    file_name: str,
+    file_digest: str,
+    election_id: str | None = None,
+    category_budgets: Mapping[str, str] | None = None,
+    rule_name: str | None = None,
+    timezone: str | None = None,
+    now: datetime | None = None,
+) -> ImportPlan:
+    """The election and ballots of ``pb``; raises :class:`PabulibImportError` (or a
+    :class:`~tally.pabulib.PabulibError`) if the file cannot be imported faithfully.
+
+    ``category_budgets``: category name → amount in the file's currency (``"40000000"``), which
+    turns the file's categories into budget categories. ``rule_name``: ``greedy`` or
+    ``greedy-no-skip`` instead of the file's rule. ``now``: the import time (paper deadline).
+    """
+    kind = vote_type(pb.meta)
+    if kind != "approval":
+        raise PabulibImportError(
+            f"{file_name}: vote_type {kind!r} cannot be imported: uchast ballots are approval "
+            f"ballots, and {kind} ballots would be miscounted as approvals; nothing was written"
+        )
+    notes: list[str] = []
+    meta = pb.meta
+    language = meta.get("language")
+
+    # Projects and their ids.
+    pabulib_ids = [p["project_id"] for p in pb.projects]
+    ids = map_project_ids(pabulib_ids)
+    changed = {pid: ours for pid, ours in ids.items() if pid != ours}
+    if changed:
+        notes.append(
+            f"{len(changed)} project ids mapped to uchast ids (original kept in the titles): "
+            + ", ".join(f"{k} -> {v}" for k, v in list(changed.items())[:5])
+            + (" ..." if len(changed) > 5 else "")
+        )
+    project_lines: list[int | None] = list(pb.project_lines)
+    if len(project_lines) != len(pb.projects):
+        project_lines = [None] * len(pb.projects)
+    costs = {
+        ids[p["project_id"]]: project_cost_kopecks(p, line)
+        for p, line in zip(pb.projects, project_lines, strict=True)
+    }
+    rows = ballots(pb)  # checks every ballot against PROJECTS
+
+    # Categories.
+    budgets_text: dict[str, str] | None = None
+    if category_budgets:
+        budgets_text = dict(category_budgets)
+    elif meta.get("budget_by_category"):
+        budgets_text = _pairs(meta["budget_by_category"], "budget_by_category")
+    project_category: dict[str, str] = {}
+    category_rows: list[dict[str, Any]]
+    if budgets_text is None:
+        total = budget_kopecks(meta)
+        longest = max((len(b.projects) for b in rows), default=1)
+        stated = max_length(meta)
+        picks = stated if stated is not None else max(longest, 1)
+        if longest > picks:
+            raise PabulibImportError(f"a ballot names {longest} projects but max_length is {picks}")
+        project_category = dict.fromkeys(costs, ONE_CATEGORY)
+        category_rows = [
+            {
+                "id": ONE_CATEGORY,
+                "title": {"uk": "Усі проєкти", "en": "All projects"},
+                "max_picks": picks,
+                "budget_kopecks": total,
+                "max_cost_kopecks": max(costs.values()),
+            }
+        ]
+    else:
+        names: list[str] = []
+        for p in pb.projects:
+            found = categories(p)
+            if len(found) != 1:
+                raise PabulibImportError(
+                    f"project {p['project_id']!r} has {len(found)} categories; budget "
+                    "categories need exactly one per project"
+                )
+            project_category[ids[p["project_id"]]] = found[0]
+            if found[0] not in names:
+                names.append(found[0])
+        unknown = sorted(set(budgets_text) - set(names))
+        missing = [n for n in names if n not in budgets_text]
+        if unknown or missing:
+            raise PabulibImportError(
+                f"category budgets: the file's categories are {', '.join(names)}"
+                + (f"; no budget for {', '.join(missing)}" if missing else "")
+                + (f"; unknown {', '.join(unknown)}" if unknown else "")
+            )
+        cat_ids = _category_ids(names)
+        per_category: Counter[tuple[int, str]] = Counter()
+        for number, b in enumerate(rows):
+            for pid in b.projects:
+                per_category[(number, project_category[ids[pid]])] += 1
+        most = Counter[str]()
+        for (_, name), n in per_category.items():
+            most[name] = max(most[name], n)
+        stated_picks = (
+            _pairs(meta["max_length_by_category"], "max_length_by_category")
+            if meta.get("max_length_by_category")
+            else {}
+        )
+        category_rows = []
+        for name in names:
+            budget = _amount_kopecks(budgets_text[name], f"budget of category {name!r}")
+            in_category = [c for pid, c in costs.items() if project_category[pid] == name]
+            picks = int(stated_picks[name]) if name in stated_picks else max(most[name], 1)
+            if most[name] > picks:
+                raise PabulibImportError(
+                    f"a ballot names {most[name]} projects of {name!r}, more than {picks}"
+                )
+            category_rows.append(
+                {
+                    "id": cat_ids[name],
+                    "title": _titles(name, language),
+                    "max_picks": picks,
+                    "budget_kopecks": budget,
+                    "max_cost_kopecks": min(max(in_category), budget),
+                }
+            )
+        project_category = {pid: cat_ids[name] for pid, name in project_category.items()}
+        total_file = meta.get("budget")
+        if total_file is not None:
+            stated_total = budget_kopecks(meta)
+            ours_total = sum(c["budget_kopecks"] for c in category_rows)
+            if stated_total != ours_total:
+                notes.append(
+                    f"category budgets add up to {ours_total} kopecks; META budget says "
+                    f"{stated_total}"
+                )
+    for c in category_rows:
+        if c["max_cost_kopecks"] < max(
+            cost for pid, cost in costs.items() if project_category[pid] == c["id"]
+        ):
+            raise PabulibImportError(
+                f"a project of category {c['id']!r} costs more than its budget"
+            )
+
+    # Rule.
+    if rule_name is not None:
+        if rule_name not in ("greedy", "greedy-no-skip"):
+            raise PabulibImportError(f"--rule {rule_name!r}: expected greedy or greedy-no-skip")
+        method = rule_name
+        notes.append(f"rule {method} as asked (the file says {meta.get('rule')!r})")
+    else:
+        try:
+            settings = greedy_settings(meta)
+            method = "greedy" if settings.skip else "greedy-no-skip"
+        except (UnsupportedRuleError, PabulibError):
+            method = "greedy"
+            notes.append(
+                f"the file's rule {meta.get('rule')!r} is not a greedy rule: greedy is used "
+                "(choose with --rule)"
+            )
+    min_votes = threshold(meta)
+
+    # Window, channels, voters.
+    zone_name = timezone or TIMEZONES.get(meta.get("country", ""), "UTC")
+    try:
+        zone = ZoneInfo(zone_name)
+    except Exception:
+        raise PabulibImportError(f"time zone {zone_name!r} is unknown") from None
+    opens, closes, window_note = _window(meta, zone)
+    if window_note:
+        notes.append(window_note)
+    moment = now or datetime.now(UTC)
+    deadline = max(closes, (moment + timedelta(days=1)).astimezone(zone).replace(microsecond=0))
+    methods = sorted(
+        {b.voting_method for b in rows if b.voting_method and b.voting_method not in ONLINE_METHODS}
+    )
+    points = {m: _item_slug(m.lower(), "paper") for m in methods}
+    if len(set(points.values())) != len(points):
+        raise PabulibImportError(f"voting methods {methods} do not map to distinct polling points")
+    identities = _identities([b.voter_id for b in rows])
+    planned: list[PlannedBallot] = []
+    skipped = 0
+    lines: list[int | None] = list(pb.vote_lines)
+    if len(lines) != len(rows):
+        lines = [None] * len(rows)
+    for b, identity, line in zip(rows, identities, lines, strict=True):
+        point = None
+        if b.voting_method and b.voting_method not in ONLINE_METHODS:
+            point = points[b.voting_method]
+        if not b.projects and point is None:
+            skipped += 1
+            continue
+        planned.append(
+            PlannedBallot(line, b.voter_id, identity, tuple(ids[p] for p in b.projects), point)
+        )
+    if skipped:
+        notes.append(f"{skipped} empty online ballots skipped (an empty ballot supports nothing)")
+
+    description = meta.get("description") or file_name
+    currency = meta.get("currency")
+    document: dict[str, Any] = {
+        "id": election_id or election_id_from_name(file_name),
+        "title": _titles(
+            f"{description} (Pabulib {file_name}" + (f"; {currency}" if currency else "") + ")",
+            language,
+        ),
+        "timezone": zone.key,
+        "voting_opens": opens.isoformat(),
+        "voting_closes": closes.isoformat(),
+        "paper_deadline": deadline.isoformat(),
+        "categories": category_rows,
+        "projects": [
+            {
+                "id": ids[p["project_id"]],
+                "title": _titles(
+                    (p.get("name") or f"Project {p['project_id']}")
+                    + (f" [Pabulib id {p['project_id']}]" if p["project_id"] in changed else ""),
+                    language,
+                ),
+                "category": project_category[ids[p["project_id"]]],
+                "cost_kopecks": costs[ids[p["project_id"]]],
+                "district": p.get("district")
+                or meta.get("district")
+                or meta.get("subunit")
+                or meta.get("unit")
+                or "-",
+            }
+            for p in pb.projects
+        ],
+        "polling_points": [
+            {"id": points[m], "title": {"uk": f"Папір: {m}", "en": f"Paper: {m}"}} for m in methods
+        ],
+        "rule": {
+            "method": method,
+            "min_votes": min_votes,
+            "tie_break": ["cost-ascending", "lottery"],
+            "seed": f"pabulib-sha256:{file_digest}",
+        },
+        "multiple_ballots": False,
+        "double_entry": False,
+    }
+    try:
+        election = election_from_dict(document)
+    except ValueError as exc:
+        raise PabulibImportError(f"the file does not make a valid election: {exc}") from None
+    totals = {ids[pid]: n for pid, n in file_totals(pb).items()}
+    chosen = frozenset(
+        ids[p["project_id"]] for p in pb.projects if p.get("selected", "").strip() == "1"
+    )
+    return ImportPlan(
+        election=election,
+        ballots=tuple(planned),
+        project_ids=ids,
+        expected_totals=totals,
+        selected=chosen,
+        notes=tuple(notes),
+        skipped_empty=skipped,
+    )
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportKeys:
+    """The imported election's keys, saved as files in one directory (mode 0600)."""
+
+    admin: SignerKey
+    log: SignerKey
+    site: SignerKey
+    clerks: dict[str, SignerKey]  # polling point -> clerk key
+    voter_key: bytes
+    directory: Path
+
+    @classmethod
+    def create(cls, directory: Path, election: Election) -> ImportKeys:
+        """New keys for ``election`` in ``directory``; refuses to replace existing key files."""
+        directory.mkdir(parents=True, exist_ok=True)
+        files = ["admin.key", "log.key", "site.key", "voter.key"]
+        files += [f"clerk-{p.id}.key" for p in election.polling_points]
+        clash = [f for f in files if (directory / f).exists()]
+        if clash:
+            raise PabulibImportError(f"{directory / clash[0]} exists: choose another --dir")
+
+        def make(name: str, file: str) -> SignerKey:
+            signer = SignerKey.generate(name)
+            signer.save(directory / file)
+            return signer
+
+        voter_key = secrets.token_bytes(32)
+        fd = os.open(directory / "voter.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            os.fchmod(fd, 0o600)
+            out.write(voter_key.hex() + "\n")
+        return cls(
+            admin=make(f"admin.{election.id}", "admin.key"),
+            log=make("uchast.local/log", "log.key"),
+            site=make(f"site.pabulib.{election.id}", "site.key"),
+            clerks={
+                p.id: make(f"clerk.{p.id}.pabulib", f"clerk-{p.id}.key")
+                for p in election.polling_points
+            },
+            voter_key=voter_key,
+            directory=directory,
+        )
+
+
+# --- the import ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    """What an import did, and whether the log's totals equal the file's."""
+
+    election: str
+    db_url: str
+    keys_dir: Path
+    cast: Counter[str] = field(default_factory=Counter)  # online / paper / spoiled
+    refused: list[str] = field(default_factory=list)  # "line N: reason"
+    totals: dict[str, int] = field(default_factory=dict)  # from the tally, uchast ids
+    expected: dict[str, int] = field(default_factory=dict)
+    funded: frozenset[str] = frozenset()
+    selected: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
+    log_size: int = 0
+    seconds: float = 0.0
+
+    @property
+    def totals_match(self) -> bool:
+        """Whether every project's total in the log equals the file's votes column."""
+        return self.totals == self.expected
+
+    def differences(self) -> dict[str, tuple[int, int]]:
+        """Project → (ours, the file's) where they differ."""
+        return {
+            p: (self.totals.get(p, 0), self.expected.get(p, 0))
+            for p in sorted(set(self.totals) | set(self.expected))
+            if self.totals.get(p, 0) != self.expected.get(p, 0)
+        }
+
+
+def read_plan(
+    path: Path,
+    *,
+    election_id: str | None = None,
+    category_budgets: Mapping[str, str] | None = None,
+    rule_name: str | None = None,
+    timezone: str | None = None,
+) -> ImportPlan:
+    """Read and plan a ``.pb`` file (no writes)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PabulibImportError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PabulibImportError(f"{path} is not UTF-8 text") from None
+    try:
+        pb = parse_pabulib(text)
+        return plan_import(
+            pb,
+            file_name=path.name,
+            file_digest=hashlib.sha256(raw).hexdigest(),
+            election_id=election_id,
+            category_budgets=category_budgets,
+            rule_name=rule_name,
+            timezone=timezone,
+        )
+    except PabulibError as exc:
+        raise PabulibImportError(f"{path.name}: {exc}") from None
+
+
+async def import_pabulib(
+    path: Path,
+    db_url: str,
+    directory: Path | None = None,
+    *,
+    election_id: str | None = None,
+    category_budgets: Mapping[str, str] | None = None,
+    rule_name: str | None = None,
+    timezone: str | None = None,
+    concurrency: int = 64,
+    progress: bool = False,
+) -> ImportReport:
+    """Create the election of the Pabulib file at ``path`` in ``db_url``, its keys in
+    ``directory``, and cast every VOTES row through the signed write path.
+
+    Everything that can refuse the file (vote type, ids, limits, dates) is checked first; then
+    nothing is written. ``directory`` defaults to ``<election id>-keys``. Returns the report,
+    with the totals replayed from the log.
+    """
+    import time as clock
+
+    from api.cli import voter_key_id
+    from api.service import DEFINITION_TAG, Service, ServiceConfig
+    from ledger.keys import sign_envelope
+    from ledger.store import open_store
+    from tally.export import replay_tally
+    from tally.results import allocate
+
+    plan = read_plan(
+        path,
+        election_id=election_id,
+        category_budgets=category_budgets,
+        rule_name=rule_name,
+        timezone=timezone,
+    )
+    election = plan.election
+    store = open_store(db_url)
+    await store.open()
+    try:
+        if election.id in await store.log_ids() and await store.size(election.id) > 0:
+            raise PabulibImportError(f"election {election.id!r} already exists in this database")
+        directory = directory or Path(f"{election.id}-keys")
+        keys = ImportKeys.create(directory, election)
+        started = clock.monotonic()
+        await store.create_log(election.id)
+        service = Service(ServiceConfig(db_url, keys.log, voter_key=keys.voter_key), store)
+        ledger = await service.ledger(election.id)
+        try:
+            first = {
+                "type": "election",
+                "election": election.id,
+                "admin_key": keys.admin.verifier.vkey,
+                "voter_key_id": voter_key_id(keys.voter_key),
+                "definition": election_to_dict(election),
+            }
+            await ledger.append(sign_envelope(first, keys.admin), tags=[DEFINITION_TAG])
+            registrations: list[tuple[SignerKey, str, str | None]] = [
+                (keys.site, "site", None),
+                *((clerk, "clerk", point) for point, clerk in keys.clerks.items()),
+            ]
+            for key, role, point in registrations:
+                payload: dict[str, Any] = {
+                    "type": "key-registered",
+                    "election": election.id,
+                    "vkey": key.verifier.vkey,
+                    "role": role,
+                }
+                if point:
+                    payload["polling_point"] = point
+                await ledger.append(sign_envelope(payload, keys.admin))
+            report = ImportReport(
+                election=election.id,
+                db_url=db_url,
+                keys_dir=directory,
+                expected=plan.expected_totals,
+                selected=plan.selected,
+                notes=plan.notes,
+            )
+            await _cast_all(service, election, keys, plan, report, concurrency, progress)
+        finally:
+            for opened in service.open_ledgers():
+                await opened.close()
+        tally, size, _ = await replay_tally(store, election.id)
+        report.totals = {p.id: tally.votes.get(p.id, 0) for p in election.projects}
+        report.funded = frozenset(
+            pid
+            for c in election.categories
+            for pid in allocate(election, c.id, report.totals).funded
+        )
+        report.log_size = size
+        report.seconds = clock.monotonic() - started
+        return report
+    finally:
+        await store.close()
+
+
+async def _cast_all(
+    service: Any,
+    election: Election,
+    keys: ImportKeys,
+    plan: ImportPlan,
+    report: ImportReport,
+    concurrency: int,
+    progress: bool,
+) -> None:
+    from tqdm import tqdm
+
+    from api.vote_routes import check_clerk_point, decide_and_append
+    from ledger.keys import sign_envelope
+    from votes import rules
+    from votes.errors import VoteRefusedError
+    from votes.receipts import receipt_code, receipt_tag
+    from votes.tokens import voter_token
+
+    ledger = await service.ledger(election.id)
+    cast_at = election.voting_opens.isoformat()
+    pending = list(reversed(plan.ballots))
+    bar = tqdm(
+        total=len(plan.ballots),
+        desc=election.id[:30],
+        unit="ballot",
+        disable=not (progress and sys.stderr.isatty()),
+        file=sys.stderr,
+    )
+
+    async def cast(ballot: PlannedBallot) -> str:
+        payload: dict[str, Any] = {
+            "election": election.id,
+            "voter": voter_token(keys.voter_key, ballot.identity),
+            "cast_at": cast_at,
+            "nonce": str(uuid.uuid4()),
+        }
+        if ballot.point is None:
+            payload.update(type="ballot", projects=list(ballot.projects))
+            signer = keys.site
+        elif ballot.projects:
+            payload.update(
+                type="paper-ballot", projects=list(ballot.projects), polling_point=ballot.point
+            )
+            signer = keys.clerks[ballot.point]
+        else:
+            payload.update(type="spoiled-ballot", polling_point=ballot.point, reason="other")
+            signer = keys.clerks[ballot.point]
+        verified = await ledger.verify(sign_envelope(payload, signer))
+        now = datetime.now(UTC)
+        key = verified.envelope.key
+        if payload["type"] == "spoiled-ballot":
+            check_clerk_point(ledger, verified)
+            await decide_and_append(
+                ledger,
+                verified,
+                rules.read_tags_for_spoiled(payload),
+                lambda history: rules.decide_spoiled(election, payload, history, now=now),
+            )
+            return "spoiled"
+        if ballot.point is not None:
+            check_clerk_point(ledger, verified)
+        await decide_and_append(
+            ledger,
+            verified,
+            rules.read_tags_for_ballot(payload),
+            lambda history: rules.decide_ballot(election, payload, history, now=now, key=key),
+            extra_tags=[receipt_tag(receipt_code(verified.envelope.sig))],
+        )
+        return "online" if ballot.point is None else "paper"
+
+    async def worker() -> None:
+        while pending:
+            ballot = pending.pop()
+            try:
+                report.cast[await cast(ballot)] += 1
+            except VoteRefusedError as exc:
+                where = f"line {ballot.line}" if ballot.line else f"voter {ballot.voter_id}"
+                report.refused.append(f"{where}: {exc}")
+            bar.update(1)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    finally:
+        bar.close()
+
+
+def parse_category_budgets(items: Sequence[str]) -> dict[str, str]:
+    """``--category-budget NAME=AMOUNT`` options as a mapping (amounts checked later)."""
+    budgets: dict[str, str] = {}
+    for item in items:
+        name, sep, amount = item.rpartition("=")
+        if not sep or not name:
+            raise PabulibImportError(f"--category-budget {item!r}: expected NAME=AMOUNT")
+        budgets[name] = amount
+    return budgets
+
+
+def format_report(report: ImportReport, source: str) -> str:
+    """The import's summary for the terminal: what was cast, totals and funded set compared."""
+    lines = [f"{source}: election {report.election} in {report.db_url}, keys in {report.keys_dir}"]
+    lines.extend(f"  note: {note}" for note in report.notes)
+    cast = ", ".join(f"{n} {kind}" for kind, n in sorted(report.cast.items())) or "nothing"
+    lines.append(
+        f"  cast {cast} through the signed write path in {report.seconds:.1f} s; "
+        f"log size {report.log_size}"
+    )
+    for refusal in report.refused[:10]:
+        lines.append(f"  REFUSED {refusal}")
+    if len(report.refused) > 10:
+        lines.append(f"  ... {len(report.refused) - 10} more refusals")
+    if report.totals_match:
+        lines.append(f"  totals: all {len(report.totals)} projects equal the file's votes column")
+    else:
+        diffs = report.differences()
+        shown = ", ".join(
+            f"{p} {ours} vs {theirs}" for p, (ours, theirs) in list(diffs.items())[:8]
+        )
+        lines.append(f"  totals DIFFER from the file's on {len(diffs)} projects: {shown}")
+    if report.selected:
+        if report.funded == report.selected:
+            n = len(report.funded)
+            lines.append(f"  funded: the same {n} project{'s' * (n != 1)} as the file's selected")
+        else:
+            lines.append(
+                "  funded differs from the file's selected: missing "
+                f"{sorted(report.selected - report.funded)}, extra "
+                f"{sorted(report.funded - report.selected)}"
+            )
+    return "\n".join(lines)
