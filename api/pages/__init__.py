@@ -16,12 +16,15 @@ Endpoints added here, for the pages:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from api.keys import SERVICE
 from api.problems import ProblemError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "assets"
@@ -42,7 +45,7 @@ PAGE_HEADERS = {
 PAGES = {"/clerk": "clerk.html", "/results": "results.html", "/receipt": "receipt.html"}
 
 
-def _page(name: str) -> web.Handler:
+def _page(name: str) -> Handler:
     path = HERE / name
 
     async def handler(_request: web.Request) -> web.StreamResponse:
@@ -53,8 +56,8 @@ def _page(name: str) -> web.Handler:
 
 
 @web.middleware
-async def _asset_headers(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-    response = await handler(request)
+async def _asset_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
     if request.path.startswith("/assets/"):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-cache")

@@ -63,7 +63,7 @@ function setStatus(status) {
 }
 
 function renderStatus() {
-  const { kind, headline, vars, code, problem, detail } = state.status;
+  const { kind, headline, vars, code, problem, detail, sent } = state.status;
   const box = $("status");
   box.className = `status ${kind}`;
   $("status-headline").textContent = t(headline, vars);
@@ -78,6 +78,7 @@ function renderStatus() {
   } else if (detail) {
     detailEl.append(t(detail, vars));
   }
+  if (sent?.length) detailEl.append(h("span", { class: "status-sent" }, t("clerk.status.sent", { projects: sent.join(" ") })));
   if (state.pending && kind === "refused" && problem?.status === 0) {
     const retry = h("button", { type: "button", class: "primary", id: "retry" }, t("clerk.retry"));
     retry.addEventListener("click", () => resend());
@@ -85,11 +86,11 @@ function renderStatus() {
   }
 }
 
-function showProblem(problem) {
+function showProblem(problem, sent = null) {
   if (!(problem instanceof Problem)) {
     problem = new Problem(-1, { message_en: String(problem?.message || problem), message_uk: String(problem?.message || problem) });
   }
-  setStatus({ kind: "refused", headline: HEADLINES[problem.code] || "clerk.status.refused", problem });
+  setStatus({ kind: "refused", headline: HEADLINES[problem.code] || "clerk.status.refused", problem, sent });
 }
 
 // ---------------------------------------------------------------- key
@@ -299,8 +300,8 @@ function renderPreview() {
 
 // ---------------------------------------------------------------- submitting
 
-function rememberEntry(kind, answer) {
-  state.recent.unshift({ at: new Date(), kind, receipt: answer?.receipt || null, position: answer?.position ?? null });
+function rememberEntry(kind, answer, projects = null, reason = null) {
+  state.recent.unshift({ at: new Date(), kind, projects, reason, receipt: kind === "accepted" ? answer?.receipt || null : null, position: answer?.position ?? null });
   state.recent.length = Math.min(state.recent.length, 12);
   renderRecent();
 }
@@ -313,6 +314,7 @@ function renderRecent() {
         { class: row.kind },
         h("td", {}, time(row.at)),
         h("td", {}, t(`clerk.recent.${row.kind}`)),
+        row.projects ? h("td", { class: "mono" }, row.projects.join(" ")) : h("td", {}, row.reason ? t(`reason.${row.reason}`) : "—"),
         h("td", { class: "mono" }, row.receipt || "—"),
         h("td", {}, row.position ?? "—"),
       ),
@@ -340,13 +342,14 @@ function setBusy(busy) {
 }
 
 async function sendBallot(url, envelope, kind) {
-  state.pending = { url, envelope, kind };
+  const { projects = null, reason = null } = envelope.payload;
+  state.pending = { url, envelope, kind, projects, reason };
   const answer = await postJSON(url, envelope);
   state.pending = null;
   return answer;
 }
 
-function accepted(kind, answer) {
+function accepted(kind, answer, projects = null, reason = null) {
   if (kind === "spoiled") {
     setStatus({ kind: "spoiled", headline: answer.replay ? "clerk.status.replay" : "clerk.status.spoiledSaved", detail: "clerk.status.position", vars: { position: answer.position } });
   } else {
@@ -356,9 +359,10 @@ function accepted(kind, answer) {
       code: answer.receipt,
       detail: "clerk.status.receiptHint",
       vars: { position: answer.position },
+      sent: projects,
     });
   }
-  rememberEntry(kind, answer);
+  rememberEntry(kind, answer, projects, reason);
 }
 
 async function submitBallot() {
@@ -399,15 +403,16 @@ async function submitBallot() {
       state.signer,
     );
     const answer = await sendBallot(electionUrl(election, "/paper-ballots"), envelope, "accepted");
-    accepted("accepted", answer);
+    accepted("accepted", answer, projects);
+  } catch (error) {
+    showProblem(error, projects);
+    if (!(error instanceof Problem) || error.status !== 0) rememberEntry("refused", null, projects);
+  } finally {
+    // Both fields start empty for the next ballot: a refused ballot's projects must not carry
+    // over to the next voter by a quick Enter. The status and the list show what was sent.
+    identityEl.value = "";
     projectsEl.value = "";
     renderPreview();
-  } catch (error) {
-    showProblem(error);
-    if (!(error instanceof Problem) || error.status !== 0) rememberEntry("refused", null);
-    projectsEl.select();
-  } finally {
-    identityEl.value = "";
     setBusy(false);
     identityEl.focus();
   }
@@ -419,11 +424,7 @@ async function resend() {
   setBusy(true);
   try {
     const answer = await sendBallot(pending.url, pending.envelope, pending.kind);
-    accepted(pending.kind, answer);
-    if (pending.kind === "accepted") {
-      $("projects").value = "";
-      renderPreview();
-    }
+    accepted(pending.kind, answer, pending.projects, pending.reason);
   } catch (error) {
     showProblem(error);
   } finally {
@@ -449,7 +450,7 @@ async function submitSpoiled() {
       state.signer,
     );
     const answer = await sendBallot(electionUrl(state.electionId, "/paper-ballots"), envelope, "spoiled");
-    accepted("spoiled", answer);
+    accepted("spoiled", answer, null, reason);
     closeSpoiled();
   } catch (error) {
     showProblem(error);

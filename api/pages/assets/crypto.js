@@ -29,6 +29,20 @@ export class KeyError extends Error {
   }
 }
 
+/** Split a key string at its first count-1 "+" signs: the base64 key at the end may hold "+". */
+function splitKey(text, count) {
+  const parts = [];
+  let rest = text;
+  for (let i = 1; i < count; i++) {
+    const at = rest.indexOf("+");
+    if (at < 0) return null;
+    parts.push(rest.slice(0, at));
+    rest = rest.slice(at + 1);
+  }
+  parts.push(rest);
+  return parts;
+}
+
 function validName(name) {
   // C2SP signed-note: non-empty, no "+", no space, no control character.
   return name.length > 0 && !/[+\s\u0000-\u001f]/u.test(name);
@@ -43,8 +57,8 @@ export async function keyHash(name, publicKey) {
  * for signing. The key hash is checked against the public key WebCrypto derives, so a mistyped
  * or damaged key is refused here rather than by the server. Returns {name, keyId, sign(bytes)}. */
 export async function importSignerKey(text) {
-  const parts = String(text).trim().split("+");
-  if (parts.length !== 5 || parts[0] !== "PRIVATE" || parts[1] !== "KEY") {
+  const parts = splitKey(String(text).trim(), 5);
+  if (!parts || parts[0] !== "PRIVATE" || parts[1] !== "KEY") {
     throw new KeyError("key-format", "not a PRIVATE+KEY+<name>+<hash>+<key> string");
   }
   const [, , name, hash8, encoded] = parts;
@@ -89,8 +103,8 @@ export async function signEnvelope(payload, signer) {
 
 /** Parse a verifier key "<name>+<hex8>+<base64(0x01 || public key)>", checking its hash. */
 export async function parseVerifierKey(vkey) {
-  const parts = String(vkey).trim().split("+");
-  if (parts.length !== 3) throw new KeyError("key-format", "not a <name>+<hash>+<key> string");
+  const parts = splitKey(String(vkey).trim(), 3);
+  if (!parts) throw new KeyError("key-format", "not a <name>+<hash>+<key> string");
   const [name, hash8, encoded] = parts;
   if (!validName(name) || !/^[0-9a-f]{8}$/.test(hash8)) {
     throw new KeyError("key-format", "bad key name or hash");

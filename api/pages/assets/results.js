@@ -139,9 +139,18 @@ function renderCategory(category) {
     else state.expanded.add(category.id);
     render();
   });
-  const ties = (category.ties || []).map((tie) =>
-    h("p", { class: "hint" }, t("results.tie", { projects: tie.projects.join(", "), votes: tie.votes, how: tie.resolved_by })),
-  );
+  const ties = (category.ties || []).map((tie) => {
+    const many = tie.projects.length > 6;
+    const projects = many
+      ? `${tie.projects.slice(0, 6).join(", ")} ${t("results.andMore", { n: tie.projects.length - 6 })}`
+      : tie.projects.join(", ");
+    const how = String(tie.resolved_by || "")
+      .split("+")
+      .filter(Boolean)
+      .map((name) => t(`tieBreak.${name}`))
+      .join(", ");
+    return h("p", { class: "hint tie" }, t("results.tie", { projects, votes: tie.votes, how }));
+  });
   return h(
     "section",
     { class: "card category", dataset: { category: category.id }, "aria-label": pick(category.title) },
