@@ -42,6 +42,7 @@ __all__ = [
     "Record",
     "check_chunk",
     "defined_election",
+    "record",
     "registered_vkey",
 ]
 
@@ -81,10 +82,18 @@ class Other(NamedTuple):
     recorded_at: str
 
 
-Record = Ruled | Other | None
-"""Per entry: a :class:`~tally.audit.ballots.Ruled` ballot-like entry, an :class:`Other`, or
-None when the entry is too malformed to say who signed what. ``sig`` is None when the worker
-did not know the key."""
+Record = tuple[Any, ...] | None
+"""Per entry: the fields of a :class:`~tally.audit.ballots.Ruled` ballot-like entry or of an
+:class:`Other`, as a plain tuple (a named tuple costs five times as much to unpickle), or None
+when the entry is too malformed to say who signed what. ``sig`` is None when the worker did not
+know the key. :func:`record` gives the named view back."""
+
+_RULED_FIELDS = len(Ruled._fields)
+
+
+def record(fields: tuple[Any, ...]) -> Ruled | Other:
+    """The named view of a :data:`Record` that is not None."""
+    return Ruled._make(fields) if len(fields) == _RULED_FIELDS else Other._make(fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +175,7 @@ def registered_vkey(line: bytes) -> VerifierKey | None:
     Cheap for every other line (one substring search): the main process calls it on each line
     it reads, so workers can check signatures by keys registered in chunks still in flight.
     """
-    if b"key-registered" not in line:
+    if not line.endswith(b'"type":"key-registered"}}\n'):
         return None
     try:
         start = line.index(_ENTRY_HEAD) + len(_ENTRY_HEAD)
@@ -184,7 +193,7 @@ def defined_election(line: bytes) -> Definition | None:
     The main process reads it ahead, so workers can apply the stateless rules; it checks later,
     in log order, that the definition was in force (and re-checks any entry where it was not).
     """
-    if b'"election' not in line or (b'"type":"election"' not in line and b"amended" not in line):
+    if not line.endswith((b'"type":"election"}}\n', b'"type":"election-amended"}}\n')):
         return None
     try:
         start = line.index(_ENTRY_HEAD) + len(_ENTRY_HEAD)
@@ -368,20 +377,19 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
 
         # 5 (stateless half). The rules that need no history.
         if entry_type in _RULED and definition is not None:
-            records.append(
-                check_stateless(
-                    definition,
-                    entry_type,
-                    payload,
-                    key,
-                    entry["tags"],
-                    entry["recorded_at"],
-                    index,
-                    sig,
-                )
+            ruled = check_stateless(
+                definition,
+                entry_type,
+                payload,
+                key,
+                entry["tags"],
+                entry["recorded_at"],
+                index,
+                sig,
             )
+            records.append(tuple(ruled))
         else:
-            records.append(Other(entry_type, key, sig, payload, entry["recorded_at"]))
+            records.append(tuple(Other(entry_type, key, sig, payload, entry["recorded_at"])))
 
     checkpoints: list[tuple[int, Checkpoint | None, str]] = []
     for size, note in task.notes:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tally.audit.ballots import BallotRules, Definition, parse_definition
+from tally.audit.ballots import BallotRules, Definition, Ruled, parse_definition
 from tally.audit.crypto import (
     Checkpoint,
     Frontier,
@@ -61,6 +61,7 @@ from tally.audit.entries import (
     defined_election,
     registered_vkey,
 )
+from tally.audit.entries import record as entry_record
 from tally.audit.errors import Violation, error_for
 from tally.audit.recount import Recount, compare_results, recount
 from tally.audit.sources import CheckpointLine, Source, SourceUnavailableError, open_source
@@ -80,6 +81,7 @@ WRITERS: dict[str, frozenset[str]] = {
     "void": frozenset({"supervisor"}),
 }
 _RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void"})
+_RULED_FIELDS = len(Ruled._fields)
 KEPT_PER_CHECK = 100
 """Violations kept per check name (all are counted), so a ruined log cannot exhaust memory."""
 
@@ -93,6 +95,10 @@ class _Key:
     registered_at: int
     revoked_at: int | None = None
     polling_point: str | None = None
+    writes: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.writes = frozenset(t for t, roles in WRITERS.items() if self.role in roles)
 
 
 @dataclass
@@ -110,6 +116,9 @@ class AuditReport:
     totals: dict[str, int] = field(default_factory=dict)
     winners: dict[str, list[str]] = field(default_factory=dict)
     results_compared: bool = False
+    rechecked: int = 0
+    """Entries the main process checked again because what a worker was given turned out not
+    to be in force at them (a refused key registration or amendment); 0 on an honest log."""
     violations: list[Violation] = field(default_factory=list)
     violation_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -320,6 +329,10 @@ class _Auditor:
             if vkey is not None:
                 self.hints.setdefault(vkey.key_id, vkey.public)
             defined = defined_election(line)
+            if defined is not None and defined != hint:
+                # Known before the main process reaches this line, so it can adopt the very
+                # object the workers of later chunks are given.
+                self.hint_definitions.append(defined)
             if len(lines) >= chunk_size or defined is not None:
                 end = start + len(lines)
                 yield ChunkTask(
@@ -332,9 +345,8 @@ class _Auditor:
                     notes_upto(end),
                 )
                 start, lines = end, []
-            if defined is not None and defined != hint:
+            if defined is not None:
                 hint = defined
-                self.hint_definitions.append(defined)
         end = start + len(lines)
         if lines or start == 0:
             yield ChunkTask(
@@ -386,9 +398,27 @@ class _Auditor:
 
     # -- steps 3 and 5, per entry in log order
 
-    def _entry(self, index: int, record: Record, task: ChunkTask, offset: int) -> None:
+    def _entry(self, index: int, fields: Record, task: ChunkTask, offset: int) -> None:
         rules = self.rules
-        if record is None:
+        if fields is not None and len(fields) == _RULED_FIELDS and rules is not None:
+            # The common case, kept short: a ballot-like entry by a key valid here, checked by
+            # the worker under that key and the definition in force.
+            ruled = Ruled._make(fields)
+            signer = self.keys.get(ruled.key)
+            if (
+                ruled.sig
+                and signer is not None
+                and signer.registered_at < index
+                and signer.revoked_at is None
+                and ruled.type in signer.writes
+                and task.keys.get(ruled.key) is signer.public
+                and task.definition is self.definition
+            ):
+                refusal = rules.admit(index, ruled, signer.polling_point)
+                if refusal is not None:
+                    self.add(Violation(5, *refusal, entry=index))
+                return
+        if fields is None:
             if index == 0:
                 self.add(
                     Violation(2, "first-entry", "the election entry", "no readable entry", entry=0)
@@ -396,6 +426,7 @@ class _Auditor:
             if rules is not None:
                 rules.skip(None)
             return
+        record = entry_record(fields)
         entry_type, key = record.type, record.key
         if index == 0 and entry_type != "election":
             self.add(Violation(2, "first-entry", "the election entry", entry_type, entry=0))
@@ -405,14 +436,15 @@ class _Auditor:
             if rules is not None:
                 rules.skip(entry_type, getattr(record, "voter", None))
             return
-        if task.keys.get(key) != signer.public or (
+        if task.keys.get(key) is not signer.public or (
             entry_type in _RULED and task.definition is not self.definition
         ):
             # The worker checked under a key or definition read ahead that turned out not to
             # be the one in force here (a refused registration or amendment): check again.
-            record = self._recheck(task, offset, {key: signer.public})
-            if record is None:
+            again = self._recheck(task, offset, {key: signer.public})
+            if again is None:
                 return
+            record = entry_record(again)
         if not record.sig:
             self.add(
                 Violation(
@@ -438,6 +470,7 @@ class _Auditor:
             self.add(Violation(5, check, expected, found, entry=index))
 
     def _recheck(self, task: ChunkTask, offset: int, keys: dict[str, bytes]) -> Record:
+        self.report.rechecked += 1
         line = task.lines[offset]
         again = ChunkTask(
             task.start + offset, [line], self.election, keys, self.log_key, self.definition
@@ -544,7 +577,10 @@ class _Auditor:
                 )
             else:
                 self.names.add(vkey.name)
-                self.keys[vkey.key_id] = _Key(vkey.public, role, index, polling_point=point)
+                # The same bytes object as the read-ahead key, so _entry compares by identity.
+                public = self.hints.get(vkey.key_id)
+                public = public if public == vkey.public else vkey.public
+                self.keys[vkey.key_id] = _Key(public, role, index, polling_point=point)
             return
         target = payload.get("key")
         record = self.keys.get(target) if isinstance(target, str) else None

@@ -13,7 +13,14 @@ import pytest
 from ledger.keys import SignerKey
 from tally.audit import AuditReport, RuleViolationError, audit, audit_strict
 from tests.factories import ELECTION, voter_token
-from tests.tally.election_log import CAST_AT, AuditKeys, ElectionLog, election_log, export
+from tests.tally.election_log import (
+    CAST_AT,
+    AuditKeys,
+    ElectionLog,
+    definition,
+    election_log,
+    export,
+)
 
 
 def ballot(voter: int, projects: list[str], **fields: Any) -> dict[str, Any]:
@@ -161,3 +168,32 @@ async def test_wrong_tags_are_a_rule_violation(tmp_path: Path, sqlite_url: str) 
         hidden = await log.smuggle(payload, keys.site, [f"nonce:{payload['nonce']}"])
     report = await audited(tmp_path, sqlite_url, keys)
     assert only_rules(report) == [(hidden, "tags")]
+
+
+async def test_a_late_amendment_is_refused_and_the_rules_in_force_still_apply(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """An amendment recorded after voting opened is a violation; ballots after it are judged
+    by the definition in force (here: a third large project is still over the limit)."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        await log.ballot(1, ["L01"])
+        document = definition()
+        document["categories"][0]["max_picks"] = 3
+        amended = {"type": "election-amended", "election": ELECTION, "definition": document}
+        amendment = await log.smuggle(amended, keys.admin, ["definition"])
+        third = await smuggle(log, ballot(2, ["L01", "L02", "L03"]))
+        await log.ballot(3, ["L02", "S01"])
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert only_rules(report) == [(amendment, "amendment"), (third, "limit")]
+    assert report.rechecked == 2  # the two ballots after it, read ahead under the amendment
+
+
+async def test_an_honest_log_needs_no_rechecks(tmp_path: Path, sqlite_url: str) -> None:
+    """The keys and definition read ahead for the workers are the ones in force."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        await log.ballot(1, ["L01"])
+        await log.paper(2, ["S01"])
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert report.ok and report.rechecked == 0

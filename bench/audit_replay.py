@@ -1,0 +1,298 @@
+"""Audit benchmark: ``uchast audit`` of a large exported log against raw parallel Ed25519.
+
+Ours: the wall time of ``uchast audit LOG --log-vkey ... --admin-vkey ...`` (a new process, all
+checks: framing, canonical form, signatures on every core, key registry, Merkle roots of every
+checkpoint, ballot rules, recount and winners) over a log of at least 200,000 signed ballots.
+Baseline, in the same run and with the same number of worker processes: verifying the same
+signatures (the same messages, signatures and key) with pyca/cryptography in a process pool,
+and nothing else. Target: ours / baseline >= 0.8.
+
+The log (Zhytomyr-2018 definition, one site key, ballots within the limits, a checkpoint every
+512 entries as the sequencer's batches would give) is generated with the server's own code
+(keys, envelopes, canonical entries, MemoryTree, signed checkpoints) and written directly in the
+``uchast export log`` format, without a database. ``--log FILE`` reuses (or writes) a log; its
+public keys are kept beside it in ``FILE.keys.json``.
+
+    .venv/bin/python bench/audit_replay.py [--ballots 200000] [--log FILE] [--workers N]
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
+
+from ledger.canonical import canonical  # noqa: E402
+from ledger.checkpoint import Checkpoint, sign_checkpoint  # noqa: E402
+from ledger.keys import Envelope, SignerKey, decode_b64, sign_envelope  # noqa: E402
+from ledger.log import entry_encoder  # noqa: E402
+from ledger.merkle import MemoryTree, leaf_hash  # noqa: E402
+from votes.election import election_to_dict, parse_election_toml  # noqa: E402
+from votes.receipts import receipt_code, receipt_tag  # noqa: E402
+
+ORIGIN_DEPLOYMENT = "bench.uchast"
+BATCH = 512
+OPENS = datetime(2018, 10, 1, 0, 0, tzinfo=UTC) - timedelta(hours=3)
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the log
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sign_ballots(job: tuple[str, str, float, list[tuple[int, int, list[str]]]]) -> list[bytes]:
+    """Worker: sign and encode ballots (position, voter number, projects)."""
+    skey, election, spacing, ballots = job
+    site = SignerKey.parse(skey)
+    out = []
+    for position, voter, projects in ballots:
+        moment = OPENS + timedelta(seconds=position * spacing)
+        payload = {
+            "type": "ballot",
+            "election": election,
+            "voter": hashlib.sha256(f"bench-voter/{voter}".encode()).hexdigest(),
+            "projects": projects,
+            "cast_at": moment.astimezone(UTC).isoformat(),
+            "nonce": str(uuid.UUID(int=random.Random(position).getrandbits(128), version=4)),
+        }
+        envelope = Envelope.parse(sign_envelope(payload, site))
+        tags = {
+            f"voter:{payload['voter']}",
+            f"nonce:{payload['nonce']}",
+            *(f"project:{p}" for p in projects),
+            receipt_tag(receipt_code(envelope.sig)),
+            f"key:{envelope.key}",
+        }
+        draft = entry_encoder(envelope, sorted(tags), "ballot")
+        out.append(draft.encode(_stamp(moment + timedelta(milliseconds=250))))
+    return out
+
+
+def _ballot_plan(count: int) -> list[tuple[int, int, list[str]]]:
+    """(position, voter, projects): every tenth voter votes twice, large then small."""
+    rng = random.Random(2018)
+    large = [f"L{i:02d}" for i in range(1, 41)]
+    small = [f"S{i:02d}" for i in range(1, 41)]
+    plan: list[tuple[int, int, list[str]]] = []
+    seconds: list[int] = []
+    voter = 0
+    while len(plan) + len(seconds) < count:
+        if voter % 10 == 0:
+            plan.append((0, voter, rng.sample(large, rng.randint(1, 2))))
+            seconds.append(voter)
+        else:
+            plan.append((0, voter, rng.sample(large, rng.randint(0, 2)) or ["L01"]))
+            plan[-1][2].extend(rng.sample(small, rng.randint(0, 2)))
+        voter += 1
+        if len(seconds) > 20 or (seconds and len(plan) + len(seconds) >= count):
+            v = seconds.pop(0)
+            plan.append((0, v, rng.sample(small, rng.randint(1, 2))))
+    plan = plan[:count]
+    return [(2 + i, v, projects) for i, (_, v, projects) in enumerate(plan)]
+
+
+def build_log(path: Path, ballots: int, workers: int) -> dict[str, str]:
+    """Write an exported log of the Zhytomyr-2018 election with ``ballots`` online ballots."""
+    admin = SignerKey.generate("admin.zhytomyr")
+    log_key = SignerKey.generate(f"{ORIGIN_DEPLOYMENT}/log")
+    site = SignerKey.generate("site.e-dem")
+    election = parse_election_toml((ROOT / "examples" / "zhytomyr-2018.toml").read_text())
+    origin = f"{ORIGIN_DEPLOYMENT}/{election.id}"
+    created = OPENS - timedelta(days=7)
+    head = [
+        sign_envelope(
+            {
+                "type": "election",
+                "election": election.id,
+                "admin_key": admin.verifier.vkey,
+                "voter_key_id": "0" * 16,
+                "definition": election_to_dict(election),
+            },
+            admin,
+        ),
+        sign_envelope(
+            {
+                "type": "key-registered",
+                "election": election.id,
+                "vkey": site.verifier.vkey,
+                "role": "site",
+            },
+            admin,
+        ),
+    ]
+    entries = []
+    for i, submitted in enumerate(head):
+        envelope = Envelope.parse(submitted)
+        tags = sorted({f"key:{envelope.key}", *(["definition"] if i == 0 else [])})
+        draft = entry_encoder(envelope, tags, envelope.payload["type"])
+        entries.append(draft.encode(_stamp(created + timedelta(seconds=i))))
+
+    plan = _ballot_plan(ballots)
+    step = 5000
+    spacing = min(3.0, 9 * 86400 / len(plan))  # all inside the ten days of voting
+    jobs = [
+        (site.skey, election.id, spacing, plan[i : i + step]) for i in range(0, len(plan), step)
+    ]
+    progress(f"signing {len(plan):,} ballots on {workers} processes ...")
+    tree = MemoryTree()
+    size = len(entries) + len(plan)
+    checkpoints: list[str] = []
+    with path.open("wb") as out, ProcessPoolExecutor(workers) as pool:
+        header = {"format": "uchast-log/1", "election": election.id, "size": size, "origin": origin}
+        out.write(json.dumps(header).encode() + b"\n")
+
+        def write(batch: list[bytes]) -> None:
+            for data in batch:
+                out.write(b'{"index":%d,"entry":%s}\n' % (tree.size, data))
+                tree.extend_hashes([leaf_hash(data)])
+                if tree.size % BATCH == 0 or tree.size == size:
+                    body = Checkpoint(origin, tree.size, tree.root())
+                    checkpoints.append(sign_checkpoint(body, log_key))
+
+        write(entries)
+        for batch in pool.map(_sign_ballots, jobs):
+            write(batch)
+        for note in checkpoints:
+            line = {"checkpoint": {"size": int(note.split("\n")[1]), "note": note}}
+            out.write(json.dumps(line).encode() + b"\n")
+    keys = {"log_vkey": log_key.verifier.vkey, "admin_vkey": admin.verifier.vkey}
+    Path(f"{path}.keys.json").write_text(json.dumps(keys))
+    return keys
+
+
+# --------------------------------------------------------------------------- the baseline
+
+
+def signatures_of(path: Path) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The site key and every ballot's (message, signature), read from the log (untimed)."""
+    public = b""
+    pairs = []
+    with path.open("rb") as f:
+        f.readline()
+        for line in f:
+            if line.startswith(b'{"checkpoint"'):
+                break
+            entry = json.loads(line)["entry"]
+            envelope = entry["envelope"]
+            payload = envelope["payload"]
+            if payload["type"] == "key-registered":
+                public = decode_b64(payload["vkey"].split("+", 2)[2])[1:]
+            if payload["type"] == "ballot":
+                message = b"uchast/v1\n" + canonical(payload)
+                pairs.append((message, decode_b64(envelope["sig"])))
+    return public, pairs
+
+
+def _verify_chunk(job: tuple[bytes, list[tuple[bytes, bytes]]]) -> int:
+    public, pairs = job
+    key = Ed25519PublicKey.from_public_bytes(public)
+    for message, signature in pairs:
+        key.verify(signature, message)
+    return len(pairs)
+
+
+def raw_verify(public: bytes, pairs: list[tuple[bytes, bytes]], workers: int) -> float:
+    """Seconds to verify every pair on ``workers`` processes (pool start included, as for
+    the audit)."""
+    chunks = [(public, pairs[i : i + 2000]) for i in range(0, len(pairs), 2000)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        verified = sum(pool.map(_verify_chunk, chunks))
+    seconds = time.perf_counter() - started
+    assert verified == len(pairs)
+    return seconds
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ballots", type=int, default=200_000)
+    parser.add_argument("--log", help="exported log to reuse (written first if absent)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="uchast-audit-bench-") as scratch:
+        path = Path(args.log) if args.log else Path(scratch) / "log.jsonl"
+        if path.exists():
+            keys = json.loads(Path(f"{path}.keys.json").read_text())
+            progress(f"reusing {path}")
+        else:
+            started = time.perf_counter()
+            keys = build_log(path, args.ballots, args.workers)
+            progress(f"wrote {path} in {time.perf_counter() - started:.1f} s")
+        entries = json.loads(path.open("rb").readline())["size"]
+
+        progress(f"auditing {entries:,} entries with {args.workers} workers ...")
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from api.cli import main; sys.exit(main())",
+            "audit",
+            str(path),
+            "--log-vkey",
+            keys["log_vkey"],
+            "--admin-vkey",
+            keys["admin_vkey"],
+            "--workers",
+            str(args.workers),
+        ]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        audit_seconds = time.perf_counter() - started
+        print(done.stdout, end="", file=sys.stderr)
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            raise SystemExit(f"the audit failed (exit {done.returncode})")
+
+        progress("raw parallel Ed25519 verification of the same signatures ...")
+        public, pairs = signatures_of(path)
+        baseline_seconds = raw_verify(public, pairs, args.workers)
+
+    ours = entries / audit_seconds
+    baseline = len(pairs) / baseline_seconds
+    print(
+        json.dumps(
+            {
+                "bench": "audit_replay",
+                "ours": round(ours, 1),
+                "baseline": round(baseline, 1),
+                "ratio": round(ours / baseline, 3),
+                "unit": "entries/s",
+                "entries": entries,
+                "signatures": len(pairs),
+                "workers": args.workers,
+                "audit_seconds": round(audit_seconds, 2),
+                "baseline_seconds": round(baseline_seconds, 2),
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
