@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -92,6 +93,118 @@ async def clock(request: web.Request) -> web.Response:
     return web.json_response({"now": request.app[SERVICE].clock().isoformat()})
 
 
+# The OpenAPI 3.1 description of what this module serves, for api/openapi.py to merge into its
+# paths (``{**PATHS, **pages.OPENAPI_PATHS}``); problems refer to its ``Problem`` schema.
+_PROBLEM = {
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+}
+_HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _page_doc(summary: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": {"200": {"description": "HTML.", **_HTML}}}}
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/v1/elections": {
+        "get": {
+            "summary": "The elections this server holds (id and title in uk/en)",
+            "responses": {
+                "200": {
+                    "description": "Every election, by id.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["elections"],
+                                "properties": {
+                                    "elections": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id", "title"],
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "title": {
+                                                    "type": "object",
+                                                    "additionalProperties": {"type": "string"},
+                                                },
+                                            },
+                                        },
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "503": {"description": "The database is unreachable.", **_PROBLEM},
+            },
+        }
+    },
+    "/v1/elections/{election}/log/key": {
+        "get": {
+            "summary": "The log's public key (C2SP vkey) and its checkpoints' origin line",
+            "parameters": [
+                {"name": "election", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "The key that signs this election's checkpoints.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["vkey", "origin"],
+                                "properties": {
+                                    "vkey": {"type": "string"},
+                                    "origin": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "404": {"description": "No such election (`unknown-election`).", **_PROBLEM},
+                "503": {"description": "The database is unreachable.", **_PROBLEM},
+            },
+        }
+    },
+    "/v1/clock": {
+        "get": {
+            "summary": "The service's clock (the demo's is simulated)",
+            "responses": {
+                "200": {
+                    "description": "Now, ISO 8601 with an offset.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["now"],
+                                "properties": {"now": {"type": "string", "format": "date-time"}},
+                            }
+                        }
+                    },
+                }
+            },
+        }
+    },
+    "/clerk": _page_doc("Page: polling-point clerk (enter paper and spoiled ballots)"),
+    "/results": _page_doc("Page: live results, turnout and the latest checkpoint"),
+    "/receipt": _page_doc("Page: a voter checks a receipt (verified in the browser)"),
+    "/assets/{name}": {
+        "get": {
+            "summary": "The pages' static files (HTML, CSS, JavaScript, icon)",
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "The file."},
+                "404": {"description": "No such file."},
+            },
+        }
+    },
+}
+
+
 def _has_route(app: web.Application, method: str, path: str) -> bool:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
@@ -117,4 +230,4 @@ def setup_pages(app: web.Application) -> None:
             app.router.add_get(path, handler)
 
 
-__all__ = ["PAGES", "setup_pages"]
+__all__ = ["OPENAPI_PATHS", "PAGES", "setup_pages"]

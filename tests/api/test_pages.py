@@ -403,14 +403,18 @@ async def test_receipt_page_refuses_a_tampered_proof_or_a_foreign_log_key(
 
 
 async def test_clerk_page_refuses_a_damaged_key_and_shows_server_refusals(
-    site: Site, browser: Browser
+    site: Site, browser: Browser, tmp_path: Path
 ) -> None:
-    """A damaged key is refused in the page; an unknown project comes back as the server said."""
+    """A damaged key is refused; a key file loads; server refusals show in the page's words."""
     page = await browser.page("/clerk", lang="en")
     await page.fill("#key-text", "PRIVATE+KEY+clerk+deadbeef+AAAA")
     await page.press("#key-text", "Enter")
     assert "not a clerk key" in await text(page, "#key-error")
-    await load_key(page, site.keys)
+    key_file = tmp_path / "clerk.key"
+    key_file.write_text(site.keys.clerk.skey + "\n", encoding="utf-8")
+    await page.set_input_files("#key-file", str(key_file))
+    await page.wait_for_selector("#key-loaded:not([hidden])")
+    assert await text(page, "#key-id") == site.keys.clerk.key_id
     assert "refused" in await enter_ballot(page, "3333333333", "L99")
     assert await text(page, "#status-headline") == "UNKNOWN PROJECT"
     await page.fill("#projects", "Д07 S1 S1")  # Ukrainian layout: Д is the L key
@@ -420,3 +424,18 @@ async def test_clerk_page_refuses_a_damaged_key_and_shows_server_refusals(
     assert await page.input_value("#projects") == ""
     assert "refused" in await enter_ballot(page, "12", "L07")
     assert await text(page, "#status-headline") == "BAD IDENTITY NUMBER"
+
+
+async def test_results_page_refreshes_by_itself(site: Site, browser: Browser) -> None:
+    """A ballot cast while the results page is open shows up without a reload."""
+    page = await browser.page("/results?refresh=300")
+    before = int(await page.get_attribute("body", "data-size") or 0)
+    l40 = page.locator("li.project[data-project=L40]")
+    await page.click("section.category[data-category=large] button")  # show all 40
+    assert await l40.get_attribute("data-votes") == "0"
+    envelope = ballot_envelope(site.keys.site, voter_token(4040), ["L40"])
+    async with site.http.post(f"{site.base}/v1/elections/{ELECTION}/ballots", json=envelope) as r:
+        assert r.status == 201
+    await page.wait_for_selector(f"body[data-size='{before + 1}']")
+    assert await l40.get_attribute("data-votes") == "1"
+    assert await text(page, "#cp-size") == str(before + 1)
