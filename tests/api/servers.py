@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,9 +22,15 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    db: str, keydir: Path, *, count: int = 1, clock: str = "2018-10-05T12:00:00+03:00"
+    db: str,
+    keydir: Path,
+    *,
+    count: int = 1,
+    clock: str = "2018-10-05T12:00:00+03:00",
+    args: Sequence[str] = (),
 ) -> Iterator[tuple[list[str], list[subprocess.Popen[bytes]]]]:
-    """Start ``count`` server processes on one database; yield their base URLs and processes."""
+    """Start ``count`` server processes on one database (``args`` added to each command line);
+    yield their base URLs and processes."""
     ports = [free_port() for _ in range(count)]
     logs = [open(keydir / f"server-{port}.log", "wb") for port in ports]  # noqa: SIM115
     processes = [
@@ -44,6 +50,7 @@ def serving(
                 str(port),
                 "--clock",
                 clock,
+                *args,
             ],
             cwd=ROOT,
             stdout=log,
