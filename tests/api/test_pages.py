@@ -335,6 +335,9 @@ async def test_clerk_results_and_receipt_end_to_end(site: Site, browser: Browser
     assert await text(page, "#cp-origin") == f"uchast.local/{ELECTION}"
     assert "Бюджет" in await text(page, "section.category[data-category=large]")
     await page.screenshot(path=str(SHOTS / "uchast-results.png"), full_page=True)
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.wait_for_timeout(300)  # the charts redraw at the new width
+    await page.screenshot(path=str(SHOTS / "uchast-results-phone.png"))
 
     # Receipt page: the code from the clerk page verifies in the browser.
     check = await browser.page("/receipt")

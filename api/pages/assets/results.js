@@ -69,7 +69,8 @@ function renderTurnout(turnout) {
 /** The budget bar: funded projects' costs end to end, the budget line, the money left. */
 function budgetChart(category) {
   const funded = category.projects.filter((p) => p.funded);
-  const width = 1000;
+  // Drawn at the width it is shown at, so that its labels keep their shape on any screen.
+  const width = Math.max(280, Math.round(($("categories").clientWidth || 1040) - 42));
   const barTop = 28;
   const barHeight = 26;
   const scale = width / Math.max(category.budget * 1.04, category.spent, 1);
@@ -78,7 +79,6 @@ function budgetChart(category) {
     class: "budget-chart",
     role: "img",
     "aria-label": t("results.budgetChart", { spent: money(category.spent), budget: money(category.budget) }),
-    preserveAspectRatio: "none",
   });
   chart.append(svg("rect", { x: 0, y: barTop, width: category.budget * scale, height: barHeight, class: "budget-bg" }));
   let x = 0;
@@ -96,7 +96,13 @@ function budgetChart(category) {
     svg("text", { x: bx - 6, y: 18, class: "budget-label", "text-anchor": "end" }, `${t("results.budget")}: ${moneyShort(category.budget)}`),
   );
   chart.append(
-    svg("text", { x: 4, y: 76, class: "spent-label" }, `${t("results.spent")}: ${moneyShort(category.spent)} · ${t("results.left")}: ${moneyShort(category.left)}`),
+    svg(
+      "text",
+      { x: 4, y: 76, class: "spent-label" },
+      width < 560
+        ? `${t("results.spent")}: ${moneyShort(category.spent)}`
+        : `${t("results.spent")}: ${moneyShort(category.spent)} · ${t("results.left")}: ${moneyShort(category.left)}`,
+    ),
   );
   return chart;
 }
@@ -253,6 +259,11 @@ async function main() {
   }
   document.body.dataset.ready = "true";
   setInterval(() => refresh().catch(() => {}), REFRESH_MS);
+  let resizing = null;
+  addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(render, 150);
+  });
 }
 
 main();
