@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import log_routes, ratelimit, result_routes, vote_routes
+from api import health, log_routes, metrics, openapi, ratelimit, result_routes, vote_routes
 from api.keys import SERVICE
+from api.metrics import METRICS, Metrics, metrics_middleware
 from api.pages import setup_pages
 from api.problems import problem_middleware
 from api.service import Service, ServiceConfig
@@ -15,8 +16,14 @@ from api.service import Service, ServiceConfig
 
 def create_app(config: ServiceConfig, service: Service | None = None) -> web.Application:
     """Build the app; the store opens on startup and closes on cleanup."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=config.max_body_bytes)
+    app = web.Application(
+        # Outermost first: metrics sees every response as the client gets it.
+        middlewares=[metrics_middleware, problem_middleware],
+        client_max_size=config.max_body_bytes,
+    )
     app[SERVICE] = service or Service(config)
+    app[METRICS] = Metrics()
+    app[SERVICE].batch_observers.append(app[METRICS].observe_batch)
     ratelimit.setup(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -28,10 +35,8 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> web.App
     app.router.add_routes(log_routes.routes)
     app.router.add_routes(vote_routes.routes)
     app.router.add_routes(result_routes.routes)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_routes(health.routes)
+    app.router.add_routes(metrics.routes)
+    app.router.add_routes(openapi.routes)
     setup_pages(app)
     return app
-
-
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})

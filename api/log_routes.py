@@ -12,6 +12,8 @@ from api.problems import ProblemError
 routes = web.RouteTableDef()
 
 MAX_ENTRIES_PER_REQUEST = 100_000
+# Positions and sizes fit a signed 64-bit column (both stores) with room to spare.
+MAX_DIGITS = 18
 
 
 def int_param(request: web.Request, name: str, default: int | None = None) -> int:
@@ -20,8 +22,14 @@ def int_param(request: web.Request, name: str, default: int | None = None) -> in
         if default is None:
             raise ProblemError(400, "bad-parameter", f"query parameter {name!r} is required")
         return default
-    if not raw.isdigit():
-        raise ProblemError(400, "bad-parameter", f"{name} must be a non-negative integer")
+    # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_DIGITS:
+        raise ProblemError(
+            400,
+            "bad-parameter",
+            f"{name} must be a non-negative integer of at most {MAX_DIGITS} digits",
+            f"{name} має бути невід'ємним цілим числом (не більше {MAX_DIGITS} цифр)",
+        )
     return int(raw)
 
 

@@ -61,13 +61,20 @@ class ProblemError(Exception):
     """A problem raised by the API layer itself (bad query parameters, unknown election...)."""
 
     def __init__(
-        self, status: int, code: str, message_en: str, message_uk: str | None = None
+        self,
+        status: int,
+        code: str,
+        message_en: str,
+        message_uk: str | None = None,
+        *,
+        data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message_en)
         self.status = status
         self.code = code
         self.message_en = message_en
         self.message_uk = message_uk or message_en
+        self.data = data or {}  # extension members of the problem document
 
 
 def problem_response(
@@ -95,7 +102,7 @@ def problem_response(
 def to_problem(exc: BaseException) -> web.Response | None:
     """The problem response for a domain error, or None if ``exc`` is not one."""
     if isinstance(exc, ProblemError):
-        return problem_response(exc.status, exc.code, exc.message_en, exc.message_uk)
+        return problem_response(exc.status, exc.code, exc.message_en, exc.message_uk, **exc.data)
     if isinstance(exc, ledger_errors.LedgerError):
         status = _LEDGER_STATUS.get(exc.code, 400)
         return problem_response(status, exc.code, str(exc), _LEDGER_UK.get(exc.code, str(exc)))
@@ -106,6 +113,25 @@ def to_problem(exc: BaseException) -> web.Response | None:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# aiohttp's own refusals: (code, Ukrainian message). The English one is aiohttp's text.
+_HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
+    404: ("not-found", "Такої адреси немає."),
+    405: ("method-not-allowed", "Цей метод не підтримується за цією адресою."),
+    413: ("too-large", "Тіло запиту завелике."),
+}
+
+
+def http_problem(exc: web.HTTPException) -> web.Response:
+    """The problem document for an aiohttp HTTP error (unknown path, wrong method, body over
+    the size limit...), keeping its ``Allow`` header."""
+    code, message_uk = _HTTP_PROBLEMS.get(exc.status, ("http-error", exc.reason))
+    text = exc.text or ""
+    message_en = text.split(": ", 1)[1] if text.startswith(f"{exc.status}: ") else text
+    response = problem_response(exc.status, code, message_en or exc.reason, message_uk)
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -115,10 +141,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
-            exc.status, "http-error"
-        )
-        return problem_response(exc.status, code, exc.reason, exc.reason)
+        return http_problem(exc)
     except Exception as exc:
         response = to_problem(exc)
         if response is not None:

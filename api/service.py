@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,12 +34,34 @@ class ServiceConfig:
     voter_key: bytes | None = None
     checkpoint_interval: float = 0.0
     max_body_bytes: int = 64 * 1024
+    # /readyz answers 503 while an election's projection is further behind its log than this.
+    ready_max_lag: int = 1000
     # Signed writes per second per key (api/ratelimit.py); 0 = no limit. Burst 0 = one second's.
     rate_limit: float = 0.0
     rate_burst: float = 0.0
     role_rate_limits: tuple[tuple[str, float], ...] = ()
     # The demo replays 2018 on a simulated clock; everything else uses the real one.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+BatchObserver = Callable[[str, int, float], None]
+"""Called after each committed batch of appends: (election, requests in the batch, seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogStatus:
+    """One election's log as the operator sees it: size, checkpoint, projection."""
+
+    election: str
+    size: int
+    projected: int  # entries the live tally has applied
+    checkpoint_size: int | None
+    checkpoint_at: float | None  # the latest checkpoint's created_at (Unix time)
+
+    @property
+    def lag(self) -> int:
+        """Entries committed but not yet in the tally."""
+        return self.size - self.projected
 
 
 class Service:
@@ -53,6 +76,7 @@ class Service:
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         self.clock = config.clock
+        self.batch_observers: list[BatchObserver] = []
 
     async def open(self) -> None:
         await self.store.open()
@@ -91,10 +115,19 @@ class Service:
                     log_signer=self.config.log_key,
                     deployment=self.config.deployment,
                     checkpoint_interval=self.config.checkpoint_interval,
+                    on_batch=functools.partial(self._batch_done, election),
                 )
-                await ledger.open()
+                try:
+                    await ledger.open()
+                except BaseException:
+                    await ledger.close()  # no sequencer left running without its ledger
+                    raise
                 self._ledgers[election] = ledger
             return self._ledgers[election]
+
+    def _batch_done(self, election: str, requests: int, seconds: float) -> None:
+        for observe in self.batch_observers:
+            observe(election, requests, seconds)
 
     async def election(self, election: str) -> Election:
         """The election's definition: its first entry's, or the latest admin amendment's (only
@@ -121,12 +154,14 @@ class Service:
         """The election's live tally, kept up to date by a follower of its log."""
         tally = self._tallies.get(election)
         if tally is None:
-            definition = await self.election(election)
-            tally = self._tallies.setdefault(election, Tally(definition))
             ledger = await self.ledger(election)
-            self._followers[election] = asyncio.create_task(
-                self._follow(ledger, tally), name=f"tally:{election}"
-            )
+            definition = await self.election(election)
+            tally = self._tallies.get(election)
+            if tally is None:  # nobody else started it while we awaited
+                tally = self._tallies[election] = Tally(definition)
+                self._followers[election] = asyncio.create_task(
+                    self._follow(ledger, tally), name=f"tally:{election}"
+                )
         return tally
 
     async def caught_up_tally(self, election: str, timeout: float = 5.0) -> Tally:
@@ -159,3 +194,29 @@ class Service:
 
     def open_ledgers(self) -> list[Ledger]:
         return list(self._ledgers.values())
+
+    async def log_statuses(self) -> list[LogStatus]:
+        """Every election in the store: log size, latest checkpoint, projection progress.
+
+        Starts the live tally of elections that have none yet. Raises
+        :class:`~ledger.errors.StoreUnavailableError` when the database does not answer.
+        """
+        statuses = []
+        for election in await self.store.log_ids():
+            ledger = await self.ledger(election)
+            size = await ledger.size()
+            projected = size
+            if size > 0:
+                with contextlib.suppress(ProblemError):  # no definition yet: nothing to project
+                    projected = min(size, (await self.tally(election)).position)
+            checkpoint = await ledger.latest_checkpoint()
+            statuses.append(
+                LogStatus(
+                    election,
+                    size,
+                    projected,
+                    checkpoint.size if checkpoint else None,
+                    checkpoint.created_at if checkpoint else None,
+                )
+            )
+        return statuses

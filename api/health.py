@@ -1,0 +1,61 @@
+"""Health endpoints: ``/healthz`` (the process is up) and ``/readyz`` (it can serve).
+
+Ready means: the database answers, and every election's live tally is within
+``ServiceConfig.ready_max_lag`` entries of its log (so ``/results`` is current). Otherwise 503
+problem+json with ``Retry-After``, code ``not-ready`` and a ``reason`` (``database`` or
+``projection-lag``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from api.keys import SERVICE
+from api.problems import ProblemError
+from api.service import Service
+from ledger.errors import StoreUnavailableError
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    return web.json_response(await readiness(request.app[SERVICE]))
+
+
+async def readiness(service: Service) -> dict[str, Any]:
+    """The readiness report; a 503 :class:`ProblemError` when not ready."""
+    bound = service.config.ready_max_lag
+    try:
+        statuses = await service.log_statuses()
+    except StoreUnavailableError:
+        raise ProblemError(
+            503,
+            "not-ready",
+            "the database does not answer",
+            "база даних не відповідає",
+            data={"reason": "database", "database": "unavailable"},
+        ) from None
+    elections = {s.election: {"size": s.size, "lag": s.lag} for s in statuses}
+    behind = sorted(s.election for s in statuses if s.lag > bound)
+    if behind:
+        raise ProblemError(
+            503,
+            "not-ready",
+            f"the tally of {', '.join(behind)} is more than {bound} entries behind its log",
+            f"підрахунок ({', '.join(behind)}) відстає від журналу більш ніж на {bound} записів",
+            data={
+                "reason": "projection-lag",
+                "database": "ok",
+                "max_lag": bound,
+                "elections": elections,
+            },
+        )
+    return {"status": "ready", "database": "ok", "max_lag": bound, "elections": elections}

@@ -1,0 +1,582 @@
+"""The OpenAPI 3.1 description of the HTTP service, served at ``GET /openapi.json``.
+
+Kept by hand next to the handlers; ``tests/api/test_openapi.py`` holds the service to it with
+schemathesis (no 5xx, every response documented and matching its schema) and checks that every
+route the app serves is described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from api.pages import OPENAPI_PATHS as PAGE_PATHS
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": ref("Problem")}}}
+
+
+def unavailable() -> dict[str, Any]:
+    return {
+        "description": "The database is unreachable (or the service is not ready); nothing was "
+        "written. Retry after the given seconds.",
+        "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+        "content": {PROBLEM: {"schema": ref("Problem")}},
+    }
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+ELECTION_PARAM = {
+    "name": "election",
+    "in": "path",
+    "required": True,
+    "description": "Election id, e.g. `zhytomyr-2018`.",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+def count_param(name: str, description: str, *, required: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+
+
+def signed_errors(roles: str) -> dict[str, Any]:
+    """What any endpoint taking a signed envelope may refuse with."""
+    return {
+        "400": problem("Malformed JSON or envelope (`bad-json`, `bad-envelope`, `bad-key`)."),
+        "401": problem("Unknown key or bad signature (`unknown-key`, `bad-signature`)."),
+        "403": problem(
+            f"The key may not do this ({roles} only; `role-forbidden`, `key-revoked`), "
+            "or the calendar forbids it (`outside-window`, `paper-deadline-passed`)."
+        ),
+        "404": problem("No such election (`unknown-election`)."),
+        "413": problem("Body larger than the server's limit (`too-large`, 64 KiB by default)."),
+        "415": problem("Body is not `application/json` (`unsupported-media-type`)."),
+        "422": problem("Wrong content whatever the log holds (`wrong-type`, `bad-payload`...)."),
+        "503": unavailable(),
+    }
+
+
+def write_operation(
+    summary: str,
+    description: str,
+    payload: str,
+    *,
+    roles: str,
+    ok: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A POST of a signed envelope; by default one that appends to the log."""
+    if ok is None:
+        ok = {
+            "200": json_body(
+                ref("Receipt"), "A retry with the same nonce: the original receipt, counted once."
+            ),
+            "201": json_body(ref("Receipt"), "Written to the log; durable when this is sent."),
+            "409": problem(
+                "Conflicts with the log: the voter's limit, a repeated project, a reused nonce..."
+            ),
+        }
+    return {
+        "summary": summary,
+        "description": description,
+        "parameters": [ELECTION_PARAM],
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": ref("SignedEnvelope")}},
+            "description": f"A signed envelope whose payload is {payload}.",
+        },
+        "responses": dict(sorted({**signed_errors(roles), **ok}.items())),
+    }
+
+
+def read_operation(
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    errors: dict[str, str] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """A GET under ``/v1/elections/{election}``."""
+    responses: dict[str, Any] = {
+        "200": ok,
+        "404": problem("No such election (`unknown-election`)."),
+        "503": unavailable(),
+    }
+    for status, text in (errors or {}).items():
+        responses[status] = problem(text)
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [ELECTION_PARAM, *(parameters or [])],
+        "responses": dict(sorted(responses.items())),
+    }
+    if description:
+        operation["description"] = description
+    return operation
+
+
+BASE64 = {"type": "string", "contentEncoding": "base64"}
+HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+TITLE = {
+    "type": "object",
+    "description": "Text by language code (`uk`, `en`).",
+    "additionalProperties": {"type": "string"},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details with a stable `code` and messages in Ukrainian "
+        "and English. Refusals may add members with their facts (e.g. the voter's counted "
+        "picks).",
+        "required": ["type", "title", "status", "code", "detail", "message_uk", "message_en"],
+        "properties": {
+            "type": {"type": "string", "description": "`urn:uchast:problem:<code>`"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "code": {"type": "string", "pattern": "^[a-z0-9-]+$"},
+            "detail": {"type": "string"},
+            "message_uk": {"type": "string"},
+            "message_en": {"type": "string"},
+        },
+    },
+    "SignedEnvelope": {
+        "type": "object",
+        "description": "Every write. `sig` is Ed25519 over `uchast/v1\\n` followed by the RFC "
+        "8785 canonical JSON of `payload`, by the registered key named in `key`.",
+        "required": ["payload", "key", "sig"],
+        "additionalProperties": False,
+        "properties": {
+            "payload": {
+                "type": "object",
+                "required": ["type", "election"],
+                "properties": {
+                    "type": {
+                        "type": "string",
+                        "enum": [
+                            "ballot",
+                            "paper-ballot",
+                            "spoiled-ballot",
+                            "void",
+                            "voter-token",
+                        ],
+                    },
+                    "election": {"type": "string"},
+                },
+                "examples": [
+                    {
+                        "type": "ballot",
+                        "election": "zhytomyr-2018",
+                        "voter": "5f1c" + "0" * 60,
+                        "projects": ["L07", "S12"],
+                        "cast_at": "2018-10-03T10:15:00+03:00",
+                        "nonce": "0b6f4f3e-8d1c-4a55-9a76-2f0c1d3b7e90",
+                    }
+                ],
+            },
+            "key": {
+                "type": "string",
+                "description": "Key id: `<name>+<hex8 key hash>`.",
+                "pattern": "^[^+\\s]+\\+[0-9a-f]{8}$",
+            },
+            "sig": {**BASE64, "description": "Ed25519 signature, base64."},
+        },
+    },
+    "Receipt": {
+        "type": "object",
+        "required": ["receipt", "position", "leaf_hash", "type", "replay"],
+        "properties": {
+            "receipt": {"type": "string", "description": "Receipt code, e.g. `ABCDE-12345`."},
+            "position": {"type": "integer", "minimum": 0},
+            "leaf_hash": BASE64,
+            "type": {"type": "string"},
+            "replay": {"type": "boolean"},
+        },
+    },
+    "VoterToken": {
+        "type": "object",
+        "required": ["voter"],
+        "properties": {"voter": HEX64},
+    },
+    "Election": {
+        "type": "object",
+        "description": "The election definition; money in integer kopecks, times in UTC.",
+        "required": ["id", "title", "timezone", "voting_opens", "voting_closes", "categories"],
+        "properties": {
+            "id": {"type": "string"},
+            "title": TITLE,
+            "timezone": {"type": "string"},
+            "voting_opens": {"type": "string"},
+            "voting_closes": {"type": "string"},
+            "paper_deadline": {"type": "string"},
+            "budget_kopecks": {"type": "integer"},
+            "categories": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "max_picks", "budget_kopecks"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "title": TITLE,
+                        "max_picks": {"type": "integer"},
+                        "budget_kopecks": {"type": "integer"},
+                        "max_cost_kopecks": {"type": "integer"},
+                    },
+                },
+            },
+            "projects": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "category", "cost_kopecks"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "title": TITLE,
+                        "category": {"type": "string"},
+                        "cost_kopecks": {"type": "integer"},
+                    },
+                },
+            },
+            "polling_points": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Results": {
+        "type": "object",
+        "description": "Live (or final) totals and winners; money in kopecks.",
+        "required": ["election", "log", "categories"],
+        "properties": {
+            "election": {"type": "string"},
+            "log": {
+                "type": "object",
+                "required": ["size", "root"],
+                "properties": {"size": {"type": "integer", "minimum": 0}, "root": BASE64},
+            },
+            "categories": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "budget", "projects"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "budget": {"type": "integer"},
+                        "projects": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "cost", "votes", "funded"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "cost": {"type": "integer"},
+                                    "votes": {"type": "integer", "minimum": 0},
+                                    "funded": {"type": "boolean"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "ReceiptStatus": {
+        "type": "object",
+        "description": "A ballot's status and its inclusion proof against the latest checkpoint.",
+        "required": ["receipt", "status", "position", "entry", "leaf_hash", "checkpoint", "proof"],
+        "properties": {
+            "receipt": {"type": "string"},
+            "status": {"type": "string", "enum": ["counted", "voided"]},
+            "voided_by": {"type": ["integer", "null"]},
+            "type": {"type": "string"},
+            "position": {"type": "integer", "minimum": 0},
+            "entry": {"type": "object"},
+            "leaf_hash": BASE64,
+            "checkpoint": {"type": "string", "description": "C2SP signed checkpoint note."},
+            "proof": {
+                "type": "object",
+                "required": ["index", "size", "hashes"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "size": {"type": "integer"},
+                    "hashes": {"type": "array", "items": BASE64},
+                },
+            },
+        },
+    },
+    "Checkpoints": {
+        "type": "object",
+        "required": ["checkpoints"],
+        "properties": {
+            "checkpoints": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["size", "note"],
+                    "properties": {"size": {"type": "integer"}, "note": {"type": "string"}},
+                },
+            }
+        },
+    },
+    "InclusionProof": {
+        "type": "object",
+        "required": ["index", "size", "leaf_hash", "hashes"],
+        "properties": {
+            "index": {"type": "integer"},
+            "size": {"type": "integer"},
+            "leaf_hash": BASE64,
+            "hashes": {"type": "array", "items": BASE64},
+        },
+    },
+    "ConsistencyProof": {
+        "type": "object",
+        "required": ["old", "new", "hashes"],
+        "properties": {
+            "old": {"type": "integer"},
+            "new": {"type": "integer"},
+            "hashes": {"type": "array", "items": BASE64},
+        },
+    },
+    "Ready": {
+        "type": "object",
+        "required": ["status", "database", "max_lag", "elections"],
+        "properties": {
+            "status": {"const": "ready"},
+            "database": {"const": "ok"},
+            "max_lag": {"type": "integer"},
+            "elections": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["size", "lag"],
+                    "properties": {"size": {"type": "integer"}, "lag": {"type": "integer"}},
+                },
+            },
+        },
+    },
+}
+
+V1 = "/v1/elections/{election}"
+
+PATHS: dict[str, Any] = {
+    f"{V1}/ballots": {
+        "post": write_operation(
+            "Cast an online ballot",
+            "Signed by the voting site. Payload: `{type: ballot, election, voter (64 hex), "
+            "projects, cast_at, nonce}`. Per-voter limits hold across channels and processes.",
+            "an online ballot",
+            roles="site keys",
+        )
+    },
+    f"{V1}/paper-ballots": {
+        "post": write_operation(
+            "Enter a paper (or spoiled) ballot",
+            "Signed by a polling-point clerk. Payload type `paper-ballot` (with `polling_point`) "
+            "or `spoiled-ballot`.",
+            "a paper or spoiled ballot",
+            roles="clerk keys",
+        )
+    },
+    f"{V1}/voids": {
+        "post": write_operation(
+            "Void an entry",
+            "Signed by a supervisor. Payload: `{type: void, election, entry (position), reason, "
+            "nonce}`. Nothing is deleted: the void is an entry of its own.",
+            "a void",
+            roles="supervisor keys",
+        )
+    },
+    f"{V1}/voter-tokens": {
+        "post": write_operation(
+            "Turn an identity number into the voter token",
+            "Signed by a clerk. Payload: `{type: voter-token, election, identity}`. Nothing is "
+            "written or logged. 503 `no-voter-key` if the server has no voter key.",
+            "a voter-token request",
+            roles="clerk keys",
+            ok={"200": json_body(ref("VoterToken"), "The voter's pseudonymous token.")},
+        )
+    },
+    V1: {
+        "get": read_operation(
+            "The election's definition",
+            json_body(ref("Election"), "As its first entry (or latest amendment) holds it."),
+            errors={"409": "The election's log is empty (`not-initialised`)."},
+        )
+    },
+    f"{V1}/results": {
+        "get": read_operation(
+            "Totals and winners",
+            {
+                "description": "Results as JSON, or CSV with `format=csv`.",
+                "content": {JSON: {"schema": ref("Results")}, "text/csv": {"schema": {}}},
+            },
+            parameters=[
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["json", "csv"]},
+                }
+            ],
+            errors={"409": "The election's log is empty (`not-initialised`)."},
+        )
+    },
+    f"{V1}/receipts/{{code}}": {
+        "get": read_operation(
+            "A ballot's status and inclusion proof, by receipt code",
+            json_body(ref("ReceiptStatus"), "Counted or voided, with the proof."),
+            parameters=[
+                {
+                    "name": "code",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1},
+                    "description": "Receipt code, e.g. `ABCDE-12345` (case and dash optional).",
+                }
+            ],
+            errors={"400": "Not a receipt code (`bad-receipt`)."},
+            description="404 `unknown-receipt` when no ballot has this code.",
+        )
+    },
+    f"{V1}/log/checkpoint": {
+        "get": read_operation(
+            "The latest signed checkpoint",
+            {
+                "description": "C2SP tlog-checkpoint, a signed note.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            description="404 `no-checkpoint` before the first one.",
+        )
+    },
+    f"{V1}/log/checkpoints": {
+        "get": read_operation(
+            "Kept checkpoints, smallest first (at most 1000 per call)",
+            json_body(ref("Checkpoints"), "Signed notes with their sizes."),
+            parameters=[count_param("min_size", "Smallest size to list (default 0).")],
+            errors={"400": "Bad query parameter (`bad-parameter`)."},
+        )
+    },
+    f"{V1}/log/entries": {
+        "get": read_operation(
+            "Log entries as JSON lines",
+            {
+                "description": 'One `{"index": i, "entry": {...}}` per line; the Merkle leaf of '
+                "entry i is the RFC 8785 canonical JSON of its `entry` (at most 100000 a call).",
+                "content": {"application/jsonl": {"schema": {"type": "string"}}},
+            },
+            parameters=[
+                count_param("start", "First index (default 0)."),
+                count_param("end", "One past the last index (default: the log size)."),
+            ],
+            errors={"400": "Bad query parameter (`bad-parameter`)."},
+        )
+    },
+    f"{V1}/log/proof/inclusion": {
+        "get": read_operation(
+            "RFC 9162 inclusion proof",
+            json_body(ref("InclusionProof"), "Audit path of entry `index` in the tree of `size`."),
+            parameters=[
+                count_param("index", "Entry index.", required=True),
+                count_param("size", "Tree size (default: the log size)."),
+            ],
+            errors={"400": "Bad parameters, or not provable (`bad-parameter`, `bad-proof`)."},
+        )
+    },
+    f"{V1}/log/proof/consistency": {
+        "get": read_operation(
+            "RFC 9162 consistency proof",
+            json_body(ref("ConsistencyProof"), "Proof that tree `old` is a prefix of tree `new`."),
+            parameters=[
+                count_param("old", "Older tree size.", required=True),
+                count_param("new", "Newer tree size (default: the log size)."),
+            ],
+            errors={"400": "Bad parameters, or not provable (`bad-parameter`, `bad-proof`)."},
+        )
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness: the process is up",
+            "responses": {
+                "200": json_body(
+                    {
+                        "type": "object",
+                        "required": ["status"],
+                        "properties": {"status": {"const": "ok"}},
+                    },
+                    "Always, while the process serves.",
+                )
+            },
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: database answers, tallies within the lag bound",
+            "responses": {
+                "200": json_body(ref("Ready"), "Ready to serve."),
+                "503": unavailable(),
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "responses": {"200": json_body({"type": "object"}, "OpenAPI 3.1.")},
+        }
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "uchast",
+        "version": "1",
+        "summary": "Event-sourced, verifiable vote tallying for participatory budgets.",
+        "description": "Every write is a signed envelope appended to the election's Merkle log "
+        "(RFC 9162, C2SP checkpoints). Errors are RFC 9457 `application/problem+json` with a "
+        "stable `code`, `message_uk` and `message_en`; 503 always carries `Retry-After`.",
+        "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+    },
+    "paths": {**PATHS, **PAGE_PATHS},
+    "components": {
+        "schemas": SCHEMAS,
+        "headers": {
+            "RetryAfter": {
+                "description": "Seconds to wait before retrying.",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        },
+    },
+}
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/openapi.json")
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(DOCUMENT)
