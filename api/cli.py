@@ -483,6 +483,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         role_rate_limits=tuple(args.rate_limit_role),
+        ready_max_lag=args.ready_max_lag,
     )
     if args.clock:
         config = dataclasses.replace(config, clock=simulated_clock(args.clock))
@@ -629,6 +630,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ROLE=N",
         help="per-key rate for keys of one role, e.g. site=5000 (repeatable)",
+    )
+    p.add_argument(
+        "--ready-max-lag",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="/readyz fails while a tally is more than N entries behind its log (default 1000)",
     )
     p.add_argument(
         "--clock",
