@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,18 @@ async def enter_ballot(page: Any, identity: str, projects: str) -> str:
 
 
 # --------------------------------------------------------------------------- without a browser
+
+
+@pytest.mark.parametrize("ci", [True, False])
+def test_a_missing_browser_fails_under_ci_and_skips_locally(
+    monkeypatch: pytest.MonkeyPatch, ci: bool
+) -> None:
+    """Without Chromium, a browser test fails under CI=true and skips elsewhere."""
+    monkeypatch.setattr(sys.modules[__name__], "IN_CI", ci)
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    expected = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(expected, match="chromium is missing"):
+        require_browser()
 
 
 async def test_pages_are_served_with_their_assets_and_no_outside_reference(site: Site) -> None:
