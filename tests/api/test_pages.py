@@ -455,3 +455,28 @@ async def test_results_page_refreshes_by_itself(site: Site, browser: Browser) ->
     await page.wait_for_selector(f"body[data-size='{before + 1}']")
     assert await l40.get_attribute("data-votes") == "1"
     assert await text(page, "#cp-size") == str(before + 1)
+
+
+async def test_clerk_resends_a_ballot_whose_answer_was_lost(site: Site, browser: Browser) -> None:
+    """The ballot reached the log but its answer was lost: resending counts it once, same code."""
+    page = await browser.page("/clerk")
+    await load_key(page, site.keys)
+
+    async def lose_answer(route: Any) -> None:
+        await route.fetch()  # the server records the ballot...
+        await route.abort()  # ...and the page never hears back
+
+    await page.route("**/paper-ballots", lose_answer)
+    assert "refused" in await enter_ballot(page, "4444444444", "L11")
+    assert await text(page, "#status-headline") == "НЕМАЄ ЗВ’ЯЗКУ — бюлетень, можливо, не записано"
+    await page.unroute("**/paper-ballots")
+    await page.click("#retry")
+    await page.wait_for_selector("#status.ok")
+    assert await text(page, "#status-headline") == "УЖЕ ЗАПИСАНО (повторне надсилання)"
+    code = await text(page, "#status-code")
+    answer = await site.get_json(f"/v1/elections/{ELECTION}/receipts/{code}")
+    assert answer["status"] == "counted"
+    assert answer["entry"]["envelope"]["payload"]["projects"] == ["L11"]
+    results = await site.get_json(f"/v1/elections/{ELECTION}/results")
+    assert results["turnout"]["by_channel"]["paper"] == 1
+    browser.errors[:] = [e for e in browser.errors if "net::ERR_FAILED" not in e]

@@ -88,7 +88,8 @@ function renderStatus() {
 
 function showProblem(problem, sent = null) {
   if (!(problem instanceof Problem)) {
-    problem = new Problem(-1, { message_en: String(problem?.message || problem), message_uk: String(problem?.message || problem) });
+    const text = problem?.code === "insecure-context" ? t("error.insecure") : String(problem?.message || problem);
+    problem = new Problem(-1, { code: problem?.code || "page-error", message_en: text, message_uk: text });
   }
   setStatus({ kind: "refused", headline: HEADLINES[problem.code] || "clerk.status.refused", problem, sent });
 }
@@ -380,6 +381,7 @@ async function submitBallot() {
     projectsEl.focus();
     return;
   }
+  state.pending = null; // a new ballot supersedes one whose answer was lost
   setBusy(true);
   const election = state.electionId;
   try {
@@ -436,6 +438,7 @@ async function resend() {
 async function submitSpoiled() {
   if (!ready()) return;
   const reason = document.querySelector('input[name="reason"]:checked')?.value || "other";
+  state.pending = null;
   setBusy(true);
   try {
     const envelope = await signEnvelope(
