@@ -54,9 +54,23 @@ _NOTE_SIGNATURE = "\u2014 "  # em dash and a space starts every signature line
 # --------------------------------------------------------------------------- canonical JSON
 
 _MAX_SAFE_INTEGER = 2**53 - 1
-_fast_encode = json.JSONEncoder(
+_json_encode = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
 ).encode
+# The C encoder behind that, called without the wrapper (a quarter faster per entry).
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encoder: Any = (
+    _c_make_encoder(None, None, json.encoder.encode_basestring, None, ":", ",", True, False, False)
+    if _c_make_encoder is not None
+    else None
+)
+
+
+def _fast_encode(value: Any) -> str:
+    """Compact, members sorted, no ASCII escaping: ``json.dumps`` with those options."""
+    if _c_encoder is None:
+        return _json_encode(value)
+    return "".join(_c_encoder(value, 0))
 
 
 def _plain(value: Any) -> bool:

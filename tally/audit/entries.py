@@ -12,6 +12,7 @@ where the worker's assumption was wrong.
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -28,7 +29,6 @@ from tally.audit.crypto import (
     VerifierKey,
     canonical,
     canonical_plain,
-    decode_b64,
     leaf_hash,
     open_checkpoint,
 )
@@ -149,7 +149,19 @@ def _no_constant(text: str) -> Any:
     raise _Malformed(f"{text} is not JSON")
 
 
-_decode = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_no_constant).decode
+_decoder = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_no_constant)
+_scan: Any = getattr(_decoder, "scan_once")  # noqa: B009 - set in __init__, not typed
+
+
+def _decode(text: str) -> Any:
+    """One JSON value filling ``text`` (ValueError otherwise), through the C scanner."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration as stop:
+        raise ValueError(f"not JSON at character {stop.value}") from None
+    if end != len(text):
+        raise ValueError(f"extra data at character {end}")
+    return value
 
 
 _public_keys: dict[bytes, Ed25519PublicKey] = {}
@@ -175,11 +187,11 @@ def registered_vkey(line: bytes) -> VerifierKey | None:
     Cheap for every other line (one substring search): the main process calls it on each line
     it reads, so workers can check signatures by keys registered in chunks still in flight.
     """
-    if not line.endswith(b'"type":"key-registered"}}\n'):
+    if not line.endswith(b'"type":"key-registered"}}'):
         return None
     try:
         start = line.index(_ENTRY_HEAD) + len(_ENTRY_HEAD)
-        payload = json.loads(line[start:-2])["envelope"]["payload"]
+        payload = json.loads(line[start:-1])["envelope"]["payload"]
         if payload.get("type") != "key-registered":
             return None
         return VerifierKey.parse(payload.get("vkey"))
@@ -193,11 +205,11 @@ def defined_election(line: bytes) -> Definition | None:
     The main process reads it ahead, so workers can apply the stateless rules; it checks later,
     in log order, that the definition was in force (and re-checks any entry where it was not).
     """
-    if not line.endswith((b'"type":"election"}}\n', b'"type":"election-amended"}}\n')):
+    if not line.endswith((b'"type":"election"}}', b'"type":"election-amended"}}')):
         return None
     try:
         start = line.index(_ENTRY_HEAD) + len(_ENTRY_HEAD)
-        payload = json.loads(line[start:-2])["envelope"]["payload"]
+        payload = json.loads(line[start:-1])["envelope"]["payload"]
         if payload.get("type") not in ("election", "election-amended"):
             return None
         return parse_definition(payload.get("definition"))
@@ -206,24 +218,23 @@ def defined_election(line: bytes) -> Definition | None:
 
 
 def _frame(line: bytes, index: int) -> tuple[bytes, list[Violation]]:
-    """Step 1 for one line: exactly ``{"index":<index>,"entry":<entry>}`` and a newline."""
+    """Step 1 for one line (without its newline): exactly ``{"index":<index>,"entry":<entry>}``.
+
+    Returns the entry's bytes and what is wrong with the framing."""
+    head = b'{"index":%d,"entry":' % index
+    if line.startswith(head) and line.endswith(b"}"):
+        return line[len(head) : -1], []
     problems: list[Violation] = []
-    if not line.endswith(b"}\n") or not line.startswith(_LINE_HEAD):
+    if not line.endswith(b"}") or not line.startswith(_LINE_HEAD):
         problems.append(
-            Violation(
-                1,
-                "line-format",
-                '{"index":i,"entry":{...}} and a newline',
-                repr(line[:60]),
-                entry=index,
-            )
+            Violation(1, "line-format", '{"index":i,"entry":{...}}', repr(line[:60]), entry=index)
         )
         # Salvage the entry if the line is JSON at all, so the other checks still run.
         try:
             value = json.loads(line)
             return canonical(value["entry"]), problems
         except (ValueError, KeyError, TypeError):
-            return line.rstrip(b"\n"), problems
+            return line, problems
     cut = line.find(_ENTRY_HEAD)
     digits = line[len(_LINE_HEAD) : cut] if cut > 0 else b""
     if not digits.isdigit() or digits != str(int(digits)).encode():
@@ -235,8 +246,49 @@ def _frame(line: bytes, index: int) -> tuple[bytes, list[Violation]]:
             Violation(1, "gapless", f"index {index}", f"index {int(digits)}", entry=index)
         )
     if cut < 0:
-        return line[len(_LINE_HEAD) : -2], problems
-    return line[cut + len(_ENTRY_HEAD) : -2], problems
+        return line[len(_LINE_HEAD) : -1], problems
+    return line[cut + len(_ENTRY_HEAD) : -1], problems
+
+
+def _signature(text: object) -> bytes:
+    """The bytes of a signature in canonical standard base64, else b""."""
+    if type(text) is not str or not text.isascii():
+        return b""
+    try:
+        data = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error:
+        return b""
+    return data if binascii.b2a_base64(data, newline=False) == text.encode() else b""
+
+
+def _well_shaped(entry: Any, election: str) -> bool:
+    """The common case of :func:`_shape`, without building anything: every member present and
+    of its type, tags sorted and unique with the key tag."""
+    if type(entry) is not dict or entry.keys() != _ENTRY_KEYS:
+        return False
+    envelope, tags, recorded_at = entry["envelope"], entry["tags"], entry["recorded_at"]
+    if type(envelope) is not dict or envelope.keys() != _ENVELOPE_KEYS:
+        return False
+    payload, key = envelope["payload"], envelope["key"]
+    return (
+        type(payload) is dict
+        and type(key) is str
+        and type(tags) is list
+        and type(recorded_at) is str
+        and payload.get("type") == entry["type"]
+        and entry["type"] in ENTRY_TYPES
+        and payload.get("election") == election
+        and _KEY_ID.fullmatch(key) is not None
+        and _RECORDED_AT.fullmatch(recorded_at) is not None
+        and _sorted_tags(tags, key)
+    )
+
+
+def _sorted_tags(tags: list[Any], key: str) -> bool:
+    try:  # non-strings make set() or sorted() raise, or leave the key tag out
+        return tags == sorted(set(tags)) and "key:" + key in tags
+    except TypeError:
+        return False
 
 
 def _shape(entry: Any, election: str, index: int) -> tuple[list[Violation], bool]:
@@ -307,6 +359,7 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
     violations: list[Violation] = []
     keys = task.keys
     definition = task.definition
+    election = task.election
     interned: dict[str, str] = {}
     for offset, line in enumerate(task.lines):
         index = task.start + offset
@@ -341,12 +394,12 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
                 )
             )
         leaves.append(leaf_hash(encoded))
-        shape_problems, sound = _shape(entry, task.election, index)
-        if shape_problems:
+        if not _well_shaped(entry, election):
+            shape_problems, sound = _shape(entry, election, index)
             violations.extend(shape_problems)
-        if not sound:
-            records.append(None)
-            continue
+            if not sound:
+                records.append(None)
+                continue
         envelope = entry["envelope"]
         key: str = interned.setdefault(envelope["key"], envelope["key"])
         payload: dict[str, Any] = envelope["payload"]
@@ -357,10 +410,7 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
         sig: bool | None = None
         public = keys.get(key)
         if public is not None:
-            try:
-                signature = decode_b64(envelope["sig"])
-            except ValueError:
-                signature = b""
+            signature = _signature(envelope["sig"])
             if len(signature) != 64:
                 sig = False
             elif encoded == raw and '"' not in key and "\\" not in key:
@@ -377,17 +427,18 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
 
         # 5 (stateless half). The rules that need no history.
         if entry_type in _RULED and definition is not None:
-            ruled = check_stateless(
-                definition,
-                entry_type,
-                payload,
-                key,
-                entry["tags"],
-                entry["recorded_at"],
-                index,
-                sig,
+            records.append(
+                check_stateless(
+                    definition,
+                    entry_type,
+                    payload,
+                    key,
+                    entry["tags"],
+                    entry["recorded_at"],
+                    index,
+                    sig,
+                )
             )
-            records.append(tuple(ruled))
         else:
             records.append(tuple(Other(entry_type, key, sig, payload, entry["recorded_at"])))
 

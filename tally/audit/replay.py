@@ -82,6 +82,8 @@ WRITERS: dict[str, frozenset[str]] = {
 }
 _RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void"})
 _RULED_FIELDS = len(Ruled._fields)
+# Lines the main process reads ahead for the workers: key registrations and definitions.
+_READ_AHEAD = (b'"type":"key-registered"}}', b'"type":"election"}}', b'"type":"election-amended"}}')
 KEPT_PER_CHECK = 100
 """Violations kept per check name (all are counted), so a ruined log cannot exhaust memory."""
 
@@ -238,6 +240,8 @@ class _Auditor:
                 self._take_snapshot()
 
         done = self._stream(workers, chunk_size, progress, total)
+        for problem in self.source.problems:
+            self.add(problem)
 
         # 1. As many entries as announced.
         if done != total:
@@ -323,30 +327,33 @@ class _Auditor:
         start = 0
         lines: list[bytes] = []
         hint = self.hint_definition
-        for line in self.source.entry_lines():
-            lines.append(line)
-            vkey = registered_vkey(line)
-            if vkey is not None:
-                self.hints.setdefault(vkey.key_id, vkey.public)
-            defined = defined_election(line)
-            if defined is not None and defined != hint:
-                # Known before the main process reaches this line, so it can adopt the very
-                # object the workers of later chunks are given.
-                self.hint_definitions.append(defined)
-            if len(lines) >= chunk_size or defined is not None:
-                end = start + len(lines)
-                yield ChunkTask(
-                    start,
-                    lines,
-                    self.election,
-                    dict(self.hints),
-                    self.log_key,
-                    hint,
-                    notes_upto(end),
-                )
-                start, lines = end, []
-            if defined is not None:
-                hint = defined
+        for block in self.source.entry_blocks():
+            for line in block:
+                lines.append(line)
+                defined = None
+                if line.endswith(_READ_AHEAD):
+                    vkey = registered_vkey(line)
+                    if vkey is not None:
+                        self.hints.setdefault(vkey.key_id, vkey.public)
+                    defined = defined_election(line)
+                    if defined is not None and defined != hint:
+                        # Known before the main process reaches this line, so it can adopt
+                        # the very object the workers of later chunks are given.
+                        self.hint_definitions.append(defined)
+                if len(lines) >= chunk_size or defined is not None:
+                    end = start + len(lines)
+                    yield ChunkTask(
+                        start,
+                        lines,
+                        self.election,
+                        dict(self.hints),
+                        self.log_key,
+                        hint,
+                        notes_upto(end),
+                    )
+                    start, lines = end, []
+                if defined is not None:
+                    hint = defined
         end = start + len(lines)
         if lines or start == 0:
             yield ChunkTask(

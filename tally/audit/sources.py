@@ -78,7 +78,11 @@ class Source:
     def outline(self, log_key: VerifierKey) -> Outline:
         raise NotImplementedError
 
-    def entry_lines(self) -> Iterator[bytes]:
+    problems: list[Violation]
+
+    def entry_blocks(self) -> Iterator[list[bytes]]:
+        """The entry lines in order, without their newlines, a block of them at a time. A last
+        line without a newline is yielded too, and reported in :attr:`problems`."""
         raise NotImplementedError
 
     def checkpoint_lines(self) -> Iterator[CheckpointLine]:
@@ -111,6 +115,7 @@ class LogFile(Source):
             raise SourceUnavailableError(f"cannot read {path}: {exc.strerror}") from None
         self._entries_begin = 0
         self._entries_end = 0
+        self.problems: list[Violation] = []
 
     def close(self) -> None:
         self._file.close()
@@ -179,7 +184,7 @@ class LogFile(Source):
         f.seek(self._entries_begin)
         return boundary
 
-    def entry_lines(self) -> Iterator[bytes]:
+    def entry_blocks(self) -> Iterator[list[bytes]]:
         f = self._file
         f.seek(self._entries_begin)
         left = self._entries_end - self._entries_begin
@@ -191,10 +196,12 @@ class LogFile(Source):
             left -= len(block)
             lines = (carry + block).split(b"\n")
             carry = lines.pop()
-            for line in lines:
-                yield line + b"\n"
+            yield lines
         if carry:
-            yield carry
+            self.problems.append(
+                Violation(1, "line-format", "a newline after every line", "none after the last")
+            )
+            yield [carry]
 
     def checkpoint_lines(self) -> Iterator[CheckpointLine]:
         with open(self.path, "rb") as f:
@@ -265,6 +272,7 @@ class LogServer(Source):
         )
         self.timeout = timeout
         self.size = 0
+        self.problems: list[Violation] = []
 
     def _open(self, path: str, **query: int) -> Any:
         url = self.base + path
@@ -302,18 +310,27 @@ class LogServer(Source):
         self.size = latest.size
         return Outline(self.election, latest.size, latest.origin, [])
 
-    def entry_lines(self) -> Iterator[bytes]:
+    def entry_blocks(self) -> Iterator[list[bytes]]:
         start = 0
         while start < self.size:
             end = min(start + ENTRIES_PER_REQUEST, self.size)
             got = 0
+            carry = b""
             try:
                 with self._open("/log/entries", start=start, end=end) as response:
-                    for line in response:
-                        got += 1
-                        yield line
+                    while block := response.read(_BLOCK):
+                        lines = (carry + block).split(b"\n")
+                        carry = lines.pop()
+                        got += len(lines)
+                        yield lines
             except urllib.error.HTTPError as exc:
                 raise SourceUnavailableError(f"entries from {start}: HTTP {exc.code}") from None
+            if carry:
+                self.problems.append(
+                    Violation(1, "line-format", "a newline after every line", "none after the last")
+                )
+                got += 1
+                yield [carry]
             if got == 0:
                 return
             start += got
