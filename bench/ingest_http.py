@@ -1,0 +1,338 @@
+"""HTTP ingest benchmark: signed online ballots through `uchast serve` on PostgreSQL.
+
+Ours: a fresh PostgreSQL database with the example election (`uchast init
+examples/zhytomyr-2018.toml`, a site key added with `uchast keys add`), one or more `uchast serve`
+processes on it (`--clock 2018-10-05T12:00:00+03:00`, `--voter-key`), and N online ballots of
+distinct voters (each 1-4 valid picks, at most 2 large and 2 small, cast_at inside 1-10 October
+2018, Kyiv) signed by the site key *before* timing starts, then POSTed by C concurrent aiohttp
+clients (client i talks to server i mod S over one keep-alive connection). Every ballot must
+answer 201; the log must hold all of them at the end.
+
+Baseline, in the same run, on the same PostgreSQL server, on a fresh database, with C threads:
+the stock eventsourcing DCB cast of bench/ingest_ledger.py (`run_baseline`: read the voter's
+events, conditional append, psycopg).
+
+    .venv/bin/python bench/ingest_http.py [--n 20000] [--baseline-n 4000] [--concurrency 64]
+                                          [--servers 1] [--profile DIR]
+
+Reports throughput (ballots/s over the timed window), p50/p99 request latency and the peak RSS
+of each server process (VmHWM). The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+
+from bench.ingest_ledger import create_database, drop_database, run_baseline
+from ledger.keys import SignerKey, sign_envelope
+from votes.election import Election, parse_election_toml
+from votes.tokens import voter_token
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "zhytomyr-2018.toml"
+CLOCK = "2018-10-05T12:00:00+03:00"
+KYIV = ZoneInfo("Europe/Kyiv")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def uchast(*args: str) -> str:
+    """Run the CLI as an operator would; its standard output."""
+    run = subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"uchast {args[0]} failed: {run.stderr.strip()}")
+    return run.stdout
+
+
+def set_up_election(db: str, directory: Path) -> tuple[Election, SignerKey, bytes]:
+    """`uchast init` the example and `uchast keys add` a site key; returns (election, site key,
+    voter key)."""
+    election = parse_election_toml(EXAMPLE.read_text(encoding="utf-8"))
+    admin = directory / "admin.key"
+    uchast("keygen", "admin.zhytomyr-2018.bench", "--out", str(admin))
+    uchast("keygen", "uchast.bench/log", "--out", str(directory / "log.key"))
+    site_vkey = uchast("keygen", "site.e-dem.bench", "--out", str(directory / "site.key")).strip()
+    voter_key = directory / "voter.key"
+    uchast(
+        "init", str(EXAMPLE), "--db", db, "--admin-key", str(admin), "--voter-key", str(voter_key)
+    )
+    uchast(
+        "keys", "add", "--db", db, "--admin-key", str(admin), "--role", "site", "--vkey", site_vkey
+    )
+    site = SignerKey.load(directory / "site.key")
+    return election, site, bytes.fromhex(voter_key.read_text().strip())
+
+
+def make_ballots(
+    election: Election, site: SignerKey, voter_key: bytes, n: int, seed: int = 2018
+) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` signed online ballots of distinct voters: (voter token, envelope)."""
+    rng = random.Random(seed)
+    by_category: dict[str, list[str]] = {}
+    for project in election.projects:
+        by_category.setdefault(project.category, []).append(project.id)
+    limits = {c.id: c.max_picks for c in election.categories}
+    opens = datetime(2018, 10, 1, tzinfo=KYIV)
+    ballots: list[tuple[str, dict[str, Any]]] = []
+    for i in range(n):
+        token = voter_token(voter_key, f"{1_000_000_000 + i:010d}")
+        picks: list[str] = []
+        while not picks:
+            for category, projects in by_category.items():
+                picks += rng.sample(projects, rng.randint(0, limits[category]))
+        moment = opens + timedelta(seconds=rng.randrange(10 * 24 * 3600))
+        payload = {
+            "type": "ballot",
+            "election": election.id,
+            "voter": token,
+            "projects": picks,
+            "cast_at": moment.isoformat(),
+            "nonce": str(uuid.uuid4()),
+        }
+        ballots.append((token, sign_envelope(payload, site)))
+    return ballots
+
+
+def start_servers(
+    db: str, directory: Path, count: int
+) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+    ports = []
+    for _ in range(count):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+    processes = []
+    for port in ports:
+        log = open(directory / f"server-{port}.log", "wb")  # noqa: SIM115
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "api.cli",
+                    "serve",
+                    "--db",
+                    db,
+                    "--log-key",
+                    str(directory / "log.key"),
+                    "--voter-key",
+                    str(directory / "voter.key"),
+                    "--port",
+                    str(port),
+                    "--clock",
+                    CLOCK,
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    for url, process in zip(urls, processes, strict=True):
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/readyz", timeout=1).read()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server at {url} did not start") from None
+                time.sleep(0.1)
+    return urls, processes
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set size (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+async def send_all(
+    urls: list[str], election: str, bodies: list[bytes], concurrency: int
+) -> tuple[float, list[float], dict[int, int]]:
+    """POST every body; returns (elapsed seconds, latencies in seconds, count by status)."""
+    queue = list(reversed(bodies))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    headers = {"Content-Type": "application/json"}
+
+    async def client(i: int) -> None:
+        url = f"{urls[i % len(urls)]}/v1/elections/{election}/ballots"
+        connector = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            # One untimed request to open the connection.
+            async with session.get(f"{urls[i % len(urls)]}/healthz") as response:
+                await response.read()
+            await ready.wait()
+            while queue:
+                body = queue.pop()
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+
+    ready = asyncio.Event()
+    tasks = [asyncio.create_task(client(i)) for i in range(concurrency)]
+    await asyncio.sleep(0.5)
+    started = time.perf_counter()
+    ready.set()
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started, latencies, statuses
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def log_size(url: str, election: str) -> int:
+    with urllib.request.urlopen(f"{url}/v1/elections/{election}/log/checkpoint") as response:
+        return int(response.read().decode().split("\n")[1])
+
+
+def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    db = create_database()
+    try:
+        election, site, voter_key = set_up_election(db, directory)
+        progress(f"signing {args.n} ballots (before timing) ...")
+        ballots = make_ballots(election, site, voter_key, args.n)
+        bodies = [json.dumps(envelope).encode() for _, envelope in ballots]
+        urls, processes = start_servers(db, directory, args.servers)
+        profilers: list[subprocess.Popen[bytes]] = []
+        try:
+            before = log_size(urls[0], election.id)
+            if args.profile:
+                profilers = [
+                    subprocess.Popen(
+                        [
+                            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                            "record",
+                            "--pid",
+                            str(p.pid),
+                            "--rate",
+                            "200",
+                            "--format",
+                            "speedscope",
+                            "--output",
+                            str(Path(args.profile) / f"server-{i}.speedscope.json"),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                    for i, p in enumerate(processes)
+                ]
+                time.sleep(1)
+            progress(
+                f"ours: {args.n} ballots, {args.concurrency} clients, {len(urls)} server(s) on "
+                "PostgreSQL"
+            )
+            elapsed, latencies, statuses = asyncio.run(
+                send_all(urls, election.id, bodies, args.concurrency)
+            )
+            for profiler in profilers:
+                profiler.send_signal(signal.SIGINT)
+            for profiler in profilers:
+                profiler.wait(timeout=60)
+            rss = [peak_rss_mib(p.pid) for p in processes]
+            size = log_size(urls[0], election.id)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
+        if statuses != {201: args.n} or size - before != args.n:
+            raise RuntimeError(f"not every ballot was accepted: {statuses}, log {before}->{size}")
+        rate = args.n / elapsed
+        progress(
+            f"  {rate:,.0f} ballots/s, p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 99) * 1000:.1f} ms, server peak RSS "
+            + ", ".join(f"{r:.0f} MiB" for r in rss)
+        )
+        return {
+            "rate": rate,
+            "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000,
+            "rss": rss,
+            "ballots": ballots,
+        }
+    finally:
+        drop_database(db)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20000, help="ballots for ours")
+    parser.add_argument("--baseline-n", type=int, default=4000, help="ballots for the baseline")
+    parser.add_argument("--concurrency", type=int, default=64, help="concurrent clients/threads")
+    parser.add_argument("--servers", type=int, default=1, help="uchast serve processes")
+    parser.add_argument("--skip-baseline", action="store_true", help="(for profiling runs)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy record each server into DIR")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="uchast-bench-") as tmp:
+        ours = run_ours(args, Path(tmp))
+
+    baseline = None
+    if not args.skip_baseline:
+        db = create_database()
+        try:
+            progress(
+                f"baseline (eventsourcing PostgresDCBRecorderTT): {args.baseline_n} casts, "
+                f"{args.concurrency} threads"
+            )
+            baseline = run_baseline(db, ours["ballots"][: args.baseline_n], args.concurrency)
+            progress(f"  {baseline:,.0f} casts/s")
+        finally:
+            drop_database(db)
+
+    print(
+        json.dumps(
+            {
+                "bench": "ingest_http",
+                "ours": round(ours["rate"], 1),
+                "baseline": None if baseline is None else round(baseline, 1),
+                "ratio": None if baseline is None else round(ours["rate"] / baseline, 2),
+                "unit": "ballots/s",
+                "p50_ms": round(ours["p50_ms"], 2),
+                "p99_ms": round(ours["p99_ms"], 2),
+                "server_peak_rss_mib": round(max(ours["rss"]), 1),
+                "servers": args.servers,
+                "n": args.n,
+                "baseline_n": args.baseline_n,
+                "concurrency": args.concurrency,
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
