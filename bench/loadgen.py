@@ -1,0 +1,434 @@
+"""Load for trials: voters' ballots signed as the voting site and the clerks sign them, sent over
+HTTP with retries by nonce, and the generator's own book of what was acknowledged.
+
+Used by the fault trials (tests/faults/) and the voting-day trial (bench/voting_day.py). The
+generator knows exactly what it sent and what each answer was, so after any fault it can say
+what the totals must be, and check the log for lost or doubled ballots.
+
+A client retries a ballot with the *same envelope* (so the same nonce) after a connection
+failure, a timeout, a 5xx or a 429, on the next server in its list, until it gets a definitive
+answer: 201 (accepted), 200 (a replay of an accepted one: same receipt) or another 4xx (refused,
+with a code). That is what a voting site must do, and what makes "acknowledged" exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ledger.keys import SignerKey, sign_envelope
+from ledger.log import entry_object
+from ledger.store import open_store
+from votes.tokens import voter_token
+
+ROOT = Path(__file__).resolve().parents[1]
+BALLOT_TYPES = ("ballot", "paper-ballot")
+
+
+@dataclass(frozen=True)
+class Signers:
+    """What the load needs to sign like the voting site and the clerks do."""
+
+    election: str
+    site: SignerKey
+    clerks: dict[str, SignerKey]  # polling point -> clerk key
+    voter_key: bytes
+    projects: dict[str, list[str]]  # category -> project ids
+    max_picks: dict[str, int]  # category -> most distinct projects per voter
+
+    @classmethod
+    def for_definition(
+        cls,
+        definition: dict[str, Any],
+        site: SignerKey,
+        clerks: dict[str, SignerKey],
+        voter_key: bytes,
+    ) -> Signers:
+        """From an election definition as ``election_to_dict`` writes it."""
+        projects: dict[str, list[str]] = {c["id"]: [] for c in definition["categories"]}
+        for project in definition["projects"]:
+            projects[project["category"]].append(project["id"])
+        return cls(
+            election=definition["id"],
+            site=site,
+            clerks=clerks,
+            voter_key=voter_key,
+            projects=projects,
+            max_picks={c["id"]: c["max_picks"] for c in definition["categories"]},
+        )
+
+
+def trial_window(definition: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """The definition with its voting window moved to contain ``now`` (default: the real now):
+    opened a day ago, closing in nine, paper accepted a day longer.
+
+    Trials run on the real clock rather than ``serve --clock``: entries record real time, and
+    the auditor checks paper ballots' recorded times against the paper deadline.
+    """
+    now = now or datetime.now(UTC)
+    opens = now.replace(microsecond=0) - timedelta(days=1)
+    closes = opens + timedelta(days=10, seconds=-1)
+    return {
+        **definition,
+        "voting_opens": opens.isoformat(),
+        "voting_closes": closes.isoformat(),
+        "paper_deadline": (closes + timedelta(days=1)).isoformat(),
+    }
+
+
+def cast_now(_rng: random.Random | None = None) -> str:
+    """The moment of casting: now (seconds), with UTC offset."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Ballot:
+    """One request: where it goes, its signed envelope, and what the generator expects."""
+
+    path: str  # "ballots" or "paper-ballots"
+    envelope: dict[str, Any]
+    projects: tuple[str, ...]
+    refusal: str | None = None  # the code it must be refused with; None: must be accepted
+    identity: str | None = None  # paper: the number the clerk types (for voter-tokens)
+
+    @property
+    def nonce(self) -> str:
+        return str(self.envelope["payload"]["nonce"])
+
+    @property
+    def channel(self) -> str:
+        return "paper" if self.path == "paper-ballots" else "online"
+
+
+class Electorate:
+    """Voters and their ballots, reproducible from a seed.
+
+    About ``paper`` of voters vote on paper at a random polling point, the rest online; each
+    picks 0-max projects per category (at least one in all), popular projects more often; some
+    split their picks over two ballots, and some try one pick too many afterwards (which must be
+    refused ``limit-exceeded``).
+    """
+
+    def __init__(
+        self,
+        signers: Signers,
+        *,
+        seed: int = 2018,
+        paper: float = 0.2,
+        split: float = 0.1,
+        over_limit: float = 0.03,
+        cast_at: Callable[[random.Random], str] | None = None,
+    ) -> None:
+        self.signers = signers
+        self.seed = seed
+        self.paper = paper
+        self.split = split
+        self.over_limit = over_limit
+        self.cast_at = cast_at or cast_now
+        rng = random.Random(seed)
+        self.weights = {
+            category: [rng.paretovariate(1.2) for _ in ids]
+            for category, ids in signers.projects.items()
+        }
+
+    def identity(self, n: int) -> str:
+        """Voter n's identity number (10 digits, distinct for n below 10^9)."""
+        return f"{3_000_000_000 + (n * 7919) % 1_000_000_007:010d}"
+
+    def _picks(self, rng: random.Random) -> dict[str, list[str]]:
+        picks: dict[str, list[str]] = {}
+        while not any(picks.values()):
+            for category, ids in self.signers.projects.items():
+                most = min(self.signers.max_picks[category], len(ids))
+                count = rng.choices(range(most + 1), weights=[1] + [3] * most)[0]
+                chosen: list[str] = []
+                while len(chosen) < count:
+                    pick = rng.choices(ids, weights=self.weights[category])[0]
+                    if pick not in chosen:
+                        chosen.append(pick)
+                picks[category] = chosen
+        return picks
+
+    def voter(self, n: int) -> list[Ballot]:
+        """Voter n's ballots, in the order the voter casts them."""
+        rng = random.Random(self.seed * 1_000_003 + n)
+        s = self.signers
+        identity = self.identity(n)
+        token = voter_token(s.voter_key, identity)
+        picks = self._picks(rng)
+        flat = [p for ids in picks.values() for p in ids]
+        parts = [flat[:1], flat[1:]] if len(flat) > 1 and rng.random() < self.split else [flat]
+        extra: list[str] = []
+        if rng.random() < self.over_limit:
+            full = [c for c, ids in picks.items() if len(ids) >= s.max_picks[c]]
+            if full:
+                category = rng.choice(full)
+                spare = [p for p in s.projects[category] if p not in picks[category]]
+                if spare:
+                    extra = [rng.choice(spare)]
+        on_paper = rng.random() < self.paper and bool(s.clerks)
+        point = rng.choice(sorted(s.clerks)) if on_paper else None
+        ballots = []
+        for projects, refusal in [*((p, None) for p in parts), *([(extra, "limit-exceeded")])]:
+            if not projects:
+                continue
+            payload: dict[str, Any] = {
+                "type": "ballot",
+                "election": s.election,
+                "voter": token,
+                "projects": list(projects),
+                "cast_at": self.cast_at(rng),
+                "nonce": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            }
+            if point is not None:
+                payload["type"] = "paper-ballot"
+                payload["polling_point"] = point
+                envelope = sign_envelope(payload, s.clerks[point])
+                ballots.append(
+                    Ballot("paper-ballots", envelope, tuple(projects), refusal, identity)
+                )
+            else:
+                envelope = sign_envelope(payload, s.site)
+                ballots.append(Ballot("ballots", envelope, tuple(projects), refusal))
+        return ballots
+
+
+@dataclass
+class Answer:
+    """The definitive answer to one ballot, after however many attempts."""
+
+    status: int
+    body: dict[str, Any]
+    attempts: int
+    seconds: float  # from the first attempt to the definitive answer
+
+
+@dataclass
+class Book:
+    """What the generator knows: every definitive answer, and what went wrong on the way."""
+
+    acknowledged: dict[str, dict[str, Any]] = field(default_factory=dict)  # nonce -> receipt
+    refused: dict[str, str] = field(default_factory=dict)  # nonce -> code
+    votes: Counter[str] = field(default_factory=Counter)
+    voters: set[str] = field(default_factory=set)
+    ballots: Counter[str] = field(default_factory=Counter)  # channel -> accepted ballots
+    replays: int = 0  # acknowledged by a 200: the first attempt had got in after all
+    transient: Counter[str] = field(default_factory=Counter)  # "503 store-unavailable", ...
+    surprises: list[str] = field(default_factory=list)  # answers other than expected
+
+    def summary(self) -> dict[str, Any]:
+        """The book's figures, for reports."""
+        return {
+            "acknowledged": len(self.acknowledged),
+            "refused": dict(Counter(self.refused.values())),
+            "replays": self.replays,
+            "votes": sum(self.votes.values()),
+            "voters": len(self.voters),
+            "ballots": dict(self.ballots),
+            "transient": dict(self.transient),
+            "surprises": len(self.surprises),
+        }
+
+    def record(self, ballot: Ballot, answer: Answer) -> None:
+        code = str(answer.body.get("code", ""))
+        if answer.status in (200, 201):
+            self.acknowledged[ballot.nonce] = answer.body
+            if answer.status == 200:
+                self.replays += 1
+            if ballot.refusal is not None:
+                self.surprises.append(f"{ballot.nonce}: accepted, expected {ballot.refusal}")
+            self.votes.update(ballot.projects)
+            self.voters.add(str(ballot.envelope["payload"]["voter"]))
+            self.ballots[ballot.channel] += 1
+        else:
+            self.refused[ballot.nonce] = code
+            if code != ballot.refusal:
+                self.surprises.append(
+                    f"{ballot.nonce}: {answer.status} {code}, expected {ballot.refusal or 'OK'}"
+                )
+
+
+class Sender:
+    """Posts ballots to a list of servers, retrying by nonce until a definitive answer.
+
+    ``servers`` is called before each attempt, so a trial can change the list (a server killed
+    and restarted elsewhere). Attempt k goes to server (start + k) mod n.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        servers: Callable[[], Sequence[str]],
+        election: str,
+        book: Book,
+        *,
+        timeout: float = 10.0,
+        give_up_after: float = 120.0,
+        clerks: Sequence[SignerKey] = (),
+    ) -> None:
+        self.session = session
+        # With the clerks' keys, a paper ballot first asks for its voter token, as /clerk does.
+        self.clerks: dict[str, SignerKey] = {str(k.verifier.key_id): k for k in clerks}
+        self.servers = servers
+        self.election = election
+        self.book = book
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.give_up_after = give_up_after
+
+    async def post(self, path: str, body: Any, start: int = 0) -> Answer:
+        """POST ``body`` until a definitive answer; raise TimeoutError after give_up_after."""
+        began = time.monotonic()
+        attempt = 0
+        backoff = 0.05
+        while True:
+            servers = self.servers()
+            base = servers[(start + attempt) % len(servers)]
+            attempt += 1
+            url = f"{base}/v1/elections/{self.election}/{path}"
+            try:
+                async with self.session.post(url, json=body, timeout=self.timeout) as response:
+                    data = await response.json(content_type=None)
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+                self.book.transient[f"connection {type(exc).__name__}"] += 1
+            else:
+                if status < 500 and status != 429:
+                    return Answer(status, data, attempt, time.monotonic() - began)
+                code = data.get("code") if isinstance(data, dict) else None
+                self.book.transient[f"{status} {code}"] += 1
+                if retry_after and retry_after.isdigit():
+                    backoff = max(backoff, min(float(retry_after), 2.0))
+            if time.monotonic() - began > self.give_up_after:
+                raise TimeoutError(f"no definitive answer for {path} after {attempt} attempts")
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 1.0)
+
+    async def cast(self, ballot: Ballot, start: int = 0) -> Answer:
+        """Send one ballot (asking for the voter token first, as a clerk's page does, if
+        ``ballot.identity`` is set) and record its definitive answer in the book."""
+        signer = self.clerks.get(str(ballot.envelope["key"]))
+        if ballot.identity is not None and signer is not None:
+            request = {
+                "type": "voter-token",
+                "election": self.election,
+                "identity": ballot.identity,
+                "nonce": str(uuid.uuid4()),
+            }
+            token = await self.post("voter-tokens", sign_envelope(request, signer), start)
+            if token.body.get("voter") != ballot.envelope["payload"]["voter"]:
+                self.book.surprises.append(f"voter token: {token.status} {token.body}")
+        answer = await self.post(ballot.path, ballot.envelope, start)
+        self.book.record(ballot, answer)
+        return answer
+
+
+# Checking the outcome.
+
+
+@dataclass
+class LogCheck:
+    """What the log itself holds, against the book."""
+
+    size: int
+    ballots: int
+    duplicates: list[str]  # nonces logged more than once
+    unacknowledged: list[str]  # logged, yet the generator never got an acknowledgement
+    lost: list[str]  # acknowledged, yet not in the log (or at another position)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.duplicates or self.unacknowledged or self.lost)
+
+
+async def check_log(db_url: str, election: str, book: Book) -> LogCheck:
+    """Read every entry from the store: each acknowledged ballot is there once, at the position
+    its receipt named, and nothing else of the generator's is."""
+    store = open_store(db_url)
+    await store.open()
+    logged: dict[str, list[int]] = {}
+    try:
+        size = await store.size(election)
+        async for entry in store.stream(election, 0, size):
+            if entry.type in BALLOT_TYPES:
+                nonce = entry_object(entry.data)["envelope"]["payload"]["nonce"]
+                logged.setdefault(nonce, []).append(entry.position)
+    finally:
+        await store.close()
+    duplicates = sorted(n for n, positions in logged.items() if len(positions) > 1)
+    unacknowledged = sorted(n for n in logged if n not in book.acknowledged)
+    lost = sorted(
+        n
+        for n, receipt in book.acknowledged.items()
+        if logged.get(n, [None])[0] != receipt["position"]
+    )
+    return LogCheck(size, sum(len(p) for p in logged.values()), duplicates, unacknowledged, lost)
+
+
+async def served_votes(
+    session: aiohttp.ClientSession, base: str, election: str, size: int, wait: float = 60.0
+) -> Counter[str]:
+    """Per-project votes from ``/results`` once they are stamped with at least ``size``."""
+    deadline = time.monotonic() + wait
+    while True:
+        async with session.get(f"{base}/v1/elections/{election}/results") as response:
+            results = await response.json()
+        if results["log"]["size"] >= size or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    votes: Counter[str] = Counter()
+    for category in results["categories"]:
+        for project in category["projects"]:
+            if project["votes"]:
+                votes[project["id"]] = project["votes"]
+    return votes
+
+
+@dataclass
+class AuditRun:
+    ok: bool
+    export_seconds: float
+    audit_seconds: float
+    output: str
+
+
+def export_and_audit(
+    db_url: str, election: str, out: Path, log_vkey: str, admin_vkey: str
+) -> AuditRun:
+    """``uchast export log`` then ``uchast audit`` on the file, as an operator would."""
+    cli = [sys.executable, "-m", "api.cli"]
+    began = time.monotonic()
+    export = subprocess.run(
+        [*cli, "export", "log", "--db", db_url, "--election", election, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    exported = time.monotonic()
+    if export.returncode != 0:
+        return AuditRun(False, exported - began, 0.0, export.stderr)
+    audit = subprocess.run(
+        [*cli, "audit", str(out), "--log-vkey", log_vkey, "--admin-vkey", admin_vkey],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return AuditRun(
+        audit.returncode == 0,
+        exported - began,
+        time.monotonic() - exported,
+        (audit.stdout + audit.stderr).strip(),
+    )
