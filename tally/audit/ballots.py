@@ -41,6 +41,7 @@ __all__ = [
     "VoterTally",
     "check_stateless",
     "parse_definition",
+    "valid_online_ballot",
 ]
 
 SPOILED_REASONS = frozenset({"too-many-marks", "unreadable", "other"})
@@ -317,6 +318,56 @@ _STR = {str}
 _NOT_CACHED: Any = object()
 
 
+def valid_online_ballot(
+    d: Definition,
+    key: str,
+    voter: Any,
+    nonce: Any,
+    listed: list[str],
+    cast_at: Any,
+    tags: Sequence[str],
+    sig: bool | None,
+) -> tuple[Any, ...] | None:
+    """The short path of :func:`check_stateless` for an online ballot whose payload has exactly
+    the ballot's fields and a list of strings as projects: its :class:`Ruled` fields when it
+    breaks no stateless rule, else None (then the full check names what it breaks)."""
+    if not (
+        type(voter) is str
+        and len(voter) == 64
+        and not voter.strip(_HEX)
+        and type(nonce) is str
+        and _NONCE.fullmatch(nonce) is not None
+        and listed
+        and type(cast_at) is str
+        and _HAS_TIME.match(cast_at) is not None
+    ):
+        return None
+    try:
+        moment = datetime.fromisoformat(cast_at)
+    except ValueError:
+        return None
+    distinct = set(listed)
+    # The tags the server's reads and conditions rely on are checked here; the full comparison
+    # (nothing missing, nothing extra) runs when the count is off.
+    if not (
+        moment.utcoffset() is not None
+        and d.opens <= moment <= d.closes
+        and len(distinct) == len(listed)
+        and distinct <= d.projects.keys()
+        and len(tags) == len(listed) + 4  # sorted: key, nonce, projects, receipt, voter
+        and tags[-2].startswith("receipt:")
+        and "voter:" + voter in tags
+        and "nonce:" + nonce in tags
+        and all("project:" + p in tags for p in listed)
+    ):
+        return None
+    picks = tuple(listed)
+    alone = d.alone.get(picks, _NOT_CACHED)
+    if alone is _NOT_CACHED:
+        alone = d.alone[picks] = _fits(d, picks, None)
+    return ("ballot", key, sig, None, voter, nonce, picks, None, -1, alone, ())
+
+
 def check_stateless(
     d: Definition,
     entry_type: str,
@@ -335,44 +386,13 @@ def check_stateless(
     broken in ``votes/rules.py``'s order.
     """
     if entry_type == "ballot" and payload.keys() == _BALLOT_FIELDS:
-        voter, nonce, listed = payload["voter"], payload["nonce"], payload["projects"]
-        cast_at = payload["cast_at"]
-        if (
-            type(voter) is str
-            and len(voter) == 64
-            and not voter.strip(_HEX)
-            and type(nonce) is str
-            and _NONCE.fullmatch(nonce) is not None
-            and type(listed) is list
-            and listed
-            and set(map(type, listed)) <= _STR
-            and type(cast_at) is str
-            and _HAS_TIME.match(cast_at) is not None
-        ):
-            try:
-                moment: datetime | None = datetime.fromisoformat(cast_at)
-            except ValueError:
-                moment = None
-            distinct = set(listed)
-            # The tags the server's reads and conditions rely on are checked here; the full
-            # comparison (nothing missing, nothing extra) runs when the count is off.
-            if (
-                moment is not None
-                and moment.utcoffset() is not None
-                and d.opens <= moment <= d.closes
-                and len(distinct) == len(listed)
-                and distinct <= d.projects.keys()
-                and len(tags) == len(listed) + 4  # sorted: key, nonce, projects, receipt, voter
-                and tags[-2].startswith("receipt:")
-                and "voter:" + voter in tags
-                and "nonce:" + nonce in tags
-                and all("project:" + p in tags for p in listed)
-            ):
-                picks = tuple(listed)
-                alone = d.alone.get(picks, _NOT_CACHED)
-                if alone is _NOT_CACHED:
-                    alone = d.alone[picks] = _fits(d, picks, None)
-                return (entry_type, key, sig, None, voter, nonce, picks, None, -1, alone, ())
+        listed = payload["projects"]
+        if type(listed) is list and set(map(type, listed)) <= _STR:
+            fast = valid_online_ballot(
+                d, key, payload["voter"], payload["nonce"], listed, payload["cast_at"], tags, sig
+            )
+            if fast is not None:
+                return fast
     return _check_stateless(d, entry_type, payload, key, tags, recorded_at, index, sig)
 
 
@@ -488,14 +508,38 @@ class Keying(NamedTuple):
     point: str | None
 
 
-@dataclass(slots=True)
 class VoterTally:
-    """What counts for one voter (``VoterState`` in ``votes/rules.py``)."""
+    """What counts for one voter (``VoterState`` in ``votes/rules.py``): the counted ballots
+    (position that made each count, projects), a pending keying, disputed keyings."""
 
-    counted: dict[str, set[str]]
-    ballots: list[tuple[int, tuple[str, ...]]]  # (position that made it count, projects)
-    pending: Keying | None
-    disputed: list[Keying]
+    __slots__ = ("_counted", "ballots", "definition", "disputed", "pending")
+
+    def __init__(
+        self,
+        definition: Definition,
+        ballots: list[tuple[int, tuple[str, ...]]],
+        pending: Keying | None = None,
+        disputed: list[Keying] | None = None,
+    ) -> None:
+        self.definition = definition
+        self.ballots = ballots
+        self.pending = pending
+        self.disputed = disputed if disputed is not None else []
+        self._counted: dict[str, set[str]] | None = None
+
+    @property
+    def counted(self) -> dict[str, set[str]]:
+        """Per category (every category present), the projects the voter has counted."""
+        if self._counted is None:
+            projects = self.definition.projects
+            counted: dict[str, set[str]] = {c: set() for c in self.definition.categories}
+            for _, picks in self.ballots:
+                for project_id in picks:
+                    project = projects.get(project_id)
+                    if project is not None:
+                        counted[project.category].add(project_id)
+            self._counted = counted
+        return self._counted
 
     def held(self, definition: Definition) -> dict[str, set[str]]:
         """Counted projects plus those of pending or disputed keyings, per category."""
@@ -521,6 +565,10 @@ def voter_tally(
     definition: Definition, keyings: Sequence[Keying], voided: set[int] | frozenset[int]
 ) -> VoterTally:
     """Run the voter's admitted, non-voided entries through the rules' state machine."""
+    if len(keyings) == 1:  # most voters: one online ballot
+        k = keyings[0]
+        if k.kind == BALLOT and k.position not in voided:
+            return VoterTally(definition, [(k.position, k.projects)])
     ballots: list[tuple[int, tuple[str, ...]]] = []
     pending: Keying | None = None
     disputed: list[Keying] = []
@@ -543,13 +591,7 @@ def voter_tally(
         else:
             disputed = [pending, k]
             pending = None
-    counted: dict[str, set[str]] = {c: set() for c in definition.categories}
-    for _, projects in ballots:
-        for project_id in projects:
-            project = definition.projects.get(project_id)
-            if project is not None:
-                counted[project.category].add(project_id)
-    return VoterTally(counted, ballots, pending, disputed)
+    return VoterTally(definition, ballots, pending, disputed)
 
 
 # --------------------------------------------------------------------------- the replay
