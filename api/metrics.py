@@ -49,6 +49,7 @@ WRITE_ROUTES: dict[str, tuple[str, str | None]] = {
     "/v1/elections/{election}/voids": ("voids", None),
 }
 CHANNELS = ("online", "paper")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -140,6 +141,10 @@ class Metrics:
         for channel in CHANNELS:
             self.accepted.labels(channel)
             self.replayed.labels(channel)
+        self._children: dict[
+            tuple[str, str, int], tuple[Counter, Histogram | None, Counter | None]
+        ] = {}
+        self._refusal_routes: set[tuple[str, str, int]] = set()
 
     def observe_response(
         self, request: web.Request, response: web.StreamResponse, seconds: float
@@ -147,21 +152,39 @@ class Metrics:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         status = response.status
-        self.responses.labels(route, request.method, str(status)).inc()
-        write = WRITE_ROUTES.get(route) if request.method == "POST" else None
+        method = request.method if request.method in METHODS else "other"  # bounded labels
+        key = (route, method, status)
+        # Label lookups cost more than the increments: keep the children of each key.
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._children_for(*key)
+        responses, latency, outcome = children
+        responses.inc()
+        if latency is not None:
+            latency.observe(seconds)
+        if outcome is not None:
+            outcome.inc()
+        elif status >= 400 and key in self._refusal_routes:
+            self.refused.labels(WRITE_ROUTES[route][1], problem_code(response)).inc()
+
+    def _children_for(
+        self, route: str, method: str, status: int
+    ) -> tuple[Counter, Histogram | None, Counter | None]:
+        responses = self.responses.labels(route, method, str(status))
+        write = WRITE_ROUTES.get(route) if method == "POST" else None
         if write is None:
-            return
+            return responses, None, None
         endpoint, channel = write
-        if status < 400:
-            self.append_latency.labels(endpoint).observe(seconds)
-        if channel is None:
-            return
-        if status == 201:
-            self.accepted.labels(channel).inc()
-        elif status == 200:
-            self.replayed.labels(channel).inc()
-        elif status >= 400:
-            self.refused.labels(channel, problem_code(response)).inc()
+        latency = self.append_latency.labels(endpoint) if status < 400 else None
+        outcome = None
+        if channel is not None:
+            if status == 201:
+                outcome = self.accepted.labels(channel)
+            elif status == 200:
+                outcome = self.replayed.labels(channel)
+            elif status >= 400:
+                self._refusal_routes.add((route, method, status))
+        return responses, latency, outcome
 
     def observe_batch(self, election: str, requests: int, seconds: float) -> None:
         self.batch_size.labels(election).observe(requests)

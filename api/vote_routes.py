@@ -39,9 +39,14 @@ def prior_entry(entry: StoredEntry) -> rules.PriorEntry:
     return rules.PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
 
 
-def receipt(entry: StoredEntry, *, replay: bool = False) -> dict[str, Any]:
-    envelope = entry_object(entry.data)["envelope"]
-    code = receipt_code(base64.b64decode(envelope["sig"]))
+def receipt(
+    entry: StoredEntry, *, replay: bool = False, sig: bytes | None = None
+) -> dict[str, Any]:
+    """The receipt of ``entry``; ``sig``, its envelope's signature, if the caller has it at hand
+    (otherwise it is read from the entry)."""
+    if sig is None:
+        sig = base64.b64decode(entry_object(entry.data)["envelope"]["sig"])
+    code = receipt_code(sig)
     return {
         "receipt": code,
         "position": entry.position,
@@ -103,8 +108,11 @@ def expect_type(verified: VerifiedEnvelope, *types: str) -> None:
         )
 
 
-def accepted(entry: StoredEntry, replay: bool) -> web.Response:
-    return web.json_response(receipt(entry, replay=replay), status=200 if replay else 201)
+def accepted(entry: StoredEntry, replay: bool, verified: VerifiedEnvelope) -> web.Response:
+    """201 with the receipt of the entry just written, or 200 with the original's for a replay
+    (whose envelope may have been signed by another key)."""
+    sig = None if replay else verified.envelope.sig
+    return web.json_response(receipt(entry, replay=replay, sig=sig), status=200 if replay else 201)
 
 
 async def _context(request: web.Request) -> tuple[Ledger, Election, VerifiedEnvelope]:
@@ -131,7 +139,7 @@ async def post_ballot(request: web.Request) -> web.Response:
         ),
         extra_tags=[receipt_tag(receipt_code(verified.envelope.sig))],
     )
-    return accepted(entry, replay)
+    return accepted(entry, replay, verified)
 
 
 @routes.get("/v1/elections/{election}")
@@ -164,7 +172,7 @@ async def post_paper_ballot(request: web.Request) -> web.Response:
             rules.read_tags_for_spoiled(payload),
             lambda history: rules.decide_spoiled(election, payload, history, now=at),
         )
-    return accepted(entry, replay)
+    return accepted(entry, replay, verified)
 
 
 def check_clerk_point(ledger: Ledger, verified: VerifiedEnvelope) -> None:
@@ -197,7 +205,7 @@ async def post_void(request: web.Request) -> web.Response:
         rules.read_tags_for_void(payload),
         lambda history: rules.decide_void(election, payload, target, history, now=at),
     )
-    return accepted(entry, replay)
+    return accepted(entry, replay, verified)
 
 
 @routes.post("/v1/elections/{election}/voter-tokens")

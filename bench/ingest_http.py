@@ -157,13 +157,58 @@ def start_servers(
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"{url}/readyz", timeout=1).read()
+                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"server at {url} did not start") from None
                 time.sleep(0.1)
     return urls, processes
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids(db: str) -> list[int]:
+    """PostgreSQL backends connected to the benchmark's database."""
+    import psycopg
+
+    from bench.ingest_ledger import PG_ADMIN
+
+    name = db.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [name])
+        return [int(r[0]) for r in rows]
+
+
+class CpuMeter:
+    """CPU seconds spent by the servers, the database's backends and this client in a window."""
+
+    def __init__(self, db: str, servers: list[int]) -> None:
+        self.db = db
+        self.servers = servers
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        return {
+            "server": {pid: cpu_seconds(pid) for pid in self.servers},
+            "postgres": {pid: cpu_seconds(pid) for pid in backend_pids(self.db)},
+            "client": {os.getpid(): time.process_time()},
+        }
+
+    @staticmethod
+    def spent(
+        before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+    ) -> dict[str, float]:
+        return {
+            kind: sum(cpu - before[kind].get(pid, 0.0) for pid, cpu in after[kind].items())
+            for kind in after
+        }
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -175,9 +220,10 @@ def peak_rss_mib(pid: int) -> float:
 
 
 async def send_all(
-    urls: list[str], election: str, bodies: list[bytes], concurrency: int
-) -> tuple[float, list[float], dict[int, int]]:
-    """POST every body; returns (elapsed seconds, latencies in seconds, count by status)."""
+    urls: list[str], election: str, bodies: list[bytes], concurrency: int, meter: CpuMeter
+) -> tuple[float, list[float], dict[int, int], dict[str, float]]:
+    """POST every body; returns (elapsed seconds, latencies in seconds, count by status, CPU
+    seconds by process kind)."""
     queue = list(reversed(bodies))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -202,10 +248,12 @@ async def send_all(
     ready = asyncio.Event()
     tasks = [asyncio.create_task(client(i)) for i in range(concurrency)]
     await asyncio.sleep(0.5)
+    cpu_before = meter.snapshot()
     started = time.perf_counter()
     ready.set()
     await asyncio.gather(*tasks)
-    return time.perf_counter() - started, latencies, statuses
+    elapsed = time.perf_counter() - started
+    return elapsed, latencies, statuses, CpuMeter.spent(cpu_before, meter.snapshot())
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -239,10 +287,11 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                             str(p.pid),
                             "--rate",
                             "200",
+                            "--gil",
                             "--format",
-                            "speedscope",
+                            "raw",
                             "--output",
-                            str(Path(args.profile) / f"server-{i}.speedscope.json"),
+                            str(Path(args.profile) / f"server-{i}.folded.txt"),
                         ],
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
@@ -254,8 +303,9 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                 f"ours: {args.n} ballots, {args.concurrency} clients, {len(urls)} server(s) on "
                 "PostgreSQL"
             )
-            elapsed, latencies, statuses = asyncio.run(
-                send_all(urls, election.id, bodies, args.concurrency)
+            meter = CpuMeter(db, [p.pid for p in processes])
+            elapsed, latencies, statuses, cpu = asyncio.run(
+                send_all(urls, election.id, bodies, args.concurrency, meter)
             )
             for profiler in profilers:
                 profiler.send_signal(signal.SIGINT)
@@ -276,11 +326,18 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             f"p99 {percentile(latencies, 99) * 1000:.1f} ms, server peak RSS "
             + ", ".join(f"{r:.0f} MiB" for r in rss)
         )
+        per_ballot = {kind: seconds * 1000 / args.n for kind, seconds in cpu.items()}
+        progress(
+            "  CPU per ballot: "
+            + ", ".join(f"{kind} {ms:.3f} ms" for kind, ms in per_ballot.items())
+            + f" (machine load average {os.getloadavg()[0]:.1f})"
+        )
         return {
             "rate": rate,
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000,
             "rss": rss,
+            "cpu_ms_per_ballot": per_ballot,
             "ballots": ballots,
         }
     finally:
@@ -324,6 +381,7 @@ def main() -> None:
                 "p50_ms": round(ours["p50_ms"], 2),
                 "p99_ms": round(ours["p99_ms"], 2),
                 "server_peak_rss_mib": round(max(ours["rss"]), 1),
+                "cpu_ms_per_ballot": {k: round(v, 3) for k, v in ours["cpu_ms_per_ballot"].items()},
                 "servers": args.servers,
                 "n": args.n,
                 "baseline_n": args.baseline_n,
