@@ -617,6 +617,20 @@ class BallotRules:
     def admit(self, index: int, entry: Ruled, clerk_point: str | None) -> Refusal | None:
         """Check the entry at ``index`` against the history; apply it if it passes. Returns
         the first rule it breaks (the stateless ones included), else None."""
+        voter = entry.voter
+        if (
+            entry.type == "ballot"  # most entries: a new voter's valid online ballot
+            and entry.refusal is None
+            and entry.alone is None
+            and voter not in self.voters
+            and entry.nonce not in self.nonces
+        ):
+            assert voter is not None
+            self.nonces.add(entry.nonce)
+            self.kinds.append(BALLOT | ADMITTED)
+            self.owners.append(voter)
+            self.voters[voter] = [Keying(index, BALLOT, entry.key, entry.projects, None)]
+            return None
         refusal = entry.refusal or self._refusal(index, entry, clerk_point)
         if refusal is not None:
             self.skip(entry.type, entry.voter)
