@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -111,6 +111,25 @@ class Ballot:
     @property
     def channel(self) -> str:
         return "paper" if self.path == "paper-ballots" else "online"
+
+    @property
+    def voter(self) -> str:
+        return str(self.envelope["payload"]["voter"])
+
+
+class Counted(Protocol):
+    """What the book needs to know of a ballot it records."""
+
+    @property
+    def nonce(self) -> str: ...
+    @property
+    def voter(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def projects(self) -> tuple[str, ...]: ...
+    @property
+    def refusal(self) -> str | None: ...
 
 
 class Electorate:
@@ -220,7 +239,7 @@ class Answer:
 class Book:
     """What the generator knows: every definitive answer, and what went wrong on the way."""
 
-    acknowledged: dict[str, dict[str, Any]] = field(default_factory=dict)  # nonce -> receipt
+    acknowledged: dict[str, int] = field(default_factory=dict)  # nonce -> log position
     refused: dict[str, str] = field(default_factory=dict)  # nonce -> code
     votes: Counter[str] = field(default_factory=Counter)
     voters: set[str] = field(default_factory=set)
@@ -242,16 +261,16 @@ class Book:
             "surprises": len(self.surprises),
         }
 
-    def record(self, ballot: Ballot, answer: Answer) -> None:
+    def record(self, ballot: Counted, answer: Answer) -> None:
         code = str(answer.body.get("code", ""))
         if answer.status in (200, 201):
-            self.acknowledged[ballot.nonce] = answer.body
+            self.acknowledged[ballot.nonce] = int(answer.body["position"])
             if answer.status == 200:
                 self.replays += 1
             if ballot.refusal is not None:
                 self.surprises.append(f"{ballot.nonce}: accepted, expected {ballot.refusal}")
             self.votes.update(ballot.projects)
-            self.voters.add(str(ballot.envelope["payload"]["voter"]))
+            self.voters.add(ballot.voter)
             self.ballots[ballot.channel] += 1
         else:
             self.refused[ballot.nonce] = code
@@ -259,6 +278,13 @@ class Book:
                 self.surprises.append(
                     f"{ballot.nonce}: {answer.status} {code}, expected {ballot.refusal or 'OK'}"
                 )
+
+
+def _body(body: Any) -> dict[str, Any]:
+    """aiohttp arguments for a body: bytes are sent as they are (already JSON)."""
+    if isinstance(body, bytes):
+        return {"data": body, "headers": {"Content-Type": "application/json"}}
+    return {"json": body}
 
 
 class Sender:
@@ -299,7 +325,7 @@ class Sender:
             attempt += 1
             url = f"{base}/v1/elections/{self.election}/{path}"
             try:
-                async with self.session.post(url, json=body, timeout=self.timeout) as response:
+                async with self.session.post(url, timeout=self.timeout, **_body(body)) as response:
                     data = await response.json(content_type=None)
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
@@ -371,9 +397,7 @@ async def check_log(db_url: str, election: str, book: Book) -> LogCheck:
     duplicates = sorted(n for n, positions in logged.items() if len(positions) > 1)
     unacknowledged = sorted(n for n in logged if n not in book.acknowledged)
     lost = sorted(
-        n
-        for n, receipt in book.acknowledged.items()
-        if logged.get(n, [None])[0] != receipt["position"]
+        n for n, position in book.acknowledged.items() if logged.get(n, [None])[0] != position
     )
     return LogCheck(size, sum(len(p) for p in logged.values()), duplicates, unacknowledged, lost)
 
