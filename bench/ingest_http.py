@@ -262,6 +262,22 @@ async def send_all(
     return elapsed, latencies, statuses, CpuMeter.spent(cpu_before, meter.snapshot())
 
 
+def mean_batch(url: str, election: str) -> float:
+    """Mean append requests per sequencer batch, from the server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics") as response:
+        text = response.read().decode()
+    found = {"sum": 0.0, "count": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("election") == election:
+                for suffix in found:
+                    if sample.name == f"uchast_batch_size_{suffix}":
+                        found[suffix] = sample.value
+    return found["sum"] / max(1.0, found["count"])
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -319,6 +335,7 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                 profiler.wait(timeout=60)
             rss = [peak_rss_mib(p.pid) for p in processes]
             size = log_size(urls[0], election.id)
+            batches = [mean_batch(url, election.id) for url in urls]
         finally:
             for process in processes:
                 process.terminate()
@@ -332,6 +349,7 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             f"p99 {percentile(latencies, 99) * 1000:.1f} ms, server peak RSS "
             + ", ".join(f"{r:.0f} MiB" for r in rss)
         )
+        progress("  mean sequencer batch (requests): " + ", ".join(f"{b:.1f}" for b in batches))
         per_ballot = {kind: seconds * 1000 / args.n for kind, seconds in cpu.items()}
         progress(
             "  CPU per ballot: "
