@@ -70,6 +70,12 @@ def signed_errors(roles: str) -> dict[str, Any]:
         "413": problem("Body larger than the server's limit (`too-large`, 64 KiB by default)."),
         "415": problem("Body is not `application/json` (`unsupported-media-type`)."),
         "422": problem("Wrong content whatever the log holds (`wrong-type`, `bad-payload`...)."),
+        "429": {
+            "description": "Too many writes under this key (`rate-limited`; only with "
+            "`serve --rate-limit`). Retry after the given seconds.",
+            "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+            "content": {PROBLEM: {"schema": ref("Problem")}},
+        },
         "503": unavailable(),
     }
 
