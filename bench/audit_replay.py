@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -96,22 +97,21 @@ def _ballot_plan(count: int) -> list[tuple[int, int, list[str]]]:
     rng = random.Random(2018)
     large = [f"L{i:02d}" for i in range(1, 41)]
     small = [f"S{i:02d}" for i in range(1, 41)]
-    plan: list[tuple[int, int, list[str]]] = []
-    seconds: list[int] = []
+    plan: list[tuple[int, list[str]]] = []
+    seconds: list[int] = []  # voters whose second ballot comes a little later
     voter = 0
-    while len(plan) + len(seconds) < count:
+    while len(plan) < count:
+        if len(seconds) > 20 or (seconds and len(plan) + len(seconds) >= count):
+            plan.append((seconds.pop(0), rng.sample(small, rng.randint(1, 2))))
+            continue
         if voter % 10 == 0:
-            plan.append((0, voter, rng.sample(large, rng.randint(1, 2))))
+            plan.append((voter, rng.sample(large, rng.randint(1, 2))))
             seconds.append(voter)
         else:
-            plan.append((0, voter, rng.sample(large, rng.randint(0, 2)) or ["L01"]))
-            plan[-1][2].extend(rng.sample(small, rng.randint(0, 2)))
+            picks = rng.sample(large, rng.randint(0, 2)) or ["L01"]
+            plan.append((voter, picks + rng.sample(small, rng.randint(0, 2))))
         voter += 1
-        if len(seconds) > 20 or (seconds and len(plan) + len(seconds) >= count):
-            v = seconds.pop(0)
-            plan.append((0, v, rng.sample(small, rng.randint(1, 2))))
-    plan = plan[:count]
-    return [(2 + i, v, projects) for i, (_, v, projects) in enumerate(plan)]
+    return [(2 + i, v, projects) for i, (v, projects) in enumerate(plan[:count])]
 
 
 def build_log(path: Path, ballots: int, workers: int) -> dict[str, str]:
@@ -229,6 +229,16 @@ def raw_verify(public: bytes, pairs: list[tuple[bytes, bytes]], workers: int) ->
 # --------------------------------------------------------------------------- main
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ballots", type=int, default=200_000)
@@ -261,9 +271,11 @@ def main() -> None:
             "--workers",
             str(args.workers),
         ]
+        before = _children_cpu()
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         audit_seconds = time.perf_counter() - started
+        audit_cpu = _children_cpu() - before  # the audit process and its workers
         print(done.stdout, end="", file=sys.stderr)
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
@@ -271,7 +283,9 @@ def main() -> None:
 
         progress("raw parallel Ed25519 verification of the same signatures ...")
         public, pairs = signatures_of(path)
+        before = _children_cpu() + _own_cpu()
         baseline_seconds = raw_verify(public, pairs, args.workers)
+        baseline_cpu = _children_cpu() + _own_cpu() - before
 
     ours = entries / audit_seconds
     baseline = len(pairs) / baseline_seconds
@@ -288,6 +302,10 @@ def main() -> None:
                 "workers": args.workers,
                 "audit_seconds": round(audit_seconds, 2),
                 "baseline_seconds": round(baseline_seconds, 2),
+                # CPU time, all processes: steadier than wall time on a shared machine.
+                "ours_cpu_us_per_entry": round(audit_cpu / entries * 1e6, 1),
+                "baseline_cpu_us_per_signature": round(baseline_cpu / len(pairs) * 1e6, 1),
+                "cpu_ratio": round((baseline_cpu / len(pairs)) / (audit_cpu / entries), 3),
                 "cpus": os.cpu_count(),
             }
         )
