@@ -125,14 +125,20 @@ async def replay_tally(
             here = {e.position: e.data for e in chunk}
             known.update((t, here[t]) for t in targets if t in here)
             await asyncio.gather(*(read_one(t) for t in targets if t not in here))
+        run: list[StoredEntry] = []  # entries up to the next (re)definition
         for entry in chunk:
-            if tally is None:
-                if entry.type != EntryType.ELECTION:
+            if tally is None or entry.type == EntryType.ELECTION_AMENDED:
+                if tally is not None:
+                    await tally.apply_many(run, fetch)
+                    run = []
+                    tally.redefine(definition_of(entry.data))
+                elif entry.type != EntryType.ELECTION:
                     raise ValueError(f"entry 0 of {log_id!r} is not the election's definition")
-                tally = Tally(definition_of(entry.data))
-            elif entry.type == EntryType.ELECTION_AMENDED:
-                tally.redefine(definition_of(entry.data))
-            await tally.apply(entry.position, entry.data, fetch)
+                else:
+                    tally = Tally(definition_of(entry.data))
+            run.append(entry)
+        if tally is not None:
+            await tally.apply_many(run, fetch)
 
     chunk: list[StoredEntry] = []
     async for entry in store.stream(log_id, 0, end):
