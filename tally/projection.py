@@ -15,9 +15,11 @@ the four fields that count (voter, projects, polling point, cast_at) without bui
 object. It accepts only strings free of escapes and control characters, which JSON decodes to
 exactly their bytes, so whatever it accepts it reads as ``json.loads`` would; anything else
 (another entry type, an extra field, an escape, other spacing) takes the straightforward path.
-The day of ``cast_at`` is cached per minute of the timestamp where the election's zone keeps one
-offset across that minute (see :meth:`Tally._day`). ``Tally(election, fast=False)`` always takes
-the straightforward path; a test checks that both give identical tallies.
+The day of ``cast_at`` is cached per hour (or minute) of the timestamp where the election's zone
+keeps one offset and one date across it (see :meth:`Tally._day`); a ballot then costs one dict
+update per project (see :class:`Tally`). ``Tally(election, fast=False)`` always takes the
+straightforward path; a test checks that both give identical tallies, entry by entry or through
+:meth:`Tally.apply_many`.
 """
 
 from __future__ import annotations

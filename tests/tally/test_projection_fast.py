@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.canonical import canonical
+from ledger.store import StoredEntry
 from tally.projection import Tally, _day_of
 from tests.votes.factories import token, zhytomyr_with
 
@@ -77,12 +78,30 @@ async def run(tally: Tally, entries: list[bytes]) -> type[BaseException] | None:
     return None
 
 
+async def run_many(tally: Tally, entries: list[bytes]) -> type[BaseException] | None:
+    """Apply ``entries`` with :meth:`Tally.apply_many`, as a rebuild does."""
+
+    async def fetch(position: int) -> dict[str, Any]:
+        return dict(json.loads(entries[position]))
+
+    try:
+        await tally.apply_many(
+            [StoredEntry(n, "", (), data, b"") for n, data in enumerate(entries)], fetch
+        )
+    except Exception as exc:
+        return type(exc)
+    return None
+
+
 def both(double_entry: bool, entries: list[bytes]) -> tuple[Tally, Tally]:
-    """The same entries through the fast and the straightforward tally; same outcome."""
+    """The same entries through the fast tally (one by one and in a batch) and the
+    straightforward one: the same outcome."""
     election = zhytomyr_with(double_entry=double_entry)
-    fast, slow = Tally(election), Tally(election, fast=False)
-    assert asyncio.run(run(fast, entries)) == asyncio.run(run(slow, entries))
-    assert state(fast) == state(slow)
+    fast, many, slow = Tally(election), Tally(election), Tally(election, fast=False)
+    outcome = asyncio.run(run(slow, entries))
+    assert asyncio.run(run(fast, entries)) == outcome
+    assert asyncio.run(run_many(many, entries)) == outcome
+    assert state(fast) == state(slow) == state(many)
     return fast, slow
 
 
