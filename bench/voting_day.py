@@ -13,8 +13,11 @@ timed part is the service (the client still shares the machine).
 Phases: ``morning-peak`` and ``evening-peak`` send as fast as ``--concurrency`` clients can;
 ``quiet`` is paced at a fifth of the morning's rate with few clients. Each reports ballots/s and
 the p50/p99 latency of a ballot from its first attempt to its definitive answer (retries
-included). At the end: every server's /results equal the generator's totals, the log holds each
-acknowledged ballot once and nothing else, and `uchast audit` passes on the exported log.
+included). Before each peak the same client measures a trivial echo server (answers every POST
+at once, no work): ``requests_vs_echo`` is the phase's request rate as a fraction of that, so
+that figures from a busy or shared machine can still be compared. At the end: every server's
+/results equal the generator's totals, the log holds each acknowledged ballot once and nothing
+else, and `uchast audit` passes on the exported log.
 
     .venv/bin/python bench/voting_day.py --scale 10          # 125,270 voters
     .venv/bin/python bench/voting_day.py                     # x100: 1,252,700 voters
@@ -253,6 +256,7 @@ class PhaseReport:
     latencies: array[float] = field(default_factory=lambda: array("d"))
     target_rate: float | None = None
     client_cpu: float = 0.0  # seconds of CPU the generator's process spent in the phase
+    echo: float | None = None  # requests/s of a trivial echo server just before the phase
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -271,6 +275,14 @@ class PhaseReport:
             "p99_ms": pct(0.99) if ordered else None,
             "max_ms": round(1000 * ordered[-1], 1) if ordered else None,
             "client_cpu_share": round(self.client_cpu / self.seconds, 2) if self.seconds else 0,
+            **(
+                {
+                    "echo_requests_per_s": round(self.echo, 1),
+                    "requests_vs_echo": round(self.requests / self.seconds / self.echo, 2),
+                }
+                if self.echo and self.seconds
+                else {}
+            ),
             **({"target_ballots_per_s": round(self.target_rate, 1)} if self.target_rate else {}),
         }
 
@@ -321,7 +333,7 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """
 
 
-async def calibrate(concurrency: int, requests: int = 3000) -> float:
+async def calibrate(concurrency: int, requests: int = 2000) -> float:
     """Requests/s of this client against a trivial aiohttp server that answers every ballot
     at once, on this machine, now: the ceiling the trial's figures are relative to."""
     port = 18_390 + os.getpid() % 9
@@ -404,8 +416,6 @@ def rss_mib(pid: int) -> float:
 
 
 async def trial(args: argparse.Namespace, directory: Path, db: str) -> dict[str, Any]:
-    ceiling = await calibrate(args.concurrency)
-    progress(f"calibration: {ceiling:,.0f} requests/s against a trivial echo server")
     vkeys = set_up(directory, db)
     election = parse_election_toml((directory / "election.toml").read_text(encoding="utf-8"))
     total = max(1, round(VOTERS_2018 * args.scale))
@@ -435,6 +445,9 @@ async def trial(args: argparse.Namespace, directory: Path, db: str) -> dict[str,
                 )
                 first += count
                 report = PhaseReport(phase.name, count)
+                if phase.paced is None:  # the machine's speed now (it may be shared)
+                    report.echo = await calibrate(args.concurrency)
+                    progress(f"{phase.name}: echo server {report.echo:,.0f} requests/s")
                 rate = None
                 if phase.paced is not None and reports:
                     morning = reports[0]
@@ -498,7 +511,6 @@ async def trial(args: argparse.Namespace, directory: Path, db: str) -> dict[str,
         "surprises": len(book.surprises),
         "phases": {r.name: r.summary() for r in reports},
         "peak_ballots_per_s": round(all_peak, 1),
-        "echo_requests_per_s": round(ceiling, 1),
         "log": {"size": log.size, "ballots": log.ballots, "ok": log.ok},
         "totals_match": totals_match,
         "server_rss_mib": rss,

@@ -179,11 +179,14 @@ async def run_load(
     concurrency: int = 48,
     during: Callable[[Book], Awaitable[None]] | None = None,
     clerks: Sequence[SignerKey] = (),
+    first: int = 0,
+    book: Book | None = None,
 ) -> Book:
-    """Cast ``voters`` voters' ballots (each voter's in order) from ``concurrency`` clients;
-    run ``during(book)`` alongside (the fault); return the generator's book."""
-    book = Book()
-    queue = iter(range(voters))
+    """Cast the ballots of voters ``first`` to ``first + voters`` (each voter's in order) from
+    ``concurrency`` clients; run ``during(book)`` alongside (the fault); return the generator's
+    book (``book``, if given, continued)."""
+    book = book if book is not None else Book()
+    queue = iter(range(first, first + voters))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         sender = Sender(session, urls, ELECTION, book, clerks=clerks)
