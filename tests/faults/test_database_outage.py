@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from bench.loadgen import Book
+from tests.api.servers import free_port
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import ELECTION
 from tests.faults.trial import Trial, probe, run_load, servers, when
@@ -173,4 +174,16 @@ async def test_database_turned_read_only_refuses_clearly_and_writes_nothing(
         assert seen["acknowledged during"] == 0
         assert book.transient["503 store-unavailable"] > 0
         print(f"read-only: {book.summary()}")
+        await trial.check(book, [server.url])
+
+
+async def test_a_failover_url_skips_a_dead_primary(pg_url: str, tmp_path: Path) -> None:
+    """RUNBOOK's HA URL, `postgresql://...@dead-host,live-host/db?target_session_attrs=
+    read-write`: the server starts and serves on the live host, exports and audits."""
+    trial = await Trial.create(pg_url, tmp_path)
+    host = pg_url.split("@", 1)[1].split("/", 1)[0]
+    dead = f"127.0.0.1:{free_port()}"
+    trial.url = pg_url.replace(host, f"{dead},{host}") + "?target_session_attrs=read-write"
+    with servers(trial) as (server,):
+        book = await run_load(trial, lambda: [server.url], trial.electorate(), 200)
         await trial.check(book, [server.url])
