@@ -611,6 +611,8 @@ class ImportReport:
     notes: tuple[str, ...] = ()
     log_size: int = 0
     seconds: float = 0.0
+    log_vkey: str = ""
+    admin_vkey: str = ""
 
     @property
     def totals_match(self) -> bool:
@@ -735,6 +737,8 @@ async def import_pabulib(
                 expected=plan.expected_totals,
                 selected=plan.selected,
                 notes=plan.notes,
+                log_vkey=keys.log.verifier.vkey,
+                admin_vkey=keys.admin.verifier.vkey,
             )
             await _cast_all(service, election, keys, plan, report, concurrency, progress)
         finally:
@@ -882,4 +886,9 @@ def format_report(report: ImportReport, source: str) -> str:
                 f"{sorted(report.selected - report.funded)}, extra "
                 f"{sorted(report.funded - report.selected)}"
             )
+    lines.append(
+        f"  audit it: uchast export log --db {report.db_url} --election {report.election}"
+        f" --out log.jsonl && uchast audit log.jsonl --log-vkey '{report.log_vkey}'"
+        f" --admin-vkey '{report.admin_vkey}'"
+    )
     return "\n".join(lines)

@@ -307,3 +307,22 @@ def test_new_subcommands_have_help(capsys: pytest.CaptureFixture[str]) -> None:
             build_parser().parse_args([*command, "--help"])
         assert exit_.value.code == 0
         assert "usage: uchast" in capsys.readouterr().out
+
+
+def test_imported_election_passes_the_independent_audit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An imported election (online and paper ballots) passes `uchast audit` of its log with
+    the keys the import printed."""
+    import asyncio
+
+    from tally.audit.cli import main as audit_main
+
+    url = f"sqlite:///{tmp_path / 'uchast.db'}"
+    report = asyncio.run(import_pabulib(data_file(BOERNEROWO), url, tmp_path / "keys"))
+    log = tmp_path / "log.jsonl"
+    assert main(["export", "log", "--db", url, "--out", str(log)]) == 0
+    capsys.readouterr()
+    args = [str(log), "--log-vkey", report.log_vkey, "--admin-vkey", report.admin_vkey]
+    assert audit_main(args) == 0
+    assert "PASSED" in capsys.readouterr().out
