@@ -9,6 +9,7 @@ from aiohttp import web
 from api.keys import SERVICE
 from api.problems import ProblemError
 from ledger.log import entry_object
+from tally.export import approvals_of, voter_histories
 from tally.results import results_csv, results_document
 from votes.receipts import normalise_receipt_code, receipt_tag
 from votes.tags import void_tag
@@ -23,7 +24,12 @@ async def results(request: web.Request) -> web.Response:
     tally = await service.caught_up_tally(election)
     ledger = await service.ledger(election)
     size = tally.position
-    document = results_document(tally, size, await ledger.root(size))
+    approvals = None
+    if tally.election.rule.method == "equal-shares":
+        # Equal shares needs every voter's ballot, not just totals: read them from the log.
+        histories = await voter_histories(ledger.store, ledger.log_id, size)
+        approvals = approvals_of(tally.election, histories)
+    document = results_document(tally, size, await ledger.root(size), approvals)
     if request.query.get("format") == "csv":
         return web.Response(text=results_csv(document), content_type="text/csv")
     return web.json_response(document)

@@ -39,12 +39,14 @@ from votes.entries import EntryType
 from votes.rules import PriorEntry, voter_state
 
 __all__ = [
+    "approvals_of",
     "definition_of",
     "log_root",
     "main_units",
     "pabulib_export",
     "replay_tally",
     "results_from_log",
+    "voter_histories",
 ]
 
 _VOTER_TAG = "voter:"
@@ -152,10 +154,38 @@ async def replay_tally(
     return tally, end, await log_root(store, log_id, end)
 
 
+async def voter_histories(store: Store, log_id: str, end: int) -> dict[str, list[PriorEntry]]:
+    """Each voter's entries (and the voids naming them) among the first ``end``, in log order."""
+    histories: dict[str, list[PriorEntry]] = {}
+    async for entry in store.stream(log_id, 0, end):
+        if entry.type in _VOTER_ENTRIES:
+            voters = [t[len(_VOTER_TAG) :] for t in entry.tags if t.startswith(_VOTER_TAG)]
+            if voters:
+                envelope = _entry(entry.data)["envelope"]
+                prior = PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
+                for voter in voters:
+                    histories.setdefault(voter, []).append(prior)
+    return histories
+
+
+def approvals_of(
+    election: Election, histories: dict[str, list[PriorEntry]]
+) -> list[frozenset[str]]:
+    """Each voter's counted picks (by :func:`votes.rules.voter_state`), for equal shares."""
+    approvals = []
+    for voter, history in histories.items():
+        state = voter_state(election, history, voter)
+        if state.ballots:
+            approvals.append(frozenset(p for ps in state.counted.values() for p in ps))
+    return approvals
+
+
 async def results_from_log(store: Store, log_id: str) -> dict[str, Any]:
-    """The results document of ``GET /v1/elections/{e}/results``, from a replay of the log."""
+    """The results document of ``GET /v1/elections/{e}/results``, from a replay of the log,
+    with the equal-shares comparison annex (the replay has every ballot at hand)."""
     tally, size, root = await replay_tally(store, log_id)
-    return results_document(tally, size, root)
+    approvals = approvals_of(tally.election, await voter_histories(store, log_id, size))
+    return results_document(tally, size, root, approvals)
 
 
 def main_units(kopecks: int) -> str:
@@ -208,7 +238,9 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
     if tally is None:
         raise ValueError(f"election {log_id!r} has no entries")
     election = tally.election
-    document = results_document(tally, end, await log_root(store, log_id, end))
+    document = results_document(
+        tally, end, await log_root(store, log_id, end), approvals_of(election, histories)
+    )
     funded = {pid for c in document["categories"] for pid in c["funded"]}
     order = {p.id: i for i, p in enumerate(election.projects)}
 

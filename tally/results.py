@@ -5,39 +5,79 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from tally.projection import ONLINE, PAPER, Tally
-from tally.winners import Allocation, Candidate, greedy
+from tally.winners import Allocation, Candidate, equal_shares, greedy
 from votes.election import Election
 
+# Equal shares here completes with utilitarian greedy: pabutools' "add one" completion is exact
+# but takes minutes on a city-sized election, too slow for live results.
+EQUAL_SHARES_COMPLETION = "greedy"
 
-def allocate(election: Election, category: str, votes: dict[str, int]) -> Allocation:
-    """Winners of one category by the election's rule (greedy, skipping or stopping)."""
+
+def allocate(
+    election: Election,
+    category: str,
+    votes: dict[str, int],
+    approvals: Sequence[Collection[str]] | None = None,
+    *,
+    method: str | None = None,
+) -> Allocation:
+    """Winners of one category by the election's rule (or ``method``): greedy, skipping or
+    stopping at a project that does not fit, or Method of Equal Shares, which needs the counted
+    ballots (``approvals``: each voter's counted picks)."""
     rule = election.rule
+    method = method or rule.method
     candidates = [
         Candidate(p.id, p.cost, votes.get(p.id, 0))
         for p in election.projects
         if p.category == category
     ]
     budget = next(c.budget for c in election.categories if c.id == category)
+    if method == "equal-shares":
+        if approvals is None:
+            raise ValueError("the equal-shares rule needs the voters' counted ballots")
+        in_category = {c.id for c in candidates}
+        ballots = [[p for p in picks if p in in_category] for picks in approvals]
+        return equal_shares(
+            candidates,
+            budget,
+            [b for b in ballots if b],
+            completion=EQUAL_SHARES_COMPLETION,
+            min_votes=rule.min_votes,
+            tie_break=rule.tie_break,
+            seed=rule.seed,
+        )
     return greedy(
         candidates,
         budget,
-        skip=rule.method != "greedy-no-skip",
+        skip=method != "greedy-no-skip",
         min_votes=rule.min_votes,
         tie_break=rule.tie_break,
         seed=rule.seed,
     )
 
 
-def results_document(tally: Tally, size: int, root: bytes) -> dict[str, Any]:
-    """The published results (DESIGN.md §3): money in kopecks, every figure from ``tally``."""
+def results_document(
+    tally: Tally, size: int, root: bytes, approvals: Sequence[Collection[str]] | None = None
+) -> dict[str, Any]:
+    """The published results (DESIGN.md §3): money in kopecks, every figure from ``tally``.
+
+    ``approvals`` (each voter's counted picks) is required when the rule is equal shares; when
+    given under a greedy rule, each category also carries what equal shares would fund
+    (``equal_shares_annex``), for comparison.
+    """
     election = tally.election
     votes = dict(tally.votes)
     categories = []
     for category in election.categories:
-        allocation = allocate(election, category.id, votes)
+        allocation = allocate(election, category.id, votes, approvals)
+        annex = None
+        if approvals is not None and election.rule.method != "equal-shares":
+            mes = allocate(election, category.id, votes, approvals, method="equal-shares")
+            annex = {"funded": list(mes.funded), "spent": mes.spent}
         funded = set(allocation.funded)
         rank = {project: i + 1 for i, project in enumerate(allocation.order)}
         projects = [
@@ -77,6 +117,7 @@ def results_document(tally: Tally, size: int, root: bytes) -> dict[str, Any]:
                     if t.changed_outcome
                 ],
                 "projects": projects,
+                **({"equal_shares_annex": annex} if annex is not None else {}),
             }
         )
     return {

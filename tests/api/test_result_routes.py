@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from typing import Any
 
 from ledger import merkle
 from ledger.canonical import canonical
@@ -70,3 +71,59 @@ async def test_receipt_proves_inclusion_and_reports_a_void(service: Setup) -> No
     assert body["status"] == "voided"
     response = await service.client.get(f"{BASE}/receipts/ZZZZZ-ZZZZZ")
     assert response.status == 404
+
+
+async def test_equal_shares_rule_funds_by_equal_shares(
+    aiohttp_client: Any, sqlite_url: str
+) -> None:
+    """Under the equal-shares rule, live results fund what Method of Equal Shares funds for the
+    counted ballots, and the replayed export carries the same document."""
+    from api.app import create_app
+    from api.service import ServiceConfig
+    from tally.export import results_from_log
+    from tally.results import EQUAL_SHARES_COMPLETION
+    from tally.winners import Candidate, equal_shares
+    from tests.api.conftest import VOTER_KEY, VOTING_DAY
+    from tests.factories import Keys, example_definition, opened_ledger
+    from votes.election import election_from_dict
+
+    definition = example_definition()
+    definition["rule"]["method"] = "equal-shares"
+    keys = Keys()
+    async with opened_ledger(sqlite_url, keys, definition=definition):
+        pass
+    config = ServiceConfig(sqlite_url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY)
+    client = await aiohttp_client(create_app(config))
+    ballots = [["L01", "L02"], ["L01", "L02"], ["L03"], ["L04", "S01"], ["L01", "S01"]] * 3
+    for n, projects in enumerate(ballots):
+        body = ballot_envelope(keys.site, voter_token(n), projects)
+        assert (await client.post(f"{BASE}/ballots", json=body)).status == 201
+    document = await (await client.get(f"{BASE}/results")).json()
+    election = election_from_dict(definition)
+    for category in document["categories"]:
+        candidates = [
+            Candidate(p.id, p.cost, sum(p.id in b for b in ballots))
+            for p in election.projects
+            if p.category == category["id"]
+        ]
+        ids = {c.id for c in candidates}
+        expected = equal_shares(
+            candidates,
+            category["budget"],
+            [[p for p in b if p in ids] for b in ballots if set(b) & ids],
+            completion=EQUAL_SHARES_COMPLETION,
+            tie_break=election.rule.tie_break,
+            seed=election.rule.seed,
+        )
+        assert category["funded"] == list(expected.funded)
+    from ledger.store import open_store
+
+    store = open_store(sqlite_url)
+    await store.open()
+    try:
+        exported = await results_from_log(store, "test-2018")
+    finally:
+        await store.close()
+    assert [c["funded"] for c in exported["categories"]] == [
+        c["funded"] for c in document["categories"]
+    ]
