@@ -596,6 +596,8 @@ def voter_tally(
 
 # --------------------------------------------------------------------------- the replay
 
+_new_keying = tuple.__new__  # a Keying from its fields, without the generated __new__
+
 
 class BallotRules:
     """The stateful rules, replayed in log order (see the module docstring)."""
@@ -613,6 +615,20 @@ class BallotRules:
         """Record an entry that takes no part in the count (not ruled, or refused)."""
         self.kinds.append(_KINDS.get(entry_type or "", OTHER))
         self.owners.append(voter)
+
+    def admit_first_ballot(
+        self, index: int, voter: str, nonce: str, key: str, projects: tuple[str, ...]
+    ) -> bool:
+        """The common case of :meth:`admit`, as one call: a valid online ballot (its stateless
+        rules passed, its picks within the limits) of a voter with no history and a new nonce.
+        Applies it and returns True; returns False (and changes nothing) otherwise."""
+        if voter in self.voters or nonce in self.nonces:
+            return False
+        self.nonces.add(nonce)
+        self.kinds.append(BALLOT | ADMITTED)
+        self.owners.append(voter)
+        self.voters[voter] = [_new_keying(Keying, (index, BALLOT, key, projects, None))]
+        return True
 
     def admit(self, index: int, entry: Ruled, clerk_point: str | None) -> Refusal | None:
         """Check the entry at ``index`` against the history; apply it if it passes. Returns

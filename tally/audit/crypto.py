@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = [
+    "EMPTY_ROOT",
     "ENVELOPE_CONTEXT",
     "Checkpoint",
     "Frontier",
@@ -310,6 +311,17 @@ class Frontier:
             height += 1
         stack.append((height, acc))
         self.size += 1
+
+    def extend(self, leaf_digests: bytes) -> None:
+        """Add leaves given by their leaf hashes, concatenated (32 bytes each)."""
+        stack, sha256 = self._stack, hashlib.sha256
+        for i in range(0, len(leaf_digests), 32):
+            height, acc = 0, leaf_digests[i : i + 32]
+            while stack and stack[-1][0] == height:
+                acc = sha256(b"\x01" + stack.pop()[1] + acc).digest()
+                height += 1
+            stack.append((height, acc))
+        self.size += len(leaf_digests) // 32
 
     def root(self) -> bytes:
         """``MTH`` of the leaves so far: the subtrees joined from the right."""

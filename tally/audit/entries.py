@@ -106,15 +106,22 @@ class Other(NamedTuple):
 
 Record = tuple[Any, ...] | None
 """Per entry: the fields of a :class:`~tally.audit.ballots.Ruled` ballot-like entry or of an
-:class:`Other`, as a plain tuple (a named tuple costs five times as much to unpickle), or None
-when the entry is too malformed to say who signed what. ``sig`` is None when the worker did not
-know the key. :func:`record` gives the named view back."""
+:class:`Other`, as a plain tuple (a named tuple costs five times as much to unpickle), or the
+short :data:`FIRST_BALLOT` form, or None when the entry is too malformed to say who signed
+what. ``sig`` is None when the worker did not know the key. :func:`record` gives the named
+view back."""
 
 _RULED_FIELDS = len(Ruled._fields)
+FIRST_BALLOT = 4
+"""The length of the short record of an online ballot that broke no stateless rule, within
+its limits on its own, with a valid signature (most of a log): (key, voter, nonce, projects)."""
 
 
 def record(fields: tuple[Any, ...]) -> Ruled | Other:
     """The named view of a :data:`Record` that is not None."""
+    if len(fields) == FIRST_BALLOT:
+        key, voter, nonce, projects = fields
+        return Ruled("ballot", key, True, None, voter, nonce, projects, None, -1, None, ())
     return Ruled._make(fields) if len(fields) == _RULED_FIELDS else Other._make(fields)
 
 
@@ -510,7 +517,10 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
     for (at, *_), ok in zip(to_verify, verified, strict=True):
         fields = records[at]
         assert fields is not None
-        records[at] = (*fields[:2], ok, *fields[3:])
+        if ok and fields[0] == "ballot" and fields[3] is None and fields[9] is None:
+            records[at] = (fields[1], fields[4], fields[5], fields[6])  # see FIRST_BALLOT
+        else:
+            records[at] = (*fields[:2], ok, *fields[3:])
 
     checkpoints: list[tuple[int, Checkpoint | None, str]] = []
     for size, note in task.notes:

@@ -47,12 +47,14 @@ from typing import Any
 
 from tally.audit.ballots import BallotRules, Definition, Ruled, parse_definition
 from tally.audit.crypto import (
+    EMPTY_ROOT,
     Checkpoint,
     Frontier,
     VerifierKey,
     check_consistency,
 )
 from tally.audit.entries import (
+    FIRST_BALLOT,
     ChunkResult,
     ChunkTask,
     Other,
@@ -81,7 +83,7 @@ WRITERS: dict[str, frozenset[str]] = {
     "void": frozenset({"supervisor"}),
 }
 _RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void"})
-_RULED_FIELDS = len(Ruled._fields)
+_OTHER_FIELDS = len(Other._fields)
 # Lines the main process reads ahead for the workers: key registrations and definitions.
 _READ_AHEAD = (b'"type":"key-registered"}}', b'"type":"election"}}', b'"type":"election-amended"}}')
 KEPT_PER_CHECK = 100
@@ -202,6 +204,7 @@ class _Auditor:
         self.results: Any = None
         self.results_size: int | None = None
         self.snapshot: Recount | None = None
+        self.snapshot_root = EMPTY_ROOT
 
     # -- reporting
 
@@ -381,36 +384,60 @@ class _Auditor:
                 )
 
     def _consume(self, task: ChunkTask, result: ChunkResult) -> int:
-        for problem in result.violations:
-            self.add(problem)
-        checkpoints = result.checkpoints
-        pending = 0
-        index = result.start
-        while pending < len(checkpoints) and checkpoints[pending][0] == index:
-            self._checkpoint(*checkpoints[pending])
-            pending += 1
-        leaves = result.leaves
-        append = self.frontier.append
+        for violation in result.violations:
+            self.add(violation)
+        start, records = result.start, result.records
+        # 4. The chunk's leaves into the tree; each checkpoint checked at its size.
+        for size, checkpoint, why in result.checkpoints:
+            self._grow(result.leaves, start, size)
+            self._checkpoint(size, checkpoint, why)
+        self._grow(result.leaves, start, start + len(records))
+        # 3 and 5, in log order.
+        index = start
         snapshot_at = self.results_size
-        for offset, record in enumerate(result.records):
-            append(leaves[32 * offset : 32 * offset + 32])
-            self._entry(index, record, task, offset)
+        rules, keys = self.rules, self.keys
+        # Whether the workers applied the definition in force, for the short path below.
+        in_force = rules is not None and task.definition is self.definition
+        for offset, fields in enumerate(records):
+            # Most entries: a valid online ballot (FIRST_BALLOT: key, voter, nonce, projects)
+            # by a key valid here, of a voter with no history. Anything else goes to _entry.
+            if not (
+                in_force
+                and fields is not None
+                and len(fields) == FIRST_BALLOT
+                and (signer := keys.get(fields[0])) is not None
+                and signer.registered_at < index
+                and signer.revoked_at is None
+                and "ballot" in signer.writes
+                and task.keys.get(fields[0]) is signer.public
+                and rules is not None
+                and rules.admit_first_ballot(index, fields[1], fields[2], fields[0], fields[3])
+            ):
+                self._entry(index, fields, task, offset)
             index += 1
-            while pending < len(checkpoints) and checkpoints[pending][0] == index:
-                self._checkpoint(*checkpoints[pending])
-                pending += 1
             if index == snapshot_at:
                 self._take_snapshot()
         return index
+
+    def _grow(self, leaves: bytes, start: int, size: int) -> None:
+        """Extend the tree with the chunk's leaves (the chunk starts at ``start``) up to
+        ``size``, noting the root at the published results' size on the way."""
+        frontier = self.frontier
+        at = self.results_size
+        if at is not None and frontier.size < at <= size:
+            frontier.extend(leaves[32 * (frontier.size - start) : 32 * (at - start)])
+            self.snapshot_root = frontier.root()
+        frontier.extend(leaves[32 * (frontier.size - start) : 32 * (size - start)])
 
     # -- steps 3 and 5, per entry in log order
 
     def _entry(self, index: int, fields: Record, task: ChunkTask, offset: int) -> None:
         rules = self.rules
-        if fields is not None and len(fields) == _RULED_FIELDS and rules is not None:
-            # The common case, kept short: a ballot-like entry by a key valid here, checked by
-            # the worker under that key and the definition in force.
-            ruled = Ruled._make(fields)
+        if fields is not None and len(fields) != _OTHER_FIELDS and rules is not None:
+            # A ballot-like entry by a key valid here, checked by the worker under that key
+            # and the definition in force.
+            ruled = entry_record(fields)
+            assert isinstance(ruled, Ruled)
             signer = self.keys.get(ruled.key)
             if (
                 ruled.sig
@@ -720,12 +747,13 @@ class _Auditor:
     def _take_snapshot(self) -> None:
         if self.definition is None or self.rules is None:
             return
+        assert self.results_size is not None
         self.snapshot = recount(
             self.definition,
             self.rules.tallies(),
             self.rules.spoiled,
-            self.frontier.size,
-            self.frontier.root(),
+            self.results_size,
+            self.snapshot_root,
         )
 
     def _finish(self, done: int) -> None:

@@ -64,6 +64,10 @@ def test_frontier_roots_equal_the_server_tree_at_every_size() -> None:
         tree.append(leaf)
         frontier.append(crypto.leaf_hash(leaf))
         assert frontier.root() == tree.root()
+    batched = crypto.Frontier()
+    batched.extend(b"".join(crypto.leaf_hash(f"leaf {i}".encode()) for i in range(33)))
+    batched.extend(b"".join(crypto.leaf_hash(f"leaf {i}".encode()) for i in range(33, 70)))
+    assert (batched.size, batched.root()) == (frontier.size, frontier.root())
     for old in range(1, 70, 7):
         for new in range(old, 71, 9):
             proof = tree.consistency_proof(old, new)
