@@ -338,13 +338,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 async def run_demo(args: argparse.Namespace) -> int:
     import shutil
-    import time
-    from datetime import timedelta
 
     from aiohttp import web
 
     from api.app import create_app
-    from api.demo import DEMO_NOW, DemoKeys, load_example, simulate
+    from api.demo import DemoKeys, load_example, simulate
     from api.keys import SERVICE
     from api.service import ServiceConfig
     from votes.election import election_to_dict
@@ -385,13 +383,11 @@ async def run_demo(args: argparse.Namespace) -> int:
         return 0
 
     await _with_store(db, setup)
-    started = time.monotonic()
     config = ServiceConfig(
         db_url=db,
         log_key=keys.log,
         deployment="uchast.demo",
         voter_key=keys.voter_key,
-        clock=lambda: DEMO_NOW + timedelta(seconds=time.monotonic() - started),
     )
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestServer
 
 from api.app import create_app
-from api.demo import DEMO_NOW, DemoKeys, load_example, simulate
+from api.demo import DemoKeys, load_example, simulate
 from api.keys import SERVICE
 from api.service import ServiceConfig
 from ledger.keys import sign_envelope
@@ -44,7 +44,7 @@ async def test_simulated_voting_matches_the_generator(tmp_path: Path) -> None:
     await ledger.close()
     await store.close()
 
-    config = ServiceConfig(url, keys.log, voter_key=keys.voter_key, clock=lambda: DEMO_NOW)
+    config = ServiceConfig(url, keys.log, voter_key=keys.voter_key)
     app = create_app(config)
     async with TestServer(app) as server:
         expected = await simulate(
