@@ -23,6 +23,8 @@ from tests.api.servers import serving
 from tests.factories import ELECTION, Keys, opened_ledger
 
 ENDPOINTS = ["ballots", "paper-ballots", "voids", "voter-tokens"]
+pytestmark = pytest.mark.slow
+
 FUZZ = settings(
     max_examples=250,
     deadline=None,

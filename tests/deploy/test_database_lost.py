@@ -7,10 +7,14 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.deploy.tools import DEPLOY, VENV_BIN
 from tests.factories import ELECTION
 from tests.faults.trial import Server, Trial, run_load
+
+pytestmark = pytest.mark.slow
 
 
 def entries(export: Path) -> list[bytes]:

@@ -16,9 +16,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.api.servers import free_port
 from tests.deploy.tools import DEPLOY, VENV_BIN
 from tests.faults.trial import Trial, run_load
+
+pytestmark = pytest.mark.slow
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bench.loadgen import Book, cast_now
 from ledger.keys import sign_envelope
@@ -21,6 +22,8 @@ from tests.api.servers import free_port
 from tests.deploy.tools import nginx_config_here, require_tool
 from tests.factories import ELECTION
 from tests.faults.trial import Trial, run_load, servers, when
+
+pytestmark = pytest.mark.slow
 
 VOTERS = 1200
 
