@@ -108,6 +108,8 @@ class Definition:
         default_factory=dict, compare=False, repr=False
     )
     """A cache: the limit a ballot's picks break on their own (most ballots repeat a few)."""
+    project_ids: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """Each project id to itself: one string object per project for every ballot naming it."""
 
 
 def _need(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -194,6 +196,7 @@ def parse_definition(value: object) -> Definition:
         multiple_ballots=multiple,
         double_entry=double,
         deadline_stamp=deadline.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        project_ids={p: p for p in projects},
     )
 
 
@@ -362,7 +365,7 @@ def valid_online_ballot(
     expected += [tags[-2], "voter:" + voter]
     if tags != expected or not tags[-2].startswith("receipt:"):
         return None
-    picks = tuple(listed)
+    picks = tuple(map(d.project_ids.__getitem__, listed))  # shared strings, pickled once
     alone = d.alone.get(picks, _NOT_CACHED)
     if alone is _NOT_CACHED:
         alone = d.alone[picks] = _fits(d, picks, None)

@@ -82,7 +82,7 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 # log is such lines; anything else takes the general path (parse, re-encode, compare).
 _S = r"[\x20\x21\x23-\x5b\x5d-\x7e]"
 _STRINGS = rf'((?:"{_S}*"(?:,"{_S}*")*)?)'
-_ONLINE_BALLOT = re.compile(
+_ONLINE_BALLOT_ENTRY = (
     r'\{"envelope":\{"key":"([\x21\x23-\x2a\x2c-\x5b\x5d-\x7e]+\+[0-9a-f]{8})",'
     rf'"payload":\{{"cast_at":"({_S}*)","election":"({_S}*)","nonce":"({_S}*)",'
     rf'"projects":\[{_STRINGS}\],"type":"ballot","voter":"({_S}*)"\}},'
@@ -90,7 +90,10 @@ _ONLINE_BALLOT = re.compile(
     r'"recorded_at":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z)",'
     rf'"tags":\[{_STRINGS}\],"type":"ballot"\}}'
 )
+_ONLINE_BALLOT = re.compile(_ONLINE_BALLOT_ENTRY)
+_ONLINE_BALLOT_LINE = re.compile(r'\{"index":([0-9]+),"entry":' + _ONLINE_BALLOT_ENTRY + r"\}")
 _PAYLOAD_OPEN = len('{"cast_at":"')
+_ENTRY_HEAD_LENGTH = len(',"entry":')
 
 
 class Other(NamedTuple):
@@ -280,27 +283,33 @@ def _frame(line: bytes, index: int) -> tuple[bytes, list[Violation]]:
 
 
 def _online_ballot(
-    raw: bytes, index: int, election: str, definition: Definition, keys: dict[str, bytes]
+    line: bytes,
+    index: int,
+    election: str,
+    definition: Definition,
+    keys: dict[str, bytes],
+    interned: dict[str, str],
 ) -> tuple[bytes, tuple[Any, ...], tuple[bytes, bytes, bytes]] | None:
-    """Steps 2 and 5 (stateless half) for a line matching :data:`_ONLINE_BALLOT`: the leaf
-    hash, the :class:`Ruled` fields (``sig`` still None) and what to verify (key, message,
-    signature); None when the line does not match or breaks a check (the general path then
-    says which)."""
-    text = raw.decode("ascii")
-    match = _ONLINE_BALLOT.fullmatch(text)
-    if match is None:
+    """Steps 1, 2 and 5 (stateless half) for a line of an online ballot matching
+    :data:`_ONLINE_BALLOT_LINE`: the leaf hash, the :class:`Ruled` fields (``sig`` still None)
+    and what to verify (key, message, signature); None when the line does not match or breaks a
+    check (the general path then says which)."""
+    match = _ONLINE_BALLOT_LINE.fullmatch(line.decode("ascii"))
+    if match is None or match.group(1) != str(index):
         return None
-    key, cast_at, payload_election, nonce, projects, voter, sig64, _, tag_list = match.groups()
-    tags = tag_list[1:-1].split('","') if tag_list else []
+    key, cast_at, payload_election, nonce, projects, voter, sig64, _, tag_list = match.groups()[1:]
     public = keys.get(key)
     # The tags are compared whole in valid_online_ballot (sorted, the key's among them).
     if public is None or payload_election != election:
         return None
+    tags = tag_list[1:-1].split('","') if tag_list else []
     listed = projects[1:-1].split('","') if projects else []
+    key = interned.setdefault(key, key)  # one object per chunk: pickled once
     ruled = valid_online_ballot(definition, key, voter, nonce, listed, cast_at, tags, None)
     if ruled is None:
         return None
-    message = ENVELOPE_CONTEXT + raw[match.start(2) - _PAYLOAD_OPEN : match.end(6) + 2]
+    message = ENVELOPE_CONTEXT + line[match.start(3) - _PAYLOAD_OPEN : match.end(7) + 2]
+    raw = line[match.end(1) + _ENTRY_HEAD_LENGTH : -1]
     return leaf_hash(raw), ruled, (public, message, binascii.a2b_base64(sig64))
 
 
@@ -420,17 +429,18 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
     to_verify: list[tuple[int, bytes, bytes, bytes]] = []
     for offset, line in enumerate(task.lines):
         index = task.start + offset
-        # 1. Framing and gapless index.
-        raw, problems = _frame(line, index)
-        if problems:
-            violations.extend(problems)
-        elif definition is not None and raw.isascii():
-            fast = _online_ballot(raw, index, election, definition, keys)
+        if definition is not None and line.isascii():
+            fast = _online_ballot(line, index, election, definition, keys, interned)
             if fast is not None:
                 leaves.append(fast[0])
                 to_verify.append((len(records), *fast[2]))
                 records.append(fast[1])
                 continue
+
+        # 1. Framing and gapless index.
+        raw, problems = _frame(line, index)
+        if problems:
+            violations.extend(problems)
 
         # 2. Canonical form and shape.
         try:
