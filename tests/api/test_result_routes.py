@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 from ledger import merkle
@@ -116,14 +118,30 @@ async def test_equal_shares_rule_funds_by_equal_shares(
             seed=election.rule.seed,
         )
         assert category["funded"] == list(expected.funded)
+    from api.cli import export_log
     from ledger.store import open_store
+    from tally.audit import audit
 
     store = open_store(sqlite_url)
     await store.open()
     try:
         exported = await results_from_log(store, "test-2018")
+        log_file = Path(sqlite_url.removeprefix("sqlite:///")).with_suffix(".log")
+        with open(log_file, "wb") as out:
+            await export_log(store, "test-2018", out)
     finally:
         await store.close()
     assert [c["funded"] for c in exported["categories"]] == [
         c["funded"] for c in document["categories"]
     ]
+    # The independent auditor's own equal-shares recount agrees with the published winners.
+    report = await asyncio.to_thread(
+        audit,
+        str(log_file),
+        keys.log.verifier.vkey,
+        keys.admin.verifier.vkey,
+        results=document,
+        workers=0,
+    )
+    assert report.violations == [], report.violations[:3]
+    assert report.winners == {c["id"]: c["funded"] for c in document["categories"]}
