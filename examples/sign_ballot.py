@@ -16,6 +16,7 @@ import argparse
 import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ledger.keys import SignerKey, sign_envelope
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--cast-at", help="ISO 8601 with offset (default: now in Kyiv)")
     args = parser.parse_args()
 
-    voter_key = bytes.fromhex(open(args.voter_key).read().strip())
+    voter_key = bytes.fromhex(Path(args.voter_key).read_text().strip())
     payload = {
         "type": "ballot",
         "election": args.election,
