@@ -33,7 +33,6 @@ from tally.audit.errors import Violation
 __all__ = ["Recount", "compare_results", "recount"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     id: str
