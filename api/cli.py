@@ -19,6 +19,7 @@ from ledger.errors import LedgerError
 from ledger.keys import SignerKey, VerifierKey, sign_envelope
 from ledger.log import Ledger
 from ledger.store import Store, open_store
+from votes.admin import election_payload, key_registration
 from votes.errors import VoteRefusedError
 
 DEFAULT_DB = "sqlite:///uchast.db"
@@ -114,7 +115,7 @@ async def _append_signed(
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from votes.election import election_to_dict, parse_election_toml
+    from votes.election import parse_election_toml
 
     admin = load_signer(args.admin_key, "admin key")
     try:
@@ -128,13 +129,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         if election.id in await store.log_ids() and await store.size(election.id) > 0:
             raise CommandError(f"election {election.id!r} already exists in this database")
         await store.create_log(election.id)
-        payload = {
-            "type": "election",
-            "election": election.id,
-            "admin_key": admin.verifier.vkey,
-            "voter_key_id": voter_key_id(voter_key),
-            "definition": election_to_dict(election),
-        }
+        payload = election_payload(election, admin.verifier.vkey, voter_key)
         await _append_signed(store, election.id, payload, admin, [DEFINITION_TAG])
         print(f"election {election.id} created in {args.db}")
         print(f"admin vkey: {admin.verifier.vkey}")
@@ -142,13 +137,6 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 0
 
     return _run(_with_store(args.db, work))
-
-
-def voter_key_id(voter_key: bytes) -> str:
-    """A public fingerprint of the voter key, so a site can tell it holds the right one."""
-    import hashlib
-
-    return hashlib.sha256(b"uchast/voter-key\n" + voter_key).hexdigest()[:16]
 
 
 def cmd_amend(args: argparse.Namespace) -> int:
@@ -187,14 +175,7 @@ def cmd_keys_add(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         election = await _single_election(store, args.election)
-        payload = {
-            "type": "key-registered",
-            "election": election,
-            "vkey": vkey.vkey,
-            "role": args.role,
-        }
-        if args.polling_point:
-            payload["polling_point"] = args.polling_point
+        payload = key_registration(election, vkey.vkey, args.role, args.polling_point)
         position = await _append_signed(store, election, payload, admin)
         print(f"registered {vkey.key_id} as {args.role} at log position {position}")
         return 0
@@ -345,7 +326,6 @@ async def run_demo(args: argparse.Namespace) -> int:
     from api.demo import DemoKeys, load_example, simulate
     from api.keys import SERVICE
     from api.service import ServiceConfig
-    from votes.election import election_to_dict
 
     directory = Path(args.dir)
     if directory.exists():
@@ -357,13 +337,7 @@ async def run_demo(args: argparse.Namespace) -> int:
 
     async def setup(store: Store) -> int:
         await store.create_log(election.id)
-        first = {
-            "type": "election",
-            "election": election.id,
-            "admin_key": keys.admin.verifier.vkey,
-            "voter_key_id": voter_key_id(keys.voter_key),
-            "definition": election_to_dict(election),
-        }
+        first = election_payload(election, keys.admin.verifier.vkey, keys.voter_key)
         await _append_signed(store, election.id, first, keys.admin, [DEFINITION_TAG])
         registrations: list[tuple[SignerKey, str, str | None]] = [
             (keys.site, "site", None),
@@ -371,14 +345,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             *((clerk, "clerk", point) for point, clerk in keys.clerks.items()),
         ]
         for key, role, point in registrations:
-            payload: dict[str, Any] = {
-                "type": "key-registered",
-                "election": election.id,
-                "vkey": key.verifier.vkey,
-                "role": role,
-            }
-            if point:
-                payload["polling_point"] = point
+            payload = key_registration(election.id, key.verifier.vkey, role, point)
             await _append_signed(store, election.id, payload, keys.admin)
         return 0
 

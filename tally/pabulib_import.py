@@ -80,7 +80,8 @@ from tally.pabulib import (
     threshold,
     vote_type,
 )
-from votes.election import Election, election_from_dict, election_to_dict
+from votes.admin import election_payload, key_registration
+from votes.election import Election, election_from_dict
 
 __all__ = [
     "TIMEZONES",
@@ -681,7 +682,6 @@ async def import_pabulib(
     """
     import time as clock
 
-    from api.cli import voter_key_id
     from api.service import DEFINITION_TAG, Service, ServiceConfig
     from ledger.keys import sign_envelope
     from ledger.store import open_store
@@ -708,27 +708,14 @@ async def import_pabulib(
         service = Service(ServiceConfig(db_url, keys.log, voter_key=keys.voter_key), store)
         ledger = await service.ledger(election.id)
         try:
-            first = {
-                "type": "election",
-                "election": election.id,
-                "admin_key": keys.admin.verifier.vkey,
-                "voter_key_id": voter_key_id(keys.voter_key),
-                "definition": election_to_dict(election),
-            }
+            first = election_payload(election, keys.admin.verifier.vkey, keys.voter_key)
             await ledger.append(sign_envelope(first, keys.admin), tags=[DEFINITION_TAG])
             registrations: list[tuple[SignerKey, str, str | None]] = [
                 (keys.site, "site", None),
                 *((clerk, "clerk", point) for point, clerk in keys.clerks.items()),
             ]
             for key, role, point in registrations:
-                payload: dict[str, Any] = {
-                    "type": "key-registered",
-                    "election": election.id,
-                    "vkey": key.verifier.vkey,
-                    "role": role,
-                }
-                if point:
-                    payload["polling_point"] = point
+                payload = key_registration(election.id, key.verifier.vkey, role, point)
                 await ledger.append(sign_envelope(payload, keys.admin))
             report = ImportReport(
                 election=election.id,

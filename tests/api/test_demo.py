@@ -14,7 +14,7 @@ from api.service import ServiceConfig
 from ledger.keys import sign_envelope
 from ledger.log import Ledger
 from ledger.store import open_store
-from votes.election import election_to_dict
+from votes.admin import election_payload, key_registration
 
 
 async def test_simulated_voting_matches_the_generator(tmp_path: Path) -> None:
@@ -26,20 +26,15 @@ async def test_simulated_voting_matches_the_generator(tmp_path: Path) -> None:
     await store.open()
     ledger = Ledger(store, election.id, verify_workers=0)
     await ledger.open()
-    first = {
-        "type": "election",
-        "election": election.id,
-        "admin_key": keys.admin.verifier.vkey,
-        "definition": election_to_dict(election),
-    }
-    await ledger.append(sign_envelope(first, keys.admin))
+    await ledger.append(
+        sign_envelope(
+            election_payload(election, keys.admin.verifier.vkey, keys.voter_key), keys.admin
+        )
+    )
     keyed = [(keys.site, "site", None), (keys.supervisor, "supervisor", None)]
     keyed += [(clerk, "clerk", point) for point, clerk in keys.clerks.items()]
     for key, role, point in keyed:
-        payload = {"type": "key-registered", "election": election.id, "vkey": key.verifier.vkey}
-        payload["role"] = role
-        if point:
-            payload["polling_point"] = point
+        payload = key_registration(election.id, key.verifier.vkey, role, point)
         await ledger.append(sign_envelope(payload, keys.admin))
     await ledger.close()
     await store.close()

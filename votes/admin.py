@@ -1,0 +1,44 @@
+"""The administrator's payloads: an election's definition and its keys, as signed into the log.
+
+One builder per payload, so that ``uchast init``, ``keys add``, the demo and ``import-pabulib``
+write exactly the same shapes (which the auditor reads back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from votes.election import Election, election_to_dict
+from votes.entries import EntryType
+
+
+def voter_key_id(voter_key: bytes) -> str:
+    """A public fingerprint of the voter key, so a site can tell it holds the right one."""
+    return hashlib.sha256(b"uchast/voter-key\n" + voter_key).hexdigest()[:16]
+
+
+def election_payload(election: Election, admin_vkey: str, voter_key: bytes) -> dict[str, Any]:
+    """The election's first entry: its definition, naming the admin key that signs it."""
+    return {
+        "type": EntryType.ELECTION.value,
+        "election": election.id,
+        "admin_key": admin_vkey,
+        "voter_key_id": voter_key_id(voter_key),
+        "definition": election_to_dict(election),
+    }
+
+
+def key_registration(
+    election: str, vkey: str, role: str, polling_point: str | None = None
+) -> dict[str, Any]:
+    """Register a site, clerk (optionally bound to a polling point) or supervisor key."""
+    payload: dict[str, Any] = {
+        "type": EntryType.KEY_REGISTERED.value,
+        "election": election,
+        "vkey": vkey,
+        "role": role,
+    }
+    if polling_point:
+        payload["polling_point"] = polling_point
+    return payload
