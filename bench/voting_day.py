@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
+from bench.ingest_ledger import create_database, drop_database  # noqa: E402
 from bench.loadgen import (  # noqa: E402
     Book,
     Electorate,
@@ -66,7 +67,6 @@ from bench.loadgen import (  # noqa: E402
 from ledger.keys import SignerKey, sign_envelope  # noqa: E402
 from votes.election import election_to_dict, parse_election_toml  # noqa: E402
 
-PG_ADMIN = os.environ.get("UCHAST_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 EXAMPLE = ROOT / "examples" / "zhytomyr-2018.toml"
 VOTERS_2018 = 12_527
 KYIV = ZoneInfo("Europe/Kyiv")
@@ -115,23 +115,6 @@ def trial_toml(now: datetime) -> str:
         text, count = re.subn(rf"(?m)^{name} = .*$", f"{name} = {value.isoformat()}", text)
         assert count == 1, name
     return text
-
-
-def create_database() -> str:
-    import psycopg
-
-    name = f"uchast_voting_day_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        name = url.rsplit("/", 1)[1]
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def set_up(directory: Path, db: str) -> dict[str, str]:
