@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +32,7 @@ from bench.loadgen import (
 )
 from bench.loadgen import served_votes as served_votes
 from ledger.keys import SignerKey, sign_envelope
-from tests.api.servers import ROOT, free_port
+from tests.api.servers import ROOT, free_port, wait_until_up
 from tests.factories import ELECTION, Keys, example_definition, key_envelope, opened_ledger
 
 VOTER_KEY = bytes(range(100, 132))
@@ -125,15 +124,7 @@ class Server:
             *self.args,
         ]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=self._log)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/healthz", timeout=1).read()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server at {self.url} did not start") from None
-                time.sleep(0.05)
+        wait_until_up(self.url, self.process)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no flush, no goodbye."""
