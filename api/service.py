@@ -9,17 +9,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from api.problems import ProblemError
 from ledger.keys import SignerKey
 from ledger.log import Ledger, entry_object
 from ledger.store import Store, open_store
+from tally.feed import apply_chunk
 from tally.projection import Tally
 from votes.election import Election, election_from_dict
 from votes.entries import EntryType
 
 DEFINITION_TAG = "definition"
+TALLY_PROJECTION = "tally"
 
 log = logging.getLogger("uchast.service")
 
@@ -36,6 +37,9 @@ class ServiceConfig:
     max_body_bytes: int = 64 * 1024
     # /readyz answers 503 while an election's projection is further behind its log than this.
     ready_max_lag: int = 1000
+    # The live tally's view is saved with its position at most this often (and at shutdown),
+    # so a restart resumes from there instead of replaying the whole log.
+    projection_save_interval: float = 5.0
     # Signed writes per second per key (api/ratelimit.py); 0 = no limit. Burst 0 = one second's.
     rate_limit: float = 0.0
     rate_burst: float = 0.0
@@ -75,6 +79,8 @@ class Service:
         self._tallies: dict[str, Tally] = {}
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
+        self._tally_lock = asyncio.Lock()
+        self._saved: dict[str, int] = {}  # position of each election's last saved tally
         self.clock = config.clock
         self.batch_observers: list[BatchObserver] = []
 
@@ -90,6 +96,11 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._followers.clear()
+        for election, tally in self._tallies.items():
+            try:
+                await self._save_tally(election, tally)
+            except Exception as exc:  # the next start replays from the last save instead
+                log.warning("tally of %s not saved at shutdown: %s", election, exc)
         for ledger in self._ledgers.values():
             await ledger.close()
         self._ledgers.clear()
@@ -151,18 +162,49 @@ class Service:
         return election_from_dict(payload["definition"])
 
     async def tally(self, election: str) -> Tally:
-        """The election's live tally, kept up to date by a follower of its log."""
+        """The election's live tally, kept up to date by a follower of its log; restored from
+        its last saved view when there is one."""
         tally = self._tallies.get(election)
-        if tally is None:
-            ledger = await self.ledger(election)
-            definition = await self.election(election)
+        if tally is not None:
+            return tally
+        ledger = await self.ledger(election)
+        definition = await self.election(election)
+        async with self._tally_lock:
             tally = self._tallies.get(election)
             if tally is None:  # nobody else started it while we awaited
-                tally = self._tallies[election] = Tally(definition)
+                tally = await self._restored_tally(ledger, definition)
+                self._tallies[election] = tally
+                self._saved[election] = tally.position
                 self._followers[election] = asyncio.create_task(
                     self._follow(ledger, tally), name=f"tally:{election}"
                 )
         return tally
+
+    async def _restored_tally(self, ledger: Ledger, definition: Election) -> Tally:
+        saved = await self.store.load_projection(ledger.log_id, TALLY_PROJECTION)
+        if saved is None:
+            return Tally(definition)
+        size = await ledger.size()
+        if saved.position > size:
+            log.warning(
+                "saved tally of %s is at %d, beyond the log's %d entries: replaying from 0",
+                ledger.log_id,
+                saved.position,
+                size,
+            )
+            return Tally(definition)
+        try:
+            return Tally.restore(definition, saved.state)
+        except ValueError as exc:
+            log.warning("saved tally of %s unreadable (%s): replaying from 0", ledger.log_id, exc)
+            return Tally(definition)
+
+    async def _save_tally(self, election: str, tally: Tally) -> None:
+        """Save the tally's view with its position (one row, one statement), if it moved."""
+        if tally.position > self._saved.get(election, 0):
+            position, state = tally.position, tally.snapshot()
+            await self.store.save_projection(election, TALLY_PROJECTION, position, state)
+            self._saved[election] = position
 
     async def caught_up_tally(self, election: str, timeout: float = 5.0) -> Tally:
         """The tally once it has applied every entry committed when this was called."""
@@ -174,22 +216,25 @@ class Service:
         return tally
 
     async def _follow(self, ledger: Ledger, tally: Tally) -> None:
-        async def fetch(position: int) -> dict[str, Any]:
-            [entry] = await ledger.entries(position, position + 1)
-            return entry_object(entry.data)
-
+        log_id = ledger.log_id
+        loop = asyncio.get_running_loop()
+        saved_at = loop.time()
         while True:
             try:
-                async for entry in ledger.subscribe(after=tally.position, poll=1.0):
-                    if entry.type == EntryType.ELECTION_AMENDED:
-                        definition = await self._read_definition(ledger.log_id)
-                        self._elections[ledger.log_id] = definition
-                        tally.redefine(definition)
-                    await tally.apply(entry.position, entry.data, fetch)
+                size = await self.store.wait_for_growth(log_id, tally.position, 1.0)
+                if size > tally.position:
+                    async for chunk in self.store.stream_data(log_id, tally.position, size):
+                        await apply_chunk(self.store, log_id, tally, tally.position, chunk)
+                    # Caught up with `size`: the tally's definition is the latest amendment's
+                    # as of there (another process may have appended it).
+                    self._elections[log_id] = tally.election
+                if loop.time() - saved_at >= self.config.projection_save_interval:
+                    await self._save_tally(log_id, tally)
+                    saved_at = loop.time()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store went away: wait and resume where we stopped
-                log.warning("tally of %s paused: store unavailable", ledger.log_id)
+                log.warning("tally of %s paused: store unavailable", log_id)
                 await asyncio.sleep(1.0)
 
     def open_ledgers(self) -> list[Ledger]:

@@ -12,7 +12,13 @@ import asyncpg
 
 from ledger.errors import StoreUnavailableError
 from ledger.merkle import NodeId
-from ledger.store import SequencingTransaction, Store, StoredCheckpoint, StoredEntry
+from ledger.store import (
+    SavedProjection,
+    SequencingTransaction,
+    Store,
+    StoredCheckpoint,
+    StoredEntry,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS uchast_logs (
@@ -48,6 +54,14 @@ CREATE TABLE IF NOT EXISTS uchast_checkpoints (
     note text NOT NULL,
     created_at double precision NOT NULL,
     PRIMARY KEY (log, size)
+);
+CREATE TABLE IF NOT EXISTS uchast_projections (
+    log text NOT NULL,
+    name text NOT NULL,
+    position bigint NOT NULL,
+    state bytea NOT NULL,
+    saved_at double precision NOT NULL,
+    PRIMARY KEY (log, name)
 );
 """
 
@@ -149,30 +163,71 @@ async def _no_reset(_conn: Any) -> None:
 _TAG_SEPARATOR = "\x1f"
 
 # A whole batch in one statement, one round trip: entries, their tags, the new tree nodes, the
-# checkpoint, the new size, and the notification that wakes subscribers after commit.
+# checkpoint, the new size, and the notification that wakes subscribers after commit. Everything
+# is gated on moving the size from exactly $17: under the sequencing lock that always holds; run on
+# its own (PostgresStore.write_if_size) it is what makes the write safe without the lock, as the
+# size of a log moves only with its entries.
 _WRITE_SQL = """
-WITH new_entries AS (
+WITH moved AS (
+    UPDATE uchast_logs SET size = $12 WHERE id = $1 AND size = $17 RETURNING id
+), new_entries AS (
     INSERT INTO uchast_entries (log, position, type, tags, data, leaf_hash)
     SELECT $1, u.position, u.type,
            CASE WHEN u.tags = '' THEN '{}'::text[] ELSE string_to_array(u.tags, E'\\x1f') END,
            u.data, u.leaf_hash
       FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::bytea[])
            AS u(position, type, tags, data, leaf_hash)
+     WHERE EXISTS (SELECT FROM moved)
 ), new_tags AS (
     INSERT INTO uchast_entry_tags (log, tag, position)
     SELECT $1, u.tag, u.position FROM unnest($7::text[], $8::bigint[]) AS u(tag, position)
+     WHERE EXISTS (SELECT FROM moved)
 ), new_nodes AS (
     INSERT INTO uchast_nodes (log, level, idx, hash)
     SELECT $1, u.level, u.idx, u.hash
       FROM unnest($9::smallint[], $10::bigint[], $11::bytea[]) AS u(level, idx, hash)
+     WHERE EXISTS (SELECT FROM moved)
 ), new_checkpoint AS (
     INSERT INTO uchast_checkpoints (log, size, note, created_at)
-    SELECT $1, $13, $14, $15 WHERE $13::bigint IS NOT NULL
+    SELECT $1, $13, $14, $15 WHERE $13::bigint IS NOT NULL AND EXISTS (SELECT FROM moved)
     ON CONFLICT DO NOTHING
 )
-UPDATE uchast_logs SET size = $12 WHERE id = $1
-RETURNING pg_notify('uchast_log', $16)
+SELECT pg_notify('uchast_log', $16) FROM moved
 """
+
+
+async def _write(
+    conn: Any,
+    log_id: str,
+    size: int,
+    entries: Sequence[StoredEntry],
+    nodes: Sequence[tuple[NodeId, bytes]],
+    checkpoint: StoredCheckpoint | None,
+) -> bool:
+    """Run _WRITE_SQL for entries at ``size ..``; whether the size was still ``size``."""
+    new_size = entries[-1].position + 1 if entries else size
+    tag_rows = [(tag, e.position) for e in entries for tag in set(e.tags)]
+    moved = await conn.fetch(
+        _WRITE_SQL,
+        log_id,
+        [e.position for e in entries],
+        [e.type for e in entries],
+        [_TAG_SEPARATOR.join(e.tags) for e in entries],
+        [e.data for e in entries],
+        [e.leaf_hash for e in entries],
+        [tag for tag, _ in tag_rows],
+        [position for _, position in tag_rows],
+        [level for (level, _), _ in nodes],
+        [idx for (_, idx), _ in nodes],
+        [h for _, h in nodes],
+        new_size,
+        None if checkpoint is None else checkpoint.size,
+        None if checkpoint is None else checkpoint.note,
+        None if checkpoint is None else checkpoint.created_at,
+        f"{new_size} {log_id}",
+        size,
+    )
+    return bool(moved)
 
 
 class _PostgresTransaction(SequencingTransaction):
@@ -221,28 +276,9 @@ class _PostgresTransaction(SequencingTransaction):
         nodes: Sequence[tuple[NodeId, bytes]],
         checkpoint: StoredCheckpoint | None,
     ) -> None:
-        new_size = entries[-1].position + 1 if entries else self.size
-        tag_rows = [(tag, e.position) for e in entries for tag in set(e.tags)]
-        await self._conn.execute(
-            _WRITE_SQL,
-            self._log,
-            [e.position for e in entries],
-            [e.type for e in entries],
-            [_TAG_SEPARATOR.join(e.tags) for e in entries],
-            [e.data for e in entries],
-            [e.leaf_hash for e in entries],
-            [tag for tag, _ in tag_rows],
-            [position for _, position in tag_rows],
-            [level for (level, _), _ in nodes],
-            [idx for (_, idx), _ in nodes],
-            [h for _, h in nodes],
-            new_size,
-            None if checkpoint is None else checkpoint.size,
-            None if checkpoint is None else checkpoint.note,
-            None if checkpoint is None else checkpoint.created_at,
-            f"{new_size} {self._log}",
-        )
-        self.size = new_size
+        if not await _write(self._conn, self._log, self.size, entries, nodes, checkpoint):
+            raise RuntimeError(f"log {self._log}: size moved under the sequencing lock")
+        self.size = entries[-1].position + 1 if entries else self.size
 
 
 class PostgresStore(Store):
@@ -345,6 +381,20 @@ class PostgresStore(Store):
                 raise KeyError(log_id)
             yield _PostgresTransaction(conn, log_id, int(size))
 
+    async def write_if_size(
+        self,
+        log_id: str,
+        size: int,
+        entries: Sequence[StoredEntry],
+        nodes: Sequence[tuple[NodeId, bytes]],
+        checkpoint: StoredCheckpoint | None,
+    ) -> bool:
+        """Write as :meth:`SequencingTransaction.write` does, without the sequencing lock: one
+        statement, committed on its own, that writes everything if the log's committed size is
+        still ``size`` and nothing (False) if another writer moved it."""
+        async with self._conn() as conn:
+            return await _write(conn, log_id, size, entries, nodes, checkpoint)
+
     async def size(self, log_id: str) -> int:
         async with self._conn() as conn:
             size = await conn.fetchval("SELECT size FROM uchast_logs WHERE id=$1", log_id)
@@ -381,6 +431,56 @@ class PostgresStore(Store):
             while rows := await cursor.fetch(chunk):
                 for row in rows:
                     yield _entry(row)
+
+    async def stream_data(
+        self, log_id: str, start: int, end: int | None = None, chunk: int = 5000
+    ) -> AsyncIterator[list[bytes]]:
+        stop = await self.size(log_id) if end is None else end
+        async with self._conn() as conn, conn.transaction(readonly=True):
+            cursor = await conn.cursor(
+                "SELECT data FROM uchast_entries WHERE log=$1 AND position >= $2"
+                " AND position < $3 ORDER BY position",
+                log_id,
+                start,
+                stop,
+            )
+            # Ask for the next chunk before handing this one out: the server reads it while
+            # the caller applies this one (on another core), instead of each waiting in turn.
+            pending = asyncio.ensure_future(cursor.fetch(chunk))
+            try:
+                while rows := await pending:
+                    pending = asyncio.ensure_future(cursor.fetch(chunk))
+                    await asyncio.sleep(0)  # let it send the request before we go on
+                    yield [row[0] for row in rows]
+            finally:
+                if not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, *_UNAVAILABLE):
+                        await pending
+
+    async def load_projection(self, log_id: str, name: str) -> SavedProjection | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT position, state, saved_at FROM uchast_projections WHERE log=$1 AND name=$2",
+                log_id,
+                name,
+            )
+        return None if row is None else SavedProjection(int(row[0]), bytes(row[1]), row[2])
+
+    async def save_projection(self, log_id: str, name: str, position: int, state: bytes) -> bool:
+        async with self._conn() as conn:
+            written = await conn.fetchval(
+                "INSERT INTO uchast_projections AS p (log, name, position, state, saved_at)"
+                " VALUES ($1, $2, $3, $4, extract(epoch FROM clock_timestamp()))"
+                " ON CONFLICT (log, name) DO UPDATE SET position = excluded.position,"
+                " state = excluded.state, saved_at = excluded.saved_at"
+                " WHERE p.position < excluded.position RETURNING true",
+                log_id,
+                name,
+                position,
+                state,
+            )
+        return bool(written)
 
     async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:
         if not tags:

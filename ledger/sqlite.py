@@ -14,7 +14,13 @@ from typing import Any, TypeVar
 
 from ledger.errors import StoreUnavailableError
 from ledger.merkle import NodeId
-from ledger.store import SequencingTransaction, Store, StoredCheckpoint, StoredEntry
+from ledger.store import (
+    SavedProjection,
+    SequencingTransaction,
+    Store,
+    StoredCheckpoint,
+    StoredEntry,
+)
 
 T = TypeVar("T")
 
@@ -52,6 +58,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (log, size)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS projections (
+    log TEXT NOT NULL,
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    saved_at REAL NOT NULL,
+    PRIMARY KEY (log, name)
 ) WITHOUT ROWID;
 """
 
@@ -318,6 +332,59 @@ class SQLiteStore(Store):
             for entry in batch:
                 yield entry
             position = batch[-1].position + 1
+
+    async def stream_data(
+        self, log_id: str, start: int, end: int | None = None, chunk: int = 5000
+    ) -> AsyncIterator[list[bytes]]:
+        stop = await self.size(log_id) if end is None else end
+        position = start
+        while position < stop:
+            upto = min(position + chunk, stop)
+
+            def run(first: int = position, last: int = upto) -> list[bytes]:
+                rows = (
+                    self._reader.c()
+                    .execute(
+                        "SELECT data FROM entries WHERE log=? AND position >= ? AND position < ?"
+                        " ORDER BY position",
+                        (log_id, first, last),
+                    )
+                    .fetchall()
+                )
+                return [row[0] for row in rows]
+
+            batch = await self._reader.run(run)
+            if not batch:
+                return
+            yield batch
+            position += len(batch)
+
+    async def load_projection(self, log_id: str, name: str) -> SavedProjection | None:
+        row = await self._reader.run(
+            lambda: (
+                self._reader.c()
+                .execute(
+                    "SELECT position, state, saved_at FROM projections WHERE log=? AND name=?",
+                    (log_id, name),
+                )
+                .fetchone()
+            )
+        )
+        return None if row is None else SavedProjection(int(row[0]), bytes(row[1]), row[2])
+
+    async def save_projection(self, log_id: str, name: str, position: int, state: bytes) -> bool:
+        def run() -> bool:
+            cursor = self._writer.c().execute(
+                "INSERT INTO projections (log, name, position, state, saved_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (log, name) DO UPDATE SET"
+                " position = excluded.position, state = excluded.state,"
+                " saved_at = excluded.saved_at WHERE projections.position < excluded.position",
+                (log_id, name, position, state, time.time()),
+            )
+            return cursor.rowcount == 1
+
+        async with self._write_lock:  # never inside a sequencing transaction of this process
+            return await self._writer.run(run)
 
     async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:
         return await self._reader.run(lambda: _tagged(self._reader.c(), log_id, tags, start))

@@ -30,6 +30,20 @@ class StoredEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedProjection:
+    """A projection's view as last saved: the state after applying entries ``0 .. position-1``.
+
+    The store keeps the state as opaque bytes; what they mean is the projection's business
+    (:mod:`tally.projection`). State and position are one row, written by one statement, so a
+    reader never sees one without the other.
+    """
+
+    position: int
+    state: bytes
+    saved_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     """A signed checkpoint note of the log at ``size``."""
 
@@ -127,6 +141,24 @@ class Store(ABC):
         self, log_id: str, start: int, end: int | None = None, chunk: int = 2000
     ) -> AsyncIterator[StoredEntry]:
         """Entries from ``start`` to ``end`` (or the committed end) without loading them all."""
+
+    @abstractmethod
+    def stream_data(
+        self, log_id: str, start: int, end: int | None = None, chunk: int = 5000
+    ) -> AsyncIterator[list[bytes]]:
+        """The stored bytes of entries ``start .. end-1`` (``end``: the committed size when
+        called), a list of up to ``chunk`` consecutive entries at a time: what a projection
+        rebuild reads, without the rest of each row."""
+
+    @abstractmethod
+    async def load_projection(self, log_id: str, name: str) -> SavedProjection | None:
+        """The saved view of projection ``name`` of the log, if any."""
+
+    @abstractmethod
+    async def save_projection(self, log_id: str, name: str, position: int, state: bytes) -> bool:
+        """Save a projection's view at ``position`` unless one at the same or a later position
+        is saved already (another process may follow the same log). True if this one was
+        written. One statement: the view and its position commit together or not at all."""
 
     @abstractmethod
     async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:

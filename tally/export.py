@@ -24,13 +24,13 @@ log size.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from ledger import merkle
-from ledger.store import Store, StoredEntry
+from ledger.store import Store
+from tally.feed import apply_chunk
 from tally.pabulib import PabulibFile, write_pabulib
 from tally.projection import Tally
 from tally.results import results_document
@@ -79,76 +79,24 @@ async def log_root(store: Store, log_id: str, size: int) -> bytes:
     return merkle.fold([nodes[i] for i in ids])
 
 
-_CHUNK = 4096
-
-
-def _void_target(entry: StoredEntry) -> int | None:
-    try:
-        target = _entry(entry.data)["envelope"]["payload"]["entry"]
-    except (ValueError, KeyError, TypeError):
-        return None  # the tally itself will say what is wrong with it
-    return target if isinstance(target, int) and not isinstance(target, bool) else None
-
-
 async def replay_tally(
     store: Store, log_id: str, size: int | None = None
 ) -> tuple[Tally, int, bytes]:
     """A :class:`Tally` rebuilt from position 0 over the first ``size`` entries (default: all),
-    with that size and the log root at it.
-
-    Entries are applied in order, a chunk at a time; the entries that the chunk's voids name
-    are read before the chunk is applied, concurrently, so a void costs no round trip of its own.
-    """
+    with that size and the log root at it. Reads only the entries' bytes, a chunk at a time
+    (:func:`tally.feed.apply_chunk`)."""
     end = await store.size(log_id) if size is None else size
     if end == 0:
         raise ValueError(f"election {log_id!r} has no entries")
     tally: Tally | None = None
-    known: dict[int, bytes] = {}
-
-    async def fetch(position: int) -> dict[str, Any]:
-        data = known.get(position)
-        if data is None:
-            [entry] = await store.read(log_id, position, position + 1)
-            data = entry.data
-        return _entry(data)
-
-    async def read_one(position: int) -> None:
-        found = await store.read(log_id, position, position + 1)
-        if found:
-            known[position] = found[0].data
-
-    async def apply(chunk: list[StoredEntry]) -> None:
-        nonlocal tally
-        known.clear()
-        targets = {
-            t for e in chunk if e.type == EntryType.VOID and (t := _void_target(e)) is not None
-        }
-        if targets:
-            here = {e.position: e.data for e in chunk}
-            known.update((t, here[t]) for t in targets if t in here)
-            await asyncio.gather(*(read_one(t) for t in targets if t not in here))
-        run: list[StoredEntry] = []  # entries up to the next (re)definition
-        for entry in chunk:
-            if tally is None or entry.type == EntryType.ELECTION_AMENDED:
-                if tally is not None:
-                    await tally.apply_many(run, fetch)
-                    run = []
-                    tally.redefine(definition_of(entry.data))
-                elif entry.type != EntryType.ELECTION:
-                    raise ValueError(f"entry 0 of {log_id!r} is not the election's definition")
-                else:
-                    tally = Tally(definition_of(entry.data))
-            run.append(entry)
-        if tally is not None:
-            await tally.apply_many(run, fetch)
-
-    chunk: list[StoredEntry] = []
-    async for entry in store.stream(log_id, 0, end):
-        chunk.append(entry)
-        if len(chunk) == _CHUNK:
-            await apply(chunk)
-            chunk = []
-    await apply(chunk)
+    position = 0
+    async for chunk in store.stream_data(log_id, 0, end):
+        if tally is None:
+            if _entry(chunk[0]).get("type") != EntryType.ELECTION:
+                raise ValueError(f"entry 0 of {log_id!r} is not the election's definition")
+            tally = Tally(definition_of(chunk[0]))
+        await apply_chunk(store, log_id, tally, position, chunk)
+        position += len(chunk)
     if tally is None or tally.position != end:
         raise ValueError(f"the log of {log_id!r} ended before entry {end}")
     return tally, end, await log_root(store, log_id, end)

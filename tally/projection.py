@@ -33,13 +33,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from votes.election import Election
+from votes.election import Election, election_from_dict
 from votes.entries import EntryType
 from votes.rules import PriorEntry, paper_status
 
 ONLINE = "online"
 PAPER = "paper"
-_CHANNEL_BITS = {ONLINE: 1, PAPER: 2}
+_UNIT = {ONLINE: 1, PAPER: 1 << 32}  # one ballot of the channel in a voter's packed count
+_ONLINE_MASK = (1 << 32) - 1
+SNAPSHOT_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,15 @@ class Entry(Protocol):
 
     @property
     def data(self) -> bytes: ...
+
+
+def _channels(packed: int) -> set[str]:
+    channels = set()
+    if packed & _ONLINE_MASK:
+        channels.add(ONLINE)
+    if packed >> 32:
+        channels.add(PAPER)
+    return channels
 
 
 def _day_of(cast_at: str, zone: ZoneInfo) -> str:
@@ -139,8 +150,8 @@ class Tally:
         self._cells: dict[tuple[str, str], dict[str, int]] = {}  # (day, channel) -> project
         self._point: dict[str, dict[str, int]] = {}  # polling point -> project -> votes
         self._ballots: dict[str, int] = {}  # counted ballots by channel
-        # Per voter with counted ballots: their number << 2 | the channels' bits (one dict
-        # operation per ballot instead of a dict and a set).
+        # Per voter with counted ballots: online ballots + paper ballots << 32 (one dict
+        # operation per ballot instead of a dict per channel).
         self._voters: dict[str, int] = {}
         self._views: dict[str, Any] = {}
         self.spoiled = 0
@@ -222,16 +233,15 @@ class Tally:
     @property
     def voter_ballots(self) -> dict[str, int]:
         """Counted ballots per voter (voters with none left out)."""
-        return {voter: packed >> 2 for voter, packed in self._voters.items()}
+        return {
+            voter: (packed & _ONLINE_MASK) + (packed >> 32)
+            for voter, packed in self._voters.items()
+        }
 
     @property
     def voter_channels(self) -> dict[str, set[str]]:
         """The channels each voter has counted ballots on (voters with none left out)."""
-        return {
-            voter: {c for c, bit in _CHANNEL_BITS.items() if packed & bit}
-            for voter, packed in self._voters.items()
-            if packed & 3
-        }
+        return {voter: _channels(packed) for voter, packed in self._voters.items()}
 
     # -- counting ----------------------------------------------------------------------------
 
@@ -285,11 +295,9 @@ class Tally:
             if point is not None:
                 point[project] = point.get(project, 0) + sign
         self._ballots[counted.channel] = self._ballots.get(counted.channel, 0) + sign
-        packed = self._voters.get(counted.voter, 0)
-        left = (packed >> 2) + sign
-        if left:
-            bits = packed & 3 | (_CHANNEL_BITS[counted.channel] if sign > 0 else 0)
-            self._voters[counted.voter] = left << 2 | bits
+        packed = self._voters.get(counted.voter, 0) + sign * _UNIT[counted.channel]
+        if packed:
+            self._voters[counted.voter] = packed
         else:
             self._voters.pop(counted.voter, None)
 
@@ -308,6 +316,29 @@ class Tally:
                     self.position = position + 1
                     continue
             await self.apply(position, data, fetch)
+
+    async def apply_data(self, start: int, chunk: Iterable[bytes], fetch: Fetch) -> None:
+        """:meth:`apply` the consecutive entries ``start, start + 1, ...`` (their stored bytes,
+        as :meth:`ledger.store.Store.stream_data` gives them): the rebuild's and the
+        follower's loop."""
+        if start != self.position:
+            raise ValueError(f"tally expects entry {self.position}, got {start}")
+        if self._views:
+            self._views = {}
+        fast = self._apply_fast if self.fast else None
+        applied = 0  # entries counted by the fast path, not yet added to position and entries
+        try:
+            for data in chunk:
+                if fast is not None and fast(data):
+                    applied += 1
+                    continue
+                self.entries += applied
+                self.position += applied
+                applied = 0
+                await self.apply(self.position, data, fetch)
+        finally:
+            self.entries += applied
+            self.position += applied
 
     async def apply(self, position: int, data: bytes, fetch: Fetch) -> None:
         """Apply the entry at ``position`` (its stored bytes); ``fetch`` reads an earlier
@@ -337,6 +368,8 @@ class Tally:
             self.spoiled += 1
         elif kind == EntryType.VOID:
             await self._void(int(payload["entry"]), fetch)
+        elif kind == EntryType.ELECTION_AMENDED:
+            self.redefine(election_from_dict(payload["definition"]))
         self.entries += 1
         self.position = position + 1
 
@@ -393,20 +426,15 @@ class Tally:
         self._ballots[channel] = self._ballots.get(channel, 0) + 1
         voter = raw_voter.decode("utf-8", "surrogatepass")
         voters = self._voters
-        packed = voters.get(voter, 0)
-        left = (packed >> 2) + 1
-        if left:
-            voters[voter] = left << 2 | packed & 3 | (2 if paper else 1)
-        else:  # only when a void came before its target (not in a log the rules wrote)
-            voters.pop(voter, None)
+        voters[voter] = voters.get(voter, 0) + (1 << 32 if paper else 1)
         return True
 
     async def _void(self, target: int, fetch: Fetch) -> None:
         if target in self._voided_positions:
             return
+        obj = await fetch(target)  # before changing anything: a failed read must leave no trace
         self._voided_positions.add(target)
         self.voided += 1
-        obj = await fetch(target)
         payload = obj["envelope"]["payload"]
         kind = obj["type"]
         if kind == EntryType.BALLOT:
@@ -437,8 +465,79 @@ class Tally:
 
     def voters_by_channel(self) -> dict[str, int]:
         """Voters with counted ballots on each channel (one voter may count on both)."""
-        counts = Counter(packed & 3 for packed in self._voters.values())
-        return {
-            ONLINE: counts[1] + counts[3],
-            PAPER: counts[2] + counts[3],
+        online = paper = 0
+        for packed in self._voters.values():
+            online += bool(packed & _ONLINE_MASK)
+            paper += packed >= 1 << 32
+        return {ONLINE: online, PAPER: paper}
+
+    # -- saving and restoring ----------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything this tally has counted, with its position, as bytes for
+        :meth:`ledger.store.Store.save_projection`; :meth:`restore` reads them back."""
+        state = {
+            "format": SNAPSHOT_FORMAT,
+            "election": self.election.id,
+            "position": self.position,
+            "entries": self.entries,
+            "spoiled": self.spoiled,
+            "voided": self.voided,
+            "cells": [[day, channel, counts] for (day, channel), counts in self._cells.items()],
+            "points": self._point,
+            "ballots": self._ballots,
+            "voters": self._voters,
+            "voided_positions": sorted(self._voided_positions),
+            "paper": {
+                voter: [[e.position, e.type, e.payload, e.key] for e in entries]
+                for voter, entries in self._paper.items()
+                if entries
+            },
         }
+        return json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def restore(cls, election: Election, snapshot: bytes, *, fast: bool = True) -> Tally:
+        """The tally a :meth:`snapshot` was taken of, counting under ``election`` (its current
+        definition) from the snapshot's position on. ValueError if the bytes are not a
+        snapshot of this election in this format."""
+        try:
+            state = json.loads(snapshot)
+            if state.get("format") != SNAPSHOT_FORMAT:
+                raise ValueError(f"snapshot format {state.get('format')!r}, not {SNAPSHOT_FORMAT}")
+            if state.get("election") != election.id:
+                raise ValueError(f"snapshot of {state.get('election')!r}, not {election.id!r}")
+            tally = cls(election, fast=fast)
+            tally.position = _count(state["position"])
+            tally.entries = _count(state["entries"])
+            tally.spoiled = _count(state["spoiled"])
+            tally.voided = _count(state["voided"])
+            tally._cells = {(day, channel): _counts(c) for day, channel, c in state["cells"]}
+            tally._point = {point: _counts(c) for point, c in state["points"].items()}
+            tally._ballots = _counts(state["ballots"])
+            tally._voters = _counts(state["voters"])
+            tally._voided_positions = {_count(p) for p in state["voided_positions"]}
+            for voter, entries in state["paper"].items():
+                tally._paper[voter] = [PriorEntry(p, t, payload, k) for p, t, payload, k in entries]
+                status = paper_status(election, tally._paper[voter], voter)
+                tally._paper_counted[voter] = [
+                    _counted(dict(pair[0].payload), PAPER, tally.zone) for pair in status.counted
+                ]
+        except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not a tally snapshot: {exc!r}") from exc
+        return tally
+
+
+def _counts(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ValueError(f"counts must be an object, not {value!r}")
+    for key, count in value.items():
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise ValueError(f"the count of {key!r} must be an integer, not {count!r}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"a count must be a non-negative integer, not {value!r}")
+    return value

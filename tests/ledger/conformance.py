@@ -349,6 +349,44 @@ class LedgerConformance:
             assert [e.position for e in await ledger.entries(10, 20)] == list(range(10, 20))
             assert await ledger.entries(size, size + 10) == []
 
+    async def test_stream_data_gives_the_stored_bytes_in_chunks(
+        self, url: str, keys: Keys
+    ) -> None:
+        """stream_data yields each entry's leaf bytes, in order, chunks of at most ``chunk``;
+        it stops at ``end`` (default: the committed size when called), and a consumer that
+        stops early leaves the store usable."""
+        async with opened_ledger(url, keys) as ledger:
+            await asyncio.gather(*(cast(ledger, keys, n) for n in range(50)))
+            size = await ledger.size()
+            listed = [e.data for e in await ledger.entries(0, size)]
+            chunks = [c async for c in ledger.store.stream_data(ELECTION, 0, chunk=7)]
+            assert [len(c) for c in chunks] == [7] * (size // 7) + [size % 7] * bool(size % 7)
+            assert [d for c in chunks for d in c] == listed
+            middle = [c async for c in ledger.store.stream_data(ELECTION, 5, 12, chunk=4)]
+            assert [d for c in middle for d in c] == listed[5:12]
+            assert [c async for c in ledger.store.stream_data(ELECTION, size)] == []
+            stream = ledger.store.stream_data(ELECTION, 0, chunk=3)
+            assert await anext(stream) == listed[:3]
+            await stream.aclose()
+            assert await ledger.size() == size
+
+    async def test_projection_saves_only_move_forward(self, url: str, keys: Keys) -> None:
+        """A saved view and its position are read back together; a save at the same or an
+        earlier position (another process behind this one) is ignored and says so."""
+        async with opened_ledger(url, keys) as ledger:
+            store = ledger.store
+            assert await store.load_projection(ELECTION, "tally") is None
+            assert await store.save_projection(ELECTION, "tally", 10, b"ten")
+            assert not await store.save_projection(ELECTION, "tally", 10, b"other ten")
+            assert not await store.save_projection(ELECTION, "tally", 4, b"four")
+            saved = await store.load_projection(ELECTION, "tally")
+            assert saved is not None and (saved.position, saved.state) == (10, b"ten")
+            assert await store.save_projection(ELECTION, "tally", 11, b"\x00eleven")
+            saved = await store.load_projection(ELECTION, "tally")
+            assert saved is not None and (saved.position, saved.state) == (11, b"\x00eleven")
+            assert await store.load_projection(ELECTION, "other") is None
+            assert await store.load_projection("another-election", "tally") is None
+
     async def test_subscription_wakes_on_new_entries(self, url: str, keys: Keys) -> None:
         """A subscriber gets existing entries, then new ones soon after they commit."""
         async with opened_ledger(url, keys) as ledger:

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,3 +111,82 @@ def test_tally_equals_the_rules_recount(
     assert incremental.by_channel == rebuilt.by_channel
     assert incremental.by_day == rebuilt.by_day
     assert incremental.spoiled == rebuilt.spoiled
+
+
+def views(tally: Tally) -> dict[str, Any]:
+    """Everything a tally shows, for comparing two of them."""
+    return {
+        "position": tally.position,
+        "entries": tally.entries,
+        "votes": +tally.votes,
+        "by_channel": +tally.by_channel,
+        "by_day": +tally.by_day,
+        "by_point": +tally.by_point,
+        "ballots": +tally.ballots,
+        "voter_ballots": tally.voter_ballots,
+        "voter_channels": tally.voter_channels,
+        "voters_by_channel": tally.voters_by_channel(),
+        "spoiled": tally.spoiled,
+        "voided": tally.voided,
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.booleans(), st.lists(operation, max_size=40), st.data())
+def test_a_saved_and_restored_tally_continues_exactly(
+    double_entry: bool, operations: list[tuple[Any, ...]], data: st.DataObject
+) -> None:
+    """Saving the view at any position (several times over) and continuing from the restored
+    copy gives exactly the tally that followed the log without stopping: every entry counted
+    once. The channels per voter are those of their counted ballots, as votes.rules says."""
+    log = build(double_entry, operations)
+    election = log.election
+    straight = Tally(election)
+    asyncio.run(replay(log, straight))
+
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(log.entries)), max_size=3)))
+    resumed = Tally(election)
+    for cut in [*cuts, len(log.entries)]:
+        asyncio.run(replay(Log(election, entries=log.entries[:cut]), resumed))
+        resumed = Tally.restore(election, resumed.snapshot())
+        assert resumed.position == cut
+    assert views(resumed) == views(straight)
+
+    channels = {}
+    for n in range(5):
+        state = voter_state(election, log.history_of(token(n)), token(n))
+        if state.ballots:
+            channels[token(n)] = {b.channel for b in state.ballots}
+    assert straight.voter_channels == channels
+
+
+def test_voiding_the_online_ballot_leaves_the_voter_on_paper_only() -> None:
+    """A voter with an online and a paper ballot whose online ballot is voided is turnout on
+    paper only."""
+    log = Log(zhytomyr_with(double_entry=False))
+    log.submit_ballot(ballot(token(1), ["L01"]))
+    log.submit_ballot(paper_ballot(token(1), ["S01"]), key=CLERK_OLENA)
+    log.submit_void(void(len(log.entries) - 2))
+    tally = Tally(log.election)
+    asyncio.run(replay(log, tally))
+    assert tally.voters_by_channel() == {"online": 0, "paper": 1}
+    assert tally.voter_channels == {token(1): {"paper"}}
+    assert +tally.votes == Counter({"S01": 1})
+
+
+def test_restore_refuses_what_is_not_a_snapshot_of_this_election() -> None:
+    election = zhytomyr_with(double_entry=False)
+    other = zhytomyr_with(double_entry=False, id="another-election")
+    snapshot = Tally(election).snapshot()
+    assert Tally.restore(election, snapshot).position == 0
+    for bad in (
+        b"not json",
+        b"[]",
+        snapshot.replace(b'"format":1', b'"format":99'),
+        snapshot.replace(b'"position":0', b'"position":-3'),
+        snapshot.replace(b'"voters":{}', b'"voters":7'),
+    ):
+        with pytest.raises(ValueError):
+            Tally.restore(election, bad)
+    with pytest.raises(ValueError, match="another-election"):
+        Tally.restore(other, snapshot)

@@ -1,0 +1,140 @@
+"""The service's live tally: saved with its position, restored at start, every entry counted
+once (on both stores)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from api.service import TALLY_PROJECTION, Service, ServiceConfig
+from ledger.store import open_store
+from tally.export import replay_tally
+from tally.projection import Tally
+from tests.api.conftest import VOTER_KEY, VOTING_DAY
+from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
+from tests.tally.test_projection import views
+
+
+async def cast(service: Service, keys: Keys, voters: range) -> None:
+    ledger = await service.ledger(ELECTION)
+    for n in voters:
+        await ledger.append(
+            ballot_envelope(keys.site, voter_token(n), ["L01", "S0" + str(n % 3 + 1)])
+        )
+
+
+async def replayed(url: str) -> Tally:
+    store = open_store(url)
+    await store.open()
+    try:
+        tally, _, _ = await replay_tally(store, ELECTION)
+    finally:
+        await store.close()
+    return tally
+
+
+@pytest.fixture
+async def keys(store_url: str) -> Keys:
+    keys = Keys()
+    async with opened_ledger(store_url, keys):
+        pass
+    return keys
+
+
+def config(url: str, keys: Keys) -> ServiceConfig:
+    return ServiceConfig(url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY)
+
+
+async def test_restart_resumes_from_the_saved_view(store_url: str, keys: Keys) -> None:
+    """At shutdown the tally is saved with its position; the next start takes it up there
+    (not from 0), counts what came after exactly once, and equals a replay from 0."""
+    service = Service(config(store_url, keys))
+    await service.open()
+    await cast(service, keys, range(30))
+    first = await service.caught_up_tally(ELECTION)
+    size = first.position
+    await service.close()
+
+    service = Service(config(store_url, keys))
+    await service.open()
+    try:
+        saved = await service.store.load_projection(ELECTION, TALLY_PROJECTION)
+        assert saved is not None and saved.position == size
+        restored = await service.tally(ELECTION)
+        assert restored.position == size  # before its follower has read a single entry
+        await cast(service, keys, range(30, 45))
+        tally = await service.caught_up_tally(ELECTION)
+        assert tally is restored and tally.position == size + 15
+        assert views(tally) == views(await replayed(store_url))
+        assert tally.votes["L01"] == 45
+    finally:
+        await service.close()
+
+
+async def test_the_follower_saves_while_running(store_url: str, keys: Keys) -> None:
+    """With a short save interval the view is saved as the log grows, not only at shutdown."""
+    service = Service(
+        ServiceConfig(
+            store_url,
+            keys.log,
+            voter_key=VOTER_KEY,
+            clock=lambda: VOTING_DAY,
+            projection_save_interval=0.0,
+        )
+    )
+    await service.open()
+    try:
+        await cast(service, keys, range(5))
+        tally = await service.caught_up_tally(ELECTION)
+        for _ in range(300):
+            saved = await service.store.load_projection(ELECTION, TALLY_PROJECTION)
+            if saved is not None and saved.position == tally.position:
+                break
+            await asyncio.sleep(0.01)
+        assert saved is not None and saved.position == tally.position
+        assert views(Tally.restore(tally.election, saved.state)) == views(tally)
+    finally:
+        await service.close()
+
+
+@pytest.mark.parametrize("damage", ["unreadable", "beyond the log"])
+async def test_a_bad_saved_view_is_replaced_by_a_replay(
+    store_url: str, keys: Keys, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A saved view that cannot be read, or claims more entries than the log has (a database
+    restored from an older backup), is not trusted: the tally replays from 0 and says why."""
+    service = Service(config(store_url, keys))
+    await service.open()
+    await cast(service, keys, range(10))
+    size = (await service.caught_up_tally(ELECTION)).position
+    await service.close()
+
+    async with opened_ledger(store_url, keys) as ledger:  # the log grows while no one follows
+        for n in range(10, 15):
+            await ledger.append(ballot_envelope(keys.site, voter_token(n), ["L02"]))
+    store = open_store(store_url)
+    await store.open()
+    try:
+        if damage == "unreadable":  # saved after the last save, within the log
+            state, position = b'{"format": 1, "votes": "all for L01"}', size + 1
+        else:
+            state, position = (await replayed(store_url)).snapshot(), size + 100
+            state = state.replace(f'"position":{size}'.encode(), f'"position":{position}'.encode())
+        assert await store.save_projection(ELECTION, TALLY_PROJECTION, position, state)
+    finally:
+        await store.close()
+
+    service = Service(config(store_url, keys))
+    await service.open()
+    try:
+        with caplog.at_level(logging.WARNING, logger="uchast.service"):
+            tally = await service.tally(ELECTION)
+        assert tally.position == 0
+        assert ("unreadable" if damage == "unreadable" else "beyond the log") in caplog.text
+        assert "replaying from 0" in caplog.text
+        tally = await service.caught_up_tally(ELECTION)
+        assert views(tally) == views(await replayed(store_url))
+    finally:
+        await service.close()
