@@ -165,7 +165,11 @@ class Metrics:
         if outcome is not None:
             outcome.inc()
         elif status >= 400 and key in self._refusal_routes:
-            self.refused.labels(WRITE_ROUTES[route][1], problem_code(response)).inc()
+            channel, code = WRITE_ROUTES[route][1], problem_code(response)
+            self.refused.labels(channel, code).inc()
+            election = request.match_info.get("election")
+            if election is not None and channel is not None:
+                request.app[SERVICE].count_refusal(election, channel, code)
 
     def _children_for(
         self, route: str, method: str, status: int

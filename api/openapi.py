@@ -298,6 +298,29 @@ SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+            "refusals": {
+                "type": "object",
+                "description": (
+                    "Refused writes so far, by problem `code` and by channel: counted by the"
+                    " services that answered them (refusals are not log entries), so not part"
+                    " of what `uchast export results` or an audit recomputes."
+                ),
+                "required": ["total", "by_reason", "by_channel"],
+                "properties": {
+                    "total": {"type": "integer", "minimum": 0},
+                    "by_reason": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer", "minimum": 0},
+                    },
+                    "by_channel": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+            },
         },
     },
     "ReceiptStatus": {

@@ -32,6 +32,7 @@ async def results(request: web.Request) -> web.Response:
     document = results_document(tally, size, await ledger.root(size), approvals)
     if request.query.get("format") == "csv":
         return web.Response(text=results_csv(document), content_type="text/csv")
+    document["refusals"] = await service.refusals(election)
     return web.json_response(document)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from api.problems import ProblemError
 from ledger.keys import SignerKey
@@ -81,6 +83,8 @@ class Service:
         self._lock = asyncio.Lock()
         self._tally_lock = asyncio.Lock()
         self._saved: dict[str, int] = {}  # position of each election's last saved tally
+        # Refusals counted since the last save, per election: "channel/code" -> count.
+        self._refusals: dict[str, collections.Counter[str]] = {}
         self.clock = config.clock
         self.batch_observers: list[BatchObserver] = []
 
@@ -96,9 +100,9 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._followers.clear()
-        for election, tally in self._tallies.items():
+        for election in {*self._tallies, *self._refusals}:
             try:
-                await self._save_tally(election, tally)
+                await self._save_tally(election)
             except Exception as exc:  # the next start replays from the last save instead
                 log.warning("tally of %s not saved at shutdown: %s", election, exc)
         for ledger in self._ledgers.values():
@@ -199,12 +203,47 @@ class Service:
             log.warning("saved tally of %s unreadable (%s): replaying from 0", ledger.log_id, exc)
             return Tally(definition)
 
-    async def _save_tally(self, election: str, tally: Tally) -> None:
-        """Save the tally's view with its position (one row, one statement), if it moved."""
-        if tally.position > self._saved.get(election, 0):
-            position, state = tally.position, tally.snapshot()
-            await self.store.save_projection(election, TALLY_PROJECTION, position, state)
+    async def _save_tally(self, election: str) -> None:
+        """Save the tally's view with its position if it moved (one row, one statement), and
+        add the refusals counted since the last save, in the same transaction."""
+        tally = self._tallies.get(election)
+        moved = tally is not None and tally.position > self._saved.get(election, 0)
+        refusals = self._refusals.pop(election, None)
+        if not moved and not refusals:
+            return
+        position, state = (tally.position, tally.snapshot()) if tally and moved else (0, None)
+        try:
+            await self.store.save_projection(election, TALLY_PROJECTION, position, state, refusals)
+        except BaseException:
+            if refusals:  # not added: keep them for the next save
+                self._refusals.setdefault(election, collections.Counter()).update(refusals)
+            raise
+        if state is not None:
             self._saved[election] = position
+
+    def count_refusal(self, election: str, channel: str, code: str) -> None:
+        """Count a refused write (by its problem code) towards the election's saved refusals.
+        Only elections this service has opened count, so made-up names add nothing."""
+        if election in self._ledgers:
+            self._refusals.setdefault(election, collections.Counter())[f"{channel}/{code}"] += 1
+
+    async def refusals(self, election: str) -> dict[str, Any]:
+        """Refused writes so far, saved and not yet saved, in total, by reason (problem code)
+        and by channel and reason. Refusals are not log entries: these counts come from the
+        services that answered them, not from a replay."""
+        counts = collections.Counter(await self.store.projection_counts(election, TALLY_PROJECTION))
+        counts.update(self._refusals.get(election, {}))
+        by_reason: collections.Counter[str] = collections.Counter()
+        by_channel: dict[str, dict[str, int]] = {}
+        for counter, n in sorted(counts.items()):
+            channel, _, code = counter.partition("/")
+            by_reason[code] += n
+            by_channel.setdefault(channel, {})[code] = n
+        return {
+            "total": sum(by_reason.values()),
+            "by_reason": dict(sorted(by_reason.items())),
+            "by_channel": by_channel,
+        }
 
     async def caught_up_tally(self, election: str, timeout: float = 5.0) -> Tally:
         """The tally once it has applied every entry committed when this was called."""
@@ -229,7 +268,7 @@ class Service:
                     # as of there (another process may have appended it).
                     self._elections[log_id] = tally.election
                 if loop.time() - saved_at >= self.config.projection_save_interval:
-                    await self._save_tally(log_id, tally)
+                    await self._save_tally(log_id)
                     saved_at = loop.time()
             except asyncio.CancelledError:
                 raise

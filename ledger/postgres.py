@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS uchast_projections (
     state bytea NOT NULL,
     saved_at double precision NOT NULL,
     PRIMARY KEY (log, name)
+);
+CREATE TABLE IF NOT EXISTS uchast_projection_counts (
+    log text NOT NULL,
+    name text NOT NULL,
+    counter text NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (log, name, counter)
 );
 """
 
@@ -467,9 +474,16 @@ class PostgresStore(Store):
             )
         return None if row is None else SavedProjection(int(row[0]), bytes(row[1]), row[2])
 
-    async def save_projection(self, log_id: str, name: str, position: int, state: bytes) -> bool:
-        async with self._conn() as conn:
-            written = await conn.fetchval(
+    async def save_projection(
+        self,
+        log_id: str,
+        name: str,
+        position: int,
+        state: bytes | None,
+        add_counts: Mapping[str, int] | None = None,
+    ) -> bool:
+        async with self._conn() as conn, conn.transaction():
+            written = state is not None and await conn.fetchval(
                 "INSERT INTO uchast_projections AS p (log, name, position, state, saved_at)"
                 " VALUES ($1, $2, $3, $4, extract(epoch FROM clock_timestamp()))"
                 " ON CONFLICT (log, name) DO UPDATE SET position = excluded.position,"
@@ -480,7 +494,27 @@ class PostgresStore(Store):
                 position,
                 state,
             )
+            if add_counts:
+                await conn.execute(
+                    "INSERT INTO uchast_projection_counts AS c (log, name, counter, count)"
+                    " SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[])"
+                    " ON CONFLICT (log, name, counter)"
+                    " DO UPDATE SET count = c.count + excluded.count",
+                    log_id,
+                    name,
+                    list(add_counts),
+                    list(add_counts.values()),
+                )
         return bool(written)
+
+    async def projection_counts(self, log_id: str, name: str) -> dict[str, int]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT counter, count FROM uchast_projection_counts WHERE log=$1 AND name=$2",
+                log_id,
+                name,
+            )
+        return {row[0]: int(row[1]) for row in rows}
 
     async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:
         if not tags:

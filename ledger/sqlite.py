@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,6 +66,13 @@ CREATE TABLE IF NOT EXISTS projections (
     state BLOB NOT NULL,
     saved_at REAL NOT NULL,
     PRIMARY KEY (log, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS projection_counts (
+    log TEXT NOT NULL,
+    name TEXT NOT NULL,
+    counter TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (log, name, counter)
 ) WITHOUT ROWID;
 """
 
@@ -372,19 +379,55 @@ class SQLiteStore(Store):
         )
         return None if row is None else SavedProjection(int(row[0]), bytes(row[1]), row[2])
 
-    async def save_projection(self, log_id: str, name: str, position: int, state: bytes) -> bool:
+    async def save_projection(
+        self,
+        log_id: str,
+        name: str,
+        position: int,
+        state: bytes | None,
+        add_counts: Mapping[str, int] | None = None,
+    ) -> bool:
         def run() -> bool:
-            cursor = self._writer.c().execute(
-                "INSERT INTO projections (log, name, position, state, saved_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (log, name) DO UPDATE SET"
-                " position = excluded.position, state = excluded.state,"
-                " saved_at = excluded.saved_at WHERE projections.position < excluded.position",
-                (log_id, name, position, state, time.time()),
-            )
-            return cursor.rowcount == 1
+            c = self._writer.c()
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                written = state is not None and (
+                    c.execute(
+                        "INSERT INTO projections (log, name, position, state, saved_at)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (log, name) DO UPDATE SET"
+                        " position = excluded.position, state = excluded.state, saved_at ="
+                        " excluded.saved_at WHERE projections.position < excluded.position",
+                        (log_id, name, position, state, time.time()),
+                    ).rowcount
+                    == 1
+                )
+                c.executemany(
+                    "INSERT INTO projection_counts (log, name, counter, count) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (log, name, counter) DO UPDATE"
+                    " SET count = projection_counts.count + excluded.count",
+                    [(log_id, name, counter, n) for counter, n in (add_counts or {}).items()],
+                )
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+            return written
 
         async with self._write_lock:  # never inside a sequencing transaction of this process
             return await self._writer.run(run)
+
+    async def projection_counts(self, log_id: str, name: str) -> dict[str, int]:
+        rows = await self._reader.run(
+            lambda: (
+                self._reader.c()
+                .execute(
+                    "SELECT counter, count FROM projection_counts WHERE log=? AND name=?",
+                    (log_id, name),
+                )
+                .fetchall()
+            )
+        )
+        return {row[0]: int(row[1]) for row in rows}
 
     async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:
         return await self._reader.run(lambda: _tagged(self._reader.c(), log_id, tags, start))

@@ -9,7 +9,7 @@ Positions are 0-based leaf indexes; a log of ``size`` entries holds positions ``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -155,10 +155,26 @@ class Store(ABC):
         """The saved view of projection ``name`` of the log, if any."""
 
     @abstractmethod
-    async def save_projection(self, log_id: str, name: str, position: int, state: bytes) -> bool:
+    async def save_projection(
+        self,
+        log_id: str,
+        name: str,
+        position: int,
+        state: bytes | None,
+        add_counts: Mapping[str, int] | None = None,
+    ) -> bool:
         """Save a projection's view at ``position`` unless one at the same or a later position
-        is saved already (another process may follow the same log). True if this one was
-        written. One statement: the view and its position commit together or not at all."""
+        is saved already (another process may follow the same log), and add ``add_counts`` to
+        the projection's counters (see :meth:`projection_counts`), in one transaction. True if
+        the view was written. The view and its position are one row: they commit together or
+        not at all. With ``state`` None only the counters are added."""
+
+    @abstractmethod
+    async def projection_counts(self, log_id: str, name: str) -> dict[str, int]:
+        """The counters that :meth:`save_projection` added to, by name (absent: never added).
+
+        Counters are for what several processes count and none may overwrite: each process
+        adds what it counted since its last save."""
 
     @abstractmethod
     async def tagged(self, log_id: str, tags: Sequence[str], start: int = 0) -> list[StoredEntry]:

@@ -145,3 +145,46 @@ async def test_equal_shares_rule_funds_by_equal_shares(
     )
     assert report.violations == [], report.violations[:3]
     assert report.winners == {c["id"]: c["funded"] for c in document["categories"]}
+
+
+async def test_refusals_are_counted_by_reason_and_survive_a_restart(
+    aiohttp_client: Any, sqlite_url: str
+) -> None:
+    """Refused ballots show in the results by problem code and channel; the counts are saved
+    with the tally and are there after a restart, with later refusals added on top."""
+    from api.app import create_app
+    from api.service import ServiceConfig
+    from tests.api.conftest import VOTER_KEY, VOTING_DAY
+    from tests.factories import Keys, opened_ledger
+
+    keys = Keys()
+    async with opened_ledger(sqlite_url, keys):
+        pass
+    config = ServiceConfig(sqlite_url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY)
+
+    client = await aiohttp_client(create_app(config))
+    assert (
+        await client.post(
+            f"{BASE}/ballots", json=ballot_envelope(keys.site, voter_token(1), ["L01", "L02"])
+        )
+    ).status == 201
+    for _ in range(2):  # a third large project: over the limit
+        body = ballot_envelope(keys.site, voter_token(1), ["L03"])
+        assert (await client.post(f"{BASE}/ballots", json=body)).status == 409
+    body = ballot_envelope(keys.site, voter_token(2), ["NOPE"])
+    assert (await client.post(f"{BASE}/ballots", json=body)).status == 422
+    document = await (await client.get(f"{BASE}/results")).json()
+    assert document["refusals"] == {
+        "total": 3,
+        "by_reason": {"limit-exceeded": 2, "unknown-project": 1},
+        "by_channel": {"online": {"limit-exceeded": 2, "unknown-project": 1}},
+    }
+    await client.close()  # saves the tally and the refusals
+
+    client = await aiohttp_client(create_app(config))
+    body = ballot_envelope(keys.site, voter_token(1), ["L04"])
+    assert (await client.post(f"{BASE}/ballots", json=body)).status == 409
+    document = await (await client.get(f"{BASE}/results")).json()
+    assert document["refusals"]["by_reason"] == {"limit-exceeded": 3, "unknown-project": 1}
+    assert document["refusals"]["total"] == 4
+    await client.close()

@@ -349,9 +349,7 @@ class LedgerConformance:
             assert [e.position for e in await ledger.entries(10, 20)] == list(range(10, 20))
             assert await ledger.entries(size, size + 10) == []
 
-    async def test_stream_data_gives_the_stored_bytes_in_chunks(
-        self, url: str, keys: Keys
-    ) -> None:
+    async def test_stream_data_gives_the_stored_bytes_in_chunks(self, url: str, keys: Keys) -> None:
         """stream_data yields each entry's leaf bytes, in order, chunks of at most ``chunk``;
         it stops at ``end`` (default: the committed size when called), and a consumer that
         stops early leaves the store usable."""
@@ -386,6 +384,31 @@ class LedgerConformance:
             assert saved is not None and (saved.position, saved.state) == (11, b"\x00eleven")
             assert await store.load_projection(ELECTION, "other") is None
             assert await store.load_projection("another-election", "tally") is None
+
+    async def test_projection_counters_add_up_across_saves(self, url: str, keys: Keys) -> None:
+        """Counters are added to, with or without the view moving, and from several processes'
+        saves alike; they are kept per log and projection."""
+        async with opened_ledger(url, keys) as ledger:
+            store = ledger.store
+            assert await store.projection_counts(ELECTION, "tally") == {}
+            assert await store.save_projection(ELECTION, "tally", 5, b"five", {"a": 2, "b": 1})
+            assert not await store.save_projection(ELECTION, "tally", 5, b"again", {"a": 3})
+            other = open_store(url)
+            await other.open()
+            try:  # another process, behind this one
+                assert not await other.save_projection(ELECTION, "tally", 2, b"two", {"c": 4})
+                assert await other.projection_counts(ELECTION, "tally") == {"a": 5, "b": 1, "c": 4}
+            finally:
+                await other.close()
+            assert not await store.save_projection(ELECTION, "tally", 9, None, {"a": 1})
+            saved = await store.load_projection(ELECTION, "tally")
+            assert saved is not None and (saved.position, saved.state) == (5, b"five")
+            assert (await store.projection_counts(ELECTION, "tally"))["a"] == 6
+            assert not await store.save_projection(ELECTION, "fresh", 0, None, {"x": 1})
+            assert await store.load_projection(ELECTION, "fresh") is None
+            assert await store.projection_counts(ELECTION, "fresh") == {"x": 1}
+            assert await store.projection_counts(ELECTION, "other") == {}
+            assert await store.projection_counts("another-election", "tally") == {}
 
     async def test_subscription_wakes_on_new_entries(self, url: str, keys: Keys) -> None:
         """A subscriber gets existing entries, then new ones soon after they commit."""
