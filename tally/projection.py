@@ -6,7 +6,10 @@ without double entry every ballot and paper ballot the log accepted counts until
 a voter's paper keyings go through :func:`votes.rules.paper_status`. The position of the next
 entry to apply moves in the same step as the counts, so every entry is applied exactly once;
 rebuilding from position 0 gives exactly the incremental result (a property test checks it).
-Memory is bounded by the number of voters and projects, not by the log.
+Memory is bounded by the number of voters and projects, not by the log. :meth:`Tally.snapshot`
+turns the counts and their position into bytes that the service saves as one row
+(:meth:`ledger.store.Store.save_projection`) and :meth:`Tally.restore` reads back, so a restart
+continues where the saved view stopped (a property test saves and restores at random positions).
 
 Rebuilding reads every entry, so :meth:`Tally.apply` has a fast path for the common case, an
 online ballot (or a paper ballot without double entry) stored in the exact canonical form the
