@@ -6,6 +6,13 @@ condition is checked in arrival order against the committed log *and* against th
 same batch accepted before it. A refused request does not fail the others. Positions are assigned
 under the lock, so they are gapless and in commit order; the Merkle tree nodes and (by default) a
 signed checkpoint are written in the same transaction, so tree, checkpoint and entries always agree.
+
+While no other process writes the log, the sequencer knows everything committed since its last
+batch: it remembers the recent entries it committed (:class:`_RecentEntries`) and checks
+conditions against them instead of asking the store, and on a store that can write "only if the
+size is still N" (:class:`SizeGuardedStore`, PostgreSQL) it writes the batch in one statement
+without taking the lock first. If another process has written meanwhile, that statement writes
+nothing; the batch is then planned again under the lock, against the store.
 """
 
 from __future__ import annotations
@@ -14,10 +21,10 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from eventsourcing.dcb.api import DCBAppendCondition
 
@@ -59,6 +66,23 @@ class Gatekeeper(Protocol):
         """The batch failed: drop staged changes."""
 
 
+@runtime_checkable
+class SizeGuardedStore(Protocol):
+    """A store that can write a batch without the sequencing lock, guarded by the log's size."""
+
+    async def write_if_size(
+        self,
+        log_id: str,
+        size: int,
+        entries: Sequence[StoredEntry],
+        nodes: Sequence[tuple[merkle.NodeId, bytes]],
+        checkpoint: StoredCheckpoint | None,
+    ) -> bool:
+        """Commit what :meth:`SequencingTransaction.write` would, atomically, if the committed
+        size of the log is still ``size``; otherwise write nothing and return False."""
+        ...
+
+
 @dataclass(eq=False, slots=True)
 class _Request:
     drafts: Sequence[Draft]
@@ -82,6 +106,8 @@ class BatchStats:
     entries: int = 0
     refused: int = 0
     last_batch_size: int = 0
+    guarded: int = 0  # batches written without the lock, guarded by the log's size
+    moved: int = 0  # guarded writes that found the log moved by another writer (nothing written)
 
 
 class Sequencer:
@@ -112,6 +138,9 @@ class Sequencer:
         # Cache of the tree's right edge, valid while nobody else has written since.
         self._size: int | None = None
         self._frontier: list[bytes] = []
+        self._recent = _RecentEntries()
+        self._guarded = store if isinstance(store, SizeGuardedStore) else None
+        self._alone = False
         self._last_checkpoint_size = -1
         self._last_checkpoint_at = 0.0
         self.stats = BatchStats()
@@ -197,8 +226,36 @@ class Sequencer:
 
     async def _write_batch(self, batch: list[_Request], *, force_checkpoint: bool = False) -> None:
         started = time.monotonic()
+        size = self._size
+        if (
+            batch
+            and size is not None
+            and self._alone
+            and self._guarded is not None
+            and self._recent.covers(r.condition for r in batch)
+        ):
+            plan = self._plan(batch, size, [self._recent.conflict(r.condition) for r in batch])
+            if await self._guarded.write_if_size(
+                self.log_id, size, plan.entries, plan.nodes, plan.checkpoint
+            ):
+                self.stats.guarded += 1
+                self._committed(batch, plan, started)
+                return
+            self.stats.moved += 1
+            # Another process wrote since our last batch: nothing was written; plan again
+            # under the lock, against the log as it now is.
+            self._size = None
+            self._alone = False
+            if self._gatekeeper is not None:
+                self._gatekeeper.abort()
+            for request in batch:
+                request.error = None
+                request.entries = []
         async with self.store.sequencing(self.log_id) as tx:
             size = tx.size
+            # Guarded writes pay off while this process is the only writer; with another one
+            # writing in turn, they would mostly be refused and cost a round trip each.
+            self._alone = self._size == size
             if self._size != size:
                 ids = merkle.frontier_ids(size)
                 edge = await tx.nodes(ids)
@@ -206,62 +263,158 @@ class Sequencer:
                 if self._gatekeeper is not None:
                     await self._gatekeeper.catch_up(tx, size)
                 self._size = size
+                self._recent.reset(size)
             if force_checkpoint and (size == self._last_checkpoint_size or self._signer is None):
                 return
-            conflicts = await _committed_conflicts(tx, batch)
-            now = time.time()
-            recorded_at = utc_timestamp(now)
-            new_entries: list[StoredEntry] = []
-            by_tag: dict[str, list[StoredEntry]] = defaultdict(list)
-            for request, conflict in zip(batch, conflicts, strict=True):
-                position = size + len(new_entries)
-                if conflict or _batch_conflict(request.condition, new_entries, by_tag):
-                    after = request.condition.after if request.condition else None
-                    request.error = ConditionFailedError(after)
+            if self._recent.covers(r.condition for r in batch):
+                conflicts = [self._recent.conflict(r.condition) for r in batch]
+            else:
+                conflicts = await _committed_conflicts(tx, batch)
+            plan = self._plan(batch, size, conflicts, force_checkpoint=force_checkpoint)
+            await tx.write(plan.entries, plan.nodes, plan.checkpoint)
+        self._committed(batch, plan, started)
+
+    def _plan(
+        self,
+        batch: list[_Request],
+        size: int,
+        conflicts: list[bool],
+        *,
+        force_checkpoint: bool = False,
+    ) -> _Plan:
+        """Positions, leaves, tree nodes and checkpoint of the batch appended at ``size``;
+        ``conflicts[i]``: committed entries match request i's condition."""
+        now = time.time()
+        recorded_at = utc_timestamp(now)
+        new_entries: list[StoredEntry] = []
+        by_tag: dict[str, list[StoredEntry]] = defaultdict(list)
+        for request, conflict in zip(batch, conflicts, strict=True):
+            position = size + len(new_entries)
+            if conflict or _batch_conflict(request.condition, new_entries, by_tag):
+                after = request.condition.after if request.condition else None
+                request.error = ConditionFailedError(after)
+                continue
+            if self._gatekeeper is not None:
+                try:
+                    self._gatekeeper.admit(request.token, position)
+                except LedgerError as exc:
+                    request.error = exc
                     continue
-                if self._gatekeeper is not None:
-                    try:
-                        self._gatekeeper.admit(request.token, position)
-                    except LedgerError as exc:
-                        request.error = exc
-                        continue
-                for offset, draft in enumerate(request.drafts):
-                    data = draft.encode(recorded_at)
-                    entry = StoredEntry(
-                        position + offset, draft.type, draft.tags, data, merkle.leaf_hash(data)
-                    )
-                    request.entries.append(entry)
-                    new_entries.append(entry)
-                    for tag in entry.tags:
-                        by_tag[tag].append(entry)
-            frontier, nodes = merkle.append(
-                self._frontier, size, [e.leaf_hash for e in new_entries]
-            )
-            new_size = size + len(new_entries)
-            checkpoint = None
-            if self._signer is not None and new_size != self._last_checkpoint_size:
-                due = now - self._last_checkpoint_at >= self._checkpoint_interval
-                if due or force_checkpoint:
-                    body = Checkpoint(self.origin, new_size, merkle.fold(frontier))
-                    checkpoint = StoredCheckpoint(
-                        new_size, sign_checkpoint(body, self._signer), now
-                    )
-            await tx.write(new_entries, nodes, checkpoint)
-        # Committed.
-        self._size = new_size
-        self._frontier = frontier
+            for offset, draft in enumerate(request.drafts):
+                data = draft.encode(recorded_at)
+                entry = StoredEntry(
+                    position + offset, draft.type, draft.tags, data, merkle.leaf_hash(data)
+                )
+                request.entries.append(entry)
+                new_entries.append(entry)
+                for tag in entry.tags:
+                    by_tag[tag].append(entry)
+        frontier, nodes = merkle.append(self._frontier, size, [e.leaf_hash for e in new_entries])
+        new_size = size + len(new_entries)
+        checkpoint = None
+        if self._signer is not None and new_size != self._last_checkpoint_size:
+            due = now - self._last_checkpoint_at >= self._checkpoint_interval
+            if due or force_checkpoint:
+                body = Checkpoint(self.origin, new_size, merkle.fold(frontier))
+                checkpoint = StoredCheckpoint(new_size, sign_checkpoint(body, self._signer), now)
+        return _Plan(new_entries, frontier, nodes, new_size, checkpoint)
+
+    def _committed(self, batch: list[_Request], plan: _Plan, started: float) -> None:
+        self._size = plan.size
+        self._frontier = plan.frontier
+        self._recent.add(plan.entries)
         if self._gatekeeper is not None:
-            self._gatekeeper.commit(new_size)
-        if checkpoint is not None:
-            self._last_checkpoint_size = checkpoint.size
-            self._last_checkpoint_at = checkpoint.created_at
+            self._gatekeeper.commit(plan.size)
+        if plan.checkpoint is not None:
+            self._last_checkpoint_size = plan.checkpoint.size
+            self._last_checkpoint_at = plan.checkpoint.created_at
         if batch:
             self.stats.batches += 1
-            self.stats.entries += len(new_entries)
+            self.stats.entries += len(plan.entries)
             self.stats.refused += sum(1 for r in batch if r.error is not None)
             self.stats.last_batch_size = len(batch)
         if self._on_batch is not None and batch:
             self._on_batch(len(batch), time.monotonic() - started)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A batch ready to write: its entries, the tree after them, and the checkpoint if due."""
+
+    entries: list[StoredEntry]
+    frontier: list[bytes]
+    nodes: list[tuple[merkle.NodeId, bytes]]
+    size: int
+    checkpoint: StoredCheckpoint | None
+
+
+_Seen = tuple[int, str, tuple[str, ...]]  # (position, type, tags) of a committed entry
+
+
+class _RecentEntries:
+    """The latest entries this process committed, ``start .. size`` with no gap and no entry of
+    another process among them (reset whenever the sequencer finds the log moved without it).
+
+    A condition reading from ``start`` or later is decided here exactly as the store would decide
+    it. Between ``limit`` and ``2 * limit`` entries are kept (their position, type and tags).
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self.start = 0
+        self.size = 0
+        self._entries: list[_Seen] = []
+        self._by_tag: dict[str, list[_Seen]] = {}
+
+    def reset(self, size: int) -> None:
+        self.start = self.size = size
+        self._entries = []
+        self._by_tag = {}
+
+    def covers(self, conditions: Iterable[DCBAppendCondition | None]) -> bool:
+        start = self.start
+        return all(c is None or (c.after or 0) >= start for c in conditions)
+
+    def add(self, entries: Sequence[StoredEntry]) -> None:
+        if not entries:
+            return
+        seen = [(e.position, e.type, e.tags) for e in entries]
+        self.size = seen[-1][0] + 1
+        if len(self._entries) + len(seen) > 2 * self.limit:
+            # Forget the oldest entries; rebuilding the index now and then is cheaper than
+            # removing every tag of every entry one by one.
+            self._entries = self._entries[len(self._entries) + len(seen) - self.limit :]
+            self._entries += seen
+            self.start = self._entries[0][0]
+            self._by_tag = {}
+            seen = self._entries
+        else:
+            self._entries += seen
+        by_tag = self._by_tag
+        for entry in seen:
+            for tag in entry[2]:
+                pool = by_tag.get(tag)
+                if pool is None:
+                    by_tag[tag] = [entry]
+                else:
+                    pool.append(entry)
+
+    def conflict(self, condition: DCBAppendCondition | None) -> bool:
+        """Whether entries matching ``condition`` were committed after its ``after``; only for a
+        condition this window :meth:`covers`."""
+        if condition is None:
+            return False
+        after = condition.after or 0
+        if after >= self.size:
+            return False
+        items = condition.fail_if_events_match.items
+        if not items:
+            return True
+        for item in items:
+            pool = self._by_tag.get(item.tags[0], ()) if item.tags else self._entries
+            if any(p >= after and item_matches(item, t, tags) for p, t, tags in pool):
+                return True
+        return False
 
 
 async def _committed_conflicts(tx: SequencingTransaction, batch: list[_Request]) -> list[bool]:
