@@ -212,6 +212,14 @@ class Tally:
         )
 
     @property
+    def by_day_and_channel(self) -> Counter[tuple[str, str]]:
+        """Counted votes per (day of cast_at in the election's zone, channel)."""
+        return cast(
+            "Counter[tuple[str, str]]",
+            self._view("by_day_and_channel", lambda: self._sum(lambda p, d, c: (d, c))),
+        )
+
+    @property
     def by_point(self) -> Counter[tuple[str, str]]:
         """Counted votes per (project, polling point), of ballots naming a point."""
         return cast(

@@ -71,6 +71,8 @@ def results_document(
     """
     election = tally.election
     votes = dict(tally.votes)
+    by_point, by_day = tally.by_point, tally.by_day
+    days = sorted({day for _, day in by_day})
     categories = []
     for category in election.categories:
         allocation = allocate(election, category.id, votes, approvals)
@@ -89,6 +91,10 @@ def results_document(
                 "votes": votes.get(p.id, 0),
                 "votes_online": tally.by_channel[(p.id, ONLINE)],
                 "votes_paper": tally.by_channel[(p.id, PAPER)],
+                "votes_by_point": {
+                    point.id: by_point[(p.id, point.id)] for point in election.polling_points
+                },
+                "votes_by_day": {day: by_day[(p.id, day)] for day in days if by_day[(p.id, day)]},
                 "rank": rank.get(p.id),
                 "funded": p.id in funded,
             }
@@ -138,6 +144,35 @@ def results_document(
             "voided": tally.voided,
         },
         "categories": categories,
+        "breakdown": breakdown(tally, categories),
+    }
+
+
+def breakdown(tally: Tally, categories: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counted votes by district (of the projects), by day (of ``cast_at`` in the election's
+    zone) and channel, and by polling point (paper ballots name theirs)."""
+    election = tally.election
+    funded = {p for c in categories for p in c["funded"]}
+    districts: dict[str, dict[str, int]] = {}
+    for project in election.projects:
+        row = districts.setdefault(project.district, {"projects": 0, "funded": 0, "votes": 0})
+        row["projects"] += 1
+        row["funded"] += project.id in funded
+        row["votes"] += tally.votes.get(project.id, 0)
+    days: dict[str, dict[str, int]] = {}
+    for (day, channel), count in sorted(tally.by_day_and_channel.items()):
+        if not count:  # every ballot of that day and channel voided
+            continue
+        row = days.setdefault(day, {ONLINE: 0, PAPER: 0, "votes": 0})
+        row[channel] += count
+        row["votes"] += count
+    points = {point.id: 0 for point in election.polling_points}
+    for (_, point), count in tally.by_point.items():
+        points[point] = points.get(point, 0) + count
+    return {
+        "by_district": [{"district": d, **row} for d, row in sorted(districts.items())],
+        "by_day": [{"day": d, **row} for d, row in sorted(days.items())],
+        "by_point": [{"point": p, "votes": n} for p, n in points.items()],
     }
 
 
