@@ -217,6 +217,70 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return _run(_with_store(args.db, work))
 
 
+# void
+
+
+async def _server_json(
+    method: str, url: str, body: object | None = None
+) -> tuple[int, dict[str, Any]]:
+    import aiohttp
+
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+            session.request(method, url, json=body) as response,
+        ):
+            document = await response.json(content_type=None)
+            return response.status, document if isinstance(document, dict) else {}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise CommandError(
+            f"cannot reach the server at {url}: {exc or type(exc).__name__}"
+        ) from None
+    except ValueError:
+        raise CommandError(f"{url} did not answer JSON: is it a uchast server?") from None
+
+
+def cmd_void(args: argparse.Namespace) -> int:
+    import uuid
+
+    from ledger.keys import sign_envelope
+
+    supervisor = load_signer(args.key, "supervisor key")
+    base = args.server.rstrip("/")
+
+    async def work() -> int:
+        election = args.election
+        if election is None:
+            _, listing = await _server_json("GET", f"{base}/v1/elections")
+            names = [e.get("id") for e in listing.get("elections", []) if isinstance(e, dict)]
+            if len(names) != 1:
+                raise CommandError(
+                    "say which election with --election (the server has: "
+                    f"{', '.join(map(str, names)) or 'none'})"
+                )
+            election = names[0]
+        payload = {
+            "type": "void",
+            "election": election,
+            "entry": args.entry,
+            "reason": args.reason,
+            "nonce": str(uuid.uuid4()),
+        }
+        url = f"{base}/v1/elections/{election}/voids"
+        status, answer = await _server_json("POST", url, sign_envelope(payload, supervisor))
+        if status not in (200, 201):
+            code = answer.get("code", f"HTTP {status}")
+            detail = answer.get("detail") or answer.get("title") or "refused"
+            raise CommandError(f"void refused ({code}): {detail}")
+        print(
+            f"voided entry {args.entry} of {election}: the void is log entry "
+            f"{answer.get('position')}, receipt {answer.get('receipt')}"
+        )
+        return 0
+
+    return _run(work())
+
+
 # export
 
 
@@ -526,6 +590,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     p.add_argument("--election")
     p.set_defaults(func=cmd_keys_revoke)
+
+    p = sub.add_parser(
+        "void",
+        help="take an entry out of the count, with a reason (supervisor-signed, via the server)",
+        description="Sign a void of log entry ENTRY with a supervisor key and send it to a "
+        "running server, which checks it against the rules like any other write. Nothing is "
+        "deleted: the void is itself a log entry.",
+    )
+    p.add_argument("entry", type=int, metavar="ENTRY", help="log position of the entry to void")
+    p.add_argument("--reason", required=True, help="why, in words the audit trail will show")
+    p.add_argument("--key", required=True, help="the supervisor's private key file")
+    p.add_argument("--server", default="http://127.0.0.1:8080", help="the server's base URL")
+    p.add_argument("--election", help="needed when the server holds several elections")
+    p.set_defaults(func=cmd_void)
 
     export = sub.add_parser("export", help="export the log, results or ballots").add_subparsers(
         dest="export_command", required=True, metavar="WHAT"

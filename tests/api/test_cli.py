@@ -85,3 +85,48 @@ def test_administrator_flow(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 
     status, _, err = run(capsys, "export", "log", "--db", f"sqlite:///{tmp_path}/none/x.db")
     assert status != 0 and err.count("\n") == 1
+
+
+def test_void_through_a_running_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sqlite_url: str
+) -> None:
+    """`uchast void` signs with the supervisor's key and sends the void to the server, which
+    checks it like any write: the ballot leaves the count, a second void of it and a void
+    signed by a non-supervisor key are refused with the server's reason, one line each."""
+    import asyncio
+    import urllib.request
+
+    from tests.api.servers import serving
+    from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
+
+    keys = Keys()
+
+    async def prepare() -> int:
+        async with opened_ledger(sqlite_url, keys) as ledger:
+            appended = await ledger.append(ballot_envelope(keys.site, voter_token(1), ["L01"]))
+            return appended.position
+
+    position = asyncio.run(prepare())
+    keys.log.save(tmp_path / "log.key")
+    keys.supervisor.save(tmp_path / "supervisor.key")
+    keys.site.save(tmp_path / "site.key")
+    (tmp_path / "voter.key").write_text(bytes(range(32)).hex())
+
+    with serving(sqlite_url, tmp_path) as (urls, _):
+        void = ["void", str(position), "--reason", "entered twice", "--server", urls[0]]
+        assert main([*void, "--key", str(tmp_path / "supervisor.key")]) == 0
+        out = capsys.readouterr().out
+        assert f"voided entry {position} of {ELECTION}" in out
+        with urllib.request.urlopen(f"{urls[0]}/v1/elections/{ELECTION}/results") as response:
+            results = json.load(response)
+        assert results["turnout"]["voided"] == 1
+        assert all(p["votes"] == 0 for c in results["categories"] for p in c["projects"])
+
+        assert main([*void, "--key", str(tmp_path / "supervisor.key")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("uchast: void refused (void-refused):") and "\n" not in err
+        assert main([*void, "--key", str(tmp_path / "site.key")]) == 2
+        assert "void refused (role-forbidden)" in capsys.readouterr().err
+
+    assert main([*void, "--key", str(tmp_path / "supervisor.key")]) == 2
+    assert "cannot reach the server" in capsys.readouterr().err
