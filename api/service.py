@@ -258,6 +258,7 @@ class Service:
         log_id = ledger.log_id
         loop = asyncio.get_running_loop()
         saved_at = loop.time()
+        wait = self.config.projection_save_interval
         while True:
             try:
                 size = await self.store.wait_for_growth(log_id, tally.position, 1.0)
@@ -267,9 +268,13 @@ class Service:
                     # Caught up with `size`: the tally's definition is the latest amendment's
                     # as of there (another process may have appended it).
                     self._elections[log_id] = tally.election
-                if loop.time() - saved_at >= self.config.projection_save_interval:
+                if loop.time() - saved_at >= wait:
+                    started = loop.time()
                     await self._save_tally(log_id)
                     saved_at = loop.time()
+                    # A view of a million voters takes a while to encode and write: keep saving
+                    # to a small share (~5%) of the follower's time.
+                    wait = max(self.config.projection_save_interval, 20 * (saved_at - started))
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store went away: wait and resume where we stopped
