@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -317,12 +317,12 @@ class Sequencer:
             if due or force_checkpoint:
                 body = Checkpoint(self.origin, new_size, merkle.fold(frontier))
                 checkpoint = StoredCheckpoint(new_size, sign_checkpoint(body, self._signer), now)
-        return _Plan(new_entries, frontier, nodes, new_size, checkpoint)
+        return _Plan(new_entries, by_tag, frontier, nodes, new_size, checkpoint)
 
     def _committed(self, batch: list[_Request], plan: _Plan, started: float) -> None:
         self._size = plan.size
         self._frontier = plan.frontier
-        self._recent.add(plan.entries)
+        self._recent.add(plan)
         if self._gatekeeper is not None:
             self._gatekeeper.commit(plan.size)
         if plan.checkpoint is not None:
@@ -342,62 +342,43 @@ class _Plan:
     """A batch ready to write: its entries, the tree after them, and the checkpoint if due."""
 
     entries: list[StoredEntry]
+    by_tag: dict[str, list[StoredEntry]]  # the entries carrying each tag
     frontier: list[bytes]
     nodes: list[tuple[merkle.NodeId, bytes]]
     size: int
     checkpoint: StoredCheckpoint | None
 
 
-_Seen = tuple[int, str, tuple[str, ...]]  # (position, type, tags) of a committed entry
-
-
 class _RecentEntries:
-    """The latest entries this process committed, ``start .. size`` with no gap and no entry of
+    """The latest batches this process committed, ``start .. size`` with no gap and no entry of
     another process among them (reset whenever the sequencer finds the log moved without it).
 
     A condition reading from ``start`` or later is decided here exactly as the store would decide
-    it. Between ``limit`` and ``2 * limit`` entries are kept (their position, type and tags).
+    it, from the batches' own tag indexes (built while planning them). About ``limit`` entries
+    are kept, whole batches at a time.
     """
 
     def __init__(self, limit: int = 1024) -> None:
         self.limit = limit
         self.start = 0
         self.size = 0
-        self._entries: list[_Seen] = []
-        self._by_tag: dict[str, list[_Seen]] = {}
+        self._batches: deque[_Plan] = deque()
 
     def reset(self, size: int) -> None:
         self.start = self.size = size
-        self._entries = []
-        self._by_tag = {}
+        self._batches.clear()
 
     def covers(self, conditions: Iterable[DCBAppendCondition | None]) -> bool:
         start = self.start
         return all(c is None or (c.after or 0) >= start for c in conditions)
 
-    def add(self, entries: Sequence[StoredEntry]) -> None:
-        if not entries:
+    def add(self, batch: _Plan) -> None:
+        if not batch.entries:
             return
-        seen = [(e.position, e.type, e.tags) for e in entries]
-        self.size = seen[-1][0] + 1
-        if len(self._entries) + len(seen) > 2 * self.limit:
-            # Forget the oldest entries; rebuilding the index now and then is cheaper than
-            # removing every tag of every entry one by one.
-            self._entries = self._entries[len(self._entries) + len(seen) - self.limit :]
-            self._entries += seen
-            self.start = self._entries[0][0]
-            self._by_tag = {}
-            seen = self._entries
-        else:
-            self._entries += seen
-        by_tag = self._by_tag
-        for entry in seen:
-            for tag in entry[2]:
-                pool = by_tag.get(tag)
-                if pool is None:
-                    by_tag[tag] = [entry]
-                else:
-                    pool.append(entry)
+        self._batches.append(batch)
+        self.size = batch.size
+        while self.size - self.start - len(self._batches[0].entries) >= self.limit:
+            self.start += len(self._batches.popleft().entries)
 
     def conflict(self, condition: DCBAppendCondition | None) -> bool:
         """Whether entries matching ``condition`` were committed after its ``after``; only for a
@@ -410,10 +391,13 @@ class _RecentEntries:
         items = condition.fail_if_events_match.items
         if not items:
             return True
-        for item in items:
-            pool = self._by_tag.get(item.tags[0], ()) if item.tags else self._entries
-            if any(p >= after and item_matches(item, t, tags) for p, t, tags in pool):
-                return True
+        for batch in reversed(self._batches):
+            if batch.size <= after:
+                break
+            for item in items:
+                pool = batch.by_tag.get(item.tags[0], ()) if item.tags else batch.entries
+                if any(e.position >= after and item_matches(item, e.type, e.tags) for e in pool):
+                    return True
         return False
 
 

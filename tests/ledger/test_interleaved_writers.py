@@ -17,7 +17,7 @@ from ledger import merkle
 from ledger.errors import ConditionFailedError
 from ledger.log import Ledger
 from ledger.postgres import PostgresStore
-from ledger.sequencer import _RecentEntries
+from ledger.sequencer import _Plan, _RecentEntries
 from ledger.store import StoredCheckpoint, StoredEntry, open_store, query_matches
 from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
 
@@ -121,7 +121,11 @@ def test_remembered_entries_decide_conditions_as_the_whole_log_would() -> None:
             picked = tuple(sorted(rng.sample(tags, rng.randint(0, 3))))
             batch.append(StoredEntry(size, rng.choice(types), picked, b"", b""))
             size += 1
-        recent.add(batch)
+        by_tag: dict[str, list[StoredEntry]] = {}
+        for e in batch:
+            for tag in e.tags:
+                by_tag.setdefault(tag, []).append(e)
+        recent.add(_Plan(batch, by_tag, [], [], size, None))
         log += batch
         assert recent.size == size and recent.start <= max(3, size - 16)
         for _ in range(20):
