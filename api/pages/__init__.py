@@ -1,8 +1,11 @@
 """The three web pages (``/clerk``, ``/results``, ``/receipt``) and the small endpoints they need.
 
 Everything the pages load is in this package (HTML, CSS, JavaScript, icon): no CDN, so they work
-on a closed network. Signing (clerk) and verification (receipt) run in the browser with WebCrypto
-(Ed25519, SHA-256), which browsers offer only in a secure context: HTTPS, or ``localhost``.
+on a closed network. Signing (clerk) and verification (receipt) run in the browser: with WebCrypto
+(Ed25519, SHA-256) where the browser offers it, that is in a secure context (HTTPS, ``localhost``)
+of a recent browser; elsewhere, as on ``http://10.0.0.5:8080/clerk``, with the audited
+plain-JavaScript @noble/ed25519 and @noble/hashes bundled into ``assets/vendor-noble.js`` (its
+header says how it was built). Ed25519 is deterministic, so both sign the same bytes.
 
 Endpoints added here, for the pages:
 

@@ -2,11 +2,15 @@
 Chromium (Debian's /usr/bin/chromium through Playwright) against a real server on a SQLite store.
 
 Browser tests skip locally when Chromium or Playwright is missing, and fail under CI=true.
+Chromium resolves ``uchast.test`` to 127.0.0.1: a page opened there is on plain HTTP and not on a
+loopback name, so it is not a secure context and has no WebCrypto, like a polling point's
+``http://10.0.0.5:8080/clerk``.
 Screenshots of each page go to /tmp/uchast-*.png for a look by eye.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -31,7 +35,9 @@ from tests.conftest import IN_CI
 from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
 
 CHROMIUM = "/usr/bin/chromium"
+PLAIN_HTTP_HOST = "uchast.test"  # RFC 6761: never a real host
 LAUNCH_ARGS = [
+    f"--host-resolver-rules=MAP {PLAIN_HTTP_HOST} 127.0.0.1",
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -43,6 +49,20 @@ LAUNCH_ARGS = [
 SHOTS = Path("/tmp")
 CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$")
 TIMEOUT_MS = 10_000
+VENDORED = ASSETS / "vendor-noble.js"
+# A browser whose WebCrypto lacks Ed25519 (Chrome before 113, Firefox before 129, Safari before 17).
+NO_ED25519_IN_WEBCRYPTO = """
+for (const name of ["importKey", "generateKey", "sign", "verify"]) {
+  const original = SubtleCrypto.prototype[name];
+  SubtleCrypto.prototype[name] = function (...args) {
+    const algorithm = name === "importKey" ? args[2] : args[0];
+    if (String(algorithm?.name ?? algorithm).toLowerCase() === "ed25519") {
+      return Promise.reject(new DOMException("Unrecognized algorithm name", "NotSupportedError"));
+    }
+    return original.apply(this, args);
+  };
+}
+"""
 
 # Online ballots in the log before the clerk starts: (voter number, projects).
 SEEDED = [(n, ["L01", "S01"] if n % 3 else ["L02", "S02"]) for n in range(1, 13)]
@@ -104,18 +124,31 @@ class Browser:
     base: str
     outside: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)  # paths of every request the pages made
 
-    async def page(self, path: str, *, lang: str | None = None) -> Any:
+    async def page(
+        self,
+        path: str,
+        *,
+        lang: str | None = None,
+        plain_http: bool = False,
+        init_script: str | None = None,
+    ) -> Any:
+        """Open ``path``; ``plain_http`` opens it at http://uchast.test (no secure context) and
+        ``init_script`` runs before any script of the page."""
         context = await self.browser.new_context(viewport={"width": 1200, "height": 900})
         if lang is not None:
             await context.add_init_script(f"localStorage.setItem('uchast.lang', '{lang}')")
+        if init_script is not None:
+            await context.add_init_script(init_script)
 
         async def route(route: Any) -> None:
-            host = urlsplit(route.request.url).hostname
-            if host not in ("127.0.0.1", "localhost"):
+            url = urlsplit(route.request.url)
+            if url.hostname not in ("127.0.0.1", "localhost", PLAIN_HTTP_HOST):
                 self.outside.append(route.request.url)
                 await route.abort()
             else:
+                self.fetched.append(url.path)
                 await route.continue_()
 
         await context.route("**/*", route)
@@ -130,7 +163,8 @@ class Browser:
                 else None
             ),
         )
-        await page.goto(self.base + path)
+        base = self.base.replace("127.0.0.1", PLAIN_HTTP_HOST) if plain_http else self.base
+        await page.goto(base + path)
         await page.wait_for_selector("body[data-ready=true]")
         return page
 
@@ -149,6 +183,17 @@ async def browser(site: Site) -> AsyncIterator[Browser]:
             await chromium.close()
         assert watched.outside == [], "pages reached outside the server"
         assert watched.errors == [], "pages logged errors"
+
+
+def vendored_parts() -> tuple[str, str]:
+    """vendor-noble.js split into its header comment and the esbuild output after it."""
+    source = VENDORED.read_text(encoding="utf-8")
+    end = source.index("*/\n") + len("*/\n")
+    return source[:end], source[end:]
+
+
+def vendored_code() -> str:
+    return vendored_parts()[1]
 
 
 async def text(page: Any, selector: str) -> str:
@@ -202,9 +247,38 @@ async def test_pages_are_served_with_their_assets_and_no_outside_reference(site:
             async with site.http.get(site.base + ref) as response:
                 assert response.status == 200, ref
     for asset in ASSETS.iterdir():
+        if asset.suffix == ".txt":  # a licence notice: shown to people, never loaded by a page
+            continue
         body = asset.read_text(encoding="utf-8")
+        if asset == VENDORED:
+            body = vendored_code()  # its header quotes the upstream licences, URLs and all
         assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", body), asset.name
     assert {p.name for p in HERE.glob("*.html")} == {"clerk.html", "results.html", "receipt.html"}
+
+
+def test_vendored_noble_is_the_bundle_its_header_describes() -> None:
+    """vendor-noble.js is byte for byte the esbuild output its header hashes: self-contained,
+    exporting only what crypto.js uses, with both MIT notices."""
+    header, code = vendored_parts()
+    stated = re.search(r"its SHA-256 is\n \*   ([0-9a-f]{64})\n", header)
+    assert stated is not None
+    assert hashlib.sha256(code.encode("utf-8")).hexdigest() == stated.group(1)
+    for pinned in ("@noble/ed25519@3.2.0", "@noble/hashes@2.4.0", "esbuild@0.28.2"):
+        assert pinned in header
+    notice = (ASSETS / "vendor-noble.LICENSE.txt").read_text(encoding="utf-8")
+    for licence in (header, notice):
+        assert licence.count("Permission is hereby granted, free of charge") == 2
+        assert "Copyright (c) 2019 Paul Miller" in licence
+        assert "Copyright (c) 2022 Paul Miller" in licence
+    assert not re.search(r"^\s*import\b|\bimport\(|\brequire\(|\bfetch\(", code, re.M)
+    exported = re.search(r"^export \{([^}]*)\};\s*$", code, re.M)
+    assert exported is not None
+    assert {name.strip() for name in exported.group(1).split(",")} == {
+        "ed25519PublicKey",
+        "ed25519Sign",
+        "ed25519Verify",
+        "sha256",
+    }
 
 
 async def test_log_key_elections_and_clock_endpoints(site: Site) -> None:
@@ -378,6 +452,133 @@ async def test_clerk_results_and_receipt_end_to_end(site: Site, browser: Browser
     await check.wait_for_selector("body[data-checked='ZZZZZ-ZZZZZ']")
     assert await text(check, "#verdict-headline") == "Ballot not found"
     await check.screenshot(path=str(SHOTS / "uchast-receipt-en.png"), full_page=True)
+
+    # WebCrypto did all of it: the vendored code was never fetched, no plain-HTTP notice shown.
+    assert "/assets/vendor-noble.js" not in browser.fetched
+    assert await check.locator("#plain-http").is_hidden()
+
+
+async def test_webcrypto_and_the_vendored_code_sign_and_hash_the_same_bytes(
+    site: Site, browser: Browser
+) -> None:
+    """For the same key and message both Ed25519 engines give the same signature, each verifies
+    the other's and refuses a changed one, and both SHA-256s agree with hashlib."""
+    page = await browser.page("/receipt")
+    skeys = [site.keys.clerk.skey, *(SignerKey.generate(f"clerk.{n}").skey for n in range(3))]
+    payloads: list[Any] = [
+        {
+            "type": "paper-ballot",
+            "projects": ["L07", "S12"],
+            "cast_at": "2018-10-05T12:00:00+03:00",
+        },
+        {"type": "é", "emoji": "\U0001f5f3", "n": 2**53 - 1, "nested": {"b": [], "a": None}},
+        {"type": "t"},
+    ]
+    sizes = [0, 1, 55, 56, 63, 64, 65, 1000]
+    got = await page.evaluate(
+        """async ([skeys, payloads, sizes]) => {
+            const c = await import('/assets/crypto.js');
+            const common = await import('/assets/common.js');
+            const { webcrypto, noble } = c.ED25519_ENGINES;
+            const b64 = common.b64encode;
+            const out = { chosen: (await c.ed25519Engine()).name, pairs: [], checks: [], sha: [] };
+            for (const skey of skeys) {
+                const viaWeb = await c.importSignerKey(skey, webcrypto);
+                const viaJs = await c.importSignerKey(skey, noble);
+                for (const payload of payloads) {
+                    out.pairs.push([
+                        viaWeb.engine, await c.signEnvelope(payload, viaWeb),
+                        viaJs.engine, await c.signEnvelope(payload, viaJs),
+                    ]);
+                    const message = common.concat(
+                        c.SIGNING_CONTEXT, common.utf8(common.canonicalize(payload)));
+                    const fromWeb = await viaWeb.sign(message);
+                    const fromJs = await viaJs.sign(message);
+                    const changed = fromJs.slice();
+                    changed[5] ^= 1;
+                    const pub = viaJs.publicKey;
+                    out.checks.push([
+                        b64(viaWeb.publicKey) === b64(pub),
+                        await webcrypto.verify(pub, fromJs, message),
+                        await noble.verify(pub, fromWeb, message),
+                        await webcrypto.verify(pub, changed, message),
+                        await noble.verify(pub, changed, message),
+                        await webcrypto.verify(pub, fromJs.slice(0, 63), message),
+                        await noble.verify(pub, fromJs.slice(0, 63), message),
+                    ]);
+                }
+            }
+            const js = await common.noble();
+            for (const size of sizes) {
+                const bytes = Uint8Array.from({ length: size }, (_, i) => i % 251);
+                const viaWeb = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+                out.sha.push([common.hex(viaWeb), common.hex(js.sha256(bytes))]);
+            }
+            return out;
+        }""",
+        [skeys, payloads, sizes],
+    )
+    assert got["chosen"] == "webcrypto"  # the first choice wherever the browser has it
+    assert len(got["pairs"]) == len(skeys) * len(payloads)
+    for web_engine, via_web, js_engine, via_js in got["pairs"]:
+        assert (web_engine, js_engine) == ("webcrypto", "noble")
+        assert via_js == via_web
+    for _, _, _, via_js in got["pairs"][: len(payloads)]:  # the first key is the clerk's
+        verify_envelope(Envelope.parse(via_js), site.keys.clerk.verifier)
+    for check in got["checks"]:
+        assert check == [True, True, True, False, False, False, False]
+    for size, (via_web, via_js) in zip(sizes, got["sha"], strict=True):
+        expected = hashlib.sha256(bytes(i % 251 for i in range(size))).hexdigest()
+        assert via_web == via_js == expected, size
+
+
+@pytest.mark.parametrize("without", ["plain-http", "ed25519-in-webcrypto"])
+async def test_clerk_and_receipt_pages_work_without_webcrypto(
+    site: Site, browser: Browser, without: str
+) -> None:
+    """Over plain HTTP (no WebCrypto at all) or in a browser whose WebCrypto lacks Ed25519, the
+    clerk signs a paper ballot the server counts and the receipt page verifies its proof, with
+    the vendored code."""
+    options: dict[str, Any] = (
+        {"plain_http": True}
+        if without == "plain-http"
+        else {"init_script": NO_ED25519_IN_WEBCRYPTO}
+    )
+    clerk = await browser.page("/clerk", **options)
+    secure, subtle, engine = await clerk.evaluate(
+        """async () => [isSecureContext, typeof crypto.subtle,
+                        (await (await import('/assets/crypto.js')).ed25519Engine()).name]"""
+    )
+    if without == "plain-http":
+        assert (secure, subtle) == (False, "undefined")
+        assert "HTTP" in await text(clerk, "#plain-http")
+    else:
+        assert (secure, subtle) == (True, "object")
+        assert await clerk.locator("#plain-http").is_hidden()
+    assert engine == "noble"
+    await clerk.screenshot(path=str(SHOTS / f"uchast-clerk-{without}.png"))
+
+    await load_key(clerk, site.keys)
+    assert await text(clerk, "#key-id") == site.keys.clerk.key_id
+    async with clerk.expect_response("**/paper-ballots") as answer:
+        assert "ok" in await enter_ballot(clerk, "5555555555", "L05 S07")
+    assert (await answer.value).status == 201
+    receipt = await text(clerk, "#status-code")
+    assert CODE.match(receipt)
+    results = await site.get_json(f"/v1/elections/{ELECTION}/results")
+    assert results["turnout"]["by_channel"]["paper"] == 1
+    votes = {p["id"]: p for c in results["categories"] for p in c["projects"]}
+    assert votes["L05"]["votes_paper"] == 1 and votes["S07"]["votes_paper"] == 1
+    entry = (await site.get_json(f"/v1/elections/{ELECTION}/receipts/{receipt}"))["entry"]
+    verify_envelope(Envelope.parse(entry["envelope"]), site.keys.clerk.verifier)
+
+    check = await browser.page(f"/receipt?code={receipt}", **options)
+    await check.wait_for_selector(f"body[data-checked='{receipt}']")
+    assert await check.get_attribute("#verdict", "data-verdict") == "ok"
+    assert await check.locator("#checks li.pass").count() == 4
+    assert await check.locator("#checks li.fail").count() == 0
+    await check.screenshot(path=str(SHOTS / f"uchast-receipt-{without}.png"), full_page=True)
+    assert "/assets/vendor-noble.js" in browser.fetched
 
 
 async def test_receipt_page_refuses_a_tampered_proof_or_a_foreign_log_key(

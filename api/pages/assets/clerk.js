@@ -21,7 +21,7 @@ import {
   time,
   uuid,
 } from "./common.js";
-import { importSignerKey, signEnvelope } from "./crypto.js";
+import { KeyError, importSignerKey, signEnvelope } from "./crypto.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -88,7 +88,7 @@ function renderStatus() {
 
 function showProblem(problem, sent = null) {
   if (!(problem instanceof Problem)) {
-    const text = problem?.code === "insecure-context" ? t("error.insecure") : String(problem?.message || problem);
+    const text = String(problem?.message || problem);
     problem = new Problem(-1, { code: problem?.code || "page-error", message_en: text, message_uk: text });
   }
   setStatus({ kind: "refused", headline: HEADLINES[problem.code] || "clerk.status.refused", problem, sent });
@@ -102,7 +102,7 @@ async function loadKey(text) {
   try {
     state.signer = await importSignerKey(text);
   } catch (error) {
-    errorEl.textContent = error.code === "insecure-context" ? t("error.insecure") : t("clerk.key.bad");
+    errorEl.textContent = error instanceof KeyError ? t("clerk.key.bad") : t("error.crypto");
     errorEl.hidden = false;
     return;
   } finally {
@@ -548,10 +548,7 @@ function wire() {
 async function main() {
   wire();
   initLang();
-  if (!globalThis.crypto?.subtle) {
-    $("fatal").textContent = t("error.insecure");
-    $("fatal").hidden = false;
-  }
+  $("plain-http").hidden = globalThis.isSecureContext !== false;
   setStatus({ kind: "idle", headline: "clerk.status.needKey" });
   try {
     const { id, choices } = await chooseElection();

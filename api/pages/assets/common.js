@@ -291,18 +291,30 @@ export function equalBytes(a, b) {
   return diff === 0;
 }
 
-/** WebCrypto, which browsers give only to secure contexts (HTTPS or localhost). */
-export function subtle() {
-  if (!globalThis.crypto?.subtle) {
-    const error = new Error("WebCrypto is unavailable (the page needs HTTPS or localhost)");
-    error.code = "insecure-context";
+// ---------------------------------------------------------------- cryptography
+
+/** WebCrypto, which browsers give only to secure contexts (HTTPS, localhost); null on a page
+ * opened over plain HTTP, as a polling point on a closed network often does. */
+export function webCrypto() {
+  return globalThis.crypto?.subtle ?? null;
+}
+
+let vendored = null;
+
+/** The vendored plain-JavaScript Ed25519 and SHA-256 (@noble, vendor-noble.js), for where
+ * WebCrypto cannot do the work; fetched from this server the first time it is asked for. */
+export function noble() {
+  vendored ??= import("./vendor-noble.js").catch((error) => {
+    vendored = null; // a failed fetch is tried again next time
     throw error;
-  }
-  return globalThis.crypto.subtle;
+  });
+  return vendored;
 }
 
 export async function sha256(bytes) {
-  return new Uint8Array(await subtle().digest("SHA-256", bytes));
+  const subtle = webCrypto();
+  if (subtle) return new Uint8Array(await subtle.digest("SHA-256", bytes));
+  return (await noble()).sha256(bytes);
 }
 
 /** A random lowercase UUID (version 4). */

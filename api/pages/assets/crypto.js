@@ -1,6 +1,7 @@
 // Ed25519 keys and envelopes, C2SP signed notes and checkpoints, RFC 9162 inclusion proofs and
 // receipt codes: the browser half of what ledger/keys.py, ledger/checkpoint.py and
-// ledger/merkle.py do on the server. WebCrypto only.
+// ledger/merkle.py do on the server. WebCrypto where the browser has it; the vendored @noble code
+// (vendor-noble.js) where it does not, as on a page opened over plain HTTP.
 
 import {
   b64decode,
@@ -10,9 +11,10 @@ import {
   concat,
   equalBytes,
   hex,
+  noble,
   sha256,
-  subtle,
   utf8,
+  webCrypto,
 } from "./common.js";
 
 export const SIGNING_CONTEXT = utf8("uchast/v1\n");
@@ -21,6 +23,89 @@ const ALG_ED25519 = 0x01;
 const PKCS8_PREFIX = Uint8Array.from([
   0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ]);
+
+const ED25519 = { name: "Ed25519" };
+// RFC 8032 §7.1 test 1 public key: importing it tells whether WebCrypto has Ed25519 at all.
+const PROBE_PUBLIC_KEY = Uint8Array.from(
+  "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".match(/../g),
+  (byte) => parseInt(byte, 16),
+);
+
+// ---------------------------------------------------------------- Ed25519 engines
+
+// Two implementations of one interface, {name, signer(seed), verify(publicKey, signature,
+// message)}. Ed25519 is deterministic (RFC 8032), so both sign the same bytes with the same key.
+// WebCrypto keeps the signing key non-extractable; the vendored code can only keep a copy of the
+// seed in this page's memory (either way the key lives no longer than the page).
+
+const WEBCRYPTO = {
+  name: "webcrypto",
+  async signer(seed) {
+    const subtle = webCrypto();
+    const pkcs8 = concat(PKCS8_PREFIX, seed);
+    try {
+      // Imported once extractable, only to learn the public key; the signing key is not.
+      const probe = await subtle.importKey("pkcs8", pkcs8, ED25519, true, ["sign"]);
+      const publicKey = b64urlDecode((await subtle.exportKey("jwk", probe)).x);
+      const key = await subtle.importKey("pkcs8", pkcs8, ED25519, false, ["sign"]);
+      return {
+        publicKey,
+        async sign(message) {
+          return new Uint8Array(await subtle.sign(ED25519, key, message));
+        },
+      };
+    } finally {
+      pkcs8.fill(0);
+    }
+  },
+  async verify(publicKey, signature, message) {
+    const subtle = webCrypto();
+    const key = await subtle.importKey("raw", publicKey, ED25519, false, ["verify"]);
+    return subtle.verify(ED25519, key, signature, message);
+  },
+};
+
+const NOBLE = {
+  name: "noble",
+  async signer(seed) {
+    const { ed25519PublicKey, ed25519Sign } = await noble();
+    const own = seed.slice();
+    return {
+      publicKey: ed25519PublicKey(own),
+      async sign(message) {
+        return ed25519Sign(message, own);
+      },
+    };
+  },
+  async verify(publicKey, signature, message) {
+    const { ed25519Verify } = await noble();
+    try {
+      return ed25519Verify(signature, message, publicKey);
+    } catch {
+      return false; // a signature or key of the wrong length, as WebCrypto answers it
+    }
+  },
+};
+
+export const ED25519_ENGINES = { webcrypto: WEBCRYPTO, noble: NOBLE };
+
+let engine = null;
+
+/** The Ed25519 engine of this browser: WebCrypto when it offers Ed25519 (a secure context in
+ * Chrome 113+, Firefox 129+, Safari 17+), else the vendored code. Decided once per page. */
+export function ed25519Engine() {
+  engine ??= (async () => {
+    const subtle = webCrypto();
+    if (!subtle) return NOBLE;
+    try {
+      await subtle.importKey("raw", PROBE_PUBLIC_KEY, ED25519, false, ["verify"]);
+      return WEBCRYPTO;
+    } catch {
+      return NOBLE;
+    }
+  })();
+  return engine;
+}
 
 export class KeyError extends Error {
   constructor(code, message) {
@@ -54,9 +139,10 @@ export async function keyHash(name, publicKey) {
 }
 
 /** Parse a signer key string "PRIVATE+KEY+<name>+<hex8>+<base64(0x01 || seed)>" and import it
- * for signing. The key hash is checked against the public key WebCrypto derives, so a mistyped
- * or damaged key is refused here rather than by the server. Returns {name, keyId, sign(bytes)}. */
-export async function importSignerKey(text) {
+ * for signing, with `engine` (default: ed25519Engine()). The key hash is checked against the
+ * public key derived from the seed, so a mistyped or damaged key is refused here rather than by
+ * the server. Returns {name, keyId, publicKey, engine, sign(bytes)}. */
+export async function importSignerKey(text, engine = null) {
   const parts = splitKey(String(text).trim(), 5);
   if (!parts || parts[0] !== "PRIVATE" || parts[1] !== "KEY") {
     throw new KeyError("key-format", "not a PRIVATE+KEY+<name>+<hash>+<key> string");
@@ -74,24 +160,22 @@ export async function importSignerKey(text) {
   if (raw.length !== 33 || raw[0] !== ALG_ED25519) {
     throw new KeyError("key-format", "not an Ed25519 key");
   }
-  const pkcs8 = concat(PKCS8_PREFIX, raw.slice(1));
-  raw.fill(0);
-  // Imported once extractable, only to learn the public key; the signing key is not extractable.
-  const probe = await subtle().importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, ["sign"]);
-  const publicKey = b64urlDecode((await subtle().exportKey("jwk", probe)).x);
-  const key = await subtle().importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
-  pkcs8.fill(0);
-  if (hex(await keyHash(name, publicKey)) !== hash8) {
+  const ed25519 = engine ?? (await ed25519Engine());
+  let signer;
+  try {
+    signer = await ed25519.signer(raw.subarray(1));
+  } finally {
+    raw.fill(0);
+  }
+  if (hex(await keyHash(name, signer.publicKey)) !== hash8) {
     throw new KeyError("key-hash", "the key hash does not match the key");
   }
-  const keyId = `${name}+${hash8}`;
   return {
     name,
-    keyId,
-    publicKey,
-    async sign(message) {
-      return new Uint8Array(await subtle().sign({ name: "Ed25519" }, key, message));
-    },
+    keyId: `${name}+${hash8}`,
+    publicKey: signer.publicKey,
+    engine: ed25519.name,
+    sign: signer.sign,
   };
 }
 
@@ -159,13 +243,11 @@ export function parseCheckpoint(body) {
 export async function verifyCheckpointNote(note, vkey) {
   const key = await parseVerifierKey(vkey);
   const { body, signatures } = parseNote(note);
-  const publicKey = await subtle().importKey("raw", key.publicKey, { name: "Ed25519" }, false, [
-    "verify",
-  ]);
+  const ed25519 = await ed25519Engine();
   let verified = 0;
   for (const line of signatures) {
     if (line.name !== key.name || !equalBytes(line.hash, key.hash)) continue;
-    const ok = await subtle().verify({ name: "Ed25519" }, publicKey, line.signature, utf8(body));
+    const ok = await ed25519.verify(key.publicKey, line.signature, utf8(body));
     if (!ok) throw new Error(`the signature by ${key.keyId} does not verify`);
     verified += 1;
   }

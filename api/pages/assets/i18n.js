@@ -13,9 +13,13 @@ export const MESSAGES = {
     uk: "Немає зв’язку із сервером. Перевірте мережу.",
     en: "No connection to the server. Check the network.",
   },
-  "error.insecure": {
-    uk: "Браузер не дає цій сторінці криптографії: відкрийте її через HTTPS (або localhost).",
-    en: "The browser gives this page no cryptography: open it over HTTPS (or localhost).",
+  "notice.plainHttp": {
+    uk: "Сторінку відкрито через звичайний HTTP: криптографія працює в її власному JavaScript, без WebCrypto браузера. Користуйтеся нею лише в закритій мережі, якій довіряєте.",
+    en: "This page is open over plain HTTP: its cryptography runs in its own JavaScript instead of the browser's WebCrypto. Use it only on a closed network you trust.",
+  },
+  "error.crypto": {
+    uk: "Не вдалося завантажити криптографію сторінки: оновіть сторінку.",
+    en: "The page's cryptography could not be loaded: reload the page.",
   },
   "error.noElection": {
     uk: "На цьому сервері немає голосування (або їх кілька: додайте ?election=… до адреси).",

@@ -184,6 +184,7 @@ async function lookUp(typed) {
 
 async function main() {
   initLang();
+  $("plain-http").hidden = globalThis.isSecureContext !== false;
   onLangChange(() => {
     if (state.election) $("election-title").textContent = pick(state.election.title);
     render();
@@ -193,7 +194,6 @@ async function main() {
     lookUp($("code").value);
   });
   try {
-    if (!globalThis.crypto?.subtle) throw new Error(t("error.insecure"));
     const { id } = await chooseElection();
     if (!id) throw new Error(t("error.noElection"));
     state.electionId = id;
