@@ -55,7 +55,8 @@ async def existing_size(url: str) -> int | None:
     except asyncpg.InvalidCatalogNameError:
         return None
     try:
-        return await conn.fetchval("SELECT size FROM uchast_logs WHERE id=$1", LOG)
+        size = await conn.fetchval("SELECT size FROM uchast_logs WHERE id=$1", LOG)
+        return None if size is None else int(size)
     except asyncpg.UndefinedTableError:
         return None
     finally:
@@ -78,7 +79,7 @@ async def build(url: str, name: str, n: int) -> None:
         started = time.perf_counter()
         level: list[bytes] = []
         for start in range(0, n, CHUNK):
-            rows = []
+            rows: list[tuple[str, int, str, list[str], bytes, bytes]] = []
             for position in range(start, min(start + CHUNK, n)):
                 data = b'{"n":%d}' % position
                 leaf = merkle.leaf_hash(data)
