@@ -32,8 +32,10 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> web.App
         await app[SERVICE].close()
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_routes(log_routes.routes)
+    # Routes under /v1/elections/{election} are tried in the order added: the write endpoints,
+    # which carry the load on voting day, first.
     app.router.add_routes(vote_routes.routes)
+    app.router.add_routes(log_routes.routes)
     app.router.add_routes(result_routes.routes)
     app.router.add_routes(health.routes)
     app.router.add_routes(metrics.routes)

@@ -39,14 +39,11 @@ def prior_entry(entry: StoredEntry) -> rules.PriorEntry:
     return rules.PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
 
 
-def receipt(
-    entry: StoredEntry, *, replay: bool = False, sig: bytes | None = None
-) -> dict[str, Any]:
-    """The receipt of ``entry``; ``sig``, its envelope's signature, if the caller has it at hand
-    (otherwise it is read from the entry)."""
-    if sig is None:
-        sig = base64.b64decode(entry_object(entry.data)["envelope"]["sig"])
-    code = receipt_code(sig)
+def receipt(entry: StoredEntry, *, replay: bool = False, code: str | None = None) -> dict[str, Any]:
+    """The receipt of ``entry``; ``code``, its receipt code, if the caller has it at hand
+    (otherwise it is derived from the signature in the entry)."""
+    if code is None:
+        code = receipt_code(base64.b64decode(entry_object(entry.data)["envelope"]["sig"]))
     return {
         "receipt": code,
         "position": entry.position,
@@ -108,11 +105,11 @@ def expect_type(verified: VerifiedEnvelope, *types: str) -> None:
         )
 
 
-def accepted(entry: StoredEntry, replay: bool, verified: VerifiedEnvelope) -> web.Response:
-    """201 with the receipt of the entry just written, or 200 with the original's for a replay
-    (whose envelope may have been signed by another key)."""
-    sig = None if replay else verified.envelope.sig
-    return web.json_response(receipt(entry, replay=replay, sig=sig), status=200 if replay else 201)
+def accepted(entry: StoredEntry, replay: bool, code: str | None = None) -> web.Response:
+    """201 with the receipt of the entry just written (``code``: its receipt code, if known), or
+    200 with the original's for a replay (whose envelope may have been signed by another key)."""
+    body = receipt(entry, replay=replay, code=None if replay else code)
+    return web.json_response(body, status=200 if replay else 201)
 
 
 async def _context(request: web.Request) -> tuple[Ledger, Election, VerifiedEnvelope]:
@@ -130,6 +127,7 @@ async def post_ballot(request: web.Request) -> web.Response:
     expect_type(verified, "ballot")
     payload = verified.payload
     at = now(request)
+    code = receipt_code(verified.envelope.sig)
     entry, replay = await decide_and_append(
         ledger,
         verified,
@@ -137,9 +135,9 @@ async def post_ballot(request: web.Request) -> web.Response:
         lambda history: rules.decide_ballot(
             election, payload, history, now=at, key=verified.envelope.key
         ),
-        extra_tags=[receipt_tag(receipt_code(verified.envelope.sig))],
+        extra_tags=[receipt_tag(code)],
     )
-    return accepted(entry, replay, verified)
+    return accepted(entry, replay, code)
 
 
 @routes.get("/v1/elections/{election}")
@@ -157,13 +155,14 @@ async def post_paper_ballot(request: web.Request) -> web.Response:
     at = now(request)
     check_clerk_point(ledger, verified)
     key = verified.envelope.key
+    code = receipt_code(verified.envelope.sig)
     if payload["type"] == "paper-ballot":
         entry, replay = await decide_and_append(
             ledger,
             verified,
             rules.read_tags_for_ballot(payload),
             lambda history: rules.decide_ballot(election, payload, history, now=at, key=key),
-            extra_tags=[receipt_tag(receipt_code(verified.envelope.sig))],
+            extra_tags=[receipt_tag(code)],
         )
     else:
         entry, replay = await decide_and_append(
@@ -172,7 +171,7 @@ async def post_paper_ballot(request: web.Request) -> web.Response:
             rules.read_tags_for_spoiled(payload),
             lambda history: rules.decide_spoiled(election, payload, history, now=at),
         )
-    return accepted(entry, replay, verified)
+    return accepted(entry, replay, code)
 
 
 def check_clerk_point(ledger: Ledger, verified: VerifiedEnvelope) -> None:
@@ -205,7 +204,7 @@ async def post_void(request: web.Request) -> web.Response:
         rules.read_tags_for_void(payload),
         lambda history: rules.decide_void(election, payload, target, history, now=at),
     )
-    return accepted(entry, replay, verified)
+    return accepted(entry, replay, receipt_code(verified.envelope.sig))
 
 
 @routes.post("/v1/elections/{election}/voter-tokens")

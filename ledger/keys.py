@@ -134,6 +134,9 @@ def key_hash(name: str, public: bytes) -> bytes:
     return digest[:4]
 
 
+_valid_key_ids: set[str] = set()  # every signed request names one of a few keys: check each once
+
+
 def parse_key_id(text: object) -> KeyId:
     """Check that ``text`` is a key id ``"<name>+<hex8>"`` and return it; else KeyFormatError.
 
@@ -141,6 +144,8 @@ def parse_key_id(text: object) -> KeyId:
     """
     if not isinstance(text, str):
         raise KeyFormatError(f"key id must be a string, not {type(text).__name__}")
+    if text in _valid_key_ids:
+        return KeyId(text)
     parts = text.split("+")
     if len(parts) != 2:
         raise KeyFormatError(f"key id {text!r} is not of the form <name>+<hex8>")
@@ -148,6 +153,9 @@ def parse_key_id(text: object) -> KeyId:
     validate_key_name(name)
     if not _HEX8.fullmatch(hex8):
         raise KeyFormatError(f"key id {text!r}: key hash must be 8 lowercase hex digits")
+    if len(_valid_key_ids) >= 4096:  # invented ids must not grow it without bound
+        _valid_key_ids.clear()
+    _valid_key_ids.add(text)
     return KeyId(text)
 
 
