@@ -175,8 +175,9 @@ class Ledger:
             if self.registry.size >= size:
                 return
             start = self.registry.size
-            async for entry in self.store.stream(self.log_id, start, size):
-                if entry.type in KEY_EVENT_TYPES and entry.position >= self.registry.size:
+            types = [t.value for t in KEY_EVENT_TYPES]
+            for entry in await self.store.typed(self.log_id, types, start, size):
+                if entry.position >= self.registry.size:
                     envelope = entry_object(entry.data)["envelope"]
                     self.registry.apply(envelope["payload"], envelope["key"], entry.position)
             self.registry.commit(size)

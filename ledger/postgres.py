@@ -105,6 +105,15 @@ def _entry(row: Any) -> StoredEntry:
     )
 
 
+# One index range per type (OFFSET 0 keeps the planner from scanning the log by position).
+_TYPED_SQL = f"""
+SELECT e.* FROM unnest($2::text[]) AS want(type)
+ CROSS JOIN LATERAL (
+    SELECT {_ENTRY_COLUMNS} FROM uchast_entries
+     WHERE log = $1 AND type = want.type AND position >= $3 AND position < $4 OFFSET 0) e
+ ORDER BY e.position
+"""
+
 _NODES_SQL = """
 SELECT 0::smallint, position, leaf_hash FROM uchast_entries
  WHERE log = $1 AND position = ANY($2::bigint[])
@@ -438,6 +447,15 @@ class PostgresStore(Store):
             while rows := await cursor.fetch(chunk):
                 for row in rows:
                     yield _entry(row)
+
+    async def typed(
+        self, log_id: str, types: Sequence[str], start: int, end: int
+    ) -> list[StoredEntry]:
+        if not types:
+            return []
+        async with self._conn() as conn:
+            rows = await conn.fetch(_TYPED_SQL, log_id, list(types), start, end)
+        return [_entry(r) for r in rows]
 
     async def stream_data(
         self, log_id: str, start: int, end: int | None = None, chunk: int = 5000

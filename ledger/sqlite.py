@@ -340,6 +340,22 @@ class SQLiteStore(Store):
                 yield entry
             position = batch[-1].position + 1
 
+    async def typed(
+        self, log_id: str, types: Sequence[str], start: int, end: int
+    ) -> list[StoredEntry]:
+        marks = ",".join("?" * len(types))
+
+        def run() -> list[StoredEntry]:
+            rows = self._reader.c().execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries INDEXED BY entries_by_type"
+                f" WHERE log=? AND type IN ({marks}) AND position>=? AND position<?"
+                " ORDER BY position",
+                (log_id, *types, start, end),
+            )
+            return [_entry(r) for r in rows]
+
+        return await self._reader.run(run) if types else []
+
     async def stream_data(
         self, log_id: str, start: int, end: int | None = None, chunk: int = 5000
     ) -> AsyncIterator[list[bytes]]:

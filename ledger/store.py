@@ -143,6 +143,14 @@ class Store(ABC):
         """Entries from ``start`` to ``end`` (or the committed end) without loading them all."""
 
     @abstractmethod
+    async def typed(
+        self, log_id: str, types: Sequence[str], start: int, end: int
+    ) -> list[StoredEntry]:
+        """Committed entries in ``[start, end)`` whose type is one of ``types``, in order,
+        found through the type index (a log of millions with a handful of key entries must
+        not be read whole to find them)."""
+
+    @abstractmethod
     def stream_data(
         self, log_id: str, start: int, end: int | None = None, chunk: int = 5000
     ) -> AsyncIterator[list[bytes]]:

@@ -349,6 +349,20 @@ class LedgerConformance:
             assert [e.position for e in await ledger.entries(10, 20)] == list(range(10, 20))
             assert await ledger.entries(size, size + 10) == []
 
+    async def test_typed_reads_find_entries_by_type_within_a_range(
+        self, url: str, keys: Keys
+    ) -> None:
+        """typed() returns exactly the entries of the given types in [start, end), in order."""
+        async with opened_ledger(url, keys) as ledger:
+            await asyncio.gather(*(cast(ledger, keys, n) for n in range(20)))
+            size = await ledger.size()
+            listed = await ledger.entries(0, size)
+            store = ledger.store
+            for types in (["key-registered"], ["ballot", "election"], ["nothing"], []):
+                for start, end in ((0, size), (2, 9), (5, 5)):
+                    found = await store.typed(ELECTION, types, start, end)
+                    assert found == [e for e in listed[start:end] if e.type in types]
+
     async def test_stream_data_gives_the_stored_bytes_in_chunks(self, url: str, keys: Keys) -> None:
         """stream_data yields each entry's leaf bytes, in order, chunks of at most ``chunk``;
         it stops at ``end`` (default: the committed size when called), and a consumer that
