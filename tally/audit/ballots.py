@@ -40,6 +40,7 @@ __all__ = [
     "Ruled",
     "VoterTally",
     "check_stateless",
+    "online_ballot_picks",
     "parse_definition",
     "valid_online_ballot",
 ]
@@ -104,10 +105,8 @@ class Definition:
     double_entry: bool
     deadline_stamp: str = ""
     """The paper deadline in the form of ``recorded_at``, so that the two compare as text."""
-    alone: dict[tuple[str, ...], tuple[str, str, str] | None] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    """A cache: the limit a ballot's picks break on their own (most ballots repeat a few)."""
+    fewest_picks: int = 0
+    """The smallest per-voter limit of any category: a ballot of no more picks is within all."""
     project_ids: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Each project id to itself: one string object per project for every ballot naming it."""
 
@@ -196,6 +195,7 @@ def parse_definition(value: object) -> Definition:
         multiple_ballots=multiple,
         double_entry=double,
         deadline_stamp=deadline.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        fewest_picks=min((c.max_picks for c in categories.values()), default=0),
         project_ids={p: p for p in projects},
     )
 
@@ -318,7 +318,28 @@ def _fits(
 
 _HEX = "0123456789abcdef"
 _STR = {str}
-_NOT_CACHED: Any = object()
+
+
+def online_ballot_picks(
+    d: Definition, listed: list[str], cast_at: str
+) -> tuple[tuple[str, ...], Refusal | None] | None:
+    """The window and projects of an online ballot whose form is known to be right (voter token,
+    nonce, a non-empty list of project ids, a date and time beginning ``cast_at``, the tags):
+    its picks and the limit they break on their own (None: none), or None when it breaks a
+    stateless rule (then the full check names which)."""
+    try:
+        moment = datetime.fromisoformat(cast_at)
+    except ValueError:
+        return None
+    if moment.utcoffset() is None or not d.opens <= moment <= d.closes:
+        return None
+    try:
+        picks = tuple(map(d.project_ids.__getitem__, listed))  # shared strings, pickled once
+    except KeyError:
+        return None
+    if len(set(picks)) != len(picks):
+        return None
+    return picks, None if len(picks) <= d.fewest_picks else _fits(d, picks, None)
 
 
 def valid_online_ballot(
@@ -343,18 +364,6 @@ def valid_online_ballot(
         and listed
         and type(cast_at) is str
         and _HAS_TIME.match(cast_at) is not None
-    ):
-        return None
-    try:
-        moment = datetime.fromisoformat(cast_at)
-    except ValueError:
-        return None
-    distinct = set(listed)
-    if not (
-        moment.utcoffset() is not None
-        and d.opens <= moment <= d.closes
-        and len(distinct) == len(listed)
-        and distinct <= d.projects.keys()
         and len(tags) == len(listed) + 4
     ):
         return None
@@ -365,10 +374,10 @@ def valid_online_ballot(
     expected += [tags[-2], "voter:" + voter]
     if tags != expected or not tags[-2].startswith("receipt:"):
         return None
-    picks = tuple(map(d.project_ids.__getitem__, listed))  # shared strings, pickled once
-    alone = d.alone.get(picks, _NOT_CACHED)
-    if alone is _NOT_CACHED:
-        alone = d.alone[picks] = _fits(d, picks, None)
+    ruled = online_ballot_picks(d, listed, cast_at)
+    if ruled is None:
+        return None
+    picks, alone = ruled
     return ("ballot", key, sig, None, voter, nonce, picks, None, -1, alone, ())
 
 

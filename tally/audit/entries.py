@@ -15,6 +15,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
+from binascii import a2b_base64, b2a_base64
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -23,10 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tally.audit.ballots import (
     Definition,
+    Refusal,
     Ruled,
     check_stateless,
+    online_ballot_picks,
     parse_definition,
-    valid_online_ballot,
 )
 from tally.audit.crypto import (
     ENVELOPE_CONTEXT,
@@ -78,22 +80,33 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 
 # An online ballot entry exactly as RFC 8785 writes it when every string is printable ASCII
 # without quote or backslash (then each string is written as is, and nothing else can vary):
-# a line matching this is canonical by construction, and its fields are the groups. Most of a
-# log is such lines; anything else takes the general path (parse, re-encode, compare).
+# a line matching this is canonical by construction, and its fields are the groups. The pattern
+# also holds the form the rules require of the voter token, the nonce, the project ids, the
+# start of cast_at, and the tags (the key's, the nonce's, the voter's and one receipt; the
+# project tags are compared with the projects in the code). Most of a log is such lines;
+# anything else takes the general path (parse, re-encode, compare, check field by field), which
+# names what is wrong.
 _S = r"[\x20\x21\x23-\x5b\x5d-\x7e]"
-_STRINGS = rf'((?:"{_S}*"(?:,"{_S}*")*)?)'
 _ONLINE_BALLOT_ENTRY = (
-    r'\{"envelope":\{"key":"([\x21\x23-\x2a\x2c-\x5b\x5d-\x7e]+\+[0-9a-f]{8})",'
-    rf'"payload":\{{"cast_at":"({_S}*)","election":"({_S}*)","nonce":"({_S}*)",'
-    rf'"projects":\[{_STRINGS}\],"type":"ballot","voter":"({_S}*)"\}},'
+    r'\{"envelope":\{"key":"(?P<key>[\x21\x23-\x2a\x2c-\x5b\x5d-\x7e]+\+[0-9a-f]{8})",'
+    r'"payload":\{"cast_at":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}'
+    rf'{_S}*)","election":"({_S}*)",'
+    r'"nonce":"(?P<nonce>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",'
+    rf'"projects":\[("{_S}+"(?:,"{_S}+")*)\],'
+    r'"type":"ballot","voter":"(?P<voter>[0-9a-f]{64})"\},'
     r'"sig":"([A-Za-z0-9+/]{85}[AQgw]==)"\},'
-    r'"recorded_at":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z)",'
-    rf'"tags":\[{_STRINGS}\],"type":"ballot"\}}'
+    r'"recorded_at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z",'
+    r'"tags":\["key:(?P=key)","nonce:(?P=nonce)",'
+    rf'("project:{_S}+"(?:,"project:{_S}+")*),"receipt:{_S}*","voter:(?P=voter)"\],'
+    r'"type":"ballot"\}'
 )
 _ONLINE_BALLOT = re.compile(_ONLINE_BALLOT_ENTRY)
 _ONLINE_BALLOT_LINE = re.compile(r'\{"index":([0-9]+),"entry":' + _ONLINE_BALLOT_ENTRY + r"\}")
+# Where the signed payload and the entry lie in such a line, from its groups.
+_CAST_AT_GROUP, _VOTER_GROUP, _KEY_GROUP = 3, 7, 2
 _PAYLOAD_OPEN = len('{"cast_at":"')
-_ENTRY_HEAD_LENGTH = len(',"entry":')
+_PAYLOAD_CLOSE = len('"}')
+_ENTRY_OPEN = len('{"envelope":{"key":"')
 
 
 class Other(NamedTuple):
@@ -283,34 +296,27 @@ def _frame(line: bytes, index: int) -> tuple[bytes, list[Violation]]:
 
 
 def _online_ballot(
-    line: bytes,
-    index: int,
-    election: str,
-    definition: Definition,
-    keys: dict[str, bytes],
-    interned: dict[str, str],
-) -> tuple[bytes, tuple[Any, ...], tuple[bytes, bytes, bytes]] | None:
-    """Steps 1, 2 and 5 (stateless half) for a line of an online ballot matching
-    :data:`_ONLINE_BALLOT_LINE`: the leaf hash, the :class:`Ruled` fields (``sig`` still None)
-    and what to verify (key, message, signature); None when the line does not match or breaks a
-    check (the general path then says which)."""
-    match = _ONLINE_BALLOT_LINE.fullmatch(line.decode("ascii"))
-    if match is None or match.group(1) != str(index):
-        return None
-    key, cast_at, payload_election, nonce, projects, voter, sig64, _, tag_list = match.groups()[1:]
+    match: re.Match[str], index: int, election: str, definition: Definition, keys: dict[str, bytes]
+) -> tuple[str, bytes, str, str, tuple[str, ...], Refusal | None, str] | None:
+    """Steps 1, 2 and 5 (stateless half) for a line matching :data:`_ONLINE_BALLOT_LINE`, past
+    what the pattern holds: the index, the election, the project tags, the window and the
+    projects. Returns the key id, its public key, the voter, the nonce, the picks, the limit
+    they break on their own and the signature's base64; None when the line breaks a check (the
+    general path then says which)."""
+    position, key, cast_at, election_id, nonce, projects, voter, sig64, project_tags = (
+        match.groups()
+    )
     public = keys.get(key)
-    # The tags are compared whole in valid_online_ballot (sorted, the key's among them).
-    if public is None or payload_election != election:
+    if public is None or election_id != election or position != str(index):
         return None
-    tags = tag_list[1:-1].split('","') if tag_list else []
-    listed = projects[1:-1].split('","') if projects else []
-    key = interned.setdefault(key, key)  # one object per chunk: pickled once
-    ruled = valid_online_ballot(definition, key, voter, nonce, listed, cast_at, tags, None)
+    listed = projects[1:-1].split('","')
+    # The project tags, sorted as every tag is: the one list the tags may hold.
+    if project_tags != '"project:' + '","project:'.join(sorted(listed)) + '"':
+        return None
+    ruled = online_ballot_picks(definition, listed, cast_at)
     if ruled is None:
         return None
-    message = ENVELOPE_CONTEXT + line[match.start(3) - _PAYLOAD_OPEN : match.end(7) + 2]
-    raw = line[match.end(1) + _ENTRY_HEAD_LENGTH : -1]
-    return leaf_hash(raw), ruled, (public, message, binascii.a2b_base64(sig64))
+    return key, public, voter, nonce, ruled[0], ruled[1], sig64
 
 
 def _signature(text: object) -> bytes:
@@ -318,10 +324,10 @@ def _signature(text: object) -> bytes:
     if type(text) is not str or not text.isascii():
         return b""
     try:
-        data = binascii.a2b_base64(text, strict_mode=True)
+        data = a2b_base64(text, strict_mode=True)
     except binascii.Error:
         return b""
-    return data if binascii.b2a_base64(data, newline=False) == text.encode() else b""
+    return data if b2a_base64(data, newline=False) == text.encode() else b""
 
 
 def _well_shaped(entry: Any, election: str) -> bool:
@@ -425,17 +431,35 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
     election = task.election
     interned: dict[str, str] = {}
     # Signatures are verified after the chunk is read, in one tight loop: interleaved with the
-    # Python work they run measurably slower (caches).
+    # Python work they run measurably slower (caches). ``unsigned``: the records whose ``sig``
+    # the verification fills in (the short records of valid first ballots have none).
     to_verify: list[tuple[int, bytes, bytes, bytes]] = []
+    unsigned: list[int] = []
+    online_ballot = _ONLINE_BALLOT_LINE.fullmatch if definition is not None else None
     for offset, line in enumerate(task.lines):
         index = task.start + offset
-        if definition is not None and line.isascii():
-            fast = _online_ballot(line, index, election, definition, keys, interned)
-            if fast is not None:
-                leaves.append(fast[0])
-                to_verify.append((len(records), *fast[2]))
-                records.append(fast[1])
-                continue
+        match = None
+        if online_ballot is not None and line.isascii():
+            match = online_ballot(line.decode("ascii"))
+        fast = None
+        if match is not None and definition is not None:
+            fast = _online_ballot(match, index, election, definition, keys)
+        if match is not None and fast is not None:
+            key, signer, voter, nonce, picks, alone, sig64 = fast
+            key = interned.setdefault(key, key)  # one object per chunk: pickled once
+            leaves.append(leaf_hash(line[match.start(_KEY_GROUP) - _ENTRY_OPEN : -1]))
+            payload_begin = match.start(_CAST_AT_GROUP) - _PAYLOAD_OPEN
+            signed = line[payload_begin : match.end(_VOTER_GROUP) + _PAYLOAD_CLOSE]
+            at = len(records)
+            to_verify.append((at, signer, ENVELOPE_CONTEXT + signed, a2b_base64(sig64)))
+            if alone is None:
+                records.append((key, voter, nonce, picks))  # see FIRST_BALLOT
+            else:
+                unsigned.append(at)
+                records.append(
+                    ("ballot", key, None, None, voter, nonce, picks, None, -1, alone, ())
+                )
+            continue
 
         # 1. Framing and gapless index.
         raw, problems = _frame(line, index)
@@ -475,7 +499,7 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
                 records.append(None)
                 continue
         envelope = entry["envelope"]
-        key: str = interned.setdefault(envelope["key"], envelope["key"])
+        key = interned.setdefault(envelope["key"], envelope["key"])
         payload: dict[str, Any] = envelope["payload"]
         entry_type: str = entry["type"]
 
@@ -495,10 +519,12 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
                 to_verify.append(
                     (len(records), public, ENVELOPE_CONTEXT + raw[begin:end], signature)
                 )
+                unsigned.append(len(records))
             else:
                 try:
                     message = ENVELOPE_CONTEXT + canonical(payload)
                     to_verify.append((len(records), public, message, signature))
+                    unsigned.append(len(records))
                 except ValueError:
                     sig = False
 
@@ -519,14 +545,20 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
         else:
             records.append(tuple(Other(entry_type, key, sig, payload, entry["recorded_at"])))
 
-    verified = [_verify(public, message, sig) for _, public, message, sig in to_verify]
-    for (at, *_), ok in zip(to_verify, verified, strict=True):
+    failed = {at for at, public, message, sig in to_verify if not _verify(public, message, sig)}
+    for at in unsigned:
         fields = records[at]
         assert fields is not None
+        ok = at not in failed
         if ok and fields[0] == "ballot" and fields[3] is None and fields[9] is None:
             records[at] = (fields[1], fields[4], fields[5], fields[6])  # see FIRST_BALLOT
         else:
             records[at] = (*fields[:2], ok, *fields[3:])
+    for at in failed:
+        fields = records[at]
+        if fields is not None and len(fields) == FIRST_BALLOT:
+            key, voter, nonce, picks = fields
+            records[at] = ("ballot", key, False, None, voter, nonce, picks, None, -1, None, ())
 
     checkpoints: list[tuple[int, Checkpoint | None, str]] = []
     for size, note in task.notes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,14 @@ from ledger.checkpoint import Checkpoint as ServerCheckpoint
 from ledger.checkpoint import sign_checkpoint
 from ledger.keys import Envelope, SignerKey, sign_envelope
 from ledger.log import entry_encoder
-from tally.audit import crypto
+from tally.audit import crypto, entries
+from tally.audit.ballots import parse_definition
 from tally.audit.entries import _ONLINE_BALLOT
 from tests.conftest import SHARED, require_shared
+from votes.election import election_to_dict, parse_election_toml
+from votes.receipts import receipt_code, receipt_tag
+
+ROOT = Path(__file__).resolve().parents[2]
 
 VECTORS = SHARED / "vectors"
 
@@ -127,29 +133,112 @@ def test_canonical_equals_the_rfc8785_package(value: Any) -> None:
     assert crypto.canonical_plain(value) == expected
 
 
+def _online_ballot_entry(site: SignerKey, **changes: Any) -> bytes:
+    """An online ballot entry as the server writes it (``changes`` alter the payload, or the
+    tags with ``tags=``), signed by ``site``."""
+    payload: dict[str, Any] = {
+        "type": "ballot",
+        "election": "zhytomyr-2018",
+        "voter": "ab" * 32,
+        "projects": ["L02", "S01"],
+        "cast_at": "2018-10-03T10:15:00+03:00",
+        "nonce": str(uuid.UUID(int=0xABC, version=4)),
+    }
+    tags = changes.pop("tags", None)
+    payload.update(changes)
+    envelope = Envelope.parse(sign_envelope(payload, site))
+    if tags is None:
+        tags = sorted(
+            {
+                f"key:{site.key_id}",
+                f"nonce:{payload['nonce']}",
+                f"voter:{payload['voter']}",
+                *(f"project:{p}" for p in payload["projects"]),
+                receipt_tag(receipt_code(envelope.sig)),
+            }
+        )
+    return entry_encoder(envelope, tags, "ballot").encode("2018-10-03T07:15:00.000001Z")
+
+
 def test_the_online_ballot_pattern_matches_only_canonical_entries() -> None:
     """Server-written online ballots match the pattern; any re-spacing or escape does not."""
     site = SignerKey.generate("site.e-dem")
-    payload = {
-        "type": "ballot",
-        "election": "e-1",
-        "voter": "ab" * 32,
-        "projects": ["L1", "S2"],
-        "cast_at": "2018-10-03T10:15:00+03:00",
-        "nonce": str(uuid.uuid4()),
-    }
-    envelope = Envelope.parse(sign_envelope(payload, site))
-    tags = sorted({f"key:{site.key_id}", f"nonce:{payload['nonce']}", "project:L1"})
-    raw = entry_encoder(envelope, tags, "ballot").encode("2018-10-03T07:15:00.000001Z")
+    raw = _online_ballot_entry(site)
     assert raw == rfc8785.dumps(json.loads(raw))
     assert _ONLINE_BALLOT.fullmatch(raw.decode())
     for variant in (
         raw.replace(b'"voter":', b'"voter" :'),
-        raw.replace(b'"L1"', b'"L\\u0031"'),
+        raw.replace(b'"L02"', b'"L\\u0030\\u0032"'),
         raw.replace(b'"sig":"', b'"sig":"\\/'),
         json.dumps(json.loads(raw)).encode(),
     ):
         assert not _ONLINE_BALLOT.fullmatch(variant.decode())
+
+
+def _variants(site: SignerKey) -> list[bytes]:
+    """Online ballots near the valid one: each breaks one check, or none."""
+    nonce, voter = str(uuid.UUID(int=0xABC, version=4)), "ab" * 32
+    key_tag, nonce_tag, voter_tag = f"key:{site.key_id}", f"nonce:{nonce}", f"voter:{voter}"
+    projects = ["project:L02", "project:S01"]
+    other = SignerKey.generate("site.e-dem")
+    return [
+        _online_ballot_entry(site),
+        _online_ballot_entry(site, projects=["L01", "L02", "S01", "S02"]),
+        _online_ballot_entry(site, projects=["L01", "L02", "L03"]),  # over the limit alone
+        _online_ballot_entry(site, projects=["L02", "L02"]),
+        _online_ballot_entry(site, projects=["L02", "X99"]),
+        _online_ballot_entry(site, projects=[]),
+        _online_ballot_entry(site, projects=["L02", ""]),
+        _online_ballot_entry(site, election="another"),
+        _online_ballot_entry(site, cast_at="2018-09-30T20:59:59+00:00"),  # before the window
+        _online_ballot_entry(site, cast_at="2018-10-01T00:00:00+03:00"),  # its first second
+        _online_ballot_entry(site, cast_at="2018-10-03T10:15:00"),  # no offset
+        _online_ballot_entry(site, cast_at="2018-10-03T10:15:00.5+03:00"),
+        _online_ballot_entry(site, cast_at="2018-13-03T10:15:00+03:00"),
+        _online_ballot_entry(site, voter="AB" * 32),
+        _online_ballot_entry(site, nonce=nonce.upper()),
+        _online_ballot_entry(site, tags=sorted([key_tag, nonce_tag, voter_tag, *projects])),
+        _online_ballot_entry(site, tags=sorted([key_tag, nonce_tag, *projects, "receipt:x"])),
+        _online_ballot_entry(
+            site, tags=[key_tag, nonce_tag, *projects[::-1], "receipt:x", voter_tag]
+        ),
+        _online_ballot_entry(site, tags=[key_tag, nonce_tag, projects[0], "receipt:x", voter_tag]),
+        _online_ballot_entry(
+            site, tags=[key_tag, nonce_tag, *projects, "receipt:x", "receipt:y", voter_tag]
+        ),
+        _online_ballot_entry(site, tags=[key_tag, nonce_tag, *projects, "receipt:x", "voter:x"]),
+        _online_ballot_entry(other),  # a key of the same name, not the registered one
+        _online_ballot_entry(site)
+        .replace(b'"sig":"', b'"sig":"A', 1)
+        .replace(b'A","rec', b'","rec', 1),
+    ]
+
+
+def test_the_online_ballot_short_path_decides_as_the_general_path() -> None:
+    """For online ballots that pass or break one check, the chunk records, leaves and violations
+    are the same whether the pattern's short path takes them or the general path does."""
+    site = SignerKey.generate("site.e-dem")
+    election = parse_election_toml((ROOT / "examples" / "zhytomyr-2018.toml").read_text())
+    definition = parse_definition(election_to_dict(election))
+    lines = [b'{"index":%d,"entry":%s}' % (5 + i, raw) for i, raw in enumerate(_variants(site))]
+    lines.append(lines[0].replace(b'{"index":5,', b'{"index":7,'))  # not its index
+    log_key = crypto.VerifierKey.parse(SignerKey.generate("log").verifier.vkey)
+    public = crypto.VerifierKey.parse(site.verifier.vkey).public
+    task = entries.ChunkTask(5, lines, election.id, {site.key_id: public}, log_key, definition)
+    short = entries.check_chunk(task)
+    pattern = entries._ONLINE_BALLOT_LINE
+    try:
+        entries._ONLINE_BALLOT_LINE = re.compile("(?!)")  # the general path for every line
+        general = entries.check_chunk(task)
+    finally:
+        entries._ONLINE_BALLOT_LINE = pattern
+    assert short.records == general.records
+    assert short.leaves == general.leaves
+    assert short.violations == general.violations
+    first, four, over = short.records[:3]
+    assert first is not None and len(first) == entries.FIRST_BALLOT
+    assert four is not None and len(four) == entries.FIRST_BALLOT
+    assert over is not None and over[9] is not None  # the limit the picks break alone
 
 
 def test_vectors_folder_exists() -> None:
