@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import rfc8785
@@ -11,6 +12,9 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 _encode = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
 ).encode
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _plain(value: Any) -> bool:
@@ -22,21 +26,45 @@ def _plain(value: Any) -> bool:
     sorts by UTF-16 code units, Python by code points; they differ only above U+FFFF). Floats and
     lone surrogates are left to the reference implementation.
     """
+    # Every signed payload passes here: the exact JSON types first, in plain loops.
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _SURROGATE.search(value) is None
+    if kind is dict:
+        for key, item in value.items():
+            if not (type(key) is str and key.isascii()) and not _plain_key(key):
+                return False
+            if not _plain(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:  # noqa: SIM110 (a loop: no generator per list)
+            if not _plain(item):
+                return False
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+    if value is None or kind is bool:
+        return True
+    return _plain_subclass(value)
+
+
+def _plain_key(key: Any) -> bool:
+    return isinstance(key, str) and (key.isascii() or (max(key) < "\U00010000" and _plain(key)))
+
+
+def _plain_subclass(value: Any) -> bool:
+    """:func:`_plain` for instances of subclasses of the JSON types (and anything else)."""
     if isinstance(value, str):
-        return value.isascii() or not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
-    if isinstance(value, bool) or value is None:
+        return value.isascii() or _SURROGATE.search(value) is None
+    if isinstance(value, bool):
         return True
     if isinstance(value, int):
         return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
     if isinstance(value, list):
         return all(_plain(item) for item in value)
     if isinstance(value, dict):
-        return all(
-            isinstance(key, str)
-            and (key.isascii() or (max(key) < "\U00010000" and _plain(key)))
-            and _plain(item)
-            for key, item in value.items()
-        )
+        return all(_plain_key(key) and _plain(item) for key, item in value.items())
     return False
 
 
