@@ -43,7 +43,8 @@ def _plain(value: Any) -> bool:
                 return False
         return True
     if kind is int:
-        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+        number: int = value
+        return -_MAX_SAFE_INTEGER <= number <= _MAX_SAFE_INTEGER
     if value is None or kind is bool:
         return True
     return _plain_subclass(value)
