@@ -266,7 +266,17 @@ class Ledger:
         """Concurrent decision reads share one query (and one snapshot)."""
         wanted = sorted({tag for tags in requests for tag in tags})
         entries, head = await self.store.tagged_with_head(self.log_id, wanted)
-        return [([e for e in entries if set(e.tags) & set(tags)], head) for tags in requests]
+        if not entries:  # the usual answer on voting day: every voter's first ballot
+            return [([], head) for _ in requests]
+        by_tag: dict[str, list[StoredEntry]] = {}
+        for entry in entries:
+            for tag in entry.tags:
+                by_tag.setdefault(tag, []).append(entry)
+        results = []
+        for tags in requests:
+            found = {e.position: e for tag in tags for e in by_tag.get(tag, ())}
+            results.append(([found[p] for p in sorted(found)], head))
+        return results
 
     async def entries(self, start: int, end: int) -> list[StoredEntry]:
         return await self.store.read(self.log_id, start, end)
