@@ -608,7 +608,8 @@ def decide_spoiled(
     voter = _voter(payload) if "voter" in payload else None
     nonce = _nonce(payload)
     cast_at = _cast_at(payload)
-    if payload["reason"] not in SPOILED_REASONS:
+    reason = payload["reason"]
+    if not isinstance(reason, str) or reason not in SPOILED_REASONS:
         raise BadPayloadError("reason", f"must be one of {', '.join(sorted(SPOILED_REASONS))}")
     now = _aware(now)
 

@@ -309,6 +309,7 @@ def test_spoiled_ballot_without_voter() -> None:
     ("payload", "error"),
     [
         (spoiled_ballot(reason="smudged"), BadPayloadError),
+        ({**spoiled_ballot(), "reason": ["unreadable"]}, BadPayloadError),
         (spoiled_ballot(point="home"), UnknownPollingPointError),
         (spoiled_ballot(cast_at=datetime(2018, 9, 30, tzinfo=KYIV)), OutsideWindowError),
         ({**spoiled_ballot(), "projects": ["L01"]}, BadPayloadError),
