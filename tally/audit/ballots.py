@@ -26,12 +26,13 @@ without keeping entries.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 __all__ = [
+    "FIRST_BALLOT",
     "BallotRules",
     "Category",
     "Definition",
@@ -609,7 +610,12 @@ def voter_tally(
 
 # --------------------------------------------------------------------------- the replay
 
+FIRST_BALLOT = 4
+"""The length of the short record of an online ballot that broke no stateless rule, within
+its limits on its own, with a valid signature (most of a log): (key, voter, nonce, projects)."""
+
 _new_keying = tuple.__new__  # a Keying from its fields, without the generated __new__
+_ADMITTED_BALLOT = BALLOT | ADMITTED
 
 
 class BallotRules:
@@ -629,19 +635,28 @@ class BallotRules:
         self.kinds.append(_KINDS.get(entry_type or "", OTHER))
         self.owners.append(voter)
 
-    def admit_first_ballot(
-        self, index: int, voter: str, nonce: str, key: str, projects: tuple[str, ...]
-    ) -> bool:
-        """The common case of :meth:`admit`, as one call: a valid online ballot (its stateless
-        rules passed, its picks within the limits) of a voter with no history and a new nonce.
-        Applies it and returns True; returns False (and changes nothing) otherwise."""
-        if voter in self.voters or nonce in self.nonces:
-            return False
-        self.nonces.add(nonce)
-        self.kinds.append(BALLOT | ADMITTED)
-        self.owners.append(voter)
-        self.voters[voter] = [_new_keying(Keying, (index, BALLOT, key, projects, None))]
-        return True
+    def admit_first_ballots(
+        self, start: int, records: Sequence[Any], offset: int, end: int, signers: Container[str]
+    ) -> int:
+        """The common case of :meth:`admit`, for a run of entries at once: from
+        ``records[offset]`` (the entry at ``start + offset``) on, admit each that is a valid
+        online ballot (its stateless rules passed, its picks within the limits on their own:
+        the short record ``(key, voter, nonce, projects)``) by one of ``signers``, of a voter
+        with no history and with a new nonce. Stops before the first other entry, or at
+        ``end``; returns where it stopped."""
+        voters, nonces, kinds, owners = self.voters, self.nonces, self.kinds, self.owners
+        for at in range(offset, end):
+            fields = records[at]
+            if fields is None or len(fields) != FIRST_BALLOT:
+                return at
+            key, voter, nonce, projects = fields
+            if key not in signers or voter in voters or nonce in nonces:
+                return at
+            nonces.add(nonce)
+            kinds.append(_ADMITTED_BALLOT)
+            owners.append(voter)
+            voters[voter] = [_new_keying(Keying, (start + at, BALLOT, key, projects, None))]
+        return end
 
     def admit(self, index: int, entry: Ruled, clerk_point: str | None) -> Refusal | None:
         """Check the entry at ``index`` against the history; apply it if it passes. Returns
@@ -746,12 +761,20 @@ class BallotRules:
             return ("tags", f"voter tag {owner}", _short(entry.tag_voters))
         return None
 
-    def tallies(self) -> dict[str, VoterTally]:
-        """Every voter's count as of now."""
-        d = self.definition
-        return {
-            voter: voter_tally(d, keyings, self.voided) for voter, keyings in self.voters.items()
-        }
+    def counted(self) -> list[tuple[tuple[str, ...], ...]]:
+        """As of now, per voter with a counted ballot, the projects of each counted ballot."""
+        d, voided = self.definition, self.voided
+        counted: list[tuple[tuple[str, ...], ...]] = []
+        for keyings in self.voters.values():
+            if len(keyings) == 1:  # most voters: one online ballot
+                position, kind, _, projects, _ = keyings[0]
+                if kind == BALLOT and position not in voided:
+                    counted.append((projects,))
+                    continue
+            ballots = voter_tally(d, keyings, voided).ballots
+            if ballots:
+                counted.append(tuple(projects for _, projects in ballots))
+        return counted
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tally.audit.ballots import (
+    FIRST_BALLOT,
     Definition,
     Refusal,
     Ruled,
@@ -44,6 +45,7 @@ from tally.audit.errors import Violation
 
 __all__ = [
     "ENTRY_TYPES",
+    "FIRST_BALLOT",
     "ChunkResult",
     "ChunkTask",
     "Other",
@@ -128,9 +130,6 @@ what. ``sig`` is None when the worker did not know the key. :func:`record` gives
 view back."""
 
 _RULED_FIELDS = len(Ruled._fields)
-FIRST_BALLOT = 4
-"""The length of the short record of an online ballot that broke no stateless rule, within
-its limits on its own, with a valid signature (most of a log): (key, voter, nonce, projects)."""
 
 
 def record(fields: tuple[Any, ...]) -> Ruled | Other:
@@ -143,17 +142,24 @@ def record(fields: tuple[Any, ...]) -> Ruled | Other:
 
 @dataclass(frozen=True, slots=True)
 class ChunkTask:
-    """Lines ``start, start + 1, ...`` of the log, the checkpoints whose size they reach, and
+    """Lines ``start, start + 1, ...`` of the log (``data``: each line followed by a newline,
+    one bytes object, cheap to send to a worker), the checkpoints whose size they reach, and
     what the entries are checked against: the public keys registered so far (by key id) and
     the election definition in force (None before one is known)."""
 
     start: int
-    lines: list[bytes]
+    data: bytes
     election: str
     keys: dict[str, bytes]
     log_key: VerifierKey
     definition: Definition | None
     notes: list[tuple[int, object]] = field(default_factory=list)
+
+    def lines(self) -> list[bytes]:
+        """The lines, without their newlines."""
+        lines = self.data.split(b"\n")
+        lines.pop()
+        return lines
 
 
 @dataclass(slots=True)
@@ -436,7 +442,7 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
     to_verify: list[tuple[int, bytes, bytes, bytes]] = []
     unsigned: list[int] = []
     online_ballot = _ONLINE_BALLOT_LINE.fullmatch if definition is not None else None
-    for offset, line in enumerate(task.lines):
+    for offset, line in enumerate(task.lines()):
         index = task.start + offset
         match = None
         if online_ballot is not None and line.isascii():

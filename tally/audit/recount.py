@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import chain
 from typing import Any
 
-from tally.audit.ballots import Definition, VoterTally
+from tally.audit.ballots import Definition
 from tally.audit.errors import Violation
 
 __all__ = ["Recount", "compare_results", "recount"]
@@ -199,19 +201,18 @@ class Recount:
 
 
 def recount(
-    definition: Definition, tallies: Mapping[str, VoterTally], spoiled: int, size: int, root: bytes
+    definition: Definition,
+    counted: Sequence[Sequence[tuple[str, ...]]],
+    spoiled: int,
+    size: int,
+    root: bytes,
 ) -> Recount:
-    """Project totals (counted ballots naming each project) and each category's winners."""
-    votes = dict.fromkeys(definition.projects, 0)
-    ballots = voters = 0
-    for tally in tallies.values():
-        if tally.ballots:
-            voters += 1
-            ballots += len(tally.ballots)
-        for _, projects in tally.ballots:
-            for project_id in projects:
-                if project_id in votes:
-                    votes[project_id] += 1
+    """Project totals (counted ballots naming each project) and each category's winners, from
+    the projects of each voter's counted ballots (voters without any left out)."""
+    named = Counter(chain.from_iterable(chain.from_iterable(counted)))
+    votes = {project_id: named[project_id] for project_id in definition.projects}
+    voters = len(counted)
+    ballots = sum(map(len, counted))
     funded: dict[str, list[str]] = {}
     for category in definition.categories.values():
         candidates = [
@@ -225,11 +226,9 @@ def recount(
             "seed": definition.seed,
         }
         if definition.method == "equal-shares":
-            approvals = [
-                frozenset(t.counted.get(category.id, ()))
-                for t in tallies.values()
-                if t.counted.get(category.id)
-            ]
+            in_category = {c.id for c in candidates}
+            chosen = (in_category.intersection(chain.from_iterable(v)) for v in counted)
+            approvals = [frozenset(projects) for projects in chosen if projects]
             funded[category.id] = equal_shares(candidates, category.budget, approvals, **options)
         else:
             skip = definition.method == "greedy"

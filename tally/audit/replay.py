@@ -55,7 +55,6 @@ from tally.audit.crypto import (
     check_consistency,
 )
 from tally.audit.entries import (
-    FIRST_BALLOT,
     ChunkResult,
     ChunkTask,
     Other,
@@ -86,7 +85,11 @@ WRITERS: dict[str, frozenset[str]] = {
 _RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void"})
 _OTHER_FIELDS = len(Other._fields)
 # Lines the main process reads ahead for the workers: key registrations and definitions.
-_READ_AHEAD = (b'"type":"key-registered"}}', b'"type":"election"}}', b'"type":"election-amended"}}')
+_READ_AHEAD = (
+    b'"type":"key-registered"}}\n',
+    b'"type":"election"}}\n',
+    b'"type":"election-amended"}}\n',
+)
 KEPT_PER_CHECK = 100
 """Violations kept per check name (all are counted), so a ruined log cannot exhaust memory."""
 
@@ -193,6 +196,7 @@ class _Auditor:
         # Step 3's registry; the admin key is pinned from the start.
         self.keys: dict[str, _Key] = {admin.key_id: _Key(admin.public, "admin", -1)}
         self.names: set[str] = {admin.name}
+        self.registry_changes = 0  # registrations and revocations replayed so far
         # Public keys seen in key-registered lines as they are read, for the workers.
         self.hints: dict[str, bytes] = {admin.key_id: admin.public}
         # Election definitions read ahead from the lines, for the workers' stateless rules.
@@ -328,47 +332,45 @@ class _Auditor:
                 notes.append((line.size, line.note))
             return notes
 
-        start = 0
-        lines: list[bytes] = []
+        chunk_size = max(1, chunk_size)
+        start = count = 0  # the pending chunk: its first line, and how many lines it has
+        pieces: list[bytes] = []
         hint = self.hint_definition
-        for block in self.source.entry_blocks():
-            for line in block:
-                lines.append(line)
-                defined = None
-                if line.endswith(_READ_AHEAD):
-                    vkey = registered_vkey(line)
-                    if vkey is not None:
-                        self.hints.setdefault(vkey.key_id, vkey.public)
-                    defined = defined_election(line)
-                    if defined is not None and defined != hint:
-                        # Known before the main process reaches this line, so it can adopt
-                        # the very object the workers of later chunks are given.
-                        self.hint_definitions.append(defined)
-                if len(lines) >= chunk_size or defined is not None:
-                    end = start + len(lines)
-                    yield ChunkTask(
-                        start,
-                        lines,
-                        self.election,
-                        dict(self.hints),
-                        self.log_key,
-                        hint,
-                        notes_upto(end),
-                    )
-                    start, lines = end, []
-                if defined is not None:
-                    hint = defined
-        end = start + len(lines)
-        if lines or start == 0:
-            yield ChunkTask(
+
+        def chunk() -> ChunkTask:
+            nonlocal start, count
+            end = start + count
+            task = ChunkTask(
                 start,
-                lines,
+                b"".join(pieces),
                 self.election,
                 dict(self.hints),
                 self.log_key,
                 hint,
                 notes_upto(end),
             )
+            start, count = end, 0
+            pieces.clear()
+            return task
+
+        for block in self.source.entry_blocks():
+            # The block's definitions, each where its line ends; its keys go to the hints.
+            stops = [*self._read_ahead(block, hint), (len(block), None)]
+            at = 0
+            for stop, defined in stops:
+                while at < stop:
+                    cut, lines = _after_lines(block, at, chunk_size - count, stop)
+                    pieces.append(block[at:cut])
+                    at, count = cut, count + lines
+                    if count >= chunk_size:
+                        yield chunk()
+                if defined is not None:
+                    if count:
+                        yield chunk()
+                    hint = defined
+        end = start + count
+        if count or start == 0:
+            yield chunk()
         while upcoming is not None:
             beyond, upcoming = upcoming, next(checkpoints, None)
             if beyond.problem is not None:
@@ -384,6 +386,35 @@ class _Auditor:
                     )
                 )
 
+    def _read_ahead(
+        self, block: bytes, hint: Definition | None
+    ) -> list[tuple[int, Definition | None]]:
+        """The key registrations and definitions among the block's lines, read before the
+        workers need them: keys go to the hints; returned, in order, is each definition line's
+        end (where its chunk must end) with the definition (None when it does not parse)."""
+        found: list[tuple[int, bytes]] = []
+        for ending in _READ_AHEAD:
+            at = block.find(ending)
+            while at >= 0:
+                end = at + len(ending)
+                found.append((end, block[block.rfind(b"\n", 0, at) + 1 : end - 1]))
+                at = block.find(ending, end)
+        stops: list[tuple[int, Definition | None]] = []
+        for end, line in sorted(found):
+            vkey = registered_vkey(line)
+            if vkey is not None:
+                self.hints.setdefault(vkey.key_id, vkey.public)
+                continue
+            defined = defined_election(line)
+            if defined is not None:
+                if defined != hint:
+                    # Known before the main process reaches this line, so it can adopt the
+                    # very object the workers of later chunks are given.
+                    self.hint_definitions.append(defined)
+                hint = defined
+                stops.append((end, defined))
+        return stops
+
     def _consume(self, task: ChunkTask, result: ChunkResult) -> int:
         for violation in result.violations:
             self.add(violation)
@@ -393,32 +424,48 @@ class _Auditor:
             self._grow(result.leaves, start, size)
             self._checkpoint(size, checkpoint, why)
         self._grow(result.leaves, start, start + len(records))
-        # 3 and 5, in log order.
-        index = start
-        snapshot_at = self.results_size
-        rules, keys = self.rules, self.keys
-        # Whether the workers applied the definition in force, for the short path below.
-        in_force = rules is not None and task.definition is self.definition
-        for offset, fields in enumerate(records):
-            # Most entries: a valid online ballot (FIRST_BALLOT: key, voter, nonce, projects)
-            # by a key valid here, of a voter with no history. Anything else goes to _entry.
-            if not (
-                in_force
-                and fields is not None
-                and len(fields) == FIRST_BALLOT
-                and (signer := keys.get(fields[0])) is not None
-                and signer.registered_at < index
-                and signer.revoked_at is None
-                and "ballot" in signer.writes
-                and task.keys.get(fields[0]) is signer.public
-                and rules is not None
-                and rules.admit_first_ballot(index, fields[1], fields[2], fields[0], fields[3])
-            ):
-                self._entry(index, fields, task, offset)
-            index += 1
-            if index == snapshot_at:
-                self._take_snapshot()
-        return index
+        # 3 and 5, in log order; the recount's snapshot at the published results' size.
+        count = len(records)
+        at = self.results_size
+        if at is not None and start < at <= start + count:
+            self._replay(task, records, 0, at - start)
+            self._take_snapshot()
+            self._replay(task, records, at - start, count)
+        else:
+            self._replay(task, records, 0, count)
+        return start + count
+
+    def _replay(self, task: ChunkTask, records: list[Record], offset: int, end: int) -> None:
+        """Steps 3 and 5 for ``records[offset:end]``, in log order. Most entries are valid
+        online ballots (short records, see FIRST_BALLOT) of voters with no history by a key
+        valid here: the rules admit runs of them at once. Anything else goes to _entry."""
+        signers: frozenset[str] = frozenset()
+        changes = -1
+        while offset < end:
+            rules = self.rules
+            # Whether the workers applied the definition in force.
+            if rules is not None and task.definition is self.definition:
+                if changes != self.registry_changes:
+                    signers = self._ballot_signers(task, task.start + offset)
+                    changes = self.registry_changes
+                offset = rules.admit_first_ballots(task.start, records, offset, end, signers)
+                if offset == end:
+                    return
+            self._entry(task.start + offset, records[offset], task, offset)
+            offset += 1
+
+    def _ballot_signers(self, task: ChunkTask, index: int) -> frozenset[str]:
+        """The keys whose online ballots at ``index`` and after are valid as far as step 3 goes
+        (until the registry changes): registered before, not revoked, a site's, and the very
+        key the worker checked them with."""
+        return frozenset(
+            key_id
+            for key_id, key in self.keys.items()
+            if key.registered_at < index
+            and key.revoked_at is None
+            and "ballot" in key.writes
+            and task.keys.get(key_id) is key.public
+        )
 
     def _grow(self, leaves: bytes, start: int, size: int) -> None:
         """Extend the tree with the chunk's leaves (the chunk starts at ``start``) up to
@@ -506,9 +553,9 @@ class _Auditor:
 
     def _recheck(self, task: ChunkTask, offset: int, keys: dict[str, bytes]) -> Record:
         self.report.rechecked += 1
-        line = task.lines[offset]
+        line = task.lines()[offset]
         again = ChunkTask(
-            task.start + offset, [line], self.election, keys, self.log_key, self.definition
+            task.start + offset, line + b"\n", self.election, keys, self.log_key, self.definition
         )
         return check_chunk(again).records[0]
 
@@ -616,6 +663,7 @@ class _Auditor:
                 public = self.hints.get(vkey.key_id)
                 public = public if public == vkey.public else vkey.public
                 self.keys[vkey.key_id] = _Key(public, role, index, polling_point=point)
+                self.registry_changes += 1
             return
         target = payload.get("key")
         record = self.keys.get(target) if isinstance(target, str) else None
@@ -631,6 +679,7 @@ class _Auditor:
             )
             return
         record.revoked_at = index
+        self.registry_changes += 1
 
     def _definition(
         self, index: int, entry_type: str, payload: dict[str, Any], recorded_at: str
@@ -751,7 +800,7 @@ class _Auditor:
         assert self.results_size is not None
         self.snapshot = recount(
             self.definition,
-            self.rules.tallies(),
+            self.rules.counted(),
             self.rules.spoiled,
             self.results_size,
             self.snapshot_root,
@@ -767,7 +816,7 @@ class _Auditor:
             )
             return
         final = recount(
-            self.definition, self.rules.tallies(), self.rules.spoiled, done, self.frontier.root()
+            self.definition, self.rules.counted(), self.rules.spoiled, done, self.frontier.root()
         )
         report.ballots, report.voters, report.spoiled = final.ballots, final.voters, final.spoiled
         report.totals = final.votes
@@ -787,6 +836,19 @@ class _Auditor:
                 self.results, self.election, self.definition, self.snapshot
             ):
                 self.add(problem)
+
+
+def _after_lines(data: bytes, at: int, lines: int, limit: int) -> tuple[int, int]:
+    """Where ``lines`` more lines from ``at`` end in ``data`` (not past ``limit``), and how many
+    lines that is (fewer when ``limit`` comes first)."""
+    found = 0
+    find = data.find
+    while found < lines:
+        newline = find(b"\n", at, limit)
+        if newline < 0:
+            break
+        at, found = newline + 1, found + 1
+    return at, found
 
 
 def _stamp(moment: datetime) -> str:

@@ -80,9 +80,10 @@ class Source:
 
     problems: list[Violation]
 
-    def entry_blocks(self) -> Iterator[list[bytes]]:
-        """The entry lines in order, without their newlines, a block of them at a time. A last
-        line without a newline is yielded too, and reported in :attr:`problems`."""
+    def entry_blocks(self) -> Iterator[bytes]:
+        """The entry lines in order, a block of whole lines at a time, each line ending in a
+        newline. A last line without one is yielded too, with a newline added, and reported in
+        :attr:`problems`."""
         raise NotImplementedError
 
     def checkpoint_lines(self) -> Iterator[CheckpointLine]:
@@ -184,30 +185,48 @@ class LogFile(Source):
         f.seek(self._entries_begin)
         return boundary
 
-    def entry_blocks(self) -> Iterator[list[bytes]]:
+    def entry_blocks(self) -> Iterator[bytes]:
         f = self._file
         f.seek(self._entries_begin)
         left = self._entries_end - self._entries_begin
-        carry = b""
+        lines = _WholeLines()
         while left > 0:
             block = f.read(min(_BLOCK, left))
             if not block:
                 break
             left -= len(block)
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            yield lines
-        if carry:
-            self.problems.append(
-                Violation(1, "line-format", "a newline after every line", "none after the last")
-            )
-            yield [carry]
+            whole = lines.add(block)
+            if whole:
+                yield whole
+        if lines.carry:
+            self.problems.append(lines.unterminated())
+            yield lines.carry + b"\n"
 
     def checkpoint_lines(self) -> Iterator[CheckpointLine]:
         with open(self.path, "rb") as f:
             f.seek(self._entries_end)
             for line in f:
                 yield _checkpoint_line(line)
+
+
+class _WholeLines:
+    """Cuts a stream of blocks at newlines: :meth:`add` returns the whole lines so far."""
+
+    def __init__(self) -> None:
+        self.carry = b""
+
+    def add(self, block: bytes) -> bytes:
+        cut = block.rfind(b"\n") + 1
+        if not cut:
+            self.carry += block
+            return b""
+        whole = self.carry + block[:cut] if self.carry else block[:cut]
+        self.carry = block[cut:]
+        return whole
+
+    @staticmethod
+    def unterminated() -> Violation:
+        return Violation(1, "line-format", "a newline after every line", "none after the last")
 
 
 def _checkpoint_line(line: bytes) -> CheckpointLine:
@@ -310,27 +329,25 @@ class LogServer(Source):
         self.size = latest.size
         return Outline(self.election, latest.size, latest.origin, [])
 
-    def entry_blocks(self) -> Iterator[list[bytes]]:
+    def entry_blocks(self) -> Iterator[bytes]:
         start = 0
         while start < self.size:
             end = min(start + ENTRIES_PER_REQUEST, self.size)
             got = 0
-            carry = b""
+            lines = _WholeLines()
             try:
                 with self._open("/log/entries", start=start, end=end) as response:
                     while block := response.read(_BLOCK):
-                        lines = (carry + block).split(b"\n")
-                        carry = lines.pop()
-                        got += len(lines)
-                        yield lines
+                        whole = lines.add(block)
+                        if whole:
+                            got += whole.count(b"\n")
+                            yield whole
             except urllib.error.HTTPError as exc:
                 raise SourceUnavailableError(f"entries from {start}: HTTP {exc.code}") from None
-            if carry:
-                self.problems.append(
-                    Violation(1, "line-format", "a newline after every line", "none after the last")
-                )
+            if lines.carry:
+                self.problems.append(lines.unterminated())
                 got += 1
-                yield [carry]
+                yield lines.carry + b"\n"
             if got == 0:
                 return
             start += got

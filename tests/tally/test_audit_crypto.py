@@ -224,7 +224,8 @@ def test_the_online_ballot_short_path_decides_as_the_general_path() -> None:
     lines.append(lines[0].replace(b'{"index":5,', b'{"index":7,'))  # not its index
     log_key = crypto.VerifierKey.parse(SignerKey.generate("log").verifier.vkey)
     public = crypto.VerifierKey.parse(site.verifier.vkey).public
-    task = entries.ChunkTask(5, lines, election.id, {site.key_id: public}, log_key, definition)
+    data = b"".join(line + b"\n" for line in lines)
+    task = entries.ChunkTask(5, data, election.id, {site.key_id: public}, log_key, definition)
     short = entries.check_chunk(task)
     pattern = entries._ONLINE_BALLOT_LINE
     try:

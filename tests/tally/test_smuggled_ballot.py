@@ -197,3 +197,44 @@ async def test_an_honest_log_needs_no_rechecks(tmp_path: Path, sqlite_url: str) 
         await log.paper(2, ["S01"])
     report = await audited(tmp_path, sqlite_url, keys)
     assert report.ok and report.rechecked == 0
+
+
+async def test_the_report_is_the_same_whatever_the_chunks(tmp_path: Path, sqlite_url: str) -> None:
+    """Chunks of any size, inline or on worker processes, cut anywhere around a definition and
+    a key registration read ahead, give the same figures and violations."""
+    keys = AuditKeys()
+    late = SignerKey.generate("site.late")
+    async with election_log(sqlite_url, keys) as log:
+        await log.ballot(1, ["L01"])
+        registration = {
+            "type": "key-registered",
+            "election": ELECTION,
+            "vkey": late.verifier.vkey,
+            "role": "site",
+        }
+        await log.smuggle(registration, keys.admin, [])
+        document = definition()
+        document["categories"][0]["max_picks"] = 3
+        amended = {"type": "election-amended", "election": ELECTION, "definition": document}
+        await log.smuggle(amended, keys.admin, ["definition"])
+        await smuggle(log, ballot(2, ["L01", "L02", "L03"]))
+        await smuggle(log, ballot(6, ["L02"]), late)
+        for voter in range(7, 12):
+            await log.ballot(voter, ["L02", "S01"])
+    path = tmp_path / "log.jsonl"
+    await export(sqlite_url, path)
+
+    def figures(report: AuditReport) -> tuple[Any, ...]:
+        return (report.entries, report.root, report.totals, report.violations, report.rechecked)
+
+    whole = audit(str(path), keys.log.verifier.vkey, keys.admin.verifier.vkey, workers=0)
+    assert [v.check for v in whole.violations] == ["amendment", "limit"]
+    for workers, chunk_size in [(0, 1), (0, 2), (0, 3), (0, 5), (2, 1), (2, 4), (2, 7)]:
+        report = audit(
+            str(path),
+            keys.log.verifier.vkey,
+            keys.admin.verifier.vkey,
+            workers=workers,
+            chunk_size=chunk_size,
+        )
+        assert figures(report) == figures(whole), (workers, chunk_size)
