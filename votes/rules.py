@@ -92,6 +92,7 @@ VOIDABLE = frozenset({EntryType.BALLOT, EntryType.PAPER_BALLOT, EntryType.SPOILE
 """The entry types a supervisor may void."""
 
 _BALLOT_TYPES = frozenset({EntryType.BALLOT, EntryType.PAPER_BALLOT})
+_ENTRY_TYPES = {t.value: t for t in EntryType}
 _NONCE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 _HAS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", re.ASCII)
 _MAX_REASON = 1000
@@ -339,6 +340,8 @@ def _object(payload: object) -> Mapping[str, Any]:
 def _fields(
     payload: Mapping[str, Any], required: frozenset[str], optional: frozenset[str] = frozenset()
 ) -> None:
+    if len(payload) == len(required) and payload.keys() >= required:
+        return  # exactly the required fields: the usual case, checked in C
     for name in sorted(required):
         if name not in payload:
             raise BadPayloadError(name, "is required")
@@ -352,7 +355,7 @@ def _type(payload: Mapping[str, Any], allowed: frozenset[EntryType]) -> EntryTyp
     if kind not in allowed:
         expected = " or ".join(sorted(allowed))
         raise BadPayloadError("type", f"must be {expected}, not {kind!r}")
-    return EntryType(kind)
+    return _ENTRY_TYPES[kind]
 
 
 def _election(payload: Mapping[str, Any], election: Election) -> None:
@@ -532,13 +535,15 @@ def decide_ballot(
             raise ProjectRepeatedError(project_id)
         seen.add(project_id)
 
-    state = voter_state(election, history, voter)
     outcome = Outcome.COUNTED
     if paper and election.double_entry:
         if key is None:
             raise ValueError("double entry needs the signer's key id to decide a paper ballot")
-        outcome = _decide_keying(election, payload, state, key)
+        outcome = _decide_keying(election, payload, voter_state(election, history, voter), key)
+    elif not history:
+        _fits(election, picks, {})  # the voter's first entry: nothing held, no ballot yet
     else:
+        state = voter_state(election, history, voter)
         if state.has_ballot and not election.multiple_ballots:
             raise AlreadyVotedError()
         _fits(election, picks, state.held(election))
