@@ -478,14 +478,16 @@ class Envelope:
 
         The three members sort as ``key < payload < sig`` under RFC 8785.
         """
+        # The submitted signature is the canonical base64 of ``sig`` (parse checks it), and
+        # base64 needs no escaping.
         return (
             b'{"key":'
             + canonical(self.raw["key"])
             + b',"payload":'
             + self.payload_bytes
-            + b',"sig":'
-            + canonical(self.raw["sig"])
-            + b"}"
+            + b',"sig":"'
+            + base64.b64encode(self.sig)
+            + b'"}'
         )
 
     @classmethod

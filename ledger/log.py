@@ -14,6 +14,7 @@ Checks for every append, in order (each failure is its own error and writes noth
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ def entry_object(data: bytes) -> dict[str, Any]:
     return value
 
 
+@functools.lru_cache(maxsize=4)
+def _canonical_text(text: str) -> bytes:
+    """canonical() of a string; the entries of one batch share their ``recorded_at``."""
+    return canonical(text)
+
+
 def entry_encoder(envelope: Envelope, tags: Sequence[str], entry_type: str) -> Draft:
     """A draft whose bytes are ``canonical({"envelope", "recorded_at", "tags", "type"})``.
 
@@ -68,7 +75,7 @@ def entry_encoder(envelope: Envelope, tags: Sequence[str], entry_type: str) -> D
     tail = b',"tags":' + canonical(list(tags)) + b',"type":' + canonical(entry_type) + b"}"
 
     def encode(recorded_at: str) -> bytes:
-        return head + canonical(recorded_at) + tail
+        return head + _canonical_text(recorded_at) + tail
 
     return Draft(entry_type, tuple(tags), encode)
 

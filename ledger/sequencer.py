@@ -177,12 +177,13 @@ class Sequencer:
         if not drafts:
             raise ValueError("an append needs at least one entry")
         for draft in drafts:
-            if any(not tag or "\x1f" in tag for tag in draft.tags):
-                raise ValueError(f"tags must be non-empty and free of U+001F: {draft.tags!r}")
+            tags = draft.tags
+            if "" in tags or "\x1f".join(tags).count("\x1f") != max(0, len(tags) - 1):
+                raise ValueError(f"tags must be non-empty and free of U+001F: {tags!r}")
         if self._task is None:
             raise LedgerError("the log is not open for writing")
         future: asyncio.Future[list[StoredEntry]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(drafts, condition, token, future))
+        self._queue.put_nowait(_Request(drafts, condition, token, future))
         return await future
 
     async def flush_checkpoint(self) -> None:
