@@ -18,8 +18,8 @@ public keys are kept beside it in ``FILE.keys.json``.
 
 Each side runs ``--repeat`` times, alternating, and the best time of each is kept (other
 processes' load comes and goes on a shared machine). Besides the wall-clock rates it reports the
-CPU time per entry of both sides (``cpu_ratio``), which load disturbs much less. The last line
-printed is one JSON object.
+CPU time per entry of both sides (``cpu_ratio``), which load disturbs much less, and the load
+average of the machine. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -243,6 +243,10 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ballots", type=int, default=200_000)
@@ -280,7 +284,10 @@ def main() -> None:
         # processes comes and goes, and the best run of each is the least disturbed.
         runs: list[tuple[float, float, float, float]] = []
         for run in range(args.repeat):
-            progress(f"run {run + 1}/{args.repeat}: uchast audit of {entries:,} entries ...")
+            progress(
+                f"run {run + 1}/{args.repeat}: uchast audit of {entries:,} entries "
+                f"(load average {_load()}) ..."
+            )
             before = _children_cpu()
             started = time.perf_counter()
             done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -326,6 +333,8 @@ def main() -> None:
                 "cpu_ratio": round((baseline_cpu / len(pairs)) / (audit_cpu / entries), 3),
                 "runs": args.repeat,
                 "cpus": os.cpu_count(),
+                # Other processes' load over the last 1, 5 and 15 minutes, as the runs ended.
+                "load_average": [round(x, 2) for x in os.getloadavg()],
             }
         )
     )

@@ -29,6 +29,7 @@ import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -329,10 +330,10 @@ def online_ballot_picks(
     its picks and the limit they break on their own (None: none), or None when it breaks a
     stateless rule (then the full check names which)."""
     try:
-        moment = datetime.fromisoformat(cast_at)
-    except ValueError:
-        return None
-    if moment.utcoffset() is None or not d.opens <= moment <= d.closes:
+        # A time without an offset does not compare with the window's (TypeError).
+        if not d.opens <= datetime.fromisoformat(cast_at) <= d.closes:
+            return None
+    except (ValueError, TypeError):
         return None
     try:
         picks = tuple(map(d.project_ids.__getitem__, listed))  # shared strings, pickled once
@@ -615,7 +616,8 @@ FIRST_BALLOT = 4
 its limits on its own, with a valid signature (most of a log): (key, voter, nonce, projects)."""
 
 _new_keying = tuple.__new__  # a Keying from its fields, without the generated __new__
-_ADMITTED_BALLOT = BALLOT | ADMITTED
+_ADMITTED_BALLOT = bytes([BALLOT | ADMITTED])
+_voter_of = itemgetter(1)  # of a FIRST_BALLOT record
 
 
 class BallotRules:
@@ -644,19 +646,22 @@ class BallotRules:
         the short record ``(key, voter, nonce, projects)``) by one of ``signers``, of a voter
         with no history and with a new nonce. Stops before the first other entry, or at
         ``end``; returns where it stopped."""
-        voters, nonces, kinds, owners = self.voters, self.nonces, self.kinds, self.owners
+        voters, nonces = self.voters, self.nonces
+        stop = end
         for at in range(offset, end):
             fields = records[at]
             if fields is None or len(fields) != FIRST_BALLOT:
-                return at
+                stop = at
+                break
             key, voter, nonce, projects = fields
             if key not in signers or voter in voters or nonce in nonces:
-                return at
+                stop = at
+                break
             nonces.add(nonce)
-            kinds.append(_ADMITTED_BALLOT)
-            owners.append(voter)
             voters[voter] = [_new_keying(Keying, (start + at, BALLOT, key, projects, None))]
-        return end
+        self.kinds += _ADMITTED_BALLOT * (stop - offset)
+        self.owners.extend(map(_voter_of, records[offset:stop]))
+        return stop
 
     def admit(self, index: int, entry: Ruled, clerk_point: str | None) -> Refusal | None:
         """Check the entry at ``index`` against the history; apply it if it passes. Returns

@@ -215,21 +215,36 @@ def _decode(text: str) -> Any:
     return value
 
 
-_public_keys: dict[bytes, Ed25519PublicKey] = {}
+_public_keys: dict[bytes, Ed25519PublicKey | None] = {}
 
 
-def _verify(public: bytes, message: bytes, signature: bytes) -> bool:
-    key = _public_keys.get(public)
-    if key is None:
+def _verifier(public: bytes) -> Ed25519PublicKey | None:
+    """The key to verify with (None when the bytes are no Ed25519 public key), kept per process."""
+    if public not in _public_keys:
         try:
-            key = _public_keys[public] = Ed25519PublicKey.from_public_bytes(public)
+            _public_keys[public] = Ed25519PublicKey.from_public_bytes(public)
         except ValueError:
-            return False
-    try:
-        key.verify(signature, message)
-    except InvalidSignature:
-        return False
-    return True
+            _public_keys[public] = None
+    return _public_keys[public]
+
+
+def _invalid(to_verify: list[tuple[int, bytes, bytes, bytes]]) -> set[int]:
+    """Of ``(record, public key, message, signature)``, the records whose signature does not
+    verify."""
+    invalid: list[int] = []
+    last: bytes | None = None
+    verifier = None
+    for at, public, message, signature in to_verify:
+        if public is not last:  # most of a chunk is signed by one key
+            last, verifier = public, _verifier(public)
+        if verifier is None:
+            invalid.append(at)
+            continue
+        try:
+            verifier.verify(signature, message)
+        except InvalidSignature:
+            invalid.append(at)
+    return set(invalid)
 
 
 def registered_vkey(line: bytes) -> VerifierKey | None:
@@ -551,7 +566,7 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
         else:
             records.append(tuple(Other(entry_type, key, sig, payload, entry["recorded_at"])))
 
-    failed = {at for at, public, message, sig in to_verify if not _verify(public, message, sig)}
+    failed = _invalid(to_verify)
     for at in unsigned:
         fields = records[at]
         assert fields is not None
