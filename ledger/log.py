@@ -98,12 +98,17 @@ class _LogGatekeeper:
     def __init__(self, registry: KeyRegistry) -> None:
         self.registry = registry
 
-    async def catch_up(self, tx: SequencingTransaction, size: int) -> None:
+    async def catch_up(
+        self, tx: SequencingTransaction, size: int, entries: Sequence[StoredEntry] | None = None
+    ) -> None:
         if self.registry.size < size:
-            types = [t.value for t in KEY_EVENT_TYPES]
-            for entry in await tx.read(self.registry.size, size, types):
-                envelope = entry_object(entry.data)["envelope"]
-                self.registry.apply(envelope["payload"], envelope["key"], entry.position)
+            if entries is None or not entries or entries[0].position > self.registry.size:
+                types = [t.value for t in KEY_EVENT_TYPES]
+                entries = await tx.read(self.registry.size, size, types)
+            for entry in entries:
+                if entry.type in KEY_EVENT_TYPES:
+                    envelope = entry_object(entry.data)["envelope"]
+                    self.registry.apply(envelope["payload"], envelope["key"], entry.position)
             self.registry.commit(size)
 
     def admit(self, token: object, position: int) -> None:
@@ -158,6 +163,7 @@ class Ledger:
             max_batch=max_batch,
             checkpoint_interval=checkpoint_interval,
             on_batch=on_batch,
+            entry_types=[t.value for t in EntryType],
         )
 
     async def open(self) -> None:

@@ -53,8 +53,11 @@ class Draft:
 class Gatekeeper(Protocol):
     """Log-level rules checked under the sequencing lock (keys, roles, log state)."""
 
-    async def catch_up(self, tx: SequencingTransaction, size: int) -> None:
-        """Learn entries committed by other processes, up to ``size``."""
+    async def catch_up(
+        self, tx: SequencingTransaction, size: int, entries: Sequence[StoredEntry] | None = None
+    ) -> None:
+        """Learn entries committed by other processes, up to ``size``; ``entries``, if given,
+        are all the entries from some position up to ``size``, already read."""
 
     def admit(self, token: object, position: int) -> None:
         """Raise a :class:`LedgerError` to refuse the request; may stage state changes."""
@@ -124,7 +127,10 @@ class Sequencer:
         max_batch: int = 512,
         checkpoint_interval: float = 0.0,
         on_batch: Callable[[int, float], None] | None = None,
+        entry_types: Sequence[str] = (),
     ) -> None:
+        """``entry_types``: every type of entry the log may hold, if known; then what other
+        processes append is learnt from their entries themselves (one query)."""
         self.store = store
         self.log_id = log_id
         self.origin = origin
@@ -139,6 +145,7 @@ class Sequencer:
         self._size: int | None = None
         self._frontier: list[bytes] = []
         self._recent = _RecentEntries()
+        self._entry_types = list(entry_types)
         self._guarded = store if isinstance(store, SizeGuardedStore) else None
         self._alone = False
         self._last_checkpoint_size = -1
@@ -243,9 +250,8 @@ class Sequencer:
                 self._committed(batch, plan, started)
                 return
             self.stats.moved += 1
-            # Another process wrote since our last batch: nothing was written; plan again
-            # under the lock, against the log as it now is.
-            self._size = None
+            # Another process wrote since our last batch: nothing was written. What we know
+            # still holds as of our last batch; plan again under the lock, after catching up.
             self._alone = False
             if self._gatekeeper is not None:
                 self._gatekeeper.abort()
@@ -258,13 +264,7 @@ class Sequencer:
             # writing in turn, they would mostly be refused and cost a round trip each.
             self._alone = self._size == size
             if self._size != size:
-                ids = merkle.frontier_ids(size)
-                edge = await tx.nodes(ids)
-                self._frontier = [edge[i] for i in ids]
-                if self._gatekeeper is not None:
-                    await self._gatekeeper.catch_up(tx, size)
-                self._size = size
-                self._recent.reset(size)
+                await self._catch_up(tx, size)
             if force_checkpoint and (size == self._last_checkpoint_size or self._signer is None):
                 return
             if self._recent.covers(r.condition for r in batch):
@@ -274,6 +274,38 @@ class Sequencer:
             plan = self._plan(batch, size, conflicts, force_checkpoint=force_checkpoint)
             await tx.write(plan.entries, plan.nodes, plan.checkpoint)
         self._committed(batch, plan, started)
+
+    async def _catch_up(self, tx: SequencingTransaction, size: int) -> None:
+        """Bring the tree's edge, the gatekeeper and the recent entries to ``size``, which
+        other processes have written to: from the entries they added, read in one query, when
+        we know the log up to where they began; else from the stored frontier."""
+        known = self._size
+        delta = None
+        if (
+            known is not None
+            and self._entry_types
+            and self._recent.size == known < size <= known + self._recent.limit
+        ):
+            delta = await tx.read(known, size, self._entry_types)
+            if [e.position for e in delta] != list(range(known, size)):
+                delta = None  # an entry of a type we do not know: take the long way
+        if delta is not None and known is not None:
+            self._frontier, _ = merkle.append(self._frontier, known, [e.leaf_hash for e in delta])
+            if self._gatekeeper is not None:
+                await self._gatekeeper.catch_up(tx, size, delta)
+            by_tag: dict[str, list[StoredEntry]] = defaultdict(list)
+            for entry in delta:
+                for tag in entry.tags:
+                    by_tag[tag].append(entry)
+            self._recent.add(_Plan(delta, by_tag, self._frontier, [], size, None))
+        else:
+            ids = merkle.frontier_ids(size)
+            edge = await tx.nodes(ids)
+            self._frontier = [edge[i] for i in ids]
+            if self._gatekeeper is not None:
+                await self._gatekeeper.catch_up(tx, size)
+            self._recent.reset(size)
+        self._size = size
 
     def _plan(
         self,
@@ -351,8 +383,9 @@ class _Plan:
 
 
 class _RecentEntries:
-    """The latest batches this process committed, ``start .. size`` with no gap and no entry of
-    another process among them (reset whenever the sequencer finds the log moved without it).
+    """The latest committed entries, ``start .. size`` with no gap: the batches this process
+    wrote and those other processes wrote in between, as the sequencer caught up with them
+    (reset whenever it caught up without reading their entries).
 
     A condition reading from ``start`` or later is decided here exactly as the store would decide
     it, from the batches' own tag indexes (built while planning them). About ``limit`` entries

@@ -14,12 +14,21 @@ import pytest
 from eventsourcing.dcb.api import DCBAppendCondition, DCBQuery, DCBQueryItem
 
 from ledger import merkle
-from ledger.errors import ConditionFailedError
+from ledger.errors import ConditionFailedError, KeyRevokedError
+from ledger.keys import SignerKey
 from ledger.log import Ledger
 from ledger.postgres import PostgresStore
 from ledger.sequencer import _Plan, _RecentEntries
 from ledger.store import StoredCheckpoint, StoredEntry, open_store, query_matches
-from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
+from tests.factories import (
+    ELECTION,
+    Keys,
+    ballot_envelope,
+    key_envelope,
+    opened_ledger,
+    revoke_envelope,
+    voter_token,
+)
 
 
 def voter_condition(voter: str, after: int) -> DCBAppendCondition:
@@ -67,6 +76,41 @@ async def test_a_condition_sees_what_another_writer_appended_meanwhile(store_url
             tree = merkle.MemoryTree()
             for entry in entries:
                 tree.append(entry.data)
+            assert await first.root(size) == tree.root(size)
+            checkpoint = await first.verified_checkpoint()
+            assert checkpoint is not None and checkpoint.size == size
+        finally:
+            await second.close()
+            await other_store.close()
+
+
+async def test_a_revocation_by_another_writer_binds_a_writer_that_caught_up(
+    store_url: str,
+) -> None:
+    """A writer that learns another's entries from the entries themselves (not the stored
+    frontier) still learns a key revocation among them, and its tree stays right."""
+    keys = Keys()
+    async with opened_ledger(store_url, keys) as first:
+        other_store = open_store(store_url)
+        await other_store.open()
+        second = Ledger(other_store, ELECTION, log_signer=keys.log)
+        await second.open()
+        try:
+            late = SignerKey.generate("site.late")
+            await second.append(key_envelope(keys, late, "site"))
+            for n in range(5):
+                await cast(first, keys, n, await first.size())
+            await first.append(ballot_envelope(late, voter_token(50), ["L01"]))
+            await second.append(revoke_envelope(keys, late))
+            await cast(second, keys, 60, await second.size())
+            with pytest.raises(KeyRevokedError):
+                await first.append(ballot_envelope(late, voter_token(51), ["L01"]))
+            await cast(first, keys, 61, await first.size())
+
+            size = await first.size()
+            tree = merkle.MemoryTree()
+            for stored in await first.entries(0, size):
+                tree.append(stored.data)
             assert await first.root(size) == tree.root(size)
             checkpoint = await first.verified_checkpoint()
             assert checkpoint is not None and checkpoint.size == size
