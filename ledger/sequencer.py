@@ -7,12 +7,13 @@ same batch accepted before it. A refused request does not fail the others. Posit
 under the lock, so they are gapless and in commit order; the Merkle tree nodes and (by default) a
 signed checkpoint are written in the same transaction, so tree, checkpoint and entries always agree.
 
-While no other process writes the log, the sequencer knows everything committed since its last
-batch: it remembers the recent entries it committed (:class:`_RecentEntries`) and checks
-conditions against them instead of asking the store, and on a store that can write "only if the
-size is still N" (:class:`SizeGuardedStore`, PostgreSQL) it writes the batch in one statement
-without taking the lock first. If another process has written meanwhile, that statement writes
-nothing; the batch is then planned again under the lock, against the store.
+The sequencer remembers the latest committed entries (:class:`_RecentEntries`) and checks
+conditions against them instead of asking the store. While no other process writes the log, it
+knows everything committed since its last batch, and on a store that can write "only if the size
+is still N" (:class:`SizeGuardedStore`, PostgreSQL) it writes the batch in one statement without
+taking the lock first. If another process has written meanwhile, that statement writes nothing;
+the batch is then planned again under the lock, after reading the entries the other process
+added (one query: they extend the tree's edge, the keys and the remembered entries).
 """
 
 from __future__ import annotations
