@@ -103,12 +103,14 @@ _ONLINE_BALLOT_ENTRY = (
     r'"type":"ballot"\}'
 )
 _ONLINE_BALLOT = re.compile(_ONLINE_BALLOT_ENTRY)
-_ONLINE_BALLOT_LINE = re.compile(r'\{"index":([0-9]+),"entry":' + _ONLINE_BALLOT_ENTRY + r"\}")
+# The line with its newline, matched where it begins in the chunk's text.
+_ONLINE_BALLOT_LINE = re.compile(r'\{"index":([0-9]+),"entry":' + _ONLINE_BALLOT_ENTRY + r"\}\n")
 # Where the signed payload and the entry lie in such a line, from its groups.
 _CAST_AT_GROUP, _VOTER_GROUP, _KEY_GROUP = 3, 7, 2
 _PAYLOAD_OPEN = len('{"cast_at":"')
 _PAYLOAD_CLOSE = len('"}')
 _ENTRY_OPEN = len('{"envelope":{"key":"')
+_ENTRY_CLOSE = len("}\n")
 
 
 class Other(NamedTuple):
@@ -456,21 +458,28 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
     # the verification fills in (the short records of valid first ballots have none).
     to_verify: list[tuple[int, bytes, bytes, bytes]] = []
     unsigned: list[int] = []
-    online_ballot = _ONLINE_BALLOT_LINE.fullmatch if definition is not None else None
-    for offset, line in enumerate(task.lines()):
+    online_ballot = _ONLINE_BALLOT_LINE.match if definition is not None else None
+    data = task.data
+    # The same characters as the bytes, one for one (the pattern admits only printable ASCII):
+    # lines are matched where they begin, without cutting the chunk into lines.
+    text = data.decode("latin-1")
+    next_line, offset = 0, -1
+    while next_line < len(data):
+        offset += 1
         index = task.start + offset
-        match = None
-        if online_ballot is not None and line.isascii():
-            match = online_ballot(line.decode("ascii"))
+        match = online_ballot(text, next_line) if online_ballot is not None else None
         fast = None
         if match is not None and definition is not None:
             fast = _online_ballot(match, index, election, definition, keys)
         if match is not None and fast is not None:
             key, signer, voter, nonce, picks, alone, sig64 = fast
             key = interned.setdefault(key, key)  # one object per chunk: pickled once
-            leaves.append(leaf_hash(line[match.start(_KEY_GROUP) - _ENTRY_OPEN : -1]))
+            next_line = match.end()
+            leaves.append(
+                leaf_hash(data[match.start(_KEY_GROUP) - _ENTRY_OPEN : next_line - _ENTRY_CLOSE])
+            )
             payload_begin = match.start(_CAST_AT_GROUP) - _PAYLOAD_OPEN
-            signed = line[payload_begin : match.end(_VOTER_GROUP) + _PAYLOAD_CLOSE]
+            signed = data[payload_begin : match.end(_VOTER_GROUP) + _PAYLOAD_CLOSE]
             at = len(records)
             to_verify.append((at, signer, ENVELOPE_CONTEXT + signed, a2b_base64(sig64)))
             if alone is None:
@@ -481,6 +490,11 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
                     ("ballot", key, None, None, voter, nonce, picks, None, -1, alone, ())
                 )
             continue
+        newline = data.find(b"\n", next_line)
+        if newline < 0:  # not as ChunkTask says: take the rest as the last line
+            newline = len(data)
+        line = data[next_line:newline]
+        next_line = newline + 1
 
         # 1. Framing and gapless index.
         raw, problems = _frame(line, index)
