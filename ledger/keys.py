@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
@@ -135,6 +136,11 @@ def key_hash(name: str, public: bytes) -> bytes:
 
 
 _valid_key_ids: set[str] = set()  # every signed request names one of a few keys: check each once
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_key_id(key: KeyId) -> bytes:
+    return canonical(key)
 
 
 def parse_key_id(text: object) -> KeyId:
@@ -482,7 +488,7 @@ class Envelope:
         # base64 needs no escaping.
         return (
             b'{"key":'
-            + canonical(self.raw["key"])
+            + _canonical_key_id(self.key)
             + b',"payload":'
             + self.payload_bytes
             + b',"sig":"'

@@ -59,9 +59,9 @@ def entry_object(data: bytes) -> dict[str, Any]:
     return value
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=32)
 def _canonical_text(text: str) -> bytes:
-    """canonical() of a string; the entries of one batch share their ``recorded_at``."""
+    """canonical() of a string that recurs: an entry type, a batch's ``recorded_at``."""
     return canonical(text)
 
 
@@ -72,7 +72,7 @@ def entry_encoder(envelope: Envelope, tags: Sequence[str], entry_type: str) -> D
     can be assembled around ``recorded_at``, which is only known when the batch is sequenced.
     """
     head = b'{"envelope":' + envelope.canonical_bytes() + b',"recorded_at":'
-    tail = b',"tags":' + canonical(list(tags)) + b',"type":' + canonical(entry_type) + b"}"
+    tail = b',"tags":' + canonical(list(tags)) + b',"type":' + _canonical_text(entry_type) + b"}"
 
     def encode(recorded_at: str) -> bytes:
         return head + _canonical_text(recorded_at) + tail
