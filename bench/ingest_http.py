@@ -24,10 +24,12 @@ Each server is started and waited for through /readyz, so its live tally follows
 the run, as it does under a readiness probe in production.
 
 Reports throughput (ballots/s over the timed window), p50/p99 request latency, the peak RSS of
-each server process (VmHWM) and the CPU time per ballot spent by the servers, the database's
+each server process (VmHWM), the CPU time per ballot spent by the servers, the database's
 backends and this client (on a 2-core machine these three share the cores, so their sum bounds
-the rate: 2 cores / (CPU ms per ballot)). `--profile DIR` records each server with py-spy
-(`--gil`, folded stacks). The last line printed is one JSON object.
+the rate: 2 cores / (CPU ms per ballot)), each server's mean sequencer batch (requests, ms in its
+transaction) and the machine's load average after the run (other work on the machine shows
+there; compare CPU per ballot across runs, not only rates). `--profile DIR` records each server
+with py-spy (`--gil`, folded stacks). The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -426,12 +428,15 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             + ", ".join(f"{size:.1f} requests in {ms:.1f} ms" for size, ms in batches)
         )
         per_ballot = {kind: seconds * 1000 / args.n for kind, seconds in cpu.items()}
+        load = os.getloadavg()[0]
         progress(
             "  CPU per ballot: "
             + ", ".join(f"{kind} {ms:.3f} ms" for kind, ms in per_ballot.items())
-            + f" (machine load average {os.getloadavg()[0]:.1f})"
+            + f" (machine load average {load:.1f})"
         )
         return {
+            "load": load,
+            "batches": batches,
             "rate": rate,
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000,
@@ -481,6 +486,8 @@ def main() -> None:
                 "p99_ms": round(ours["p99_ms"], 2),
                 "server_peak_rss_mib": round(max(ours["rss"]), 1),
                 "cpu_ms_per_ballot": {k: round(v, 3) for k, v in ours["cpu_ms_per_ballot"].items()},
+                "batch_requests_ms": [[round(n, 1), round(ms, 2)] for n, ms in ours["batches"]],
+                "load_average": round(ours["load"], 1),
                 "servers": args.servers,
                 "n": args.n,
                 "baseline_n": args.baseline_n,
