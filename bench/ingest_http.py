@@ -164,16 +164,22 @@ def start_servers(
             )
         )
     urls = [f"http://127.0.0.1:{port}" for port in ports]
-    for url, process in zip(urls, processes, strict=True):
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/readyz", timeout=1).read()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server at {url} did not start") from None
-                time.sleep(0.1)
+    try:
+        for url, process in zip(urls, processes, strict=True):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/readyz", timeout=1).read()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"server at {url} did not start") from None
+                    time.sleep(0.1)
+    except BaseException:  # no server left running on a database about to be dropped
+        for process in processes:
+            process.kill()
+            process.wait()
+        raise
     return urls, processes
 
 
@@ -413,7 +419,11 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             for process in processes:
                 process.terminate()
             for process in processes:
-                process.wait(timeout=30)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         if statuses != {201: args.n} or size - before != args.n:
             raise RuntimeError(f"not every ballot was accepted: {statuses}, log {before}->{size}")
         check_receipts(answers, args.n)
