@@ -212,7 +212,7 @@ async def build_log(url: str, election: str, plan: Plan, workers: int) -> int:
             "definition": definition(election),
         }
         await ledger.append(sign_envelope(first, admin), tags=["definition"])
-        registrations = [
+        registrations: list[tuple[str, SignerKey, str | None]] = [
             ("site", signers["site"], None),
             ("supervisor", signers["supervisor"], None),
         ]
@@ -298,7 +298,8 @@ async def existing_size(url: str, election: str) -> int | None:
     except asyncpg.InvalidCatalogNameError:
         return None
     try:
-        return await conn.fetchval("SELECT size FROM uchast_logs WHERE id=$1", election)
+        size = await conn.fetchval("SELECT size FROM uchast_logs WHERE id=$1", election)
+        return None if size is None else int(size)
     except asyncpg.UndefinedTableError:
         return None
     finally:

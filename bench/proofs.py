@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
+from bench.projection_rebuild import existing_size, recreate_database  # noqa: E402
 from ledger import merkle  # noqa: E402
 from ledger.log import Ledger  # noqa: E402
 from ledger.postgres import PostgresStore  # noqa: E402
@@ -49,27 +50,8 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def existing_size(url: str) -> int | None:
-    try:
-        conn = await asyncpg.connect(url)
-    except asyncpg.InvalidCatalogNameError:
-        return None
-    try:
-        size = await conn.fetchval("SELECT size FROM uchast_logs WHERE id=$1", LOG)
-        return None if size is None else int(size)
-    except asyncpg.UndefinedTableError:
-        return None
-    finally:
-        await conn.close()
-
-
 async def build(url: str, name: str, n: int) -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await recreate_database(name)
     store = PostgresStore(url)
     await store.open()  # the schema
     await store.create_log(LOG)
@@ -184,7 +166,7 @@ def main() -> None:
         parser.error("--n must be at least 2")
 
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + args.db_name
-    if args.rebuild or asyncio.run(existing_size(url)) != args.n:
+    if args.rebuild or asyncio.run(existing_size(url, LOG)) != args.n:
         progress(f"writing a {args.n:,}-entry tree into {args.db_name} ...")
         asyncio.run(build(url, args.db_name, args.n))
     else:
