@@ -29,20 +29,7 @@ from tests.factories import (
     revoke_envelope,
     voter_token,
 )
-
-
-def voter_condition(voter: str, after: int) -> DCBAppendCondition:
-    return DCBAppendCondition(DCBQuery([DCBQueryItem(tags=[f"voter:{voter}"])]), after=after)
-
-
-async def cast(ledger: Ledger, keys: Keys, n: int, after: int) -> int:
-    voter = voter_token(n)
-    appended = await ledger.append(
-        ballot_envelope(keys.site, voter, ["L01"]),
-        tags=[f"voter:{voter}"],
-        condition=voter_condition(voter, after),
-    )
-    return appended.position
+from tests.ledger.conformance import cast
 
 
 async def test_a_condition_sees_what_another_writer_appended_meanwhile(store_url: str) -> None:
@@ -56,14 +43,14 @@ async def test_a_condition_sees_what_another_writer_appended_meanwhile(store_url
         await second.open()
         try:
             for n in range(10):  # one batch each: `first` now takes itself for the only writer
-                await cast(first, keys, n, await first.size())
+                await cast(first, keys, n, after=await first.size())
             head = await first.size()
-            await cast(second, keys, 100, head)
+            await cast(second, keys, 100, after=head)
             with pytest.raises(ConditionFailedError):
-                await cast(first, keys, 100, head)
-            await cast(first, keys, 101, head)  # another voter is unaffected
-            await cast(first, keys, 102, await first.size())
-            await cast(second, keys, 103, await second.size())
+                await cast(first, keys, 100, after=head)
+            await cast(first, keys, 101, after=head)  # another voter is unaffected
+            await cast(first, keys, 102, after=await first.size())
+            await cast(second, keys, 103, after=await second.size())
 
             stats = first.sequencer.stats
             if isinstance(first.store, PostgresStore):
@@ -99,13 +86,13 @@ async def test_a_revocation_by_another_writer_binds_a_writer_that_caught_up(
             late = SignerKey.generate("site.late")
             await second.append(key_envelope(keys, late, "site"))
             for n in range(5):
-                await cast(first, keys, n, await first.size())
+                await cast(first, keys, n, after=await first.size())
             await first.append(ballot_envelope(late, voter_token(50), ["L01"]))
             await second.append(revoke_envelope(keys, late))
-            await cast(second, keys, 60, await second.size())
+            await cast(second, keys, 60, after=await second.size())
             with pytest.raises(KeyRevokedError):
                 await first.append(ballot_envelope(late, voter_token(51), ["L01"]))
-            await cast(first, keys, 61, await first.size())
+            await cast(first, keys, 61, after=await first.size())
 
             size = await first.size()
             tree = merkle.MemoryTree()
