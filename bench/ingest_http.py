@@ -56,6 +56,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest_ledger import create_database, drop_database, run_baseline
+from bench.loadgen import wait_until_serving
 from ledger.keys import SignerKey, sign_envelope
 from votes.election import Election, parse_election_toml
 from votes.tokens import voter_token
@@ -164,22 +165,7 @@ def start_servers(
             )
         )
     urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        for url, process in zip(urls, processes, strict=True):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/readyz", timeout=1).read()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"server at {url} did not start") from None
-                    time.sleep(0.1)
-    except BaseException:  # no server left running on a database about to be dropped
-        for process in processes:
-            process.kill()
-            process.wait()
-        raise
+    wait_until_serving(urls, processes, "/readyz")
     return urls, processes
 
 

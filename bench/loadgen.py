@@ -19,6 +19,7 @@ import random
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,6 +37,32 @@ from votes.tokens import voter_token
 
 ROOT = Path(__file__).resolve().parents[1]
 BALLOT_TYPES = ("ballot", "paper-ballot")
+
+
+def wait_until_serving(
+    urls: Sequence[str],
+    processes: Sequence[subprocess.Popen[bytes]],
+    path: str = "/healthz",
+    timeout: float = 30,
+) -> None:
+    """Return once every server answers ``path``; if one exits or time runs out, kill them all
+    (none may be left running on a database about to be dropped) and raise RuntimeError."""
+    try:
+        for url, process in zip(urls, processes, strict=True):
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}{path}", timeout=1).read()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"server at {url} did not start") from None
+                    time.sleep(0.1)
+    except BaseException:
+        for process in processes:
+            process.kill()
+            process.wait()
+        raise
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ from bench.loadgen import (  # noqa: E402
     check_log,
     export_and_audit,
     served_votes,
+    wait_until_serving,
 )
 from ledger.keys import SignerKey, sign_envelope  # noqa: E402
 from votes.election import election_to_dict, parse_election_toml  # noqa: E402
@@ -378,16 +379,12 @@ def start_servers(directory: Path, db: str, count: int, extra: list[str]) -> lis
         ]
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         servers.append(Server(process, f"http://127.0.0.1:{port}"))
-    for server in servers:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{server.url}/healthz", timeout=1).read()
-                break
-            except OSError:
-                if server.process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server {server.url} did not start") from None
-                time.sleep(0.1)
+    try:
+        wait_until_serving(
+            [s.url for s in servers], [s.process for s in servers], "/healthz", timeout=60
+        )
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     return servers
 
 
