@@ -21,8 +21,8 @@ exactly their bytes, so whatever it accepts it reads as ``json.loads`` would; an
 The day of ``cast_at`` is cached per hour (or minute) of the timestamp where the election's zone
 keeps one offset and one date across it (see :meth:`Tally._day`); a ballot then costs one dict
 update per project (see :class:`Tally`). ``Tally(election, fast=False)`` always takes the
-straightforward path; a test checks that both give identical tallies, entry by entry or through
-:meth:`Tally.apply_many`.
+straightforward path; a test checks that both give identical tallies, entry by entry or a chunk at
+a time through :meth:`Tally.apply_data`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from votes.election import Election, election_from_dict
@@ -59,16 +59,6 @@ class Counted:
 
 
 Fetch = Callable[[int], Awaitable[dict[str, Any]]]
-
-
-class Entry(Protocol):
-    """A stored entry as :meth:`Tally.apply_many` reads it (e.g. a ``StoredEntry``)."""
-
-    @property
-    def position(self) -> int: ...
-
-    @property
-    def data(self) -> bytes: ...
 
 
 def _channels(packed: int) -> set[str]:
@@ -311,22 +301,6 @@ class Tally:
             self._voters[counted.voter] = packed
         else:
             self._voters.pop(counted.voter, None)
-
-    async def apply_many(self, entries: Iterable[Entry], fetch: Fetch) -> None:
-        """:meth:`apply` each entry (its ``position`` and ``data``) in order: the same, with
-        less overhead per entry (a rebuild's loop). Amended definitions are the caller's to
-        give, as for :meth:`apply`."""
-        fast = self._apply_fast if self.fast else None
-        for entry in entries:
-            position, data = entry.position, entry.data
-            if fast is not None and position == self.position:
-                if self._views:
-                    self._views = {}
-                if fast(data):
-                    self.entries += 1
-                    self.position = position + 1
-                    continue
-            await self.apply(position, data, fetch)
 
     async def apply_data(self, start: int, chunk: Iterable[bytes], fetch: Fetch) -> None:
         """:meth:`apply` the consecutive entries ``start, start + 1, ...`` (their stored bytes,

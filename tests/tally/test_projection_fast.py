@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.canonical import canonical
-from ledger.store import StoredEntry
 from tally.projection import Tally, _day_of
 from tests.votes.factories import token, zhytomyr_with
 
@@ -79,15 +78,13 @@ async def run(tally: Tally, entries: list[bytes]) -> type[BaseException] | None:
 
 
 async def run_many(tally: Tally, entries: list[bytes]) -> type[BaseException] | None:
-    """Apply ``entries`` with :meth:`Tally.apply_many`, as a rebuild does."""
+    """Apply ``entries`` with :meth:`Tally.apply_data`, as a rebuild does."""
 
     async def fetch(position: int) -> dict[str, Any]:
         return dict(json.loads(entries[position]))
 
     try:
-        await tally.apply_many(
-            [StoredEntry(n, "", (), data, b"") for n, data in enumerate(entries)], fetch
-        )
+        await tally.apply_data(0, entries, fetch)
     except Exception as exc:
         return type(exc)
     return None
