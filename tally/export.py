@@ -172,8 +172,6 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
             if entry.type != EntryType.ELECTION:
                 raise ValueError(f"entry 0 of {log_id!r} is not the election's definition")
             tally = Tally(definition_of(entry.data))
-        elif entry.type == EntryType.ELECTION_AMENDED:
-            tally.redefine(definition_of(entry.data))
         await tally.apply(entry.position, entry.data, fetch)
         if entry.type in _VOTER_ENTRIES:
             voters = [t[len(_VOTER_TAG) :] for t in entry.tags if t.startswith(_VOTER_TAG)]
