@@ -8,8 +8,9 @@ Positions are 0-based leaf indexes; a log of ``size`` entries holds positions ``
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -217,14 +218,22 @@ class Store(ABC):
         """Return the log size once it exceeds ``known_size``, or after ``timeout`` seconds."""
 
 
+# The stores by URL scheme, as "module:Class": imported only when a URL asks for one, so this
+# interface imports no store (each store imports it) and SQLite needs no asyncpg.
+STORES = {
+    "sqlite": "ledger.sqlite:SQLiteStore",
+    "postgresql": "ledger.postgres:PostgresStore",
+    "postgres": "ledger.postgres:PostgresStore",
+}
+
+
 def open_store(url: str) -> Store:
     """Pick the store for a ``--db`` URL: ``sqlite:///PATH`` or ``postgresql://...``."""
-    if url.startswith("sqlite://"):
-        from ledger.sqlite import SQLiteStore
-
-        return SQLiteStore(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        from ledger.postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme not in STORES:
+        raise ValueError(
+            f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
+        )
+    module, _, name = STORES[scheme].partition(":")
+    store: Callable[[str], Store] = getattr(importlib.import_module(module), name)
+    return store(url)
