@@ -14,8 +14,6 @@ Checks for every append, in order (each failure is its own error and writes noth
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +22,9 @@ from eventsourcing.dcb.api import DCBAppendCondition
 
 from ledger import merkle
 from ledger.batching import MicroBatcher
-from ledger.canonical import canonical
 from ledger.checkpoint import Checkpoint, verify_checkpoint
+from ledger.entry import entry_encoder, entry_envelope
+from ledger.entry import entry_object as entry_object  # re-exported until api/ and tests move
 from ledger.errors import (
     BadSignatureError,
     KeyRevokedError,
@@ -36,7 +35,7 @@ from ledger.errors import (
 )
 from ledger.keys import Envelope, SignerKey, VerifierKey
 from ledger.registry import KeyRegistry, election_admin_key
-from ledger.sequencer import Draft, Sequencer
+from ledger.sequencer import Sequencer
 from ledger.store import SequencingTransaction, Store, StoredCheckpoint, StoredEntry
 from ledger.verify import SignatureVerifier
 from votes.entries import KEY_EVENT_TYPES, EntryType
@@ -49,35 +48,6 @@ class Appended:
     position: int
     leaf_hash: bytes
     entry: StoredEntry
-
-
-def entry_object(data: bytes) -> dict[str, Any]:
-    """The entry object whose canonical JSON is ``data`` (the Merkle leaf)."""
-    value = json.loads(data)
-    if not isinstance(value, dict):
-        raise ValueError("an entry must be a JSON object")
-    return value
-
-
-@functools.lru_cache(maxsize=32)
-def _canonical_text(text: str) -> bytes:
-    """canonical() of a string that recurs: an entry type, a batch's ``recorded_at``."""
-    return canonical(text)
-
-
-def entry_encoder(envelope: Envelope, tags: Sequence[str], entry_type: str) -> Draft:
-    """A draft whose bytes are ``canonical({"envelope", "recorded_at", "tags", "type"})``.
-
-    RFC 8785 orders members by key, and these four keys sort as written, so the canonical form
-    can be assembled around ``recorded_at``, which is only known when the batch is sequenced.
-    """
-    head = b'{"envelope":' + envelope.canonical_bytes() + b',"recorded_at":'
-    tail = b',"tags":' + canonical(list(tags)) + b',"type":' + _canonical_text(entry_type) + b"}"
-
-    def encode(recorded_at: str) -> bytes:
-        return head + _canonical_text(recorded_at) + tail
-
-    return Draft(entry_type, tuple(tags), encode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +77,7 @@ class _LogGatekeeper:
                 entries = await tx.read(self.registry.size, size, types)
             for entry in entries:
                 if entry.type in KEY_EVENT_TYPES:
-                    envelope = entry_object(entry.data)["envelope"]
+                    envelope = entry_envelope(entry.data)
                     self.registry.apply(envelope["payload"], envelope["key"], entry.position)
             self.registry.commit(size)
 
@@ -191,7 +161,7 @@ class Ledger:
             types = [t.value for t in KEY_EVENT_TYPES]
             for entry in await self.store.typed(self.log_id, types, start, size):
                 if entry.position >= self.registry.size:
-                    envelope = entry_object(entry.data)["envelope"]
+                    envelope = entry_envelope(entry.data)
                     self.registry.apply(envelope["payload"], envelope["key"], entry.position)
             self.registry.commit(size)
 
@@ -202,7 +172,7 @@ class Ledger:
             if admin.key_id == envelope.key:
                 return admin
         record = self.registry.get(envelope.key)
-        if record is None:
+        if record is None and self.registry.worth_looking_up(envelope.key):
             await self.refresh_keys()
             record = self.registry.get(envelope.key)
         if record is None:

@@ -7,8 +7,11 @@ is registered once and never reused, so a key id always denotes the same public 
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from ledger.errors import (
     KeyFormatError,
@@ -32,6 +35,51 @@ class KeyRecord:
     polling_point: str | None = None
 
 
+class UnknownKeys:
+    """A bounded memory of key ids looked for in the store and not found there.
+
+    A key id the registry does not hold may have been registered by another process, so the
+    ledger looks in the store; forged writes under invented key ids would each cost that query.
+    A miss is remembered for ``TTL`` seconds (at most ``capacity`` of them, oldest forgotten
+    first), and a look-up for any unknown id is made at most once per ``INTERVAL``, so a flood of
+    fresh ids costs a few queries a second, not one each. The registry forgets every miss when it
+    gains a key (committed here or caught up from another writer), so a key registered later is
+    found at once after that, and at worst ``TTL`` seconds after its registration otherwise.
+    """
+
+    TTL: ClassVar[float] = 1.0
+    INTERVAL: ClassVar[float] = 0.25
+
+    def __init__(self, capacity: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = capacity
+        self.clock = clock
+        self._misses: OrderedDict[str, float] = OrderedDict()
+        self._looked_at = -float("inf")
+
+    def worth_looking_up(self, key_id: str) -> bool:
+        """Whether to ask the store about ``key_id``, which the registry does not hold; counts
+        as a miss until the registry grows."""
+        now = self.clock()
+        seen = self._misses.get(key_id)
+        if seen is not None and now - seen < self.TTL:
+            return False
+        self._misses[key_id] = now
+        self._misses.move_to_end(key_id)
+        while len(self._misses) > self.capacity:
+            self._misses.popitem(last=False)
+        if now - self._looked_at < self.INTERVAL:
+            return False
+        self._looked_at = now
+        return True
+
+    def clear(self) -> None:
+        self._misses.clear()
+        self._looked_at = -float("inf")
+
+    def __len__(self) -> int:
+        return len(self._misses)
+
+
 class KeyRegistry:
     """Keys of one log as of ``size``, with changes staged by a batch not yet committed."""
 
@@ -40,6 +88,11 @@ class KeyRegistry:
         self._keys: dict[KeyId, KeyRecord] = {}
         self._names: set[str] = set()
         self._staged: dict[KeyId, KeyRecord] = {}
+        self.unknown = UnknownKeys()
+
+    def worth_looking_up(self, key_id: str) -> bool:
+        """Whether a key id this registry lacks is worth a look in the store (see UnknownKeys)."""
+        return self.unknown.worth_looking_up(key_id)
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The key's record including staged changes."""
@@ -99,6 +152,8 @@ class KeyRegistry:
         self._staged[record.key.key_id] = record
 
     def commit(self, size: int) -> None:
+        if self._staged:
+            self.unknown.clear()
         for key_id, record in self._staged.items():
             self._keys[key_id] = record
             self._names.add(record.key.name)
