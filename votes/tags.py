@@ -9,12 +9,16 @@ carrying any of them was committed after that read. The ledger adds ``key:<key i
 - ``nonce:<nonce>`` — the entry submitted with that nonce (idempotent retries);
 - ``void-of:<position>`` — the void of the entry at that position;
 - ``project:<id>`` — every ballot or paper ballot supporting the project;
-- ``point:<id>`` — every paper or spoiled ballot entered at the polling point.
+- ``point:<id>`` — every paper or spoiled ballot entered at the polling point;
+- ``definition`` (:data:`DEFINITION_TAG`) — the election entry and every amendment of it.
 """
 
 from __future__ import annotations
 
-__all__ = ["nonce_tag", "point_tag", "project_tag", "void_tag", "voter_tag"]
+__all__ = ["DEFINITION_TAG", "nonce_tag", "point_tag", "project_tag", "void_tag", "voter_tag"]
+
+DEFINITION_TAG = "definition"
+"""The tag of the entries that define the election: its first entry and each amendment."""
 
 
 def voter_tag(token: str) -> str:
