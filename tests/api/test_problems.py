@@ -1,0 +1,413 @@
+"""Every domain and ledger error leaves the API as the same problem+json bytes as before the error
+policy moved to one table (the expected bodies were produced by the code before the move)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from api.problems import to_problem
+from ledger import errors as L
+from votes import errors as V
+
+KYIV = timezone(timedelta(hours=3))
+OPENS = datetime(2018, 10, 1, 9, 0, tzinfo=KYIV)
+CLOSES = datetime(2018, 10, 25, 23, 59, 59, tzinfo=KYIV)
+LATE = datetime(2018, 10, 30, 12, 30, tzinfo=KYIV)
+CLERK = "clerk.olena+0123abcd"
+COST = "1 600 000.00 UAH exceeds the category's maximum 1 500 000.00 UAH"
+
+SAMPLES: dict[str, Exception] = {
+    "limit-exceeded": V.LimitExceededError("large", 2, 1, 2),
+    "limit-exceeded-default": V.LimitExceededError("малі", 3, 3),
+    "project-repeated": V.ProjectRepeatedError("L01"),
+    "outside-window": V.OutsideWindowError(LATE, OPENS, CLOSES),
+    "unknown-project": V.UnknownProjectError("L99"),
+    "nonce-reused": V.NonceReusedError("0f8fad5b-d9cb-469f-a165-70867728950e"),
+    "already-voted": V.AlreadyVotedError(),
+    "empty-ballot": V.EmptyBallotError(),
+    "bad-identity": V.BadIdentityError(),
+    "unknown-polling-point": V.UnknownPollingPointError("home"),
+    "paper-deadline-passed": V.PaperDeadlinePassedError(CLOSES),
+    "void-refused-void-of-void": V.VoidRefusedError(3, "void-of-void"),
+    "void-refused-unknown-entry": V.VoidRefusedError(40, "unknown-entry"),
+    "void-refused-already-voided": V.VoidRefusedError(3, "already-voided"),
+    "void-refused-not-voidable": V.VoidRefusedError(0, "not-voidable"),
+    "bad-payload": V.BadPayloadError("voter", "is required"),
+    "bad-election": V.ElectionDefinitionError("projects[12].cost", COST),
+    "election-frozen": V.ElectionFrozenError(OPENS),
+    "same-clerk": V.SameClerkError(CLERK),
+    "paper-disputed": V.DisputedPaperBallotError((5, 6)),
+    "vote-refused": V.VoteRefusedError(),
+    "ledger-error": L.LedgerError("the log is shutting down"),
+    "bad-envelope": L.EnvelopeError("payload: does not survive a JSON round trip: 'x'"),
+    "bad-key": L.KeyFormatError("expected a vkey string, got 'junk'"),
+    "bad-signature": L.BadSignatureError(CLERK),
+    "unknown-key": L.UnknownKeyError(CLERK),
+    "key-revoked": L.KeyRevokedError(CLERK, 17),
+    "role-forbidden": L.RoleForbiddenError(CLERK, "clerk", "election-amended"),
+    "wrong-election": L.WrongLogError("zhytomyr-2019", "kyiv-2019"),
+    "condition-failed": L.ConditionFailedError(41),
+    "condition-failed-none": L.ConditionFailedError(None),
+    "not-initialised": L.LogNotInitialisedError("the first entry must define the election"),
+    "store-unavailable": L.StoreUnavailableError("PostgreSQL: connection refused"),
+    "bad-proof": L.ProofError("the log has 3 entries, not 9"),
+    "bad-inclusion-proof": L.InclusionProofError("leaf index 9 is not in a tree of size 3"),
+    "bad-consistency-proof": L.ConsistencyProofError("consistency proof: the proof is empty"),
+    "bad-checkpoint": L.CheckpointError("note carries no signature by a known key"),
+    "log-state": L.LogStateError("the election is already defined in this log"),
+}
+
+# (status, body) of each sample as the API answered before the move, byte for byte.
+EXPECTED: dict[str, tuple[int, str]] = {
+    'limit-exceeded': (
+        409,
+        '{"type": "urn:uchast:problem:limit-exceeded", "title": "Limit exceeded",'
+        ' "status": 409, "code": "limit-exceeded", "detail": "Category \'large\' al'
+        'lows at most 2 project(s) per voter; this voter already has 1 and the ba'
+        'llot adds 2.", "message_en": "Category \'large\' allows at most 2 project('
+        's) per voter; this voter already has 1 and the ballot adds 2.", "message'
+        '_uk": "У категорії «large» виборець може підтримати не більше 2 проєкт(і'
+        'в); цей виборець уже має 1, а бюлетень додає 2.", "category": "large", "'
+        'limit": 2, "already": 1, "adding": 2}',
+    ),
+    'limit-exceeded-default': (
+        409,
+        '{"type": "urn:uchast:problem:limit-exceeded", "title": "Limit exceeded",'
+        ' "status": 409, "code": "limit-exceeded", "detail": "Category \'малі\' all'
+        'ows at most 3 project(s) per voter; this voter already has 3 and the bal'
+        'lot adds 0.", "message_en": "Category \'малі\' allows at most 3 project(s)'
+        ' per voter; this voter already has 3 and the ballot adds 0.", "message_u'
+        'k": "У категорії «малі» виборець може підтримати не більше 3 проєкт(ів);'
+        ' цей виборець уже має 3, а бюлетень додає 0.", "category": "малі", "limi'
+        't": 3, "already": 3, "adding": 0}',
+    ),
+    'project-repeated': (
+        409,
+        '{"type": "urn:uchast:problem:project-repeated", "title": "Project repeat'
+        'ed", "status": 409, "code": "project-repeated", "detail": "Project \'L01\''
+        ' appears twice on the ballot or is already supported by this voter; a vo'
+        'ter supports each project at most once.", "message_en": "Project \'L01\' a'
+        'ppears twice on the ballot or is already supported by this voter; a vote'
+        'r supports each project at most once.", "message_uk": "Проєкт «L01» повт'
+        'орюється в бюлетені або вже підтриманий цим виборцем; кожен проєкт можна'
+        ' підтримати лише один раз.", "project": "L01"}',
+    ),
+    'outside-window': (
+        403,
+        '{"type": "urn:uchast:problem:outside-window", "title": "Outside window",'
+        ' "status": 403, "code": "outside-window", "detail": "Cast at 2018-10-30T'
+        '12:30:00+03:00, outside the voting window 2018-10-01T09:00:00+03:00 – 20'
+        '18-10-25T23:59:59+03:00.", "message_en": "Cast at 2018-10-30T12:30:00+03'
+        ':00, outside the voting window 2018-10-01T09:00:00+03:00 – 2018-10-25T23'
+        ':59:59+03:00.", "message_uk": "Час голосування 2018-10-30T12:30:00+03:00'
+        ' поза періодом голосування 2018-10-01T09:00:00+03:00 – 2018-10-25T23:59:'
+        '59+03:00.", "cast_at": "2018-10-30T12:30:00+03:00", "opens": "2018-10-01'
+        'T09:00:00+03:00", "closes": "2018-10-25T23:59:59+03:00"}',
+    ),
+    'unknown-project': (
+        422,
+        '{"type": "urn:uchast:problem:unknown-project", "title": "Unknown project'
+        '", "status": 422, "code": "unknown-project", "detail": "Project \'L99\' is'
+        ' not on this election\'s ballot; check the project id.", "message_en": "P'
+        'roject \'L99\' is not on this election\'s ballot; check the project id.", "'
+        'message_uk": "Проєкту «L99» немає в бюлетені цих виборів; перевірте номе'
+        'р проєкту.", "project": "L99"}',
+    ),
+    'nonce-reused': (
+        409,
+        '{"type": "urn:uchast:problem:nonce-reused", "title": "Nonce reused", "st'
+        'atus": 409, "code": "nonce-reused", "detail": "Nonce 0f8fad5b-d9cb-469f-'
+        'a165-70867728950e was already used for a different entry; a retry must r'
+        'epeat the original payload exactly, and a new entry needs a new nonce.",'
+        ' "message_en": "Nonce 0f8fad5b-d9cb-469f-a165-70867728950e was already u'
+        'sed for a different entry; a retry must repeat the original payload exac'
+        'tly, and a new entry needs a new nonce.", "message_uk": "Ідентифікатор з'
+        'апиту (nonce) 0f8fad5b-d9cb-469f-a165-70867728950e уже використано для і'
+        'ншого запису; повторний запит має точно збігатися з першим, а новий запи'
+        'с потребує нового nonce.", "nonce": "0f8fad5b-d9cb-469f-a165-70867728950'
+        'e"}',
+    ),
+    'already-voted': (
+        409,
+        '{"type": "urn:uchast:problem:already-voted", "title": "Already voted", "'
+        'status": 409, "code": "already-voted", "detail": "This voter has already'
+        ' voted; this election allows one ballot per voter.", "message_en": "This'
+        ' voter has already voted; this election allows one ballot per voter.", "'
+        'message_uk": "Цей виборець уже проголосував; на цих виборах дозволено ли'
+        'ше один бюлетень."}',
+    ),
+    'empty-ballot': (
+        422,
+        '{"type": "urn:uchast:problem:empty-ballot", "title": "Empty ballot", "st'
+        'atus": 422, "code": "empty-ballot", "detail": "The ballot supports no pr'
+        'oject; record a blank paper ballot as spoiled.", "message_en": "The ball'
+        'ot supports no project; record a blank paper ballot as spoiled.", "messa'
+        'ge_uk": "Бюлетень не підтримує жодного проєкту; порожній паперовий бюлет'
+        'ень внесіть як зіпсований."}',
+    ),
+    'bad-identity': (
+        422,
+        '{"type": "urn:uchast:problem:bad-identity", "title": "Bad identity", "st'
+        'atus": 422, "code": "bad-identity", "detail": "The identity number must '
+        'be 8 to 12 digits (spaces and dashes are ignored); check what was typed.'
+        '", "message_en": "The identity number must be 8 to 12 digits (spaces and'
+        ' dashes are ignored); check what was typed.", "message_uk": "Номер докум'
+        'ента має складатися з 8–12 цифр (пробіли й дефіси не враховуються); пере'
+        'вірте введене."}',
+    ),
+    'unknown-polling-point': (
+        422,
+        '{"type": "urn:uchast:problem:unknown-polling-point", "title": "Unknown p'
+        'olling point", "status": 422, "code": "unknown-polling-point", "detail":'
+        ' "Polling point \'home\' is not defined for this election.", "message_en":'
+        ' "Polling point \'home\' is not defined for this election.", "message_uk":'
+        ' "Пункт голосування «home» не визначено для цих виборів.", "polling_poin'
+        't": "home"}',
+    ),
+    'paper-deadline-passed': (
+        403,
+        '{"type": "urn:uchast:problem:paper-deadline-passed", "title": "Paper dea'
+        'dline passed", "status": 403, "code": "paper-deadline-passed", "detail":'
+        ' "Paper ballots could be entered until 2018-10-25T23:59:59+03:00; that h'
+        'as passed.", "message_en": "Paper ballots could be entered until 2018-10'
+        '-25T23:59:59+03:00; that has passed.", "message_uk": "Паперові бюлетені '
+        'можна було внести до 2018-10-25T23:59:59+03:00; цей строк минув.", "dead'
+        'line": "2018-10-25T23:59:59+03:00"}',
+    ),
+    'void-refused-void-of-void': (
+        409,
+        '{"type": "urn:uchast:problem:void-refused", "title": "Void refused", "st'
+        'atus": 409, "code": "void-refused", "detail": "Void refused: entry 3 is '
+        'itself a void; a void cannot be voided.", "message_en": "Void refused: e'
+        'ntry 3 is itself a void; a void cannot be voided.", "message_uk": "Анулю'
+        'вання відхилено: запис 3 сам є анулюванням; анулювання не можна анулюват'
+        'и.", "entry": 3, "reason": "void-of-void"}',
+    ),
+    'void-refused-unknown-entry': (
+        409,
+        '{"type": "urn:uchast:problem:void-refused", "title": "Void refused", "st'
+        'atus": 409, "code": "void-refused", "detail": "Void refused: there is no'
+        ' entry 40 in this election\'s log.", "message_en": "Void refused: there i'
+        's no entry 40 in this election\'s log.", "message_uk": "Анулювання відхил'
+        'ено: запису 40 немає в журналі цих виборів.", "entry": 40, "reason": "un'
+        'known-entry"}',
+    ),
+    'void-refused-already-voided': (
+        409,
+        '{"type": "urn:uchast:problem:void-refused", "title": "Void refused", "st'
+        'atus": 409, "code": "void-refused", "detail": "Void refused: entry 3 is '
+        'already voided.", "message_en": "Void refused: entry 3 is already voided'
+        '.", "message_uk": "Анулювання відхилено: запис 3 уже анульовано.", "entr'
+        'y": 3, "reason": "already-voided"}',
+    ),
+    'void-refused-not-voidable': (
+        409,
+        '{"type": "urn:uchast:problem:void-refused", "title": "Void refused", "st'
+        'atus": 409, "code": "void-refused", "detail": "Void refused: entry 0 is '
+        'not a ballot, paper ballot or spoiled ballot.", "message_en": "Void refu'
+        'sed: entry 0 is not a ballot, paper ballot or spoiled ballot.", "message'
+        '_uk": "Анулювання відхилено: запис 0 не є бюлетенем, паперовим чи зіпсов'
+        'аним бюлетенем.", "entry": 0, "reason": "not-voidable"}',
+    ),
+    'bad-payload': (
+        422,
+        '{"type": "urn:uchast:problem:bad-payload", "title": "Bad payload", "stat'
+        'us": 422, "code": "bad-payload", "detail": "voter: is required", "messag'
+        'e_en": "voter: is required", "message_uk": "Некоректний запит, поле «vot'
+        'er»: is required", "field": "voter", "problem": "is required"}',
+    ),
+    'bad-election': (
+        422,
+        '{"type": "urn:uchast:problem:bad-election", "title": "Bad election", "st'
+        'atus": 422, "code": "bad-election", "detail": "projects[12].cost: 1 600 '
+        '000.00 UAH exceeds the category\'s maximum 1 500 000.00 UAH", "message_en'
+        '": "projects[12].cost: 1 600 000.00 UAH exceeds the category\'s maximum 1'
+        ' 500 000.00 UAH", "message_uk": "Помилка у визначенні виборів, поле «pro'
+        "jects[12].cost»: 1 600 000.00 UAH exceeds the category's maximum 1 500 0"
+        '00.00 UAH", "field": "projects[12].cost", "problem": "1 600 000.00 UAH e'
+        'xceeds the category\'s maximum 1 500 000.00 UAH"}',
+    ),
+    'election-frozen': (
+        409,
+        '{"type": "urn:uchast:problem:election-frozen", "title": "Election frozen'
+        '", "status": 409, "code": "election-frozen", "detail": "Voting opened at'
+        ' 2018-10-01T09:00:00+03:00; the election can no longer be amended.", "me'
+        'ssage_en": "Voting opened at 2018-10-01T09:00:00+03:00; the election can'
+        ' no longer be amended.", "message_uk": "Голосування розпочалося 2018-10-'
+        '01T09:00:00+03:00; змінювати вибори вже не можна.", "opens": "2018-10-01'
+        'T09:00:00+03:00"}',
+    ),
+    'same-clerk': (
+        409,
+        '{"type": "urn:uchast:problem:same-clerk", "title": "Same clerk", "status'
+        '": 409, "code": "same-clerk", "detail": "This voter\'s paper ballot is wa'
+        'iting for its second keying, which must come from a different clerk than'
+        ' clerk.olena+0123abcd.", "message_en": "This voter\'s paper ballot is wai'
+        'ting for its second keying, which must come from a different clerk than '
+        'clerk.olena+0123abcd.", "message_uk": "Паперовий бюлетень цього виборця '
+        'чекає на повторне внесення, яке має зробити інший оператор, ніж clerk.ol'
+        'ena+0123abcd.", "key": "clerk.olena+0123abcd"}',
+    ),
+    'paper-disputed': (
+        409,
+        '{"type": "urn:uchast:problem:paper-disputed", "title": "Paper disputed",'
+        ' "status": 409, "code": "paper-disputed", "detail": "The keyings of this'
+        " voter's paper ballot disagree (entries 5, 6); a supervisor must void th"
+        'e wrong one before anything else is entered for this voter.", "message_e'
+        'n": "The keyings of this voter\'s paper ballot disagree (entries 5, 6); a'
+        ' supervisor must void the wrong one before anything else is entered for '
+        'this voter.", "message_uk": "Внесення паперового бюлетеня цього виборця '
+        'не збігаються (записи 5, 6); супервізор має анулювати хибне, перш ніж вн'
+        'осити щось іще для цього виборця.", "entries": [5, 6]}',
+    ),
+    'vote-refused': (
+        422,
+        '{"type": "urn:uchast:problem:vote-refused", "title": "Vote refused", "st'
+        'atus": 422, "code": "vote-refused", "detail": "The request was refused."'
+        ', "message_en": "The request was refused.", "message_uk": "Запит відхиле'
+        'но."}',
+    ),
+    'ledger-error': (
+        400,
+        '{"type": "urn:uchast:problem:ledger-error", "title": "Ledger error", "st'
+        'atus": 400, "code": "ledger-error", "detail": "the log is shutting down"'
+        ', "message_en": "the log is shutting down", "message_uk": "the log is sh'
+        'utting down"}',
+    ),
+    'bad-envelope': (
+        400,
+        '{"type": "urn:uchast:problem:bad-envelope", "title": "Bad envelope", "st'
+        'atus": 400, "code": "bad-envelope", "detail": "payload: does not survive'
+        ' a JSON round trip: \'x\'", "message_en": "payload: does not survive a JSO'
+        'N round trip: \'x\'", "message_uk": "Запит має неправильну форму підписано'
+        'го конверта."}',
+    ),
+    'bad-key': (
+        400,
+        '{"type": "urn:uchast:problem:bad-key", "title": "Bad key", "status": 400'
+        ', "code": "bad-key", "detail": "expected a vkey string, got \'junk\'", "me'
+        'ssage_en": "expected a vkey string, got \'junk\'", "message_uk": "Ключ зап'
+        'исано неправильно."}',
+    ),
+    'bad-signature': (
+        401,
+        '{"type": "urn:uchast:problem:bad-signature", "title": "Bad signature", "'
+        'status": 401, "code": "bad-signature", "detail": "signature does not ver'
+        'ify under key clerk.olena+0123abcd", "message_en": "signature does not v'
+        'erify under key clerk.olena+0123abcd", "message_uk": "Підпис не збігаєть'
+        'ся з ключем."}',
+    ),
+    'unknown-key': (
+        401,
+        '{"type": "urn:uchast:problem:unknown-key", "title": "Unknown key", "stat'
+        'us": 401, "code": "unknown-key", "detail": "key clerk.olena+0123abcd is '
+        'not registered in this log", "message_en": "key clerk.olena+0123abcd is '
+        'not registered in this log", "message_uk": "Цей ключ не зареєстровано дл'
+        'я голосування."}',
+    ),
+    'key-revoked': (
+        403,
+        '{"type": "urn:uchast:problem:key-revoked", "title": "Key revoked", "stat'
+        'us": 403, "code": "key-revoked", "detail": "key clerk.olena+0123abcd was'
+        ' revoked at log position 17", "message_en": "key clerk.olena+0123abcd wa'
+        's revoked at log position 17", "message_uk": "Цей ключ відкликано; зверн'
+        'іться до адміністратора."}',
+    ),
+    'role-forbidden': (
+        403,
+        '{"type": "urn:uchast:problem:role-forbidden", "title": "Role forbidden",'
+        ' "status": 403, "code": "role-forbidden", "detail": "key clerk.olena+012'
+        '3abcd has role \'clerk\', which may not write \'election-amended\' entries",'
+        ' "message_en": "key clerk.olena+0123abcd has role \'clerk\', which may not'
+        ' write \'election-amended\' entries", "message_uk": "Цей ключ не має права'
+        ' на таку дію."}',
+    ),
+    'wrong-election': (
+        422,
+        '{"type": "urn:uchast:problem:wrong-election", "title": "Wrong election",'
+        ' "status": 422, "code": "wrong-election", "detail": "payload is for elec'
+        'tion \'kyiv-2019\', this log is \'zhytomyr-2019\'", "message_en": "payload i'
+        's for election \'kyiv-2019\', this log is \'zhytomyr-2019\'", "message_uk": '
+        '"Запит стосується іншого голосування."}',
+    ),
+    'condition-failed': (
+        409,
+        '{"type": "urn:uchast:problem:condition-failed", "title": "Condition fail'
+        'ed", "status": 409, "code": "condition-failed", "detail": "entries match'
+        'ing the append condition exist after position 41", "message_en": "entrie'
+        's matching the append condition exist after position 41", "message_uk": '
+        '"Дані виборця змінилися під час запиту; повторіть спробу."}',
+    ),
+    'condition-failed-none': (
+        409,
+        '{"type": "urn:uchast:problem:condition-failed", "title": "Condition fail'
+        'ed", "status": 409, "code": "condition-failed", "detail": "entries match'
+        'ing the append condition exist after position None", "message_en": "entr'
+        'ies matching the append condition exist after position None", "message_u'
+        'k": "Дані виборця змінилися під час запиту; повторіть спробу."}',
+    ),
+    'not-initialised': (
+        409,
+        '{"type": "urn:uchast:problem:not-initialised", "title": "Not initialised'
+        '", "status": 409, "code": "not-initialised", "detail": "the first entry '
+        'must define the election", "message_en": "the first entry must define th'
+        'e election", "message_uk": "Голосування ще не створено."}',
+    ),
+    'store-unavailable': (
+        503,
+        '{"type": "urn:uchast:problem:store-unavailable", "title": "Store unavail'
+        'able", "status": 503, "code": "store-unavailable", "detail": "PostgreSQL'
+        ': connection refused", "message_en": "PostgreSQL: connection refused", "'
+        'message_uk": "База даних тимчасово недоступна; спробуйте за хвилину."}',
+    ),
+    'bad-proof': (
+        400,
+        '{"type": "urn:uchast:problem:bad-proof", "title": "Bad proof", "status":'
+        ' 400, "code": "bad-proof", "detail": "the log has 3 entries, not 9", "me'
+        'ssage_en": "the log has 3 entries, not 9", "message_uk": "Неможливо нада'
+        'ти доказ для цих розмірів журналу."}',
+    ),
+    'bad-inclusion-proof': (
+        400,
+        '{"type": "urn:uchast:problem:bad-inclusion-proof", "title": "Bad inclusi'
+        'on proof", "status": 400, "code": "bad-inclusion-proof", "detail": "leaf'
+        ' index 9 is not in a tree of size 3", "message_en": "leaf index 9 is not'
+        ' in a tree of size 3", "message_uk": "Доказ включення не підтверджується'
+        '."}',
+    ),
+    'bad-consistency-proof': (
+        400,
+        '{"type": "urn:uchast:problem:bad-consistency-proof", "title": "Bad consi'
+        'stency proof", "status": 400, "code": "bad-consistency-proof", "detail":'
+        ' "consistency proof: the proof is empty", "message_en": "consistency pro'
+        'of: the proof is empty", "message_uk": "Доказ узгодженості не підтверджу'
+        'ється."}',
+    ),
+    'bad-checkpoint': (
+        400,
+        '{"type": "urn:uchast:problem:bad-checkpoint", "title": "Bad checkpoint",'
+        ' "status": 400, "code": "bad-checkpoint", "detail": "note carries no sig'
+        'nature by a known key", "message_en": "note carries no signature by a kn'
+        'own key", "message_uk": "note carries no signature by a known key"}',
+    ),
+    'log-state': (
+        409,
+        '{"type": "urn:uchast:problem:log-state", "title": "Log state", "status":'
+        ' 409, "code": "log-state", "detail": "the election is already defined in'
+        ' this log", "message_en": "the election is already defined in this log",'
+        ' "message_uk": "Запис не відповідає стану журналу."}',
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_problem_body_is_unchanged(name: str) -> None:
+    """Same status, same members in the same order, same texts, byte for byte."""
+    response = to_problem(SAMPLES[name])
+    assert response is not None
+    status, body = EXPECTED[name]
+    assert response.status == status
+    assert response.body == body.encode()
+    assert response.headers.get("Retry-After") == ("5" if status == 503 else None)
