@@ -27,7 +27,7 @@ from tests.tally.election_log import AuditKeys, election_log, export, standard_l
 from votes import rules
 from votes.election import election_from_dict
 
-AUDIT_PACKAGE = Path(__file__).resolve().parents[2] / "tally" / "audit"
+AUDIT_PACKAGE = Path(__file__).resolve().parents[3] / "tally" / "audit"
 ALLOWED_ROOTS = {"cryptography", "rfc8785", "tally"}
 
 

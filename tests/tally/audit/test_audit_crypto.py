@@ -27,7 +27,7 @@ from tests.conftest import SHARED, require_shared
 from votes.election import election_to_dict, parse_election_toml
 from votes.receipts import receipt_code, receipt_tag
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 VECTORS = SHARED / "vectors"
 
