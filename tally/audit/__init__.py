@@ -1,4 +1,6 @@
-"""The auditor's independent replay of an election's log (``uchast audit``).
+"""Mirrors the server's log checks, one module each; tests/tally/audit/ proves they agree.
+
+The auditor's independent replay of an election's log (``uchast audit``).
 
 Standard library, ``cryptography`` and ``rfc8785`` only: nothing of the server is imported, so an
 auditor can read every line that decides the verdict. The checklist is at the top of

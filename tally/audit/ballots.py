@@ -1,4 +1,6 @@
-"""Step 5: the ballot rules, replayed entry by entry in log order.
+"""Mirrors votes/rules.py; tests/tally/audit/test_differential.py proves they agree.
+
+Step 5: the ballot rules, replayed entry by entry in log order.
 
 This mirrors ``votes/rules.py`` (read there, re-implemented here): for every ballot, paper
 ballot, spoiled ballot and void the auditor asks whether the server should have accepted it given

@@ -1,4 +1,6 @@
-"""``uchast audit SOURCE --log-vkey VKEY --admin-vkey VKEY [--results FILE]``.
+"""Mirrors no server module: the auditor's own command line (``uchast audit``).
+
+``uchast audit SOURCE --log-vkey VKEY --admin-vkey VKEY [--results FILE]``.
 
 Prints a summary and each violation as one line; exits 0 only when every check passes, 1 when
 some check fails, 2 when the audit cannot run (bad arguments, unreadable source).

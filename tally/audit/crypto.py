@@ -1,4 +1,6 @@
-"""What the auditor needs of the specifications, re-implemented here so it can be read in one place.
+"""Mirrors ledger/canonical.py, keys.py, checkpoint.py, merkle.py; test_audit_crypto.py checks it.
+
+What the auditor needs of the specifications, re-implemented here so it can be read in one place.
 
 - RFC 8785 canonical JSON (through the ``rfc8785`` package, with a byte-identical fast path);
 - strict base64 (RFC 4648 §4, canonical form only);

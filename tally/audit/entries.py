@@ -1,4 +1,6 @@
-"""The per-entry work of an audit, done on every core: steps 1 and 2, the cryptographic half of
+"""Mirrors ledger/entry.py and ledger/keys.py; tests/tally/audit/test_audit_crypto.py checks it.
+
+The per-entry work of an audit, done on every core: steps 1 and 2, the cryptographic half of
 step 3, the leaf hashes of step 4, the stateless half of step 5, and the checkpoints' signatures.
 
 The main process cuts the log into chunks of lines and hands each to :func:`check_chunk` (in a

@@ -1,4 +1,6 @@
-"""What an audit finds wrong: one violation record, and one error type per step of the checklist.
+"""Mirrors no server module: the auditor's own violations and error tree.
+
+What an audit finds wrong: one violation record, and one error type per step of the checklist.
 
 A :class:`Violation` says where (an entry index, a checkpoint size, or neither for the source as a
 whole), which check failed, what was expected and what was found. The non-raising

@@ -1,4 +1,6 @@
-"""Step 6: totals and winners recomputed from the replayed log, and compared with the results
+"""Mirrors tally/winners.py, tally/results.py; tests/tally/audit/test_differential.py proves it.
+
+Step 6: totals and winners recomputed from the replayed log, and compared with the results
 the server published.
 
 Winners mirror ``tally/winners.py`` (read there, re-implemented here), per category of the

@@ -1,4 +1,6 @@
-"""The auditor's independent replay of an election's log.
+"""Mirrors ledger/casting.py in log order; tests/tally/audit/test_differential.py proves it.
+
+The auditor's independent replay of an election's log.
 
 The checklist. Every step reports each violation as (entry index or checkpoint size, check name,
 expected, found), and has its own error type (``tally.audit.errors``):

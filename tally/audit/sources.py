@@ -1,4 +1,6 @@
-"""Where the log comes from: an exported file (``uchast export log``) or a running server.
+"""Mirrors ledger/export.py and api/log_routes.py; tests/tally/audit/test_audit*.py read both.
+
+Where the log comes from: an exported file (``uchast export log``) or a running server.
 
 Both give the same things, streamed so that memory stays bounded: the entry lines in order
 (``{"index":i,"entry":{...}}``), the checkpoints smallest first, the published results if any,
