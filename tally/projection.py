@@ -1,5 +1,8 @@
 """The live tally: a projection of one election's log, fed entry by entry in log order.
 
+Mirrored by tally/audit/ballots.py and recount.py; tests/tally/audit/test_differential.py
+proves they agree.
+
 What counts is defined once, in :mod:`votes.rules`; this projection applies it incrementally:
 without double entry every ballot and paper ballot the log accepted counts until a void names it
 (the sequencer only accepted it because the rules allowed it at its position); with double entry

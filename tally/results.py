@@ -1,4 +1,7 @@
-"""Results: totals and winners per category, stamped with the log size and root they came from."""
+"""Results: totals and winners per category, stamped with the log size and root they came from.
+
+Mirrored by tally/audit/recount.py; tests/tally/audit/test_differential.py proves they agree.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Winner rules for participatory budgets: greedy by votes and the Method of Equal Shares.
 
+Mirrored by tally/audit/recount.py; tests/tally/audit/test_differential.py proves they agree.
+
 Pure functions, standard library only. Money is integer kopecks throughout (the minor unit of
 whatever currency the election uses); the Method of Equal Shares divides money between voters, and
 those shares are exact ``fractions.Fraction`` values that never leave this module.

@@ -1,5 +1,7 @@
 """The ballot rules: decide whether a ballot, spoiled ballot or void may join the log.
 
+Mirrored by tally/audit/ballots.py; tests/tally/audit/test_differential.py proves they agree.
+
 Every decision is a pure function of the election, the submitted payload, the relevant part of
 the log (``history``) and the clock. The API turns a decision into one conditional append:
 
