@@ -1,7 +1,8 @@
 """RFC 9457 problem documents: every refusal and failure leaves the service as one of these.
 
-One middleware maps the domain's error types to an HTTP status and a stable ``code``; handlers
-never build error responses themselves.
+One middleware renders every domain and ledger error through the table of :mod:`api.messages`
+(status, English and Ukrainian texts by ``code``); handlers never build error responses
+themselves.
 """
 
 from __future__ import annotations
@@ -13,49 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger import errors as ledger_errors
-from votes.errors import VoteRefusedError
+from api.messages import render
+from votes.errors import DomainError
 
 log = logging.getLogger("uchast.api")
 
 PROBLEM_JSON = "application/problem+json"
-
-# Status for each ledger error code; votes errors carry their own status.
-_LEDGER_STATUS: dict[str, int] = {
-    ledger_errors.EnvelopeError.code: 400,
-    ledger_errors.KeyFormatError.code: 400,
-    ledger_errors.BadSignatureError.code: 401,
-    ledger_errors.UnknownKeyError.code: 401,
-    ledger_errors.KeyRevokedError.code: 403,
-    ledger_errors.RoleForbiddenError.code: 403,
-    ledger_errors.WrongLogError.code: 422,
-    ledger_errors.ConditionFailedError.code: 409,
-    ledger_errors.LogStateError.code: 409,
-    ledger_errors.LogNotInitialisedError.code: 409,
-    ledger_errors.ProofError.code: 400,
-    ledger_errors.InclusionProofError.code: 400,
-    ledger_errors.ConsistencyProofError.code: 400,
-    ledger_errors.StoreUnavailableError.code: 503,
-}
-
-# Ukrainian first: the clerks' language. English follows in message_en.
-_LEDGER_UK: dict[str, str] = {
-    "bad-envelope": "Запит має неправильну форму підписаного конверта.",
-    "bad-key": "Ключ записано неправильно.",
-    "bad-signature": "Підпис не збігається з ключем.",
-    "unknown-key": "Цей ключ не зареєстровано для голосування.",
-    "key-revoked": "Цей ключ відкликано; зверніться до адміністратора.",
-    "role-forbidden": "Цей ключ не має права на таку дію.",
-    "wrong-election": "Запит стосується іншого голосування.",
-    "condition-failed": "Дані виборця змінилися під час запиту; повторіть спробу.",
-    "log-state": "Запис не відповідає стану журналу.",
-    "not-initialised": "Голосування ще не створено.",
-    "bad-proof": "Неможливо надати доказ для цих розмірів журналу.",
-    "bad-inclusion-proof": "Доказ включення не підтверджується.",
-    "bad-consistency-proof": "Доказ узгодженості не підтверджується.",
-    "store-unavailable": "База даних тимчасово недоступна; спробуйте за хвилину.",
-}
-
 
 class ProblemError(Exception):
     """A problem raised by the API layer itself (bad query parameters, unknown election...)."""
@@ -103,11 +67,13 @@ def to_problem(exc: BaseException) -> web.Response | None:
     """The problem response for a domain error, or None if ``exc`` is not one."""
     if isinstance(exc, ProblemError):
         return problem_response(exc.status, exc.code, exc.message_en, exc.message_uk, **exc.data)
-    if isinstance(exc, ledger_errors.LedgerError):
-        status = _LEDGER_STATUS.get(exc.code, 400)
-        return problem_response(status, exc.code, str(exc), _LEDGER_UK.get(exc.code, str(exc)))
-    if isinstance(exc, VoteRefusedError):
-        return problem_response(exc.status, exc.code, exc.message_en, exc.message_uk, **exc.data)
+    if isinstance(exc, DomainError):
+        rendered = render(exc)
+        if rendered is None:
+            return None
+        return problem_response(
+            rendered.status, rendered.code, rendered.en, rendered.uk, **rendered.members
+        )
     return None
 
 

@@ -1,15 +1,56 @@
-"""One small error type per failure. Each carries the data a caller needs and a stable ``code``.
+"""One small error type per failure. Each carries a stable ``code`` and the data a caller needs.
 
-The API maps ``code`` to an HTTP status and an RFC 9457 problem; the auditor prints ``str(error)``.
+Two shapes, both :class:`~votes.errors.DomainError`:
+
+- a failure with facts is a ``@dataclass(eq=False)`` whose fields are those facts
+  (:class:`BadSignatureError` carries ``key``);
+- a failure described in a free sentence (a malformed envelope, a proof that does not verify)
+  takes that English sentence; its ``data`` is ``{"message": sentence}`` and ``str(error)`` is it.
+
+Nothing here knows HTTP: the API's table (:mod:`api.messages`) maps each ``code`` to a status and
+the English and Ukrainian texts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, is_dataclass
+from typing import Any
 
-class LedgerError(Exception):
+from votes.errors import DomainError
+
+__all__ = [
+    "BadSignatureError",
+    "CastingBusyError",
+    "CheckpointError",
+    "ConditionFailedError",
+    "ConsistencyProofError",
+    "ElectionEmptyError",
+    "EnvelopeError",
+    "InclusionProofError",
+    "KeyFormatError",
+    "KeyRevokedError",
+    "LedgerError",
+    "LogNotInitialisedError",
+    "LogStateError",
+    "ProofError",
+    "RoleForbiddenError",
+    "StoreUnavailableError",
+    "UnknownElectionError",
+    "UnknownKeyError",
+    "WrongLogError",
+]
+
+
+class LedgerError(DomainError):
     """Base of every refusal or failure the ledger reports."""
 
     code = "ledger-error"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if is_dataclass(self):
+            return super().data
+        return {"message": str(self)}
 
 
 class EnvelopeError(LedgerError):
@@ -24,74 +65,85 @@ class KeyFormatError(LedgerError):
     code = "bad-key"
 
 
+@dataclass(eq=False)
 class BadSignatureError(LedgerError):
     """The Ed25519 signature does not verify under the named key."""
 
     code = "bad-signature"
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"signature does not verify under key {key}")
-        self.key = key
+    key: str
 
 
+@dataclass(eq=False)
 class UnknownKeyError(LedgerError):
     """The envelope names a key that is not registered in this log."""
 
     code = "unknown-key"
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"key {key} is not registered in this log")
-        self.key = key
+    key: str
 
 
+@dataclass(eq=False)
 class KeyRevokedError(LedgerError):
     """The envelope's key was revoked at log position ``at``."""
 
     code = "key-revoked"
-
-    def __init__(self, key: str, at: int) -> None:
-        super().__init__(f"key {key} was revoked at log position {at}")
-        self.key = key
-        self.at = at
+    key: str
+    at: int
 
 
+@dataclass(eq=False)
 class RoleForbiddenError(LedgerError):
     """The key's role may not write entries of this type."""
 
     code = "role-forbidden"
-
-    def __init__(self, key: str, role: str, entry_type: str) -> None:
-        super().__init__(f"key {key} has role {role!r}, which may not write {entry_type!r} entries")
-        self.key = key
-        self.role = role
-        self.entry_type = entry_type
+    key: str
+    role: str
+    entry_type: str
 
 
+@dataclass(eq=False)
 class WrongLogError(LedgerError):
-    """The payload names another election than the log it was sent to."""
+    """The payload names another election (``found``) than the log it was sent to."""
 
     code = "wrong-election"
-
-    def __init__(self, expected: str, found: object) -> None:
-        super().__init__(f"payload is for election {found!r}, this log is {expected!r}")
-        self.expected = expected
-        self.found = found
+    expected: str
+    found: object
 
 
+@dataclass(eq=False)
 class ConditionFailedError(LedgerError):
     """The append condition failed: entries matching its query exist after its position."""
 
     code = "condition-failed"
+    after: int | None
 
-    def __init__(self, after: int | None) -> None:
-        super().__init__(f"entries matching the append condition exist after position {after}")
-        self.after = after
+
+@dataclass(eq=False)
+class CastingBusyError(LedgerError):
+    """Every attempt to decide and append lost to a concurrent writer; retry with the same nonce."""
+
+    code = "busy"
+
+
+@dataclass(eq=False)
+class UnknownElectionError(LedgerError):
+    """The store holds no log for ``election``."""
+
+    code = "unknown-election"
+    election: str
 
 
 class LogNotInitialisedError(LedgerError):
     """The log has no entries yet, so there is no admin key to check against."""
 
     code = "not-initialised"
+
+
+@dataclass(eq=False)
+class ElectionEmptyError(LedgerError):
+    """The log of ``election`` exists but holds no entry, so no election definition."""
+
+    code = "not-initialised"
+    election: str
 
 
 class StoreUnavailableError(LedgerError):

@@ -1,0 +1,293 @@
+"""The one table of the error policy: each domain or ledger error ``code`` → its HTTP status and
+the English and Ukrainian sentences a clerk or an integrator reads.
+
+The errors themselves (:mod:`votes.errors`, :mod:`ledger.errors`) carry only their ``code`` and
+their facts (``data``); a template here is a :meth:`str.format` string over those facts, or a
+function of them where a sentence needs more than substitution. The texts are the HTTP contract:
+``tests/api/test_problems.py`` holds every problem body byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from votes.errors import DomainError
+
+__all__ = ["MESSAGES", "Message", "Rendered", "english", "render"]
+
+Facts = Mapping[str, Any]
+Template = str | Callable[[Facts], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """How one code leaves the API.
+
+    ``uk`` None: the Ukrainian text is the English one (never translated so far).
+    ``members``: the error's ``data`` become problem+json extension members, in order.
+    """
+
+    status: int
+    en: Template
+    uk: Template | None = None
+    members: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An error as the API answers it."""
+
+    status: int
+    code: str
+    en: str
+    uk: str
+    members: dict[str, Any]
+
+
+def _fill(template: Template, facts: Facts) -> str:
+    return template.format_map(facts) if isinstance(template, str) else template(facts)
+
+
+_VOID_EN = {
+    "void-of-void": "entry {entry} is itself a void; a void cannot be voided",
+    "unknown-entry": "there is no entry {entry} in this election's log",
+    "already-voided": "entry {entry} is already voided",
+    "not-voidable": "entry {entry} is not a ballot, paper ballot or spoiled ballot",
+}
+_VOID_UK = {
+    "void-of-void": "запис {entry} сам є анулюванням; анулювання не можна анулювати",
+    "unknown-entry": "запису {entry} немає в журналі цих виборів",
+    "already-voided": "запис {entry} уже анульовано",
+    "not-voidable": "запис {entry} не є бюлетенем, паперовим чи зіпсованим бюлетенем",
+}
+
+
+def _void_en(facts: Facts) -> str:
+    reason: str = facts["reason"]
+    why = _VOID_EN.get(reason, reason)
+    return "Void refused: " + why.format_map(facts) + "."
+
+
+def _void_uk(facts: Facts) -> str:
+    reason: str = facts["reason"]
+    why = _VOID_UK.get(reason, reason)
+    return "Анулювання відхилено: " + why.format_map(facts) + "."
+
+
+def _entries(facts: Facts) -> str:
+    return ", ".join(str(p) for p in facts["entries"])
+
+
+def _disputed_en(facts: Facts) -> str:
+    return (
+        f"The keyings of this voter's paper ballot disagree (entries {_entries(facts)}); a "
+        "supervisor must void the wrong one before anything else is entered for this voter."
+    )
+
+
+def _disputed_uk(facts: Facts) -> str:
+    return (
+        f"Внесення паперового бюлетеня цього виборця не збігаються (записи {_entries(facts)}); "
+        "супервізор має анулювати хибне, перш ніж вносити щось іще для цього виборця."
+    )
+
+
+def _wrong_type_en(facts: Facts) -> str:
+    expected = " or ".join(facts["expected"])
+    return f"this endpoint takes payloads of type {expected}, not {facts['found']!r}"
+
+
+def _wrong_type_uk(facts: Facts) -> str:
+    return f"ця адреса приймає лише {' або '.join(facts['expected'])}"
+
+
+# Two errors answer ``not-initialised``: a log whose first entry is not an election definition
+# (a sentence of the ledger's, with a Ukrainian one) and an empty log (which was never translated).
+def _not_initialised_en(facts: Facts) -> str:
+    if "election" in facts:
+        return f"election {facts['election']!r} is empty"
+    return str(facts["message"])
+
+
+def _not_initialised_uk(facts: Facts) -> str:
+    if "election" in facts:
+        return _not_initialised_en(facts)
+    return "Голосування ще не створено."
+
+
+MESSAGES: dict[str, Message] = {
+    # votes/errors.py: their facts are extension members of the problem.
+    "vote-refused": Message(422, "The request was refused.", "Запит відхилено.", members=True),
+    "limit-exceeded": Message(
+        409,
+        "Category {category!r} allows at most {limit} project(s) per voter; "
+        "this voter already has {already} and the ballot adds {adding}.",
+        "У категорії «{category}» виборець може підтримати не більше {limit} "
+        "проєкт(ів); цей виборець уже має {already}, а бюлетень додає {adding}.",
+        members=True,
+    ),
+    "project-repeated": Message(
+        409,
+        "Project {project!r} appears twice on the ballot or is already supported by "
+        "this voter; a voter supports each project at most once.",
+        "Проєкт «{project}» повторюється в бюлетені або вже підтриманий цим виборцем; "
+        "кожен проєкт можна підтримати лише один раз.",
+        members=True,
+    ),
+    "outside-window": Message(
+        403,
+        "Cast at {cast_at}, outside the voting window {opens} – {closes}.",
+        "Час голосування {cast_at} поза періодом голосування {opens} – {closes}.",
+        members=True,
+    ),
+    "unknown-project": Message(
+        422,
+        "Project {project!r} is not on this election's ballot; check the project id.",
+        "Проєкту «{project}» немає в бюлетені цих виборів; перевірте номер проєкту.",
+        members=True,
+    ),
+    "nonce-reused": Message(
+        409,
+        "Nonce {nonce} was already used for a different entry; a retry must repeat the "
+        "original payload exactly, and a new entry needs a new nonce.",
+        "Ідентифікатор запиту (nonce) {nonce} уже використано для іншого запису; "
+        "повторний запит має точно збігатися з першим, а новий запис потребує нового nonce.",
+        members=True,
+    ),
+    "already-voted": Message(
+        409,
+        "This voter has already voted; this election allows one ballot per voter.",
+        "Цей виборець уже проголосував; на цих виборах дозволено лише один бюлетень.",
+        members=True,
+    ),
+    "empty-ballot": Message(
+        422,
+        "The ballot supports no project; record a blank paper ballot as spoiled.",
+        "Бюлетень не підтримує жодного проєкту; "
+        "порожній паперовий бюлетень внесіть як зіпсований.",
+        members=True,
+    ),
+    "bad-identity": Message(
+        422,
+        "The identity number must be 8 to 12 digits (spaces and dashes are ignored); "
+        "check what was typed.",
+        "Номер документа має складатися з 8–12 цифр (пробіли й дефіси не враховуються); "
+        "перевірте введене.",
+        members=True,
+    ),
+    "unknown-polling-point": Message(
+        422,
+        "Polling point {polling_point!r} is not defined for this election.",
+        "Пункт голосування «{polling_point}» не визначено для цих виборів.",
+        members=True,
+    ),
+    "paper-deadline-passed": Message(
+        403,
+        "Paper ballots could be entered until {deadline}; that has passed.",
+        "Паперові бюлетені можна було внести до {deadline}; цей строк минув.",
+        members=True,
+    ),
+    "void-refused": Message(409, _void_en, _void_uk, members=True),
+    "bad-payload": Message(
+        422,
+        "{field}: {problem}",
+        "Некоректний запит, поле «{field}»: {problem}",
+        members=True,
+    ),
+    "bad-election": Message(
+        422,
+        "{field}: {problem}",
+        "Помилка у визначенні виборів, поле «{field}»: {problem}",
+        members=True,
+    ),
+    "election-frozen": Message(
+        409,
+        "Voting opened at {opens}; the election can no longer be amended.",
+        "Голосування розпочалося {opens}; змінювати вибори вже не можна.",
+        members=True,
+    ),
+    "same-clerk": Message(
+        409,
+        "This voter's paper ballot is waiting for its second keying, which must come from a "
+        "different clerk than {key}.",
+        "Паперовий бюлетень цього виборця чекає на повторне внесення, яке має зробити "
+        "інший оператор, ніж {key}.",
+        members=True,
+    ),
+    "paper-disputed": Message(409, _disputed_en, _disputed_uk, members=True),
+    # votes/errors.py, answered without extension members.
+    "wrong-type": Message(422, _wrong_type_en, _wrong_type_uk),
+    "wrong-polling-point": Message(
+        403,
+        "this clerk key serves polling point {polling_point!r}",
+        "цей ключ реєстратора належить дільниці {polling_point!r}",
+    ),
+    # ledger/errors.py. Ukrainian first: the clerks' language.
+    "ledger-error": Message(400, "{message}"),
+    "bad-envelope": Message(400, "{message}", "Запит має неправильну форму підписаного конверта."),
+    "bad-key": Message(400, "{message}", "Ключ записано неправильно."),
+    "bad-signature": Message(
+        401, "signature does not verify under key {key}", "Підпис не збігається з ключем."
+    ),
+    "unknown-key": Message(
+        401,
+        "key {key} is not registered in this log",
+        "Цей ключ не зареєстровано для голосування.",
+    ),
+    "key-revoked": Message(
+        403,
+        "key {key} was revoked at log position {at}",
+        "Цей ключ відкликано; зверніться до адміністратора.",
+    ),
+    "role-forbidden": Message(
+        403,
+        "key {key} has role {role!r}, which may not write {entry_type!r} entries",
+        "Цей ключ не має права на таку дію.",
+    ),
+    "wrong-election": Message(
+        422,
+        "payload is for election {found!r}, this log is {expected!r}",
+        "Запит стосується іншого голосування.",
+    ),
+    "condition-failed": Message(
+        409,
+        "entries matching the append condition exist after position {after}",
+        "Дані виборця змінилися під час запиту; повторіть спробу.",
+    ),
+    "busy": Message(
+        503,
+        "too many concurrent ballots for this voter; retry with the same nonce",
+        "забагато одночасних бюлетенів цього виборця; повторіть з тим самим nonce",
+    ),
+    "unknown-election": Message(
+        404, "no election {election!r} here", "голосування {election!r} не знайдено"
+    ),
+    "log-state": Message(409, "{message}", "Запис не відповідає стану журналу."),
+    "not-initialised": Message(409, _not_initialised_en, _not_initialised_uk),
+    "bad-proof": Message(400, "{message}", "Неможливо надати доказ для цих розмірів журналу."),
+    "bad-inclusion-proof": Message(400, "{message}", "Доказ включення не підтверджується."),
+    "bad-consistency-proof": Message(400, "{message}", "Доказ узгодженості не підтверджується."),
+    "bad-checkpoint": Message(400, "{message}"),
+    "store-unavailable": Message(
+        503, "{message}", "База даних тимчасово недоступна; спробуйте за хвилину."
+    ),
+}
+
+
+def render(error: DomainError) -> Rendered | None:
+    """``error`` as the API answers it, or None if its code has no row (a bug: answered 500)."""
+    message = MESSAGES.get(error.code)
+    if message is None:
+        return None
+    facts = error.data
+    en = _fill(message.en, facts)
+    uk = en if message.uk is None else _fill(message.uk, facts)
+    return Rendered(message.status, error.code, en, uk, facts if message.members else {})
+
+
+def english(error: DomainError) -> str:
+    """The English sentence of ``error`` (the problem's ``detail``), for the CLI and logs."""
+    rendered = render(error)
+    return str(error) if rendered is None else rendered.en
