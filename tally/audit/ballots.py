@@ -783,6 +783,15 @@ class BallotRules:
                 counted.append(tuple(projects for _, projects in ballots))
         return counted
 
+    def counted_ballots(self) -> list[tuple[int, tuple[str, ...]]]:
+        """As of now, every counted ballot as (the position of the entry that made it count,
+        its projects), in log order: ``CountedBallot.position`` in ``votes/rules.py``."""
+        d, voided = self.definition, self.voided
+        found: list[tuple[int, tuple[str, ...]]] = []
+        for keyings in self.voters.values():
+            found += voter_tally(d, keyings, voided).ballots
+        return sorted(found)
+
 
 def _short(value: object, limit: int = 80) -> str:
     text = value if isinstance(value, str) else repr(value)

@@ -132,6 +132,9 @@ class AuditReport:
     violations: list[Violation] = field(default_factory=list)
     violation_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    counted: list[tuple[int, tuple[str, ...]]] | None = None
+    """Asked for with ``audit(..., list_counted=True)``: every counted ballot as (the position of
+    the entry that made it count, its projects), in log order; None when not asked for."""
 
     @property
     def ok(self) -> bool:
@@ -183,12 +186,19 @@ class _Auditor:
     """One run of the checklist over one source."""
 
     def __init__(
-        self, source: Source, log_key: VerifierKey, admin: VerifierKey, *, strict: bool
+        self,
+        source: Source,
+        log_key: VerifierKey,
+        admin: VerifierKey,
+        *,
+        strict: bool,
+        list_counted: bool = False,
     ) -> None:
         self.source = source
         self.log_key = log_key
         self.admin = admin
         self.strict = strict
+        self.list_counted = list_counted
         self.report = AuditReport(
             source=getattr(source, "path", getattr(source, "base", "")), election=""
         )
@@ -823,6 +833,8 @@ class _Auditor:
         report.ballots, report.voters, report.spoiled = final.ballots, final.voters, final.spoiled
         report.totals = final.votes
         report.winners = final.funded
+        if self.list_counted:
+            report.counted = self.rules.counted_ballots()
         if self.results is None:
             return
         report.results_compared = True
@@ -885,6 +897,7 @@ def _run(
     chunk_size: int,
     progress: Progress | None,
     strict: bool,
+    list_counted: bool = False,
 ) -> AuditReport:
     log_key = VerifierKey.parse(log_vkey)
     admin = VerifierKey.parse(admin_vkey)
@@ -900,7 +913,7 @@ def _run(
             violations=[problem],
             violation_counts={"source": 1},
         )
-    auditor = _Auditor(opened, log_key, admin, strict=strict)
+    auditor = _Auditor(opened, log_key, admin, strict=strict, list_counted=list_counted)
     if workers is None:
         workers = os.cpu_count() or 1
     # The replay builds millions of small objects that live to the end and form no cycles;
@@ -929,6 +942,7 @@ def audit(
     workers: int | None = None,
     chunk_size: int = 2000,
     progress: Progress | None = None,
+    list_counted: bool = False,
 ) -> AuditReport:
     """Replay the log at ``source`` (an exported file's path or a server's URL) through the
     whole checklist and report every violation; never raises for what it finds.
@@ -937,6 +951,7 @@ def audit(
     ``ValueError``). ``results``: a results JSON file (or its parsed content) to compare; by
     default a server's published results. ``workers``: processes checking signatures (default:
     one per core; 0 checks inline). ``progress(done, total)`` is called after every chunk.
+    ``list_counted``: also list every counted ballot in :attr:`AuditReport.counted`.
     """
     return _run(
         source,
@@ -948,6 +963,7 @@ def audit(
         chunk_size=chunk_size,
         progress=progress,
         strict=False,
+        list_counted=list_counted,
     )
 
 
