@@ -112,8 +112,14 @@ class KeyRegistry:
             raise RoleForbiddenError(key_id, record.role.value, entry_type)
         return record
 
-    def stage(self, payload: dict[str, Any], key_id: str, position: int) -> None:
-        """Check a key-changing payload against the registry and stage its effect."""
+    def stage(
+        self, payload: dict[str, Any], key_id: str, position: int, *, replaying: bool = False
+    ) -> None:
+        """Check a key-changing payload against the registry and stage its effect.
+
+        ``replaying``: the entry is already committed (an old log, or another writer's), so a
+        rule added since it was written (a clerk names a polling point) is not applied to it.
+        """
         entry_type = payload.get("type")
         if entry_type == EntryType.ELECTION:
             if position != 0 or self._keys or self._staged:
@@ -135,6 +141,9 @@ class KeyRegistry:
             point = payload.get("polling_point")
             if point is not None and (role != Role.CLERK or not isinstance(point, str)):
                 raise LogStateError("only a clerk key names a polling point, as a string")
+            if role == Role.CLERK and not point and not replaying:
+                # Without one, the clerk could key in paper ballots at every point.
+                raise LogStateError("a clerk key must name its polling point")
             self._stage_new(KeyRecord(key, role, position, polling_point=point))
         elif entry_type == EntryType.KEY_REVOKED:
             target = payload.get("key")
@@ -167,7 +176,7 @@ class KeyRegistry:
         """Replay a committed key entry (written by this or another process)."""
         if position < self.size:
             return
-        self.stage(payload, key_id, position)
+        self.stage(payload, key_id, position, replaying=True)
         self.commit(position + 1)
 
 

@@ -112,7 +112,9 @@ async def opened_ledger(
         if register and await ledger.size() == 0:
             await ledger.append(election_envelope(keys, definition=definition))
             await ledger.append(key_envelope(keys, keys.site, "site"))
-            await ledger.append(key_envelope(keys, keys.clerk, "clerk"))
+            await ledger.append(
+                key_envelope(keys, keys.clerk, "clerk", polling_point="city-council")
+            )
             await ledger.append(key_envelope(keys, keys.supervisor, "supervisor"))
         yield ledger
     finally:

@@ -32,7 +32,9 @@ def election_payload(election: Election, admin_vkey: str, voter_key: bytes) -> d
 def key_registration(
     election: str, vkey: str, role: str, polling_point: str | None = None
 ) -> dict[str, Any]:
-    """Register a site, clerk (optionally bound to a polling point) or supervisor key."""
+    """Register a site, clerk (bound to its polling point) or supervisor key."""
+    if role == "clerk" and not polling_point:
+        raise ValueError("a clerk key must name its polling point")
     payload: dict[str, Any] = {
         "type": EntryType.KEY_REGISTERED.value,
         "election": election,

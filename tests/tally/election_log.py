@@ -93,9 +93,11 @@ def definition(**overrides: Any) -> dict[str, Any]:
 
 @dataclass
 class AuditKeys(Keys):
-    """The factories' keys plus a second clerk (double entry needs two)."""
+    """The factories' keys plus a second clerk at the council (double entry needs two) and one
+    at district 1."""
 
     clerk2: SignerKey = field(default_factory=lambda: SignerKey.generate("clerk.council.petro"))
+    clerk3: SignerKey = field(default_factory=lambda: SignerKey.generate("clerk.district-1.maria"))
 
 
 class ElectionLog:
@@ -243,8 +245,10 @@ async def election_log(url: str, keys: AuditKeys, **overrides: Any) -> AsyncIter
                 "polling_point": "council",
             }
             await ledger.append(sign_envelope(point_clerk, keys.admin))
-            await ledger.append(key_envelope(keys, keys.clerk2, "clerk"))
+            await ledger.append(key_envelope(keys, keys.clerk2, "clerk", polling_point="council"))
             await ledger.append(key_envelope(keys, keys.supervisor, "supervisor"))
+            clerk3 = key_envelope(keys, keys.clerk3, "clerk", polling_point="district-1")
+            await ledger.append(clerk3)
         yield ElectionLog(ledger, keys, document)
     finally:
         await ledger.close()
@@ -271,7 +275,7 @@ async def standard_log(log: ElectionLog) -> None:
         await log.ballot(n, picks)
     await log.ballot(0, ["L03"])  # a second ballot within the limits
     await log.paper(100, ["L01", "S02"])
-    await log.paper(101, ["L02"], clerk=log.keys.clerk2, point="district-1")
+    await log.paper(101, ["L02"], clerk=log.keys.clerk3, point="district-1")
     await log.spoiled()
     wrong = await log.paper(102, ["S03"])
     await log.void(wrong)
