@@ -3,14 +3,14 @@
 It lets eventsourcing's own ``DCBRecorderTestCase`` and its in-memory recorder (as an oracle) check
 the ledger's conditional append. DCB positions are 1-based: the entry at leaf index ``i`` has DCB
 position ``i + 1``, so "after position P" means "at leaf index P or later", the same number.
-Each DCB event becomes an entry ``{"data": base64, "recorded_at", "tags", "type"}`` sequenced,
-hashed into the Merkle tree and checkpointed like any other.
+Each DCB event becomes an entry ``{"data": base64, "recorded_at", "tags", "type"}``
+(:func:`ledger.entry.event_entry_encoder`) sequenced, hashed into the Merkle tree and checkpointed
+like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import threading
 from collections import deque
 from collections.abc import Coroutine, Sequence
@@ -27,10 +27,9 @@ from eventsourcing.dcb.api import (
 )
 from eventsourcing.persistence import IntegrityError
 
-from ledger.canonical import canonical
+from ledger.entry import event_entry_data, event_entry_encoder
 from ledger.errors import ConditionFailedError
 from ledger.keys import SignerKey
-from ledger.log import entry_object
 from ledger.sequencer import Draft, Sequencer
 from ledger.store import Store, StoredEntry, query_matches
 
@@ -38,16 +37,13 @@ T = TypeVar("T")
 
 
 def dcb_draft(event: DCBEvent) -> Draft:
-    """The entry of a raw DCB event (keys sort data < recorded_at < tags < type)."""
-    head = b'{"data":' + canonical(base64.b64encode(event.data).decode()) + b',"recorded_at":'
-    tail = b',"tags":' + canonical(list(event.tags)) + b',"type":' + canonical(event.type) + b"}"
-    return Draft(event.type, tuple(event.tags), lambda at: head + canonical(at) + tail)
+    """The entry of a raw DCB event."""
+    return event_entry_encoder(event.type, event.data, event.tags)
 
 
 def dcb_event(entry: StoredEntry) -> DCBSequencedEvent:
-    obj = entry_object(entry.data)
     return DCBSequencedEvent(
-        event=DCBEvent(type=entry.type, data=base64.b64decode(obj["data"]), tags=list(entry.tags)),
+        event=DCBEvent(type=entry.type, data=event_entry_data(entry.data), tags=list(entry.tags)),
         position=entry.position + 1,
     )
 

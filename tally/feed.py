@@ -12,19 +12,20 @@ correctly: the tally then reads its target when it gets there.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from ledger.entry import entry_object, entry_payload, entry_type_suffix
 from ledger.store import Store
 from tally.projection import Tally
+from votes.entries import EntryType
 
-_VOID_SUFFIX = b',"type":"void"}'
+_VOID_SUFFIX = entry_type_suffix(EntryType.VOID)
 
 
 def _void_target(data: bytes) -> int | None:
     try:
-        target = json.loads(data)["envelope"]["payload"]["entry"]
+        target = entry_payload(data)["entry"]
     except (ValueError, KeyError, TypeError):
         return None  # the tally itself will say what is wrong with it
     return target if isinstance(target, int) and not isinstance(target, bool) else None
@@ -60,9 +61,9 @@ async def apply_chunk(
         if data is None:
             [entry] = await store.read(log_id, position, position + 1)
             data = entry.data
-        value = json.loads(data)
-        if not isinstance(value, dict):
-            raise ValueError(f"entry {position} of {log_id!r} is not a JSON object")
-        return value
+        try:
+            return entry_object(data)
+        except ValueError as exc:
+            raise ValueError(f"entry {position} of {log_id!r}: {exc}") from exc
 
     await tally.apply_data(start, chunk, fetch)

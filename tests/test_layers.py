@@ -76,10 +76,10 @@ def _imports_of(name: str, path: Path) -> Iterator[Import]:
                 package = name.split(".") if is_package else name.split(".")[:-1]
                 anchor = package[: len(package) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            for alias in node.names:
-                # ``from pkg import mod`` depends on the module; ``from mod import name`` on mod.
-                submodule = f"{base}.{alias.name}"
-                yield Import(name, submodule if submodule in known else base, path, node.lineno)
+            # ``from pkg import mod`` depends on the module; ``from mod import name`` on mod.
+            targets = (f"{base}.{alias.name}" for alias in node.names)
+            for target in dict.fromkeys(t if t in known else base for t in targets):
+                yield Import(name, target, path, node.lineno)
 
 
 @cache
