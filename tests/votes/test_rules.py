@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api.messages import render
 from tests.votes.factories import (
     CLERK_OLENA,
     DURING,
@@ -54,6 +55,13 @@ from votes.rules import (
 VOTER = token(0xA1)
 OTHER = token(0xB2)
 AFTER_DEADLINE = datetime(2018, 10, 12, 0, 0, tzinfo=KYIV)
+
+
+def status(error: VoteRefusedError) -> int:
+    """The HTTP status the API answers ``error`` with (its row in api/messages.py)."""
+    rendered = render(error)
+    assert rendered is not None
+    return rendered.status
 
 
 def new_log(**changes: Any) -> Log:
@@ -124,7 +132,7 @@ def test_limit_exceeded_on_one_ballot() -> None:
         decide_ballot(zhytomyr(), ballot(VOTER, ["L01", "L02", "L03"]), [], now=DURING)
     error = caught.value
     assert (error.category, error.limit, error.already, error.adding) == ("large", 2, 0, 3)
-    assert error.code == "limit-exceeded" and error.status == 409
+    assert error.code == "limit-exceeded" and status(error) == 409
 
 
 def test_limit_exceeded_across_channels() -> None:
@@ -158,7 +166,7 @@ def test_outside_window(shift: timedelta) -> None:
     cast_at = election.voting_opens + shift
     with pytest.raises(OutsideWindowError) as caught:
         decide_ballot(election, ballot(VOTER, ["L01"], cast_at=cast_at), [], now=DURING)
-    assert caught.value.code == "outside-window" and caught.value.status == 403
+    assert caught.value.code == "outside-window" and status(caught.value) == 403
     assert caught.value.opens == election.voting_opens
 
 
@@ -205,7 +213,7 @@ def test_paper_deadline_passed() -> None:
     """A paper ballot entered after the paper deadline is refused."""
     with pytest.raises(PaperDeadlinePassedError) as caught:
         decide_ballot(zhytomyr(), paper_ballot(VOTER, ["L01"]), [], now=AFTER_DEADLINE)
-    assert caught.value.code == "paper-deadline-passed" and caught.value.status == 403
+    assert caught.value.code == "paper-deadline-passed" and status(caught.value) == 403
 
 
 def test_paper_deadline_edge_is_inclusive() -> None:
@@ -263,7 +271,7 @@ def test_bad_ballot_payload_names_its_field(breakage: Breakage, field: str) -> N
     with pytest.raises(BadPayloadError) as caught:
         decide_ballot(zhytomyr(), payload, [], now=DURING)
     assert caught.value.field == field
-    assert caught.value.code == "bad-payload" and caught.value.status == 422
+    assert caught.value.code == "bad-payload" and status(caught.value) == 422
 
 
 def test_paper_ballot_needs_its_polling_point() -> None:
@@ -348,7 +356,7 @@ def test_void_stops_a_ballot_counting_and_is_seen_by_the_voter() -> None:
 def _void_refusal(log: Log, position: int) -> str:
     with pytest.raises(VoidRefusedError) as caught:
         log.submit_void(void(position))
-    assert caught.value.code == "void-refused" and caught.value.status == 409
+    assert caught.value.code == "void-refused" and status(caught.value) == 409
     assert caught.value.position == position
     return caught.value.reason_code
 
@@ -442,19 +450,24 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "ElectionFrozenError": (DURING,),
     "SameClerkError": (CLERK_OLENA,),
     "DisputedPaperBallotError": ((5, 6),),
+    "WrongPollingPointError": ("school-5",),
+    "WrongEntryTypeError": (("ballot", "paper-ballot"), "void"),
 }
 
 
 @pytest.mark.parametrize("cls", _refusal_classes(), ids=lambda c: c.__name__)
 def test_every_refusal_has_code_status_and_two_messages(cls: type[VoteRefusedError]) -> None:
-    """Each error type has its own code, a 4xx status, English and Ukrainian text, and pickles."""
+    """Each error type has its own code and, in the API's table, a 4xx status and English and
+    Ukrainian text; it says itself in one line, and pickles."""
     error = cls(*SAMPLES.get(cls.__name__, ()))
-    assert cls.code != VoteRefusedError.code and cls.status in (403, 409, 422)
-    assert str(error) == error.message_en
-    assert error.message_en and error.message_uk and error.message_uk != error.message_en
+    rendered = render(error)
+    assert rendered is not None
+    assert cls.code != VoteRefusedError.code and rendered.status in (403, 409, 422)
+    assert str(error) and "\n" not in str(error)
+    assert rendered.en and rendered.uk and rendered.uk != rendered.en
     assert cls.__doc__
     again = pickle.loads(pickle.dumps(error))
-    assert type(again) is cls and again.message_en == error.message_en
+    assert type(again) is cls and render(again) == rendered and str(again) == str(error)
     json.dumps(error.data)
 
 

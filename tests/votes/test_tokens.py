@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.messages import render
 from votes.errors import BadIdentityError
 from votes.tokens import is_voter_token, normalise_identity, voter_token
 
@@ -67,12 +68,14 @@ def test_refuses_what_is_not_an_identity_number(typed: str) -> None:
 
 
 def _everything_said(error: BadIdentityError) -> str:
+    rendered = render(error)
+    assert rendered is not None
     return " ".join(
         [
             str(error),
             repr(error),
-            error.message_en,
-            error.message_uk,
+            rendered.en,
+            rendered.uk,
             repr(error.args),
             repr(error.data),
             repr(pickle.loads(pickle.dumps(error))),
