@@ -8,7 +8,7 @@ from aiohttp import web
 
 from api.keys import SERVICE
 from api.problems import ProblemError
-from ledger.log import entry_object
+from ledger.entry import entry_object
 from tally.export import approvals_of, voter_histories
 from tally.results import results_csv, results_document
 from votes.receipts import normalise_receipt_code, receipt_tag

@@ -46,8 +46,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  
 
 from ledger.canonical import canonical  # noqa: E402
 from ledger.checkpoint import Checkpoint, sign_checkpoint  # noqa: E402
+from ledger.entry import entry_encoder  # noqa: E402
 from ledger.keys import Envelope, SignerKey, decode_b64, sign_envelope  # noqa: E402
-from ledger.log import entry_encoder  # noqa: E402
 from ledger.merkle import MemoryTree, leaf_hash  # noqa: E402
 from votes.election import election_to_dict, parse_election_toml  # noqa: E402
 from votes.receipts import receipt_code, receipt_tag  # noqa: E402

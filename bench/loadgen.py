@@ -30,8 +30,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from ledger.entry import entry_payload
 from ledger.keys import SignerKey, sign_envelope
-from ledger.log import entry_object
 from ledger.store import open_store
 from votes.tokens import voter_token
 
@@ -417,7 +417,7 @@ async def check_log(db_url: str, election: str, book: Book) -> LogCheck:
         size = await store.size(election)
         async for entry in store.stream(election, 0, size):
             if entry.type in BALLOT_TYPES:
-                nonce = entry_object(entry.data)["envelope"]["payload"]["nonce"]
+                nonce = entry_payload(entry.data)["nonce"]
                 logged.setdefault(nonce, []).append(entry.position)
     finally:
         await store.close()

@@ -24,11 +24,11 @@ log size.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from ledger import merkle
+from ledger.entry import entry_envelope, entry_object, entry_payload
 from ledger.store import Store
 from tally.feed import apply_chunk
 from tally.pabulib import PabulibFile, write_pabulib
@@ -55,16 +55,9 @@ _VOTER_ENTRIES = frozenset(
 )
 
 
-def _entry(data: bytes) -> dict[str, Any]:
-    value = json.loads(data)
-    if not isinstance(value, dict):
-        raise ValueError("a log entry must be a JSON object")
-    return value
-
-
 def definition_of(data: bytes) -> Election:
     """The election defined (or amended) by an ``election`` / ``election-amended`` entry."""
-    return election_from_dict(_entry(data)["envelope"]["payload"]["definition"])
+    return election_from_dict(entry_payload(data)["definition"])
 
 
 async def log_root(store: Store, log_id: str, size: int) -> bytes:
@@ -92,7 +85,7 @@ async def replay_tally(
     position = 0
     async for chunk in store.stream_data(log_id, 0, end):
         if tally is None:
-            if _entry(chunk[0]).get("type") != EntryType.ELECTION:
+            if entry_object(chunk[0]).get("type") != EntryType.ELECTION:
                 raise ValueError(f"entry 0 of {log_id!r} is not the election's definition")
             tally = Tally(definition_of(chunk[0]))
         await apply_chunk(store, log_id, tally, position, chunk)
@@ -109,7 +102,7 @@ async def voter_histories(store: Store, log_id: str, end: int) -> dict[str, list
         if entry.type in _VOTER_ENTRIES:
             voters = [t[len(_VOTER_TAG) :] for t in entry.tags if t.startswith(_VOTER_TAG)]
             if voters:
-                envelope = _entry(entry.data)["envelope"]
+                envelope = entry_envelope(entry.data)
                 prior = PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
                 for voter in voters:
                     histories.setdefault(voter, []).append(prior)
@@ -165,7 +158,7 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
 
     async def fetch(position: int) -> dict[str, Any]:
         [entry] = await store.read(log_id, position, position + 1)
-        return _entry(entry.data)
+        return entry_object(entry.data)
 
     async for entry in store.stream(log_id, 0, end):
         if tally is None:
@@ -176,8 +169,7 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
         if entry.type in _VOTER_ENTRIES:
             voters = [t[len(_VOTER_TAG) :] for t in entry.tags if t.startswith(_VOTER_TAG)]
             if voters:
-                obj = _entry(entry.data)
-                envelope = obj["envelope"]
+                envelope = entry_envelope(entry.data)
                 prior = PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
                 for voter in voters:
                     histories.setdefault(voter, []).append(prior)

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from api.app import create_app
 from api.service import ServiceConfig
 from ledger import merkle
-from ledger.log import entry_object
+from ledger.entry import entry_payload
 from tests.api.conftest import VOTER_KEY, VOTING_DAY
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
@@ -137,7 +137,7 @@ async def test_database_outage_is_503_and_the_service_recovers_without_restart(
         checkpoint = await ledger.verified_checkpoint()
     assert [e.position for e in entries] == list(range(size)), "a gap in the log"
     assert size == 4 + 240
-    voters = [entry_object(e.data)["envelope"]["payload"]["voter"] for e in entries[4:]]
+    voters = [entry_payload(e.data)["voter"] for e in entries[4:]]
     assert sorted(voters) == sorted(voter_token(n) for n in range(240)), "lost or doubled"
     assert checkpoint is not None and checkpoint.size == size
     # The stored tree agrees with a recomputation from the raw entries.

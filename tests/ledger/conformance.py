@@ -14,6 +14,7 @@ from eventsourcing.dcb.api import DCBAppendCondition, DCBQuery, DCBQueryItem
 from ledger import merkle
 from ledger.canonical import canonical
 from ledger.checkpoint import verify_checkpoint
+from ledger.entry import entry_object
 from ledger.errors import (
     BadSignatureError,
     ConditionFailedError,
@@ -28,7 +29,7 @@ from ledger.errors import (
     WrongLogError,
 )
 from ledger.keys import SignerKey
-from ledger.log import Ledger, entry_object
+from ledger.log import Ledger
 from ledger.store import open_store
 from tests.factories import (
     ELECTION,

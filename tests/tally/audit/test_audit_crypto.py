@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from ledger import merkle
 from ledger.checkpoint import Checkpoint as ServerCheckpoint
 from ledger.checkpoint import sign_checkpoint
+from ledger.entry import entry_encoder
 from ledger.keys import Envelope, SignerKey, sign_envelope
-from ledger.log import entry_encoder
 from tally.audit import crypto, entries
 from tally.audit.ballots import parse_definition
 from tally.audit.entries import _ONLINE_BALLOT
