@@ -104,12 +104,12 @@ def utc_timestamp(now: float) -> str:
 
 @dataclass(slots=True)
 class BatchStats:
-    """Counters the metrics endpoint and the benchmarks read."""
+    """Counters of this sequencer's work, read by the benchmarks and tests (the metrics endpoint
+    counts through ``on_batch`` instead)."""
 
     batches: int = 0
     entries: int = 0
     refused: int = 0
-    last_batch_size: int = 0
     guarded: int = 0  # batches written without the lock, guarded by the log's size
     moved: int = 0  # guarded writes that found the log moved by another writer (nothing written)
 
@@ -366,7 +366,6 @@ class Sequencer:
             self.stats.batches += 1
             self.stats.entries += len(plan.entries)
             self.stats.refused += sum(1 for r in batch if r.error is not None)
-            self.stats.last_batch_size = len(batch)
         if self._on_batch is not None and batch:
             self._on_batch(len(batch), time.monotonic() - started)
 
