@@ -435,6 +435,7 @@ def _check_stateless(
     try:
         if entry_type == "ballot" or entry_type == "paper-ballot":
             paper = entry_type == "paper-ballot"
+            point = _claimed_point(payload) if paper else None
             _fields(payload, _PAPER_FIELDS if paper else _BALLOT_FIELDS)
             voter = _voter(payload)
             listed = payload["projects"]
@@ -465,6 +466,7 @@ def _check_stateless(
             picks = tuple(listed)
             alone = _fits(d, picks, None)
         elif entry_type == "spoiled-ballot":
+            point = _claimed_point(payload)
             _fields(payload, _SPOILED_FIELDS, frozenset({"voter"}))
             voter = _voter(payload) if "voter" in payload else None
             nonce = _nonce(payload)
@@ -682,7 +684,7 @@ class BallotRules:
             self.owners.append(voter)
             self.voters[voter] = [Keying(index, BALLOT, entry.key, entry.projects, None)]
             return None
-        refusal = entry.refusal or self._refusal(index, entry, clerk_point)
+        refusal = self._refusal(index, entry, clerk_point)
         if refusal is not None:
             self.skip(entry.type, entry.voter)
             return refusal
@@ -707,16 +709,25 @@ class BallotRules:
         return None
 
     def _refusal(self, index: int, entry: Ruled, clerk_point: str | None) -> Refusal | None:
+        """The first rule the entry breaks, in the write path's order: the clerk key's point
+        (``ledger/casting.py`` checks the signer's registration before any rule), then
+        ``votes/rules.py``'s: the payload's shape, the nonce, then window, paper deadline and
+        point, projects and void target, then the history."""
         if clerk_point is not None and entry.point != clerk_point and entry.type != "void":
             return (
                 "clerk-polling-point",
                 f"the clerk key's point {clerk_point}",
                 _short(entry.point),
             )
+        stateless = entry.refusal
+        if stateless is not None and not _after_nonce(stateless, entry):
+            return stateless
         if entry.nonce in self.nonces:
             # The server answers an exact replay with the first receipt and appends nothing,
             # and refuses a different payload under a used nonce: either way, never twice.
             return ("nonce-reused", "a nonce not used before in this election", entry.nonce)
+        if stateless is not None:
+            return stateless
         if entry.type == "void":
             return self._void(entry)
         if entry.type == "spoiled-ballot":
@@ -791,6 +802,24 @@ class BallotRules:
         for keyings in self.voters.values():
             found += voter_tally(d, keyings, voided).ballots
         return sorted(found)
+
+
+_AFTER_NONCE = frozenset(
+    {"window", "paper-deadline", "polling-point", "unknown-project", "project-repeated"}
+)
+
+
+def _after_nonce(refusal: Refusal, entry: Ruled) -> bool:
+    """Whether ``votes/rules.py`` checks the stateless rule ``refusal`` names after the nonce
+    (a void's target beyond the log is its ``unknown-entry``, a malformed one its shape)."""
+    check = refusal[0]
+    return check in _AFTER_NONCE or (check == "void-target" and entry.target >= 0)
+
+
+def _claimed_point(payload: Mapping[str, Any]) -> str | None:
+    """The polling point a paper or spoiled ballot names, valid or not (None if no text)."""
+    point = payload.get("polling_point")
+    return point if isinstance(point, str) else None
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -238,3 +238,39 @@ async def test_the_report_is_the_same_whatever_the_chunks(tmp_path: Path, sqlite
             chunk_size=chunk_size,
         )
         assert figures(report) == figures(whole), (workers, chunk_size)
+
+
+async def test_an_entry_breaking_two_rules_is_named_as_the_write_path_names_it(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The write path checks the clerk key's point before any rule, and a reused nonce before
+    the window, the paper point, the projects or the void's target: the auditor names the same
+    rule (found by tests/tally/audit/test_differential.py)."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        used = ballot(1, ["L01"])
+        await log.smuggle(used, keys.site, tags_of(used))
+        elsewhere = await smuggle(
+            log,
+            {**ballot(2, ["L01"]), "type": "paper-ballot", "polling_point": "nowhere"},
+            keys.clerk,  # registered for "council"; "nowhere" is no point of the election
+        )
+        late = await smuggle(
+            log, ballot(3, ["S01"], nonce=used["nonce"], cast_at="2018-10-11T00:00:01+03:00")
+        )
+        unknown = await smuggle(log, ballot(4, ["X99"], nonce=used["nonce"]))
+        void = {
+            "type": "void",
+            "election": ELECTION,
+            "entry": 999,
+            "reason": "beyond the log",
+            "nonce": used["nonce"],
+        }
+        beyond = await smuggle(log, void, keys.supervisor)
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert only_rules(report) == [
+        (elsewhere, "clerk-polling-point"),
+        (late, "nonce-reused"),
+        (unknown, "nonce-reused"),
+        (beyond, "nonce-reused"),
+    ]

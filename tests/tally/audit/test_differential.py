@@ -1,0 +1,703 @@
+"""The auditor kept honest in both directions, on random elections.
+
+1. Agreement: random streams of online, paper and spoiled ballots, double-entry keyings and
+   voids (with repeats, over-limit ballots, replays and reused nonces among them) go through the
+   real write path; the server (its live tally rebuilt from the log, ``votes.rules``' count,
+   ``tally.results``' winners) and the auditor (``tally.audit`` on the exported log) then give
+   the same counted ballots, totals and winners, and the auditor finds nothing wrong.
+2. No leniency: entries the rules refuse, appended straight through the Ledger, are reported by
+   the auditor at exactly their positions, under the check that names the rules' own refusal.
+
+``UCHAST_DIFFERENTIAL_EXAMPLES=500`` runs more examples, freshly drawn each run (by default a
+fixed draw, so a run is repeatable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.casting import Casting
+from ledger.keys import SignerKey, sign_envelope
+from ledger.store import open_store
+from tally.audit import AuditReport, audit
+from tally.export import replay_tally, results_from_log, voter_histories
+from tests.factories import ELECTION, voter_token
+from tests.tally.election_log import NOW, AuditKeys, ElectionLog, election_log, export
+from votes import rules
+from votes.admin import key_registration
+from votes.election import Election
+from votes.errors import VoidRefusedError, VoteRefusedError
+
+_EXAMPLES = os.environ.get("UCHAST_DIFFERENTIAL_EXAMPLES")
+PROPERTY = settings(
+    max_examples=int(_EXAMPLES) if _EXAMPLES else 30,
+    derandomize=not _EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+OPENS, CLOSES = "2018-10-01T00:00:00+03:00", "2018-10-10T23:59:59+03:00"
+IN_WINDOW = (OPENS, CLOSES, "2018-10-03T10:15:00+03:00", "2018-10-10T20:59:59Z")
+OUT_OF_WINDOW = ("2018-09-30T23:59:59+03:00", "2018-10-10T21:00:00Z", "2018-10-11T00:00:00+03:00")
+POINTS = ("council", "district-1", "nowhere")  # the clerk serves council; nowhere is no point
+UNKNOWN_PROJECT = "X9"
+
+# The auditor's check for each refusal of the rules (problem codes, votes/errors.py).
+CHECK_OF_CODE = {
+    "limit-exceeded": "limit",
+    "project-repeated": "project-repeated",
+    "outside-window": "window",
+    "unknown-project": "unknown-project",
+    "nonce-reused": "nonce-reused",
+    "already-voted": "already-voted",
+    "unknown-polling-point": "polling-point",
+    "wrong-polling-point": "clerk-polling-point",
+    "paper-deadline-passed": "paper-deadline",
+    "same-clerk": "same-clerk",
+    "paper-disputed": "disputed",
+}
+CHECK_OF_VOID = {
+    "void-of-void": "void-of-void",
+    "already-voided": "already-voided",
+    "unknown-entry": "void-target",
+    "not-voidable": "void-target",
+}
+
+
+# -- random elections ----------------------------------------------------------------------------
+
+
+def _title(text: str) -> dict[str, str]:
+    return {"uk": text, "en": text}
+
+
+@st.composite
+def elections(draw: st.DrawFn, *, deadline_passed: bool = False) -> dict[str, Any]:
+    """Overrides of ``election_log``'s definition: 1-3 categories of 1-4 projects with random
+    costs (kopecks; a few shared, for ties), budgets and limits, any rule and settings."""
+    categories: list[dict[str, Any]] = []
+    projects: list[dict[str, Any]] = []
+    for c in range(draw(st.integers(1, 3))):
+        category = "abc"[c]
+        costs = draw(
+            st.lists(
+                st.sampled_from([10_000_00, 25_000_00, 40_000_00]) | st.integers(1, 60_000_00),
+                min_size=1,
+                max_size=4,
+            )
+        )
+        budget = draw(st.integers(max(costs), sum(costs) + 1))
+        categories.append(
+            {
+                "id": category,
+                "title": _title(f"Category {category}"),
+                "max_picks": draw(st.integers(1, 3)),
+                "budget_kopecks": budget,
+                "max_cost_kopecks": max(costs),
+            }
+        )
+        projects += [
+            {
+                "id": f"{category.upper()}{i}",
+                "title": _title(f"Project {category}{i}"),
+                "category": category,
+                "cost_kopecks": cost,
+                "district": draw(st.sampled_from(["centre", "north"])),
+            }
+            for i, cost in enumerate(costs)
+        ]
+    tie_break = draw(st.sampled_from([[], ["cost-ascending"], ["cost-descending"]]))
+    if draw(st.booleans()):
+        tie_break.append("lottery")
+    seed = draw(st.text("abcdef0123456789:/-", min_size=1, max_size=10))
+    overrides: dict[str, Any] = {
+        "categories": categories,
+        "projects": projects,
+        "rule": {
+            "method": draw(st.sampled_from(["greedy", "greedy-no-skip", "equal-shares"])),
+            "min_votes": draw(st.integers(0, 2)),
+            "tie_break": tie_break,
+            "seed": seed if "lottery" in tie_break or draw(st.booleans()) else "",
+        },
+        "multiple_ballots": draw(st.booleans()),
+        "double_entry": draw(st.booleans()),
+    }
+    if deadline_passed:
+        # Before the entries' recorded_at (today), after voting closes.
+        overrides["paper_deadline"] = "2018-10-12T00:00:00+03:00"
+    return overrides
+
+
+def project_ids(overrides: dict[str, Any]) -> list[str]:
+    return [p["id"] for p in overrides["projects"]]
+
+
+# -- random streams through the write path -------------------------------------------------------
+
+VOTERS = st.integers(0, 4)
+
+
+def picks(ids: Sequence[str]) -> st.SearchStrategy[list[str]]:
+    """Mostly projects of the election, sometimes repeated or unknown, at times too many."""
+    return st.lists(st.sampled_from([*ids, *ids, UNKNOWN_PROJECT]), min_size=1, max_size=4)
+
+
+CLERK_POINTS = {1: "council", 2: "council", 3: "district-1", 4: "nowhere"}
+"""Clerks 1 and 2 are the log's; 3 and 4 are registered by :meth:`Writer.register_clerks`."""
+
+
+def operations(ids: Sequence[str], *, paper: bool) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    ballot = st.tuples(
+        st.just("ballot"),
+        VOTERS,
+        picks(ids),
+        st.sampled_from(IN_WINDOW) | st.sampled_from(OUT_OF_WINDOW),
+    )
+    void = st.tuples(
+        st.just("void"),
+        st.sampled_from(["entry", "unknown", "key", "election"]),
+        st.integers(0, 99),
+    )
+    replay = st.tuples(st.just("replay"), st.integers(0, 99))
+    reuse = st.tuples(st.just("reuse-nonce"), st.integers(0, 99), VOTERS, picks(ids))
+    kinds: list[st.SearchStrategy[tuple[Any, ...]]] = [ballot, ballot, void, replay, reuse]
+    if paper:
+        # Most clerks key at their own point.
+        clerks = st.sampled_from(list(CLERK_POINTS))
+        points = st.sampled_from(["own", "own", "own", *POINTS])
+        keying = st.tuples(st.just("paper"), VOTERS, picks(ids), clerks, points)
+        # A second keying of an earlier one, mostly by another clerk of its point; the same
+        # projects (in another order) or not.
+        rekeying: st.SearchStrategy[Any] = st.sampled_from(
+            ["other", "other", "same", *CLERK_POINTS]
+        )
+        rekey = st.tuples(st.just("rekey"), st.integers(0, 99), rekeying, st.booleans())
+        spoiled = st.tuples(st.just("spoiled"), st.sampled_from(POINTS))
+        kinds += [keying, keying, rekey, rekey, spoiled]
+    return st.lists(st.one_of(kinds), max_size=22)
+
+
+@dataclass
+class Writer:
+    """Submits a stream through the write path, remembering what was accepted."""
+
+    log: ElectionLog
+    casting: Casting
+    clerks: dict[int, SignerKey] = field(default_factory=dict)
+    accepted: list[int] = field(default_factory=list)
+    keyings: list[tuple[int, list[str], int, str]] = field(default_factory=list)
+    refused: int = 0
+    replayed: int = 0
+
+    async def register_clerks(self) -> None:
+        """Clerks 3 and 4, registered through the write path at district 1 and at "nowhere", a
+        point the election does not have."""
+        keys = self.log.keys
+        self.clerks = {1: keys.clerk, 2: keys.clerk2}
+        for number in (3, 4):
+            clerk = SignerKey.generate(f"clerk.{CLERK_POINTS[number]}.test")
+            registration = key_registration(
+                ELECTION, clerk.verifier.vkey, "clerk", CLERK_POINTS[number]
+            )
+            await self.casting.submit(sign_envelope(registration, keys.admin))
+            self.clerks[number] = clerk
+
+    def clerk_of(self, key_id: str) -> SignerKey:
+        return next(k for k in self.clerks.values() if k.key_id == key_id)
+
+    async def envelope(self, position: int) -> dict[str, Any]:
+        [entry] = await self.log.ledger.entries(position, position + 1)
+        envelope: dict[str, Any] = json.loads(entry.data)["envelope"]
+        return envelope
+
+    async def run(self, operation: tuple[Any, ...]) -> None:
+        try:
+            position = await self._write(operation)
+        except VoteRefusedError:
+            self.refused += 1
+            return
+        if position is not None:
+            self.accepted.append(position)
+
+    async def _write(self, operation: tuple[Any, ...]) -> int | None:
+        log = self.log
+        match operation:
+            case ("ballot", voter, projects, cast_at):
+                return await log.ballot(voter, projects, cast_at=cast_at)
+            case ("paper", voter, projects, clerk, point):
+                point = CLERK_POINTS[clerk] if point == "own" else point
+                position = await log.paper(voter, projects, clerk=self.clerks[clerk], point=point)
+                self.keyings.append((voter, projects, clerk, point))
+                return position
+            case ("rekey", ref, clerk, same) if self.keyings:
+                voter, projects, first, point = self.keyings[ref % len(self.keyings)]
+                if clerk == "same":
+                    clerk = first
+                elif clerk == "other":
+                    others = [n for n, p in CLERK_POINTS.items() if p == point and n != first]
+                    clerk = others[0] if others else first
+                keyed = list(reversed(projects)) if same else projects[1:] or [UNKNOWN_PROJECT]
+                position = await log.paper(voter, keyed, clerk=self.clerks[clerk], point=point)
+                self.keyings.append((voter, keyed, clerk, point))
+                return position
+            case ("spoiled", point):
+                return await log.spoiled(point)
+            case ("void", "entry", ref) if self.accepted:
+                return await log.void(self.accepted[ref % len(self.accepted)])
+            case ("void", "unknown", ref):
+                return await log.void(await log.ledger.size() + ref)
+            case ("void", "key", ref):
+                return await log.void(1 + ref % 4)
+            case ("void", "election", _):
+                return await log.void(0)
+            case ("replay", ref) if self.accepted:
+                original = self.accepted[ref % len(self.accepted)]
+                cast = await self.casting.submit(await self.envelope(original))
+                assert cast.replay and cast.position == original
+                self.replayed += 1
+                return None
+            case ("reuse-nonce", ref, voter, projects) if self.accepted:
+                used = await self.envelope(self.accepted[ref % len(self.accepted)])
+                payload = ballot_payload(voter_token(voter), projects, used["payload"]["nonce"])
+                await self.casting.submit(sign_envelope(payload, log.keys.site))
+                raise AssertionError("a reused nonce was accepted")
+        return None
+
+
+def ballot_payload(
+    voter: str, projects: list[str], nonce: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    payload = {
+        "type": "ballot",
+        "election": ELECTION,
+        "voter": voter,
+        "projects": projects,
+        "cast_at": IN_WINDOW[2],
+        "nonce": nonce or str(uuid.uuid4()),
+    }
+    payload.update(fields)
+    return payload
+
+
+# -- both sides' view of a log -------------------------------------------------------------------
+
+Ballots = set[tuple[int, frozenset[str]]]
+
+
+@dataclass
+class ServerView:
+    """What the server makes of the log: its live tally rebuilt from position 0, each counted
+    ballot by votes.rules, the published results (winners by tally.results.allocate)."""
+
+    election: Election
+    size: int
+    ballots: Ballots
+    totals: dict[str, int]
+    voters: int
+    counted: int
+    spoiled: int
+    winners: dict[str, list[str]]
+    results: dict[str, Any]
+
+
+async def server_view(url: str) -> ServerView:
+    store = open_store(url)
+    await store.open()
+    try:
+        tally, size, _ = await replay_tally(store, ELECTION)
+        histories = await voter_histories(store, ELECTION, size)
+        results = await results_from_log(store, ELECTION)
+    finally:
+        await store.close()
+    election = tally.election
+    ballots: Ballots = set()
+    for voter, history in histories.items():
+        for ballot in rules.voter_state(election, history, voter).ballots:
+            ballots.add((ballot.position, ballot.projects))
+    return ServerView(
+        election=election,
+        size=size,
+        ballots=ballots,
+        totals={p.id: tally.votes.get(p.id, 0) for p in election.projects},
+        voters=tally.voters,
+        counted=sum(tally.ballots.values()),
+        spoiled=tally.spoiled,
+        winners={c["id"]: c["funded"] for c in results["categories"]},
+        results=results,
+    )
+
+
+def audited(path: Path, keys: AuditKeys, **options: Any) -> AuditReport:
+    return audit(
+        str(path),
+        keys.log.verifier.vkey,
+        keys.admin.verifier.vkey,
+        workers=0,
+        list_counted=True,
+        **options,
+    )
+
+
+def counted_by_auditor(report: AuditReport) -> Ballots:
+    assert report.counted is not None
+    return {(position, frozenset(projects)) for position, projects in report.counted}
+
+
+# -- 1. the same count ---------------------------------------------------------------------------
+
+
+@st.composite
+def honest_scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[Any, ...]], int]:
+    election = draw(elections())
+    stream = draw(operations(project_ids(election), paper=True))
+    return election, stream, draw(st.sampled_from([1, 3, 2000]))
+
+
+async def agree(overrides: dict[str, Any], stream: list[tuple[Any, ...]], chunk: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'uchast.db'}"
+        keys = AuditKeys()
+        async with election_log(url, keys, **overrides) as log:
+            writer = Writer(log, Casting(log.ledger, lambda: NOW))
+            await writer.register_clerks()
+            for operation in stream:
+                await writer.run(operation)
+        server = await server_view(url)
+        path = Path(tmp) / "log.jsonl"
+        await export(url, path)
+        report = audited(path, keys, chunk_size=chunk, results=server.results)
+
+    assert report.ok, "\n".join(report.summary())
+    assert report.results_compared
+    assert report.entries == server.size
+    # The server's count is consistent with itself: the tally counts what votes.rules counts.
+    by_rules = dict.fromkeys(server.totals, 0)
+    for _, projects in server.ballots:
+        for project in projects:
+            by_rules[project] += 1
+    assert by_rules == server.totals
+    # ... and the auditor's count is the same, ballot by ballot.
+    assert counted_by_auditor(report) == server.ballots
+    assert report.totals == server.totals
+    assert (report.ballots, report.voters, report.spoiled) == (
+        server.counted,
+        server.voters,
+        server.spoiled,
+    )
+    assert report.winners == server.winners  # funded sets, in funding order
+
+
+@PROPERTY
+@given(honest_scenarios())
+def test_the_auditor_counts_what_the_server_counts(
+    scenario: tuple[dict[str, Any], list[tuple[Any, ...]], int],
+) -> None:
+    """Whatever the election (categories, budgets, limits, single or multiple ballots, double
+    entry, greedy, greedy-no-skip, thresholds, tie-breaks, equal shares) and whatever was
+    submitted (repeats, over-limit, replays, reused nonces, voids of anything), the auditor
+    passes the log and finds the server's counted ballots, totals and winners."""
+    asyncio.run(agree(*scenario))
+
+
+# -- 2. no leniency ------------------------------------------------------------------------------
+
+SMUGGLED = (
+    "over-limit",
+    "repeated-project",
+    "outside-window",
+    "after-deadline",
+    "reused-nonce",
+    "void-of-void",
+    "voided-again",
+    "void-of-nothing",
+    "unknown-point",
+    "wrong-point",
+    "already-voted",
+    "same-clerk",
+)
+
+
+@dataclass(frozen=True)
+class Logged:
+    """An entry as read back from the log."""
+
+    prior: rules.PriorEntry
+    tags: tuple[str, ...]
+    recorded_at: datetime
+
+
+async def read_log(log: ElectionLog) -> list[Logged]:
+    entries = await log.ledger.entries(0, await log.ledger.size())
+    logged = []
+    for entry in entries:
+        obj = json.loads(entry.data)
+        envelope = obj["envelope"]
+        prior = rules.PriorEntry(entry.position, obj["type"], envelope["payload"], envelope["key"])
+        recorded_at = datetime.fromisoformat(obj["recorded_at"])
+        logged.append(Logged(prior, tuple(obj["tags"]), recorded_at))
+    return logged
+
+
+def tags_of(payload: dict[str, Any], target: rules.PriorEntry | None = None) -> list[str]:
+    """The tags the rules give an accepted entry, so that only the rule itself is broken."""
+    tags = [f"nonce:{payload['nonce']}"]
+    if "voter" in payload:
+        tags.append(f"voter:{payload['voter']}")
+    tags += [f"project:{p}" for p in payload.get("projects", [])]
+    if "polling_point" in payload:
+        tags.append(f"point:{payload['polling_point']}")
+    if payload["type"] == "void":
+        tags.append(f"void-of:{payload['entry']}")
+        if target is not None and "voter" in target.payload:
+            tags.append(f"voter:{target.payload['voter']}")
+    return tags
+
+
+@dataclass
+class Smuggler:
+    """Builds entries the rules refuse, from the honest log so far."""
+
+    writer: Writer
+    election: Election
+    honest: list[rules.PriorEntry]
+    fresh: int = 300
+
+    def new_voter(self) -> str:
+        self.fresh += 1
+        return voter_token(self.fresh)
+
+    def voters(self) -> list[str]:
+        found = {e.payload["voter"] for e in self.honest if "voter" in e.payload}
+        return sorted(v for v in found if isinstance(v, str))
+
+    def state(self, voter: str) -> rules.VoterState:
+        return rules.voter_state(self.election, self.honest, voter)
+
+    def entry(self, kind: str, ref: int) -> tuple[dict[str, Any], SignerKey] | None:
+        """The payload and signer of a ``kind`` of refused entry, None if this log has none."""
+        keys, election = self.writer.log.keys, self.election
+        first = election.projects[ref % len(election.projects)].id
+        voters = self.voters()
+        if kind == "over-limit":
+            for voter in [*voters[ref % max(1, len(voters)) :], *voters, self.new_voter()]:
+                held = self.state(voter).held(election)
+                for category in election.categories:
+                    free = [
+                        p.id
+                        for p in election.projects_in(category.id)
+                        if p.id not in held[category.id]
+                    ]
+                    need = category.max_picks - len(held[category.id]) + 1
+                    if 0 < need <= len(free):
+                        return ballot_payload(voter, free[:need]), keys.site
+            return None
+        if kind == "repeated-project":
+            for voter in voters:
+                chosen = sorted(p for ps in self.state(voter).held(election).values() for p in ps)
+                if chosen:
+                    return ballot_payload(voter, [chosen[ref % len(chosen)]]), keys.site
+            return ballot_payload(self.new_voter(), [first, first]), keys.site
+        if kind == "outside-window":
+            cast_at = OUT_OF_WINDOW[ref % len(OUT_OF_WINDOW)]
+            return ballot_payload(self.new_voter(), [first], cast_at=cast_at), keys.site
+        if kind == "after-deadline":
+            if self.election.paper_deadline.year > 2018:
+                return None
+            if ref % 2:
+                spoiled = {
+                    "type": "spoiled-ballot",
+                    "election": ELECTION,
+                    "polling_point": "council",
+                    "reason": "unreadable",
+                    "cast_at": IN_WINDOW[2],
+                    "nonce": str(uuid.uuid4()),
+                }
+                return spoiled, keys.clerk
+            return paper_payload(self.new_voter(), [first], "council"), keys.clerk
+        if kind == "reused-nonce":
+            nonces = [e.payload["nonce"] for e in self.honest if "nonce" in e.payload]
+            nonce = nonces[ref % len(nonces)]
+            return ballot_payload(self.new_voter(), [first], nonce), keys.site
+        if kind in ("void-of-void", "voided-again", "void-of-nothing"):
+            if kind == "void-of-void":
+                targets = [e.position for e in self.honest if e.type == "void"]
+            elif kind == "voided-again":
+                targets = [e.payload["entry"] for e in self.honest if e.type == "void"]
+            else:
+                targets = [1 + ref % 4, self.honest[-1].position + 1 + ref]  # a key, beyond
+            void = {
+                "type": "void",
+                "election": ELECTION,
+                "entry": targets[ref % len(targets)],
+                "reason": "smuggled",
+                "nonce": str(uuid.uuid4()),
+            }
+            return void, keys.supervisor
+        if kind == "unknown-point":
+            return paper_payload(self.new_voter(), [first], "nowhere"), self.writer.clerks[4]
+        if kind == "wrong-point":
+            return paper_payload(self.new_voter(), [first], "district-1"), keys.clerk
+        if kind == "already-voted":
+            if election.multiple_ballots:
+                return None
+            for voter in voters:
+                if self.state(voter).has_ballot:
+                    return ballot_payload(voter, [first]), keys.site
+            return None
+        if kind == "same-clerk":
+            for voter in voters:
+                pending = self.state(voter).pending
+                if pending is not None:
+                    payload = paper_payload(
+                        voter, list(pending.payload["projects"]), pending.payload["polling_point"]
+                    )
+                    return payload, self.writer.clerk_of(pending.key)
+            return None
+        raise AssertionError(kind)
+
+
+def paper_payload(voter: str, projects: list[str], point: str) -> dict[str, Any]:
+    return {**ballot_payload(voter, projects), "type": "paper-ballot", "polling_point": point}
+
+
+def clerk_points(log: Sequence[Logged]) -> dict[str, str]:
+    """Each clerk key's polling point, as registered in the log."""
+    points = {}
+    for e in log:
+        point = e.prior.payload.get("polling_point")
+        if e.prior.type == "key-registered" and isinstance(point, str):
+            name, key_hash, _ = e.prior.payload["vkey"].split("+", 2)  # base64 may hold "+"
+            points[f"{name}+{key_hash}"] = point
+    return points
+
+
+def refusal_check(election: Election, logged: Logged, before: Sequence[Logged]) -> str:
+    """The auditor's check for why votes.rules refuses ``logged`` after the honest entries
+    ``before``, decided as the write path decides (the signer's registered point, the entries
+    carrying the tags it reads, ``recorded_at`` for its clock); AssertionError if the rules
+    would accept it."""
+    entry = logged.prior
+    payload = entry.payload
+    wanted = set(rules.read_tags(payload))
+    history = [e.prior for e in before if wanted.intersection(e.tags)]
+    now = logged.recorded_at
+    try:
+        if entry.type in ("paper-ballot", "spoiled-ballot"):
+            rules.check_polling_point(clerk_points(before).get(entry.key), payload)
+        if entry.type == "void":
+            target = next((e.prior for e in before if e.prior.position == payload["entry"]), None)
+            rules.decide_void(election, payload, target, history, now=now)
+        elif entry.type == "spoiled-ballot":
+            rules.decide_spoiled(election, payload, history, now=now)
+        else:
+            rules.decide_ballot(election, payload, history, now=now, key=entry.key)
+    except VoidRefusedError as refused:
+        return CHECK_OF_VOID[refused.reason_code]
+    except VoteRefusedError as refused:
+        return CHECK_OF_CODE[refused.code]
+    raise AssertionError(f"votes.rules would accept the smuggled entry {entry}")
+
+
+@st.composite
+def smuggling_scenarios(
+    draw: st.DrawFn,
+) -> tuple[dict[str, Any], list[tuple[Any, ...]], list[tuple[str, int]], list[tuple[Any, ...]]]:
+    deadline_passed = draw(st.booleans())
+    election = draw(elections(deadline_passed=deadline_passed))
+    ids = project_ids(election)
+    # Honest paper entries would be late too once the deadline has passed.
+    stream = draw(operations(ids, paper=not deadline_passed))
+    smuggled = draw(
+        st.lists(st.tuples(st.sampled_from(SMUGGLED), st.integers(0, 99)), min_size=1, max_size=5)
+    )
+    # After the smuggled entries, new voters only: their entries depend on nothing smuggled.
+    tail = draw(
+        st.lists(
+            st.tuples(st.just("ballot"), st.integers(500, 509), picks(ids), st.just(IN_WINDOW[2])),
+            max_size=4,
+        )
+    )
+    return election, stream, smuggled, tail
+
+
+async def catch(
+    overrides: dict[str, Any],
+    stream: list[tuple[Any, ...]],
+    smuggled: list[tuple[str, int]],
+    tail: list[tuple[Any, ...]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'uchast.db'}"
+        keys = AuditKeys()
+        appended: dict[int, str] = {}  # position -> kind
+        async with election_log(url, keys, **overrides) as log:
+            writer = Writer(log, Casting(log.ledger, lambda: NOW))
+            await writer.register_clerks()
+            # A ballot and its void, so that every kind has something to break.
+            await writer.run(("ballot", 90, [project_ids(overrides)[0]], IN_WINDOW[2]))
+            await writer.run(("void", "entry", 0))
+            for operation in stream:
+                await writer.run(operation)
+            for kind, ref in smuggled:
+                so_far = [e.prior for e in await read_log(log) if e.prior.position not in appended]
+                smuggler = Smuggler(writer, log.election, so_far, 300 + 10 * len(appended))
+                built = smuggler.entry(kind, ref)
+                if built is None:
+                    continue
+                payload, signer = built
+                target = next((e for e in so_far if e.position == payload.get("entry")), None)
+                position = await log.smuggle(payload, signer, tags_of(payload, target))
+                appended[position] = kind
+            for operation in tail:
+                await writer.run(operation)
+            logged = await read_log(log)
+            election = log.election
+        path = Path(tmp) / "log.jsonl"
+        await export(url, path)
+        report = audited(path, keys)
+
+    assert all(v.step == 5 for v in report.violations), "\n".join(report.summary())
+    found = {v.entry: v.check for v in report.violations}
+    honest = [e for e in logged if e.prior.position not in appended]
+    expected = {
+        position: refusal_check(
+            election, logged[position], [e for e in honest if e.prior.position < position]
+        )
+        for position in appended
+    }
+    assert found == expected, (appended, "\n".join(report.summary()))
+    # What the auditor counts is what votes.rules counts on the log without them.
+    ballots: Ballots = set()
+    voters = {e.prior.payload.get("voter") for e in honest} - {None}
+    for voter in voters:
+        state = rules.voter_state(election, [e.prior for e in honest], str(voter))
+        ballots |= {(b.position, b.projects) for b in state.ballots}
+    assert counted_by_auditor(report) == ballots
+
+
+@PROPERTY
+@given(smuggling_scenarios())
+def test_the_auditor_reports_exactly_what_the_rules_refuse(
+    scenario: tuple[
+        dict[str, Any], list[tuple[Any, ...]], list[tuple[str, int]], list[tuple[Any, ...]]
+    ],
+) -> None:
+    """Entries the rules refuse (over the limit, a project repeated, outside the window, paper
+    after the deadline, a reused nonce, a void of a void, of a voided or of no ballot, an unknown
+    or another clerk's polling point, a second ballot, a second keying by the same clerk),
+    appended straight through the Ledger with the tags the rules would give, are reported at
+    exactly their positions, each under the check that names the rules' refusal, and left out
+    of the count."""
+    asyncio.run(catch(*scenario))
