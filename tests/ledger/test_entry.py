@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -67,15 +68,11 @@ def test_raw_dcb_event_round_trips(
     assert event_entry_data(entry) == data
 
 
-def test_entry_object_refuses_what_is_not_an_object() -> None:
-    """An entry is a JSON object; a list or a string is not one."""
-    for data in (b"[]", b'"entry"', b"1"):
-        try:
-            entry_object(data)
-        except ValueError as exc:
-            assert "JSON object" in str(exc)
-        else:
-            raise AssertionError(f"{data!r} was read as an entry")
+@pytest.mark.parametrize("data", [b"[]", b'"entry"', b"1"])
+def test_entry_object_refuses_what_is_not_an_object(data: bytes) -> None:
+    """An entry is a JSON object; a list, a string or a number is not one."""
+    with pytest.raises(ValueError, match="JSON object"):
+        entry_object(data)
 
 
 def test_entry_pattern_matches_the_written_entry_and_captures_payload_then_type() -> None:
