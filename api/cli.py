@@ -10,12 +10,12 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.errors import LedgerError
-from votes.errors import VoteRefusedError
+from api.messages import english
+from votes.errors import DomainError
 
 # The server's modules (aiohttp, the ledger, the stores) are imported by the commands that use
 # them: `uchast audit` imports none of them and starts in a fraction of the time.
@@ -104,30 +104,32 @@ async def _single_election(store: Store, election: str | None) -> str:
     return logs[0]
 
 
-async def _append_signed(
+async def _submit_signed(
     store: Store,
     election: str,
     payload: dict[str, Any],
     signer: SignerKey,
-    tags: Sequence[str] = (),
+    clock: Callable[[], datetime] | None = None,
 ) -> int:
+    """Sign ``payload`` and put it through the election's write path; its log position."""
+    from ledger.casting import Casting
     from ledger.keys import sign_envelope
     from ledger.log import Ledger
 
     ledger = Ledger(store, election, verify_workers=0)
     await ledger.open()
     try:
-        appended = await ledger.append(sign_envelope(payload, signer), tags=tags)
+        casting = Casting(ledger) if clock is None else Casting(ledger, clock)
+        cast = await casting.submit(sign_envelope(payload, signer))
     finally:
         await ledger.close()
-    return appended.position
+    return cast.position
 
 
 # init
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from api.service import DEFINITION_TAG
     from votes.admin import election_payload
     from votes.election import parse_election_toml
 
@@ -144,7 +146,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             raise CommandError(f"election {election.id!r} already exists in this database")
         await store.create_log(election.id)
         payload = election_payload(election, admin.verifier.vkey, voter_key)
-        await _append_signed(store, election.id, payload, admin, [DEFINITION_TAG])
+        await _submit_signed(store, election.id, payload, admin)
         print(f"election {election.id} created in {args.db}")
         print(f"admin vkey: {admin.verifier.vkey}")
         print(f"voter key:  {args.voter_key} (share with the voting site only)")
@@ -154,26 +156,20 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_amend(args: argparse.Namespace) -> int:
-    from api.service import DEFINITION_TAG, Service, ServiceConfig
-    from votes.election import check_amendment, election_to_dict, parse_election_toml
+    from votes.admin import amendment_payload
+    from votes.election import parse_election_toml
 
     admin = load_signer(args.admin_key, "admin key")
     try:
         amended = parse_election_toml(Path(args.election_file).read_text(encoding="utf-8"))
     except OSError as exc:
         raise CommandError(f"cannot read {args.election_file}: {exc.strerror}") from None
-    now = simulated_clock(args.clock)() if args.clock else datetime.now(UTC)
+    clock = simulated_clock(args.clock) if args.clock else None
 
     async def work(store: Store) -> int:
-        service = Service(ServiceConfig(args.db, admin), store)
-        current = await service.election(amended.id)
-        check_amendment(current, amended, now=now)
-        payload = {
-            "type": "election-amended",
-            "election": amended.id,
-            "definition": election_to_dict(amended),
-        }
-        position = await _append_signed(store, amended.id, payload, admin, [DEFINITION_TAG])
+        await _single_election(store, amended.id)
+        payload = amendment_payload(amended)
+        position = await _submit_signed(store, amended.id, payload, admin, clock)
         print(f"election {amended.id} amended at log position {position}")
         return 0
 
@@ -193,7 +189,7 @@ def cmd_keys_add(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         election = await _single_election(store, args.election)
         payload = key_registration(election, vkey.vkey, args.role, args.polling_point)
-        position = await _append_signed(store, election, payload, admin)
+        position = await _submit_signed(store, election, payload, admin)
         print(f"registered {vkey.key_id} as {args.role} at log position {position}")
         return 0
 
@@ -201,17 +197,14 @@ def cmd_keys_add(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from votes.admin import key_revocation
+
     admin = load_signer(args.admin_key, "admin key")
 
     async def work(store: Store) -> int:
         election = await _single_election(store, args.election)
-        payload = {
-            "type": "key-revoked",
-            "election": election,
-            "key": args.key,
-            "reason": args.reason,
-        }
-        position = await _append_signed(store, election, payload, admin)
+        payload = key_revocation(election, args.key, args.reason)
+        position = await _submit_signed(store, election, payload, admin)
         print(f"revoked {args.key} at log position {position}")
         return 0
 
@@ -285,32 +278,9 @@ def cmd_void(args: argparse.Namespace) -> int:
 # export
 
 
-LOG_FORMAT = "uchast-log/1"
-
-
-async def export_log(store: Store, election: str, out: Any) -> int:
-    """Write the election's log as JSON lines: a header, every entry as stored (the Merkle
-    leaves, byte for byte), then every kept checkpoint, smallest first. Returns the size."""
-    size = await store.size(election)
-    latest = await store.latest_checkpoint(election)
-    origin = latest.note.split("\n", 1)[0] if latest else None
-    header = {"format": LOG_FORMAT, "election": election, "size": size, "origin": origin}
-    out.write(json.dumps(header).encode() + b"\n")
-    async for entry in store.stream(election, 0, size):
-        out.write(b'{"index":%d,"entry":%s}\n' % (entry.position, entry.data))
-    min_size = 0
-    while True:
-        kept = await store.checkpoints(election, min_size)
-        for checkpoint in kept:
-            if checkpoint.size <= size:
-                line = {"checkpoint": {"size": checkpoint.size, "note": checkpoint.note}}
-                out.write(json.dumps(line).encode() + b"\n")
-        if len(kept) < 1000:
-            return size
-        min_size = kept[-1].size + 1
-
-
 def cmd_export_log(args: argparse.Namespace) -> int:
+    from ledger.export import export_log
+
     async def work(store: Store) -> int:
         election = await _single_election(store, args.election)
         if args.out == "-":
@@ -397,93 +367,17 @@ def cmd_import_pabulib(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return _run(run_demo(args))
+    from api.demo import run_demo
 
-
-async def run_demo(args: argparse.Namespace) -> int:
-    import asyncio
-    import shutil
-
-    from aiohttp import web
-
-    from api.app import create_app
-    from api.demo import DemoKeys, load_example, simulate
-    from api.keys import SERVICE
-    from api.service import DEFINITION_TAG, ServiceConfig
-    from votes.admin import election_payload, key_registration
-
-    directory = Path(args.dir)
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    election = load_example()
-    keys = DemoKeys.create(directory, election)
-    db = f"sqlite:///{directory / 'uchast.db'}"
-
-    async def setup(store: Store) -> int:
-        await store.create_log(election.id)
-        first = election_payload(election, keys.admin.verifier.vkey, keys.voter_key)
-        await _append_signed(store, election.id, first, keys.admin, [DEFINITION_TAG])
-        registrations: list[tuple[SignerKey, str, str | None]] = [
-            (keys.site, "site", None),
-            (keys.supervisor, "supervisor", None),
-            *((clerk, "clerk", point) for point, clerk in keys.clerks.items()),
-        ]
-        for key, role, point in registrations:
-            payload = key_registration(election.id, key.verifier.vkey, role, point)
-            await _append_signed(store, election.id, payload, keys.admin)
-        return 0
-
-    await _with_store(db, setup)
-    config = ServiceConfig(
-        db_url=db,
-        log_key=keys.log,
-        deployment="uchast.demo",
-        voter_key=keys.voter_key,
+    return _run(
+        run_demo(
+            Path(args.dir),
+            host=args.host,
+            port=args.port,
+            voters=args.voters,
+            exit_after_simulation=args.exit_after_simulation,
+        )
     )
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
-    base = f"http://{args.host}:{args.port}"
-    try:
-        print(f"uchast demo: {election.title['en']}, serving {db} at {base}", file=sys.stderr)
-        print(f"simulating {args.voters} voters through the HTTP API ...", file=sys.stderr)
-        expected = await simulate(base, election, keys, voters=args.voters)
-        tally = await app[SERVICE].caught_up_tally(election.id, timeout=60)
-        match = +tally.votes == +expected.votes and tally.voters == len(expected.voters)
-        votes = sum(expected.votes.values())
-        print(
-            f"cast: {len(expected.voters)} voters, {votes} votes "
-            f"({expected.ballots['online']} online and {expected.ballots['paper']} paper "
-            f"ballots, {expected.spoiled} spoiled, {expected.voided} voided); "
-            f"service totals {'match' if match else 'DO NOT MATCH'} the generator's",
-            file=sys.stderr,
-        )
-        e = election.id
-        print(
-            f"""
-  results   {base}/results?election={e}
-  clerk     {base}/clerk?election={e}   (clerk keys: {directory}/clerk-*.key)
-  receipt   {base}/receipt?election={e}   (try code {expected.receipts[0]})
-  API       {base}/v1/elections/{e}/results   {base}/v1/elections/{e}/log/checkpoint
-
-  audit it: uchast audit {base} --election {e} \\
-              --log-vkey '{keys.log.verifier.vkey}' \\
-              --admin-vkey '{keys.admin.verifier.vkey}'
-
-Serving until Ctrl-C.""",
-            flush=True,
-        )
-        if not match:
-            return 1
-        if args.exit_after_simulation:
-            return 0
-        while True:
-            await asyncio.sleep(3600)
-    finally:
-        await runner.cleanup()
 
 
 # serve
@@ -740,7 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"uchast: {exc}", file=sys.stderr)
         return 2
-    except (LedgerError, VoteRefusedError, ValueError, OSError) as exc:
+    except DomainError as exc:
+        print(f"uchast: {english(exc)}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
         print(f"uchast: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

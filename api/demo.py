@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import shutil
 import sys
 import uuid
 from collections import Counter
@@ -22,9 +23,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from aiohttp import web
 from tqdm import tqdm
 
+from api.app import create_app
+from api.keys import SERVICE
+from api.service import ServiceConfig
+from ledger.casting import Casting, create_election
 from ledger.keys import SignerKey, sign_envelope
+from ledger.log import Ledger
+from ledger.store import open_store
 from votes.election import Election, parse_election_toml
 from votes.tokens import voter_token
 
@@ -238,3 +246,94 @@ def load_example(now: datetime | None = None) -> Election:
         voting_closes=opens + (election.voting_closes - election.voting_opens),
         paper_deadline=opens + (election.paper_deadline - election.voting_opens),
     )
+
+
+async def create_demo_election(db: str, election: Election, keys: DemoKeys) -> None:
+    """The demo election's definition and keys, through the write path."""
+    store = open_store(db)
+    await store.open()
+    try:
+        await store.create_log(election.id)
+        ledger = Ledger(store, election.id, verify_workers=0)
+        await ledger.open()
+        try:
+            registrations: list[tuple[SignerKey, str, str | None]] = [
+                (keys.site, "site", None),
+                (keys.supervisor, "supervisor", None),
+                *((clerk, "clerk", point) for point, clerk in keys.clerks.items()),
+            ]
+            await create_election(
+                Casting(ledger), election, keys.admin, keys.voter_key, registrations
+            )
+        finally:
+            await ledger.close()
+    finally:
+        await store.close()
+
+
+async def run_demo(
+    directory: Path,
+    *,
+    host: str,
+    port: int,
+    voters: int,
+    exit_after_simulation: bool = False,
+) -> int:
+    """``uchast demo``: a fresh database in ``directory``, the simulation, then the service
+    until Ctrl-C (or, with ``exit_after_simulation``, until the totals are checked)."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    election = load_example()
+    keys = DemoKeys.create(directory, election)
+    db = f"sqlite:///{directory / 'uchast.db'}"
+    await create_demo_election(db, election, keys)
+    config = ServiceConfig(
+        db_url=db,
+        log_key=keys.log,
+        deployment="uchast.demo",
+        voter_key=keys.voter_key,
+    )
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    base = f"http://{host}:{port}"
+    try:
+        print(f"uchast demo: {election.title['en']}, serving {db} at {base}", file=sys.stderr)
+        print(f"simulating {voters} voters through the HTTP API ...", file=sys.stderr)
+        expected = await simulate(base, election, keys, voters=voters)
+        tally = await app[SERVICE].caught_up_tally(election.id, timeout=60)
+        match = +tally.votes == +expected.votes and tally.voters == len(expected.voters)
+        votes = sum(expected.votes.values())
+        print(
+            f"cast: {len(expected.voters)} voters, {votes} votes "
+            f"({expected.ballots['online']} online and {expected.ballots['paper']} paper "
+            f"ballots, {expected.spoiled} spoiled, {expected.voided} voided); "
+            f"service totals {'match' if match else 'DO NOT MATCH'} the generator's",
+            file=sys.stderr,
+        )
+        e = election.id
+        print(
+            f"""
+  results   {base}/results?election={e}
+  clerk     {base}/clerk?election={e}   (clerk keys: {directory}/clerk-*.key)
+  receipt   {base}/receipt?election={e}   (try code {expected.receipts[0]})
+  API       {base}/v1/elections/{e}/results   {base}/v1/elections/{e}/log/checkpoint
+
+  audit it: uchast audit {base} --election {e} \\
+              --log-vkey '{keys.log.verifier.vkey}' \\
+              --admin-vkey '{keys.admin.verifier.vkey}'
+
+Serving until Ctrl-C.""",
+            flush=True,
+        )
+        if not match:
+            return 1
+        if exit_after_simulation:
+            return 0
+        while True:
+            await asyncio.sleep(3600)
+    finally:
+        await runner.cleanup()

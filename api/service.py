@@ -12,16 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from api.problems import ProblemError
+from ledger.casting import Casting
+from ledger.errors import ElectionEmptyError, UnknownElectionError
 from ledger.keys import SignerKey
-from ledger.log import Ledger, entry_object
+from ledger.log import Ledger
 from ledger.store import Store, open_store
 from tally.feed import apply_chunk
 from tally.projection import Tally
-from votes.election import Election, election_from_dict
-from votes.entries import EntryType
+from votes.election import Election
 
-DEFINITION_TAG = "definition"
 TALLY_PROJECTION = "tally"
 
 log = logging.getLogger("uchast.service")
@@ -76,8 +75,7 @@ class Service:
     def __init__(self, config: ServiceConfig, store: Store | None = None) -> None:
         self.config = config
         self.store = store or open_store(config.db_url)
-        self._ledgers: dict[str, Ledger] = {}
-        self._elections: dict[str, Election] = {}
+        self._castings: dict[str, Casting] = {}
         self._tallies: dict[str, Tally] = {}
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
@@ -105,25 +103,25 @@ class Service:
                 await self._save_tally(election)
             except Exception as exc:  # the next start replays from the last save instead
                 log.warning("tally of %s not saved at shutdown: %s", election, exc)
-        for ledger in self._ledgers.values():
-            await ledger.close()
-        self._ledgers.clear()
+        for casting in self._castings.values():
+            await casting.ledger.close()
+        self._castings.clear()
         await self.store.close()
 
     async def ledger(self, election: str) -> Ledger:
-        """The open ledger of ``election``; 404 problem if the store has no such log."""
-        ledger = self._ledgers.get(election)
-        if ledger is not None:
-            return ledger
+        """The open ledger of ``election``; :class:`UnknownElectionError` if the store has no
+        such log."""
+        return (await self.casting(election)).ledger
+
+    async def casting(self, election: str) -> Casting:
+        """The write path of ``election``'s log, opened on first use."""
+        casting = self._castings.get(election)
+        if casting is not None:
+            return casting
         async with self._lock:
-            if election not in self._ledgers:
+            if election not in self._castings:
                 if election not in await self.store.log_ids():
-                    raise ProblemError(
-                        404,
-                        "unknown-election",
-                        f"no election {election!r} here",
-                        f"голосування {election!r} не знайдено",
-                    )
+                    raise UnknownElectionError(election)
                 ledger = Ledger(
                     self.store,
                     election,
@@ -137,8 +135,8 @@ class Service:
                 except BaseException:
                     await ledger.close()  # no sequencer left running without its ledger
                     raise
-                self._ledgers[election] = ledger
-            return self._ledgers[election]
+                self._castings[election] = Casting(ledger, self.clock)
+            return self._castings[election]
 
     def _batch_done(self, election: str, requests: int, seconds: float) -> None:
         for observe in self.batch_observers:
@@ -146,24 +144,8 @@ class Service:
 
     async def election(self, election: str) -> Election:
         """The election's definition: its first entry's, or the latest admin amendment's (only
-        possible before voting opens). Cached; the tally's follower refreshes it."""
-        cached = self._elections.get(election)
-        if cached is None:
-            cached = self._elections[election] = await self._read_definition(election)
-        return cached
-
-    async def _read_definition(self, election: str) -> Election:
-        ledger = await self.ledger(election)
-        first = await ledger.entries(0, 1)
-        if not first:
-            raise ProblemError(409, "not-initialised", f"election {election!r} is empty")
-        latest = first[0]
-        amendments, _ = await ledger.tagged([DEFINITION_TAG])
-        for entry in amendments:
-            if entry.type == EntryType.ELECTION_AMENDED and entry.position > latest.position:
-                latest = entry
-        payload = entry_object(latest.data)["envelope"]["payload"]
-        return election_from_dict(payload["definition"])
+        possible before voting opens). Kept by its casting; the tally's follower refreshes it."""
+        return await (await self.casting(election)).election()
 
     async def tally(self, election: str) -> Tally:
         """The election's live tally, kept up to date by a follower of its log; restored from
@@ -224,7 +206,7 @@ class Service:
     def count_refusal(self, election: str, channel: str, code: str) -> None:
         """Count a refused write (by its problem code) towards the election's saved refusals.
         Only elections this service has opened count, so made-up names add nothing."""
-        if election in self._ledgers:
+        if election in self._castings:
             self._refusals.setdefault(election, collections.Counter())[f"{channel}/{code}"] += 1
 
     async def refusals(self, election: str) -> dict[str, Any]:
@@ -267,7 +249,7 @@ class Service:
                         await apply_chunk(self.store, log_id, tally, tally.position, chunk)
                     # Caught up with `size`: the tally's definition is the latest amendment's
                     # as of there (another process may have appended it).
-                    self._elections[log_id] = tally.election
+                    self._castings[log_id].definition_seen(tally.election)
                 if loop.time() - saved_at >= wait:
                     started = loop.time()
                     await self._save_tally(log_id)
@@ -282,7 +264,7 @@ class Service:
                 await asyncio.sleep(1.0)
 
     def open_ledgers(self) -> list[Ledger]:
-        return list(self._ledgers.values())
+        return [casting.ledger for casting in self._castings.values()]
 
     async def log_statuses(self) -> list[LogStatus]:
         """Every election in the store: log size, latest checkpoint, projection progress.
@@ -296,7 +278,7 @@ class Service:
             size = await ledger.size()
             projected = size
             if size > 0:
-                with contextlib.suppress(ProblemError):  # no definition yet: nothing to project
+                with contextlib.suppress(ElectionEmptyError):  # no definition: nothing to project
                     projected = min(size, (await self.tally(election)).position)
             checkpoint = await ledger.latest_checkpoint()
             statuses.append(

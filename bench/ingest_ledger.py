@@ -1,8 +1,10 @@
 """Ingest benchmark: signed ballots with per-voter conditions, appended by concurrent producers.
 
-Ours: each producer reads the voter's entries (DCB read), then appends the pre-signed ballot with
-the condition "no entry of this voter after my read"; signatures verified, entries hashed into the
-Merkle tree, checkpoint signed per batch, all durable. Baseline, in the same run, on the same
+Ours: each producer submits a pre-signed ballot through the write path every other caller uses
+(:class:`ledger.casting.Casting`): signature verified, the voter's entries read (DCB read),
+``votes.rules`` decides, the ballot is appended under the condition "no entry of this voter or
+nonce after my read"; entries hashed into the Merkle tree, checkpoint signed per batch, all
+durable. Baseline, in the same run, on the same
 PostgreSQL server and with the same number of producers (threads): eventsourcing's stock
 PostgreSQL DCB recorder (psycopg) doing the same cast: read the voter's events, then a conditional
 append. Also reports ours on SQLite.
@@ -23,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +34,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eventsourcing.dcb.api import DCBAppendCondition, DCBEvent, DCBQuery, DCBQueryItem
 
 from ledger.canonical import canonical
+from ledger.casting import Casting, create_election
 from ledger.keys import SignerKey, sign_envelope
 from ledger.log import Ledger
 from ledger.store import open_store
+from votes.election import Election, parse_election_toml
 
 ELECTION = "bench-2018"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zhytomyr-2018.toml"
+VOTING_DAY = datetime(2018, 10, 3, 12, 0, tzinfo=UTC)
+VOTER_KEY = bytes(32)
 PG_ADMIN = os.environ.get("UCHAST_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def bench_election() -> Election:
+    """The Zhytomyr example under the bench's election id."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    return parse_election_toml(text.replace('id = "zhytomyr-2018"', f'id = "{ELECTION}"', 1))
 
 
 def make_ballots(site: SignerKey, n: int) -> list[tuple[str, dict[str, Any]]]:
@@ -90,32 +104,14 @@ async def run_ours(url: str, ballots: list[tuple[str, dict[str, Any]]], concurre
     )
     await ledger.open()
     try:
-        await ledger.append(
-            sign_envelope(
-                {"type": "election", "election": ELECTION, "admin_key": admin.verifier.vkey},
-                admin,
-            )
-        )
-        await ledger.append(
-            sign_envelope(
-                {
-                    "type": "key-registered",
-                    "election": ELECTION,
-                    "vkey": SITE.verifier.vkey,
-                    "role": "site",
-                },
-                admin,
-            )
-        )
+        casting = Casting(ledger, lambda: VOTING_DAY)
+        await create_election(casting, bench_election(), admin, VOTER_KEY, [(SITE, "site", None)])
         queue = list(reversed(ballots))
 
         async def producer() -> None:
             while queue:
-                voter, envelope = queue.pop()
-                tag = f"voter:{voter}"
-                _, head = await ledger.tagged([tag])
-                condition = DCBAppendCondition(DCBQuery([DCBQueryItem(tags=[tag])]), after=head)
-                await ledger.append(envelope, tags=[tag], condition=condition)
+                _, envelope = queue.pop()
+                await casting.submit(envelope)
 
         started = time.perf_counter()
         await asyncio.gather(*(producer() for _ in range(concurrency)))

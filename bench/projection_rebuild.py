@@ -45,11 +45,12 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
+from ledger.casting import Casting, create_election  # noqa: E402
 from ledger.keys import Envelope, SignerKey, sign_envelope  # noqa: E402
 from ledger.log import Ledger, VerifiedEnvelope  # noqa: E402
 from ledger.postgres import PostgresStore  # noqa: E402
 from tally.export import replay_tally  # noqa: E402
-from votes.election import election_to_dict, parse_election_toml  # noqa: E402
+from votes.election import election_from_dict, election_to_dict, parse_election_toml  # noqa: E402
 from votes.receipts import receipt_code, receipt_tag  # noqa: E402
 from votes.tags import nonce_tag, point_tag, project_tag, void_tag, voter_tag  # noqa: E402
 from votes.tokens import voter_token  # noqa: E402
@@ -203,30 +204,20 @@ async def build_log(url: str, election: str, plan: Plan, workers: int) -> int:
     ledger = Ledger(store, election, log_signer=signers["log"], max_batch=4096)
     await ledger.open()
     try:
-        admin = signers["admin"]
-        first = {
-            "type": "election",
-            "election": election,
-            "admin_key": admin.verifier.vkey,
-            "voter_key_id": "0" * 16,
-            "definition": definition(election),
-        }
-        await ledger.append(sign_envelope(first, admin), tags=["definition"])
-        registrations: list[tuple[str, SignerKey, str | None]] = [
-            ("site", signers["site"], None),
-            ("supervisor", signers["supervisor"], None),
+        registrations: list[tuple[SignerKey, str, str | None]] = [
+            (signers["site"], "site", None),
+            (signers["supervisor"], "supervisor", None),
         ]
-        registrations += [("clerk", signers[f"clerk:{p}"], p) for p in POINTS]
-        for role, key, point in registrations:
-            payload: dict[str, Any] = {
-                "type": "key-registered",
-                "election": election,
-                "vkey": key.verifier.vkey,
-                "role": role,
-            }
-            if point:
-                payload["polling_point"] = point
-            await ledger.append(sign_envelope(payload, admin))
+        registrations += [(signers[f"clerk:{p}"], "clerk", p) for p in POINTS]
+        await create_election(
+            Casting(ledger),
+            election_from_dict(definition(election)),
+            signers["admin"],
+            b"bench-voter-key-" * 2,
+            registrations,
+        )
+        # The fixture's ballots are pre-signed on worker processes with their tags, then
+        # appended as they are: a generator of known-valid entries, not a write path.
         offset = await ledger.size()
         chunk = 20_000
         jobs = [(election, s, offset, plan[s : s + chunk]) for s in range(0, len(plan), chunk)]

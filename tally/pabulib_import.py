@@ -1,9 +1,9 @@
 """``uchast import-pabulib``: replay a real election from a Pabulib file through the write path.
 
 The file's META and PROJECTS become an election definition (:func:`plan_import`); then every
-VOTES row is cast as a signed ballot through the same steps as the HTTP endpoints
-(:func:`import_pabulib`): sign, verify, read the voter's entries, decide with :mod:`votes.rules`,
-append under the DCB condition (:func:`api.vote_routes.decide_and_append`). Nothing is counted
+VOTES row is cast as a signed ballot through the write path the HTTP endpoints use
+(:func:`import_pabulib`, :class:`ledger.casting.Casting`): sign, verify, read the voter's
+entries, decide with :mod:`votes.rules`, append under the DCB condition. Nothing is counted
 here: the totals are the live tally's, replayed from the log afterwards and compared with the
 file's ``votes`` column.
 
@@ -61,10 +61,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger.keys import SignerKey
+from tqdm import tqdm
+
+from ledger.casting import Casting, create_election
+from ledger.keys import SignerKey, sign_envelope
+from ledger.log import Ledger
+from ledger.store import open_store
+from tally.export import replay_tally
 from tally.pabulib import (
     PabulibError,
     PabulibFile,
@@ -80,8 +87,10 @@ from tally.pabulib import (
     threshold,
     vote_type,
 )
-from votes.admin import election_payload, key_registration
+from tally.results import allocate
 from votes.election import Election, election_from_dict
+from votes.errors import VoteRefusedError
+from votes.tokens import voter_token
 
 __all__ = [
     "TIMEZONES",
@@ -217,7 +226,6 @@ class ImportPlan:
     expected_totals: dict[str, int]  # uchast id -> the file's votes column
     selected: frozenset[str]  # uchast ids with selected == 1 (empty when the file has no column)
     notes: tuple[str, ...]
-    skipped_empty: int
 
 
 def _amount_kopecks(text: str, what: str) -> int:
@@ -542,7 +550,6 @@ def plan_import(
         expected_totals=totals,
         selected=chosen,
         notes=tuple(notes),
-        skipped_empty=skipped,
     )
 
 
@@ -680,14 +687,6 @@ async def import_pabulib(
     nothing is written. ``directory`` defaults to ``<election id>-keys``. Returns the report,
     with the totals replayed from the log.
     """
-    import time as clock
-
-    from api.service import DEFINITION_TAG, Service, ServiceConfig
-    from ledger.keys import sign_envelope
-    from ledger.store import open_store
-    from tally.export import replay_tally
-    from tally.results import allocate
-
     plan = read_plan(
         path,
         election_id=election_id,
@@ -703,20 +702,17 @@ async def import_pabulib(
             raise PabulibImportError(f"election {election.id!r} already exists in this database")
         directory = directory or Path(f"{election.id}-keys")
         keys = ImportKeys.create(directory, election)
-        started = clock.monotonic()
+        started = monotonic()
         await store.create_log(election.id)
-        service = Service(ServiceConfig(db_url, keys.log, voter_key=keys.voter_key), store)
-        ledger = await service.ledger(election.id)
+        ledger = Ledger(store, election.id, log_signer=keys.log)
+        await ledger.open()
         try:
-            first = election_payload(election, keys.admin.verifier.vkey, keys.voter_key)
-            await ledger.append(sign_envelope(first, keys.admin), tags=[DEFINITION_TAG])
+            casting = Casting(ledger)
             registrations: list[tuple[SignerKey, str, str | None]] = [
                 (keys.site, "site", None),
                 *((clerk, "clerk", point) for point, clerk in keys.clerks.items()),
             ]
-            for key, role, point in registrations:
-                payload = key_registration(election.id, key.verifier.vkey, role, point)
-                await ledger.append(sign_envelope(payload, keys.admin))
+            await create_election(casting, election, keys.admin, keys.voter_key, registrations)
             report = ImportReport(
                 election=election.id,
                 db_url=db_url,
@@ -727,10 +723,9 @@ async def import_pabulib(
                 log_vkey=keys.log.verifier.vkey,
                 admin_vkey=keys.admin.verifier.vkey,
             )
-            await _cast_all(service, election, keys, plan, report, concurrency, progress)
+            await _cast_all(casting, election, keys, plan, report, concurrency, progress)
         finally:
-            for opened in service.open_ledgers():
-                await opened.close()
+            await ledger.close()
         tally, size, _ = await replay_tally(store, election.id)
         report.totals = {p.id: tally.votes.get(p.id, 0) for p in election.projects}
         report.funded = frozenset(
@@ -739,14 +734,34 @@ async def import_pabulib(
             for pid in allocate(election, c.id, report.totals).funded
         )
         report.log_size = size
-        report.seconds = clock.monotonic() - started
+        report.seconds = monotonic() - started
         return report
     finally:
         await store.close()
 
 
+def _envelope(election: Election, keys: ImportKeys, ballot: PlannedBallot) -> dict[str, Any]:
+    """The signed envelope of one VOTES row: online ballot, paper ballot or spoiled ballot."""
+    payload: dict[str, Any] = {
+        "election": election.id,
+        "voter": voter_token(keys.voter_key, ballot.identity),
+        "cast_at": election.voting_opens.isoformat(),
+        "nonce": str(uuid.uuid4()),
+    }
+    if ballot.point is None:
+        payload.update(type="ballot", projects=list(ballot.projects))
+        return sign_envelope(payload, keys.site)
+    if ballot.projects:
+        payload.update(
+            type="paper-ballot", projects=list(ballot.projects), polling_point=ballot.point
+        )
+    else:
+        payload.update(type="spoiled-ballot", polling_point=ballot.point, reason="other")
+    return sign_envelope(payload, keys.clerks[ballot.point])
+
+
 async def _cast_all(
-    service: Any,
+    casting: Casting,
     election: Election,
     keys: ImportKeys,
     plan: ImportPlan,
@@ -754,17 +769,6 @@ async def _cast_all(
     concurrency: int,
     progress: bool,
 ) -> None:
-    from tqdm import tqdm
-
-    from api.vote_routes import check_clerk_point, decide_and_append
-    from ledger.keys import sign_envelope
-    from votes import rules
-    from votes.errors import VoteRefusedError
-    from votes.receipts import receipt_code, receipt_tag
-    from votes.tokens import voter_token
-
-    ledger = await service.ledger(election.id)
-    cast_at = election.voting_opens.isoformat()
     pending = list(reversed(plan.ballots))
     bar = tqdm(
         total=len(plan.ballots),
@@ -773,53 +777,14 @@ async def _cast_all(
         disable=not (progress and sys.stderr.isatty()),
         file=sys.stderr,
     )
-
-    async def cast(ballot: PlannedBallot) -> str:
-        payload: dict[str, Any] = {
-            "election": election.id,
-            "voter": voter_token(keys.voter_key, ballot.identity),
-            "cast_at": cast_at,
-            "nonce": str(uuid.uuid4()),
-        }
-        if ballot.point is None:
-            payload.update(type="ballot", projects=list(ballot.projects))
-            signer = keys.site
-        elif ballot.projects:
-            payload.update(
-                type="paper-ballot", projects=list(ballot.projects), polling_point=ballot.point
-            )
-            signer = keys.clerks[ballot.point]
-        else:
-            payload.update(type="spoiled-ballot", polling_point=ballot.point, reason="other")
-            signer = keys.clerks[ballot.point]
-        verified = await ledger.verify(sign_envelope(payload, signer))
-        now = datetime.now(UTC)
-        key = verified.envelope.key
-        if payload["type"] == "spoiled-ballot":
-            check_clerk_point(ledger, verified)
-            await decide_and_append(
-                ledger,
-                verified,
-                rules.read_tags_for_spoiled(payload),
-                lambda history: rules.decide_spoiled(election, payload, history, now=now),
-            )
-            return "spoiled"
-        if ballot.point is not None:
-            check_clerk_point(ledger, verified)
-        await decide_and_append(
-            ledger,
-            verified,
-            rules.read_tags_for_ballot(payload),
-            lambda history: rules.decide_ballot(election, payload, history, now=now, key=key),
-            extra_tags=[receipt_tag(receipt_code(verified.envelope.sig))],
-        )
-        return "online" if ballot.point is None else "paper"
+    channels = {"ballot": "online", "paper-ballot": "paper", "spoiled-ballot": "spoiled"}
 
     async def worker() -> None:
         while pending:
             ballot = pending.pop()
             try:
-                report.cast[await cast(ballot)] += 1
+                cast = await casting.submit(_envelope(election, keys, ballot))
+                report.cast[channels[cast.entry.type]] += 1
             except VoteRefusedError as exc:
                 where = f"line {ballot.line}" if ballot.line else f"voter {ballot.voter_id}"
                 report.refused.append(f"{where}: {exc}")

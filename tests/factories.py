@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.casting import Casting
 from ledger.keys import SignerKey, sign_envelope
 from ledger.log import Ledger
 from ledger.store import open_store
@@ -110,12 +111,13 @@ async def opened_ledger(
     await ledger.open()
     try:
         if register and await ledger.size() == 0:
-            await ledger.append(election_envelope(keys, definition=definition))
-            await ledger.append(key_envelope(keys, keys.site, "site"))
-            await ledger.append(
+            casting = Casting(ledger)
+            await casting.submit(election_envelope(keys, definition=definition))
+            await casting.submit(key_envelope(keys, keys.site, "site"))
+            await casting.submit(
                 key_envelope(keys, keys.clerk, "clerk", polling_point="city-council")
             )
-            await ledger.append(key_envelope(keys, keys.supervisor, "supervisor"))
+            await casting.submit(key_envelope(keys, keys.supervisor, "supervisor"))
         yield ledger
     finally:
         await ledger.close()

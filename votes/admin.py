@@ -44,3 +44,22 @@ def key_registration(
     if polling_point:
         payload["polling_point"] = polling_point
     return payload
+
+
+def amendment_payload(election: Election) -> dict[str, Any]:
+    """Replace the election's definition (refused once voting has opened)."""
+    return {
+        "type": EntryType.ELECTION_AMENDED.value,
+        "election": election.id,
+        "definition": election_to_dict(election),
+    }
+
+
+def key_revocation(election: str, key_id: str, reason: str) -> dict[str, Any]:
+    """Retire the key ``key_id`` (``name+hex8``) from the entry's log position on."""
+    return {
+        "type": EntryType.KEY_REVOKED.value,
+        "election": election,
+        "key": key_id,
+        "reason": reason,
+    }

@@ -62,6 +62,7 @@ from votes.errors import (
     UnknownPollingPointError,
     UnknownProjectError,
     VoidRefusedError,
+    WrongPollingPointError,
 )
 from votes.tags import nonce_tag, point_tag, project_tag, void_tag, voter_tag
 from votes.tokens import is_voter_token
@@ -75,6 +76,7 @@ __all__ = [
     "PaperStatus",
     "PriorEntry",
     "VoterState",
+    "check_polling_point",
     "counted_picks",
     "decide_ballot",
     "decide_spoiled",
@@ -453,6 +455,13 @@ def _known_point(election: Election, payload: Mapping[str, Any]) -> str:
     if election.polling_point(point) is None:
         raise UnknownPollingPointError(point)
     return point
+
+
+def check_polling_point(registered: str | None, payload: Mapping[str, Any]) -> None:
+    """A clerk key registered for polling point ``registered`` enters paper and spoiled ballots
+    for that point only (:class:`~votes.errors.WrongPollingPointError`)."""
+    if registered is not None and payload.get("polling_point") != registered:
+        raise WrongPollingPointError(registered)
 
 
 # -- ballots ------------------------------------------------------------------------------------

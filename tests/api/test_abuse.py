@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from api.app import create_app
 from api.service import ServiceConfig
+from ledger.casting import Casting
 from ledger.keys import SignerKey, sign_envelope
 from ledger.store import open_store
 from tests.api.conftest import VOTER_KEY, VOTING_DAY
@@ -78,9 +79,11 @@ async def scene(
     point_clerk = SignerKey.generate("clerk.city-council.oksana")
     revoked = SignerKey.generate("site.old-portal")
     async with opened_ledger(store_url, keys) as ledger:
-        await ledger.append(key_envelope(keys, point_clerk, "clerk", polling_point="city-council"))
-        await ledger.append(key_envelope(keys, revoked, "site"))
-        await ledger.append(revoke_envelope(keys, revoked))
+        await Casting(ledger).submit(
+            key_envelope(keys, point_clerk, "clerk", polling_point="city-council")
+        )
+        await Casting(ledger).submit(key_envelope(keys, revoked, "site"))
+        await Casting(ledger).submit(revoke_envelope(keys, revoked))
     config = ServiceConfig(store_url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY)
     client = await aiohttp_client(create_app(config))
     first = ballot_envelope(keys.site, voter_token(1), ["L01", "S01"])

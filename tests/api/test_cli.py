@@ -96,6 +96,7 @@ def test_void_through_a_running_server(
     import asyncio
     import urllib.request
 
+    from ledger.casting import Casting
     from tests.api.servers import serving
     from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
 
@@ -103,8 +104,8 @@ def test_void_through_a_running_server(
 
     async def prepare() -> int:
         async with opened_ledger(sqlite_url, keys) as ledger:
-            appended = await ledger.append(ballot_envelope(keys.site, voter_token(1), ["L01"]))
-            return appended.position
+            cast = await Casting(ledger).submit(ballot_envelope(keys.site, voter_token(1), ["L01"]))
+            return cast.position
 
     position = asyncio.run(prepare())
     keys.log.save(tmp_path / "log.key")

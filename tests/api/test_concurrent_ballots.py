@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from ledger.casting import Casting
 from ledger.keys import SignerKey, sign_envelope
 from ledger.log import entry_object
 from tests.api.servers import serving
@@ -33,7 +34,9 @@ async def test_200_concurrent_ballots_of_one_voter_never_exceed_the_limits(
     keys = Keys()
     clerk = SignerKey.generate("clerk.city-council.test")
     async with opened_ledger(store_url, keys) as ledger:
-        await ledger.append(key_envelope(keys, clerk, "clerk", polling_point="city-council"))
+        await Casting(ledger).submit(
+            key_envelope(keys, clerk, "clerk", polling_point="city-council")
+        )
     keys.log.save(tmp_path / "log.key")
     (tmp_path / "voter.key").write_text(VOTER_KEY.hex())
     token = voter_token(VOTER_KEY, IDENTITY)

@@ -8,13 +8,9 @@ from pathlib import Path
 from aiohttp.test_utils import TestServer
 
 from api.app import create_app
-from api.demo import DemoKeys, load_example, simulate
+from api.demo import DemoKeys, create_demo_election, load_example, simulate
 from api.keys import SERVICE
 from api.service import ServiceConfig
-from ledger.keys import sign_envelope
-from ledger.log import Ledger
-from ledger.store import open_store
-from votes.admin import election_payload, key_registration
 
 
 async def test_simulated_voting_matches_the_generator(tmp_path: Path) -> None:
@@ -22,22 +18,7 @@ async def test_simulated_voting_matches_the_generator(tmp_path: Path) -> None:
     election = load_example()
     keys = DemoKeys.create(tmp_path, election)
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    store = open_store(url)
-    await store.open()
-    ledger = Ledger(store, election.id, verify_workers=0)
-    await ledger.open()
-    await ledger.append(
-        sign_envelope(
-            election_payload(election, keys.admin.verifier.vkey, keys.voter_key), keys.admin
-        )
-    )
-    keyed = [(keys.site, "site", None), (keys.supervisor, "supervisor", None)]
-    keyed += [(clerk, "clerk", point) for point, clerk in keys.clerks.items()]
-    for key, role, point in keyed:
-        payload = key_registration(election.id, key.verifier.vkey, role, point)
-        await ledger.append(sign_envelope(payload, keys.admin))
-    await ledger.close()
-    await store.close()
+    await create_demo_election(url, election, keys)
 
     config = ServiceConfig(url, keys.log, voter_key=keys.voter_key)
     app = create_app(config)

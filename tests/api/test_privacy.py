@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
+from ledger.casting import Casting
 from ledger.keys import SignerKey, sign_envelope
 from tests.api.servers import serving
 from tests.factories import ELECTION, Keys, key_envelope, opened_ledger
@@ -22,7 +23,9 @@ async def test_typed_identity_numbers_leave_no_trace(store_url: str, tmp_path: P
     keys = Keys()
     clerk = SignerKey.generate("clerk.city-council.anna")
     async with opened_ledger(store_url, keys) as ledger:
-        await ledger.append(key_envelope(keys, clerk, "clerk", polling_point="city-council"))
+        await Casting(ledger).submit(
+            key_envelope(keys, clerk, "clerk", polling_point="city-council")
+        )
     keys.log.save(tmp_path / "log.key")
     (tmp_path / "voter.key").write_text(bytes(range(64, 96)).hex())
 

@@ -118,7 +118,7 @@ async def test_equal_shares_rule_funds_by_equal_shares(
             seed=election.rule.seed,
         )
         assert category["funded"] == list(expected.funded)
-    from api.cli import export_log
+    from ledger.export import export_log
     from ledger.store import open_store
     from tally.audit import audit
 

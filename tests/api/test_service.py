@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from api.service import TALLY_PROJECTION, Service, ServiceConfig
+from ledger.casting import Casting
 from ledger.store import open_store
 from tally.export import replay_tally
 from tally.projection import Tally
@@ -18,9 +19,9 @@ from tests.tally.test_projection import views
 
 
 async def cast(service: Service, keys: Keys, voters: range) -> None:
-    ledger = await service.ledger(ELECTION)
+    casting = await service.casting(ELECTION)
     for n in voters:
-        await ledger.append(
+        await casting.submit(
             ballot_envelope(keys.site, voter_token(n), ["L01", "S0" + str(n % 3 + 1)])
         )
 
@@ -113,7 +114,7 @@ async def test_a_bad_saved_view_is_replaced_by_a_replay(
 
     async with opened_ledger(store_url, keys) as ledger:  # the log grows while no one follows
         for n in range(10, 15):
-            await ledger.append(ballot_envelope(keys.site, voter_token(n), ["L02"]))
+            await Casting(ledger).submit(ballot_envelope(keys.site, voter_token(n), ["L02"]))
     store = open_store(store_url)
     await store.open()
     try:

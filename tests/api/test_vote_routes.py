@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ledger.casting import Casting
 from ledger.keys import SignerKey, sign_envelope
 from tests.api.conftest import VOTER_KEY, Setup
 from tests.factories import ELECTION, ballot_envelope, revoke_envelope, voter_token
@@ -93,7 +94,7 @@ async def test_revoked_site_key_is_refused(service: Setup) -> None:
     from tests.factories import opened_ledger
 
     async with opened_ledger(service.url, service.keys) as ledger:
-        await ledger.append(revoke_envelope(service.keys, service.keys.site))
+        await Casting(ledger).submit(revoke_envelope(service.keys, service.keys.site))
     status, problem = await post(
         service, "ballots", ballot_envelope(service.keys.site, voter_token(9), ["L01"])
     )

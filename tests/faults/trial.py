@@ -31,6 +31,7 @@ from bench.loadgen import (
     trial_window,
 )
 from bench.loadgen import served_votes as served_votes
+from ledger.casting import Casting
 from ledger.keys import SignerKey, sign_envelope
 from tests.api.servers import ROOT, free_port, wait_until_up
 from tests.factories import ELECTION, Keys, example_definition, key_envelope, opened_ledger
@@ -55,7 +56,9 @@ class Trial:
         clerks = {point: SignerKey.generate(f"clerk.{point}.trial") for point in points}
         async with opened_ledger(url, keys, definition=definition) as ledger:
             for point, clerk in clerks.items():
-                await ledger.append(key_envelope(keys, clerk, "clerk", polling_point=point))
+                await Casting(ledger).submit(
+                    key_envelope(keys, clerk, "clerk", polling_point=point)
+                )
         keys.log.save(directory / "log.key")
         (directory / "log.vkey").write_text(keys.log.verifier.vkey)
         (directory / "admin.vkey").write_text(keys.admin.verifier.vkey)

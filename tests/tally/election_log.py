@@ -1,6 +1,6 @@
-"""Real election logs for the auditor's tests: written through the real write path (a signed
-Ledger on SQLite, decisions by ``votes.rules`` under DCB conditions, as the vote endpoints do),
-then exported with ``uchast export log``'s own function."""
+"""Real election logs for the auditor's tests: written through the real write path
+(:class:`ledger.casting.Casting` over a signed Ledger on SQLite, as the vote endpoints do), then
+exported with ``uchast export log``'s own function."""
 
 from __future__ import annotations
 
@@ -13,16 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.dcb.api import DCBAppendCondition, DCBQuery, DCBQueryItem
-
-from api.cli import export_log
+from ledger.casting import Casting, create_election
+from ledger.export import export_log
 from ledger.keys import SignerKey, sign_envelope
-from ledger.log import Ledger, entry_object
+from ledger.log import Ledger
 from ledger.store import open_store
-from tests.factories import ELECTION, Keys, key_envelope, voter_token
-from votes import rules
+from tests.factories import ELECTION, Keys, voter_token
 from votes.election import election_from_dict, election_to_dict
-from votes.receipts import receipt_code, receipt_tag
 
 NOW = datetime(2018, 10, 5, 12, 0, tzinfo=UTC)
 CAST_AT = "2018-10-03T10:15:00+03:00"
@@ -101,40 +98,18 @@ class AuditKeys(Keys):
 
 
 class ElectionLog:
-    """Writes entries to one election's ledger the way the API does."""
+    """Writes entries to one election's ledger through the write path the API uses."""
 
     def __init__(self, ledger: Ledger, keys: AuditKeys, document: dict[str, Any]) -> None:
         self.ledger = ledger
+        self.casting = Casting(ledger, lambda: NOW)
         self.keys = keys
         self.election = election_from_dict(document)
 
-    async def _decide_and_append(self, envelope: dict[str, Any], decide: Any) -> int:
-        verified = await self.ledger.verify(envelope)
-        payload = verified.payload
-        for _ in range(8):
-            history, head = await self.ledger.tagged(list(rules.read_tags(payload)))
-            prior = [
-                rules.PriorEntry(
-                    e.position,
-                    e.type,
-                    entry_object(e.data)["envelope"]["payload"],
-                    entry_object(e.data)["envelope"]["key"],
-                )
-                for e in history
-            ]
-            decision = decide(prior)
-            assert decision.replay_of is None, "tests never replay"
-            extra = []
-            if payload["type"] in ("ballot", "paper-ballot"):
-                extra.append(receipt_tag(receipt_code(verified.envelope.sig)))
-            items = [DCBQueryItem(tags=[t]) for t in decision.condition_tags]
-            appended = await self.ledger.append_verified(
-                verified,
-                tags=[*decision.tags, *extra],
-                condition=DCBAppendCondition(DCBQuery(items), after=head),
-            )
-            return appended.position
-        raise AssertionError("lost the race eight times")
+    async def _submit(self, envelope: dict[str, Any]) -> int:
+        cast = await self.casting.submit(envelope)
+        assert not cast.replay, "tests never replay"
+        return cast.position
 
     async def ballot(self, voter: int, projects: list[str], *, cast_at: str = CAST_AT) -> int:
         """An online ballot by the site key, decided by the rules."""
@@ -147,9 +122,7 @@ class ElectionLog:
             "nonce": str(uuid.uuid4()),
         }
         envelope = sign_envelope(payload, self.keys.site)
-        return await self._decide_and_append(
-            envelope, lambda h: rules.decide_ballot(self.election, payload, h, now=NOW)
-        )
+        return await self._submit(envelope)
 
     async def paper(
         self,
@@ -171,12 +144,7 @@ class ElectionLog:
             "polling_point": point,
         }
         envelope = sign_envelope(payload, signer)
-        return await self._decide_and_append(
-            envelope,
-            lambda h: rules.decide_ballot(
-                self.election, payload, h, now=NOW, key=str(signer.key_id)
-            ),
-        )
+        return await self._submit(envelope)
 
     async def spoiled(self, point: str = "council") -> int:
         payload = {
@@ -188,9 +156,7 @@ class ElectionLog:
             "nonce": str(uuid.uuid4()),
         }
         envelope = sign_envelope(payload, self.keys.clerk)
-        return await self._decide_and_append(
-            envelope, lambda h: rules.decide_spoiled(self.election, payload, h, now=NOW)
-        )
+        return await self._submit(envelope)
 
     async def void(self, position: int, reason: str = "entered by mistake") -> int:
         payload = {
@@ -200,17 +166,7 @@ class ElectionLog:
             "reason": reason,
             "nonce": str(uuid.uuid4()),
         }
-        envelope = sign_envelope(payload, self.keys.supervisor)
-        [found] = await self.ledger.entries(position, position + 1)
-        target = rules.PriorEntry(
-            found.position,
-            found.type,
-            entry_object(found.data)["envelope"]["payload"],
-            entry_object(found.data)["envelope"]["key"],
-        )
-        return await self._decide_and_append(
-            envelope, lambda h: rules.decide_void(self.election, payload, target, h, now=NOW)
-        )
+        return await self._submit(sign_envelope(payload, self.keys.supervisor))
 
     async def smuggle(self, payload: dict[str, Any], signer: SignerKey, tags: list[str]) -> int:
         """Append straight through the Ledger, with no rule asked (what a broken server does)."""
@@ -227,29 +183,22 @@ async def election_log(url: str, keys: AuditKeys, **overrides: Any) -> AsyncIter
     ledger = Ledger(store, ELECTION, log_signer=keys.log, verify_workers=0)
     await ledger.open()
     try:
+        log = ElectionLog(ledger, keys, document)
         if await ledger.size() == 0:
-            payload = {
-                "type": "election",
-                "election": ELECTION,
-                "admin_key": keys.admin.verifier.vkey,
-                "voter_key_id": "0" * 16,
-                "definition": document,
-            }
-            await ledger.append(sign_envelope(payload, keys.admin))
-            await ledger.append(key_envelope(keys, keys.site, "site"))
-            point_clerk = {
-                "type": "key-registered",
-                "election": ELECTION,
-                "vkey": keys.clerk.verifier.vkey,
-                "role": "clerk",
-                "polling_point": "council",
-            }
-            await ledger.append(sign_envelope(point_clerk, keys.admin))
-            await ledger.append(key_envelope(keys, keys.clerk2, "clerk", polling_point="council"))
-            await ledger.append(key_envelope(keys, keys.supervisor, "supervisor"))
-            clerk3 = key_envelope(keys, keys.clerk3, "clerk", polling_point="district-1")
-            await ledger.append(clerk3)
-        yield ElectionLog(ledger, keys, document)
+            await create_election(
+                log.casting,
+                log.election,
+                keys.admin,
+                b"\0" * 32,
+                [
+                    (keys.site, "site", None),
+                    (keys.clerk, "clerk", "council"),
+                    (keys.clerk2, "clerk", "council"),
+                    (keys.supervisor, "supervisor", None),
+                    (keys.clerk3, "clerk", "district-1"),
+                ],
+            )
+        yield log
     finally:
         await ledger.close()
         await store.close()
