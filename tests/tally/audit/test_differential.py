@@ -25,7 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ledger.casting import Casting
@@ -40,9 +41,11 @@ from votes.admin import key_registration
 from votes.election import Election
 from votes.errors import VoidRefusedError, VoteRefusedError
 
+METHODS = ("greedy", "greedy-no-skip", "equal-shares")
 _EXAMPLES = os.environ.get("UCHAST_DIFFERENTIAL_EXAMPLES")
 PROPERTY = settings(
-    max_examples=int(_EXAMPLES) if _EXAMPLES else 30,
+    # Per allocation rule and double-entry setting (six cases per test).
+    max_examples=int(_EXAMPLES) if _EXAMPLES else 6,
     derandomize=not _EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -84,9 +87,12 @@ def _title(text: str) -> dict[str, str]:
 
 
 @st.composite
-def elections(draw: st.DrawFn, *, deadline_passed: bool = False) -> dict[str, Any]:
+def elections(
+    draw: st.DrawFn, method: str, double_entry: bool, *, deadline_passed: bool = False
+) -> dict[str, Any]:
     """Overrides of ``election_log``'s definition: 1-3 categories of 1-4 projects with random
-    costs (kopecks; a few shared, for ties), budgets and limits, any rule and settings."""
+    costs (kopecks; a few shared, for ties), budgets and limits; the allocation ``method``
+    with a random threshold and tie-break, single or multiple ballots."""
     categories: list[dict[str, Any]] = []
     projects: list[dict[str, Any]] = []
     for c in range(draw(st.integers(1, 3))):
@@ -126,13 +132,13 @@ def elections(draw: st.DrawFn, *, deadline_passed: bool = False) -> dict[str, An
         "categories": categories,
         "projects": projects,
         "rule": {
-            "method": draw(st.sampled_from(["greedy", "greedy-no-skip", "equal-shares"])),
+            "method": method,
             "min_votes": draw(st.integers(0, 2)),
             "tie_break": tie_break,
             "seed": seed if "lottery" in tie_break or draw(st.booleans()) else "",
         },
         "multiple_ballots": draw(st.booleans()),
-        "double_entry": draw(st.booleans()),
+        "double_entry": double_entry,
     }
     if deadline_passed:
         # Before the entries' recorded_at (today), after voting closes.
@@ -146,12 +152,42 @@ def project_ids(overrides: dict[str, Any]) -> list[str]:
 
 # -- random streams through the write path -------------------------------------------------------
 
-VOTERS = st.integers(0, 4)
+VOTERS = st.integers(0, 7)
 
 
 def picks(ids: Sequence[str]) -> st.SearchStrategy[list[str]]:
-    """Mostly projects of the election, sometimes repeated or unknown, at times too many."""
-    return st.lists(st.sampled_from([*ids, *ids, UNKNOWN_PROJECT]), min_size=1, max_size=4)
+    """Mostly distinct projects of the election; at times repeated, unknown or too many."""
+    valid = st.lists(st.sampled_from(ids), min_size=1, max_size=3, unique=True)
+    faulty = st.lists(st.sampled_from([*ids, UNKNOWN_PROJECT]), min_size=1, max_size=4)
+    return st.one_of(valid, valid, valid, faulty)
+
+
+def voters_first(ids: Sequence[str], *, paper: bool) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """A few voters (10, 11, ...) each casting one ballot of distinct projects: online, or on
+    paper keyed once or twice (by the other clerk of the council), so that every example has
+    something to count and to allocate."""
+    channels = ["online", "online", "paper", "paper twice"] if paper else ["online"]
+    ballots = st.lists(
+        st.tuples(
+            st.sampled_from(channels),
+            st.lists(st.sampled_from(ids), min_size=1, max_size=3, unique=True),
+        ),
+        min_size=2,
+        max_size=12,
+    )
+
+    def stream(cast: list[tuple[str, list[str]]]) -> list[tuple[Any, ...]]:
+        operations: list[tuple[Any, ...]] = []
+        for voter, (channel, projects) in enumerate(cast, start=10):
+            if channel == "online":
+                operations.append(("ballot", voter, projects, IN_WINDOW[2]))
+                continue
+            operations.append(("paper", voter, projects, 1, "own"))
+            if channel == "paper twice":
+                operations.append(("rekey", -1, "other", True))  # the last keying
+        return operations
+
+    return ballots.map(stream)
 
 
 CLERK_POINTS = {1: "council", 2: "council", 3: "district-1", 4: "nowhere"}
@@ -159,34 +195,37 @@ CLERK_POINTS = {1: "council", 2: "council", 3: "district-1", 4: "nowhere"}
 
 
 def operations(ids: Sequence[str], *, paper: bool) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """Online ballots, voids (mostly of an accepted entry, else of an unknown position, a key
+    or the election), exact replays and reused nonces; with ``paper``, paper ballots (mostly
+    at the clerk's own point), second keyings of them and spoiled ballots."""
     ballot = st.tuples(
         st.just("ballot"),
         VOTERS,
         picks(ids),
-        st.sampled_from(IN_WINDOW) | st.sampled_from(OUT_OF_WINDOW),
+        st.sampled_from([*IN_WINDOW, *IN_WINDOW, *OUT_OF_WINDOW]),
     )
     void = st.tuples(
         st.just("void"),
-        st.sampled_from(["entry", "unknown", "key", "election"]),
+        st.sampled_from(["entry", "entry", "entry", "entry", "unknown", "key", "election"]),
         st.integers(0, 99),
     )
     replay = st.tuples(st.just("replay"), st.integers(0, 99))
     reuse = st.tuples(st.just("reuse-nonce"), st.integers(0, 99), VOTERS, picks(ids))
-    kinds: list[st.SearchStrategy[tuple[Any, ...]]] = [ballot, ballot, void, replay, reuse]
+    kinds: list[st.SearchStrategy[tuple[Any, ...]]] = [ballot] * 4 + [void] * 2 + [replay, reuse]
     if paper:
-        # Most clerks key at their own point.
         clerks = st.sampled_from(list(CLERK_POINTS))
-        points = st.sampled_from(["own", "own", "own", *POINTS])
+        points = st.sampled_from(["own"] * 5 + list(POINTS))
         keying = st.tuples(st.just("paper"), VOTERS, picks(ids), clerks, points)
         # A second keying of an earlier one, mostly by another clerk of its point; the same
         # projects (in another order) or not.
         rekeying: st.SearchStrategy[Any] = st.sampled_from(
-            ["other", "other", "same", *CLERK_POINTS]
+            ["other", "other", "other", "same", *CLERK_POINTS]
         )
         rekey = st.tuples(st.just("rekey"), st.integers(0, 99), rekeying, st.booleans())
-        spoiled = st.tuples(st.just("spoiled"), st.sampled_from(POINTS))
-        kinds += [keying, keying, rekey, rekey, spoiled]
-    return st.lists(st.one_of(kinds), max_size=22)
+        # A spoiled ballot may name its voter: a void of it then carries the voter's tag.
+        spoiled = st.tuples(st.just("spoiled"), st.sampled_from(POINTS), st.none() | VOTERS)
+        kinds += [keying] * 3 + [rekey] * 3 + [spoiled]
+    return st.lists(st.one_of(kinds), min_size=3, max_size=24)
 
 
 @dataclass
@@ -225,8 +264,9 @@ class Writer:
     async def run(self, operation: tuple[Any, ...]) -> None:
         try:
             position = await self._write(operation)
-        except VoteRefusedError:
+        except VoteRefusedError as refused:
             self.refused += 1
+            event(f"refused: {refused.code}")
             return
         if position is not None:
             self.accepted.append(position)
@@ -252,8 +292,20 @@ class Writer:
                 position = await log.paper(voter, keyed, clerk=self.clerks[clerk], point=point)
                 self.keyings.append((voter, keyed, clerk, point))
                 return position
-            case ("spoiled", point):
+            case ("spoiled", point, None):
                 return await log.spoiled(point)
+            case ("spoiled", point, voter):
+                spoiled = {
+                    "type": "spoiled-ballot",
+                    "election": ELECTION,
+                    "voter": voter_token(voter),
+                    "polling_point": point,
+                    "reason": "too-many-marks",
+                    "cast_at": IN_WINDOW[2],
+                    "nonce": str(uuid.uuid4()),
+                }
+                cast = await self.casting.submit(sign_envelope(spoiled, log.keys.clerk))
+                return cast.position
             case ("void", "entry", ref) if self.accepted:
                 return await log.void(self.accepted[ref % len(self.accepted)])
             case ("void", "unknown", ref):
@@ -304,6 +356,8 @@ class ServerView:
     election: Election
     size: int
     ballots: Ballots
+    pairs: int
+    """Counted paper ballots keyed twice (double entry)."""
     totals: dict[str, int]
     voters: int
     counted: int
@@ -323,13 +377,16 @@ async def server_view(url: str) -> ServerView:
         await store.close()
     election = tally.election
     ballots: Ballots = set()
+    pairs = 0
     for voter, history in histories.items():
         for ballot in rules.voter_state(election, history, voter).ballots:
             ballots.add((ballot.position, ballot.projects))
+            pairs += len(ballot.entries) == 2
     return ServerView(
         election=election,
         size=size,
         ballots=ballots,
+        pairs=pairs,
         totals={p.id: tally.votes.get(p.id, 0) for p in election.projects},
         voters=tally.voters,
         counted=sum(tally.ballots.values()),
@@ -355,14 +412,27 @@ def counted_by_auditor(report: AuditReport) -> Ballots:
     return {(position, frozenset(projects)) for position, projects in report.counted}
 
 
+def bucket(count: int, width: int) -> str:
+    low = count // width * width
+    return f"{low}-{low + width - 1}"
+
+
 # -- 1. the same count ---------------------------------------------------------------------------
 
 
-@st.composite
-def honest_scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[Any, ...]], int]:
-    election = draw(elections())
-    stream = draw(operations(project_ids(election), paper=True))
-    return election, stream, draw(st.sampled_from([1, 3, 2000]))
+def honest_scenarios(
+    method: str, double_entry: bool
+) -> st.SearchStrategy[tuple[dict[str, Any], list[tuple[Any, ...]], int]]:
+    """An election, a stream (its voters first, then anything) and the auditor's chunk size."""
+
+    @st.composite
+    def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[Any, ...]], int]:
+        election = draw(elections(method, double_entry))
+        ids = project_ids(election)
+        stream = draw(voters_first(ids, paper=True)) + draw(operations(ids, paper=True))
+        return election, stream, draw(st.sampled_from([1, 3, 2000]))
+
+    return scenario()
 
 
 async def agree(overrides: dict[str, Any], stream: list[tuple[Any, ...]], chunk: int) -> None:
@@ -398,17 +468,27 @@ async def agree(overrides: dict[str, Any], stream: list[tuple[Any, ...]], chunk:
     )
     assert report.winners == server.winners  # funded sets, in funding order
 
+    election = server.election
+    event(f"rule {election.rule.method}, double entry {election.double_entry}")
+    event(f"entries accepted: {bucket(len(writer.accepted), 5)}")
+    event(f"entries refused: {bucket(writer.refused, 5)}")
+    event(f"counted ballots: {bucket(len(server.ballots), 4)}")
+    event(f"confirmed double-entry pairs: {min(server.pairs, 3)}")
+    event(f"funded projects: {min(sum(map(len, server.winners.values())), 4)}")
 
+
+@pytest.mark.parametrize("double_entry", [False, True])
+@pytest.mark.parametrize("method", METHODS)
 @PROPERTY
-@given(honest_scenarios())
+@given(data=st.data())
 def test_the_auditor_counts_what_the_server_counts(
-    scenario: tuple[dict[str, Any], list[tuple[Any, ...]], int],
+    method: str, double_entry: bool, data: st.DataObject
 ) -> None:
     """Whatever the election (categories, budgets, limits, single or multiple ballots, double
     entry, greedy, greedy-no-skip, thresholds, tie-breaks, equal shares) and whatever was
     submitted (repeats, over-limit, replays, reused nonces, voids of anything), the auditor
     passes the log and finds the server's counted ballots, totals and winners."""
-    asyncio.run(agree(*scenario))
+    asyncio.run(agree(*data.draw(honest_scenarios(method, double_entry))))
 
 
 # -- 2. no leniency ------------------------------------------------------------------------------
@@ -610,15 +690,21 @@ def refusal_check(election: Election, logged: Logged, before: Sequence[Logged]) 
     raise AssertionError(f"votes.rules would accept the smuggled entry {entry}")
 
 
+Smuggling = tuple[
+    dict[str, Any], list[tuple[Any, ...]], list[tuple[str, int]], list[tuple[Any, ...]]
+]
+
+
 @st.composite
-def smuggling_scenarios(
-    draw: st.DrawFn,
-) -> tuple[dict[str, Any], list[tuple[Any, ...]], list[tuple[str, int]], list[tuple[Any, ...]]]:
+def smuggling_scenarios(draw: st.DrawFn, method: str, double_entry: bool) -> Smuggling:
+    """An election, an honest stream, the kinds of entries to smuggle in after it, and an
+    honest tail of new voters."""
     deadline_passed = draw(st.booleans())
-    election = draw(elections(deadline_passed=deadline_passed))
+    election = draw(elections(method, double_entry, deadline_passed=deadline_passed))
     ids = project_ids(election)
     # Honest paper entries would be late too once the deadline has passed.
-    stream = draw(operations(ids, paper=not deadline_passed))
+    paper = not deadline_passed
+    stream = draw(voters_first(ids, paper=paper)) + draw(operations(ids, paper=paper))
     smuggled = draw(
         st.lists(st.tuples(st.sampled_from(SMUGGLED), st.integers(0, 99)), min_size=1, max_size=5)
     )
@@ -660,6 +746,7 @@ async def catch(
                 target = next((e for e in so_far if e.position == payload.get("entry")), None)
                 position = await log.smuggle(payload, signer, tags_of(payload, target))
                 appended[position] = kind
+                event(f"smuggled: {kind}")
             for operation in tail:
                 await writer.run(operation)
             logged = await read_log(log)
@@ -687,12 +774,12 @@ async def catch(
     assert counted_by_auditor(report) == ballots
 
 
+@pytest.mark.parametrize("double_entry", [False, True])
+@pytest.mark.parametrize("method", METHODS)
 @PROPERTY
-@given(smuggling_scenarios())
+@given(data=st.data())
 def test_the_auditor_reports_exactly_what_the_rules_refuse(
-    scenario: tuple[
-        dict[str, Any], list[tuple[Any, ...]], list[tuple[str, int]], list[tuple[Any, ...]]
-    ],
+    method: str, double_entry: bool, data: st.DataObject
 ) -> None:
     """Entries the rules refuse (over the limit, a project repeated, outside the window, paper
     after the deadline, a reused nonce, a void of a void, of a voided or of no ballot, an unknown
@@ -700,4 +787,4 @@ def test_the_auditor_reports_exactly_what_the_rules_refuse(
     appended straight through the Ledger with the tags the rules would give, are reported at
     exactly their positions, each under the check that names the rules' refusal, and left out
     of the count."""
-    asyncio.run(catch(*scenario))
+    asyncio.run(catch(*data.draw(smuggling_scenarios(method, double_entry))))
