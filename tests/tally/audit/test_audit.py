@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -70,6 +71,30 @@ def test_the_auditor_imports_only_the_standard_library_cryptography_and_rfc8785(
                 assert root in sys.stdlib_module_names or root in ALLOWED_ROOTS, (
                     f"{file.name} imports {name}"
                 )
+
+
+MIRRORED = {
+    "votes/rules.py": "tally/audit/ballots.py",
+    "tally/winners.py": "tally/audit/recount.py",
+    "tally/projection.py": "tally/audit/ballots.py",
+    "tally/results.py": "tally/audit/recount.py",
+}
+
+
+def test_each_auditor_module_names_what_it_mirrors_and_is_named_back() -> None:
+    """Every tally/audit module's docstring opens with the server files it mirrors (which
+    exist), and the server's rules, tally, results and winners name their mirror."""
+    root = AUDIT_PACKAGE.parents[1]
+    for file in sorted(AUDIT_PACKAGE.glob("*.py")):
+        docstring = ast.get_docstring(ast.parse(file.read_text(encoding="utf-8"))) or ""
+        first = docstring.splitlines()[0] if docstring else ""
+        assert first.startswith("Mirrors "), f"{file.name}: {first!r}"
+        for named in re.findall(r"[\w*.-]+/[\w*./-]+\.py", first):
+            assert list(root.glob(named)), f"{file.name} names {named}, which does not exist"
+    for server, mirror in MIRRORED.items():
+        said = ast.get_docstring(ast.parse((root / server).read_text(encoding="utf-8"))) or ""
+        assert f"Mirrored by {mirror}" in said, server
+        assert "tests/tally/audit/test_differential.py" in said, server
 
 
 async def test_a_clean_log_passes_with_the_servers_own_count(
