@@ -16,7 +16,7 @@ from api.bodies import read_json
 from api.keys import SERVICE
 from api.problems import ProblemError
 from ledger.casting import Cast
-from ledger.log import entry_object
+from ledger.entry import entry_envelope
 from ledger.store import StoredEntry
 from votes.election import election_to_dict
 from votes.entries import EntryType
@@ -31,7 +31,7 @@ def receipt(entry: StoredEntry, *, replay: bool = False, code: str | None = None
     """The receipt of ``entry``; ``code``, its receipt code, if the caller has it at hand
     (otherwise it is derived from the signature in the entry)."""
     if code is None:
-        code = receipt_code(base64.b64decode(entry_object(entry.data)["envelope"]["sig"]))
+        code = receipt_code(base64.b64decode(entry_envelope(entry.data)["sig"]))
     return {
         "receipt": code,
         "position": entry.position,

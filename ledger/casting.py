@@ -26,9 +26,10 @@ from typing import Any
 
 from eventsourcing.dcb.api import DCBAppendCondition, DCBQuery, DCBQueryItem
 
+from ledger.entry import entry_envelope, entry_payload
 from ledger.errors import CastingBusyError, ConditionFailedError, ElectionEmptyError
 from ledger.keys import SignerKey, sign_envelope
-from ledger.log import Ledger, VerifiedEnvelope, entry_object
+from ledger.log import Ledger, VerifiedEnvelope
 from ledger.store import StoredEntry
 from votes import rules
 from votes.admin import election_payload, key_registration
@@ -52,7 +53,7 @@ def _utc_now() -> datetime:
 
 def prior_entry(entry: StoredEntry) -> rules.PriorEntry:
     """A stored entry as the rules see it: position, type, signed payload, signer."""
-    envelope = entry_object(entry.data)["envelope"]
+    envelope = entry_envelope(entry.data)
     return rules.PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
 
 
@@ -106,7 +107,7 @@ def _condition(decision: rules.Decision, head: int) -> DCBAppendCondition | None
 
 
 def _receipt_of(entry: StoredEntry) -> str:
-    return receipt_code(base64.b64decode(entry_object(entry.data)["envelope"]["sig"]))
+    return receipt_code(base64.b64decode(entry_envelope(entry.data)["sig"]))
 
 
 class Casting:
@@ -143,7 +144,7 @@ class Casting:
         for entry in amendments:
             if entry.type == EntryType.ELECTION_AMENDED and entry.position > latest.position:
                 latest = entry
-        return election_from_dict(entry_object(latest.data)["envelope"]["payload"]["definition"])
+        return election_from_dict(entry_payload(latest.data)["definition"])
 
     # Submitting.
 

@@ -24,7 +24,6 @@ from ledger import merkle
 from ledger.batching import MicroBatcher
 from ledger.checkpoint import Checkpoint, verify_checkpoint
 from ledger.entry import entry_encoder, entry_envelope
-from ledger.entry import entry_object as entry_object  # re-exported until api/ and tests move
 from ledger.errors import (
     BadSignatureError,
     KeyRevokedError,

@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 
 from ledger.casting import Casting
+from ledger.entry import entry_object
 from ledger.keys import SignerKey, sign_envelope
-from ledger.log import entry_object
-from tests.api.servers import serving
+from tests.api.servers import UNLIMITED_CLERK, serving
 from tests.factories import ELECTION, Keys, key_envelope, opened_ledger
 from votes.election import election_from_dict
 from votes.rules import PriorEntry, voter_state
