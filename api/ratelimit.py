@@ -1,31 +1,28 @@
-"""Rate limiting of signed writes, per signing key: a token bucket in front of the handlers.
+"""Rate limiting of signed writes: token buckets in front of the write handlers, on by default.
 
-``uchast serve --rate-limit N`` lets each key send N signed writes per second on average, with a
-burst of ``--rate-burst`` (default: one second's worth); ``--rate-limit-role site=5000`` gives
-every key of a role its own rate (the voting site's one key carries every online ballot, a clerk
-types a few a minute). Past the limit a write is answered ``429`` problem+json ``rate-limited``
-with ``Retry-After``. Off by default: ``--rate-limit 0``.
+Each registered key has a budget at its role's rate (:data:`ROLE_RATES`): a clerk types at human
+speed (one write a second, a burst of ten), the voting site's one key carries every online
+ballot (2,000 a second), a supervisor voids the odd entry. ``uchast serve --rate-limit N`` gives
+every key N a second instead, ``--rate-limit-role clerk=2`` one role its own rate,
+``--rate-burst`` the bucket size. Past the limit a write is answered ``429`` problem+json
+``rate-limited`` with ``Retry-After``.
 
-Which bucket a request draws from is decided *before* its signature is verified, from the
-envelope's ``"key"`` field read without checking anything (a JSON parse; no database, no
-cryptography):
+A key's budget pays only for requests its signature verified. A key id is public (the log holds
+it), so anything else would let a stranger spend a clerk's budget with unsigned junk under the
+clerk's key id. Requests not (or not yet) verified are charged to their sender's address instead
+(:data:`UNVERIFIED_RATE` a second): before the handler when they name no election or key this
+process knows, after it when their signature did not verify. An address over that budget is
+refused before anything is verified, so forged signatures cost at most that many Ed25519 checks
+a second per address. Behind the front proxy every request comes from the proxy's address; its
+per-address limits (``deploy/nginx.conf``: ``limit_req``) are then what keeps one sender's junk
+from spending the others' share.
 
-- a key registered in the election (as this process last saw the registry) has its own bucket,
-  at its role's rate;
-- any other key name, and bodies with no readable key, share one bucket per election (one for
-  requests that name no election), so inventing fresh key names gains nothing and the bucket
-  table stays as small as the registry.
+Buckets exist only for keys registered in an election this process has open, and for client
+addresses; both tables are capped (:data:`MAX_BUCKETS`), the least recently used bucket going
+first, so invented election or key names cost no memory.
 
-The trade-off, chosen knowingly: counting before verifying means a flood of forged requests is
-stopped before it costs an Ed25519 verification each (about 4.5k/s per core), but it also means
-anyone who knows a key's public id (it is in the log) can spend that key's budget and get the
-real holder refused with 429s. The real holder loses nothing permanently (a refused write is not
-written; the client retries by nonce) and the flood is bounded; the front proxy's per-address
-limits (``deploy/nginx.conf``: ``limit_req``) are what stop one address from doing it. Counting
-after verification would protect the holder but let a forger burn CPU at will; that is the worse
-failure on voting day.
-
-Only ``POST`` requests under ``/v1/elections/`` are counted; reads are the proxy's business.
+Only ``POST`` requests under ``/v1/elections/`` are counted; reads are bounded elsewhere
+(page caps, cached results) and are the proxy's business.
 """
 
 from __future__ import annotations
@@ -33,17 +30,49 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from api.keys import SERVICE
 from api.problems import Handler, problem_response
 
-UNREGISTERED = "*unregistered*"
 WRITE_PREFIX = "/v1/elections/"
+
+ROLE_RATES: Mapping[str, tuple[float, float]] = {
+    # role: (writes per second, burst)
+    "site": (2000.0, 4000.0),
+    "clerk": (1.0, 10.0),
+    "supervisor": (0.2, 5.0),
+    "admin": (1.0, 20.0),
+}
+"""The default budget of a key of each role (``uchast serve`` with no rate flags)."""
+
+UNVERIFIED_RATE = (200.0, 2000.0)
+"""Unverified requests a second per client address, and the burst."""
+
+MAX_BUCKETS = 100_000
+"""The most buckets kept per table (keys; client addresses)."""
+
+# Refusals that come before (or from) the signature check: the named key proved nothing.
+UNVERIFIED_CODES = frozenset(
+    {
+        "bad-json",
+        "bad-envelope",
+        "bad-key",
+        "bad-signature",
+        "unknown-key",
+        "unknown-election",
+        "wrong-election",
+        "unsupported-media-type",
+        "payload-too-large",
+        "body-timeout",
+        "not-initialised",
+    }
+)
 
 
 @dataclass
@@ -55,58 +84,144 @@ class TokenBucket:
     tokens: float
     stamp: float
 
-    def take(self, now: float) -> float:
-        """Take a token: 0.0 if there was one, else the seconds until there will be."""
+    def refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1.0:
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (0.0: there is one now); takes nothing."""
+        self.refill(now)
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+    def take(self, now: float) -> float:
+        """Take a token: 0.0 if there was one, else the seconds until there will be."""
+        wait = self.wait(now)
+        if wait == 0.0:
             self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
+        return wait
+
+    def charge(self, now: float) -> None:
+        """Take a token after the fact, even into debt (a request already served)."""
+        self.refill(now)
+        self.tokens -= 1.0
+
+
+class _Buckets:
+    """A table of buckets capped at ``capacity``, least recently used dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._table: OrderedDict[Hashable, TokenBucket] = OrderedDict()
+
+    def get(self, name: Hashable, rate: float, burst: float, now: float) -> TokenBucket:
+        bucket = self._table.get(name)
+        if bucket is None:
+            capacity = max(1.0, burst or rate)
+            bucket = self._table[name] = TokenBucket(rate, capacity, capacity, now)
+            if len(self._table) > self.capacity:
+                self._table.popitem(last=False)
+        else:
+            self._table.move_to_end(name)
+        return bucket
+
+    def peek(self, name: Hashable) -> TokenBucket | None:
+        return self._table.get(name)
+
+    def __len__(self) -> int:
+        return len(self._table)
 
 
 class RateLimiter:
-    """Token buckets by (election, key), with a default rate and per-role rates."""
+    """Token buckets by (election, key) at per-role rates, and by client address for requests
+    not verified. A rate of 0 means no limit."""
 
     def __init__(
         self,
-        rate: float,
+        rate: float = 0.0,
         *,
         burst: float = 0.0,
         role_rates: Mapping[str, float] | None = None,
+        role_bursts: Mapping[str, float] | None = None,
+        unverified: tuple[float, float] = UNVERIFIED_RATE,
+        max_buckets: int = MAX_BUCKETS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate = rate
         self.burst = burst
         self.role_rates = dict(role_rates or {})
+        self.role_bursts = dict(role_bursts or {})
+        self.unverified_rate, self.unverified_burst = unverified
         self.clock = clock
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._keys = _Buckets(max_buckets)
+        self._addresses = _Buckets(max_buckets)
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> RateLimiter:
+        """The limiter ``uchast serve`` runs with no rate flags (:data:`ROLE_RATES`)."""
+        return cls(
+            role_rates={role: rate for role, (rate, _) in ROLE_RATES.items()},
+            role_bursts={role: burst for role, (_, burst) in ROLE_RATES.items()},
+            **overrides,
+        )
 
     @property
     def enabled(self) -> bool:
         return self.rate > 0 or any(r > 0 for r in self.role_rates.values())
 
     def rate_for(self, role: str | None) -> float:
-        """Requests per second for a key of ``role`` (None: not a registered key); 0 = no limit."""
+        """Requests per second for a key of ``role``; 0 = no limit."""
         if role is not None and role in self.role_rates:
             return self.role_rates[role]
         return self.rate
 
-    def take(self, election: str, key: str, role: str | None) -> float:
-        """Count one request; 0.0 if allowed, else the seconds to wait before retrying."""
+    def burst_for(self, role: str | None) -> float:
+        """The bucket size for a key of ``role`` (at least one request)."""
+        if self.burst:
+            return self.burst
+        if role is not None and role in self.role_bursts and role in self.role_rates:
+            return self.role_bursts[role]
+        return max(1.0, self.rate_for(role))
+
+    def _key_bucket(self, election: str, key: str, role: str | None) -> TokenBucket | None:
         rate = self.rate_for(role)
         if rate <= 0:
+            return None
+        return self._keys.get((election, key), rate, self.burst_for(role), self.clock())
+
+    def take(self, election: str, key: str, role: str | None) -> float:
+        """Count one request of a registered key; 0.0 if allowed, else the seconds to wait."""
+        bucket = self._key_bucket(election, key, role)
+        return 0.0 if bucket is None else bucket.take(self.clock())
+
+    def key_wait(self, election: str, key: str, role: str | None) -> float:
+        """Seconds before the key may write again (0.0: now); takes nothing."""
+        bucket = self._key_bucket(election, key, role)
+        return 0.0 if bucket is None else bucket.wait(self.clock())
+
+    def charge_key(self, election: str, key: str, role: str | None) -> None:
+        """Count a request the key's signature verified (already let through)."""
+        bucket = self._key_bucket(election, key, role)
+        if bucket is not None:
+            bucket.charge(self.clock())
+
+    def unverified_wait(self, address: str) -> float:
+        """Seconds before ``address`` may send unverified requests again; takes nothing, and
+        makes no bucket for an address that has not been charged."""
+        if self.unverified_rate <= 0:
             return 0.0
-        now = self.clock()
-        bucket = self._buckets.get((election, key))
-        if bucket is None:
-            capacity = max(1.0, self.burst or rate)
-            bucket = TokenBucket(rate, capacity, capacity, now)
-            self._buckets[(election, key)] = bucket
-        return bucket.take(now)
+        bucket = self._addresses.peek(address)
+        return 0.0 if bucket is None else bucket.wait(self.clock())
+
+    def charge_unverified(self, address: str) -> None:
+        """Count an unverified request from ``address`` against its budget."""
+        if self.unverified_rate > 0:
+            now = self.clock()
+            self._addresses.get(address, self.unverified_rate, self.unverified_burst, now).charge(
+                now
+            )
 
     def __len__(self) -> int:
-        return len(self._buckets)
+        return len(self._keys) + len(self._addresses)
 
 
 def envelope_key(body: bytes) -> str | None:
@@ -122,16 +237,31 @@ def envelope_key(body: bytes) -> str | None:
     return None
 
 
-def _bucket(request: web.Request, election: str, key: str | None) -> tuple[str, str | None]:
-    """The bucket's key name and the role its rate comes from."""
+def _registered_role(request: web.Request, election: str, key: str | None) -> str | None:
+    """The role of ``key`` if it is registered in ``election`` as this process last saw it
+    (None for an election not open here or a key not registered in it)."""
+    from api.keys import SERVICE  # api.keys imports the service, whose config imports us
+
     if key is None:
-        return UNREGISTERED, None
+        return None
     for ledger in request.app[SERVICE].open_ledgers():
         if ledger.log_id == election:
             record = ledger.registry.get(key)
-            if record is not None:
-                return key, record.role.value
-    return UNREGISTERED, None
+            return None if record is None else record.role.value
+    return None
+
+
+def _too_many(wait: float, message_en: str, message_uk: str) -> web.Response:
+    retry_after = max(1, math.ceil(wait))
+    response = problem_response(
+        429,
+        "rate-limited",
+        f"{message_en}; retry after {retry_after} s with the same nonce",
+        f"{message_uk}; повторіть через {retry_after} с з тим самим nonce",
+        retry_after=retry_after,
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def middleware(limiter: RateLimiter) -> Middleware:
@@ -141,35 +271,77 @@ def middleware(limiter: RateLimiter) -> Middleware:
     async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method != "POST" or not request.path.startswith(WRITE_PREFIX):
             return await handler(request)
-        election = request.match_info.get("election", "")
-        # Reading the body here is what the handler would do first anyway; aiohttp keeps it for
-        # the handler, and refuses bodies over the app's size limit (413) before we see them.
-        body = await request.read()
-        name, role = _bucket(request, election, envelope_key(body))
-        wait = limiter.take(election, name, role)
+        address = request.remote or ""
+        wait = limiter.unverified_wait(address)
         if wait > 0:
-            retry_after = max(1, math.ceil(wait))
-            response = problem_response(
-                429,
-                "rate-limited",
-                f"too many requests under this key; retry after {retry_after} s "
-                "with the same nonce",
-                f"забагато запитів з цим ключем; повторіть через {retry_after} с з тим самим nonce",
-                retry_after=retry_after,
+            return _too_many(
+                wait,
+                "too many unverified requests from this address",
+                "забагато неперевірених запитів з цієї адреси",
             )
-            response.headers["Retry-After"] = str(retry_after)
-            return response
-        return await handler(request)
+        election = request.match_info.get("election", "")
+        try:
+            # Reading the body here is what the handler would do first anyway; aiohttp keeps
+            # it for the handler (and refuses bodies over the size limit with 413).
+            body = await request.read()
+        except web.HTTPException:
+            limiter.charge_unverified(address)
+            raise
+        key = envelope_key(body)
+        role = _registered_role(request, election, key)
+        if key is None or role is None:
+            # Nothing this process could hold a budget for: the sender's address pays.
+            limiter.charge_unverified(address)
+            return await handler(request)
+        wait = limiter.key_wait(election, key, role)
+        if wait > 0:
+            return _too_many(
+                wait, "too many requests under this key", "забагато запитів з цим ключем"
+            )
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if code in UNVERIFIED_CODES or (code is None and _unverified_status(exc)):
+                limiter.charge_unverified(address)
+            else:
+                limiter.charge_key(election, key, role)
+            raise
+        limiter.charge_key(election, key, role)
+        return response
 
     return rate_limit
 
 
+def _unverified_status(exc: BaseException) -> bool:
+    """An aiohttp refusal of the request itself (body too large, too slow, malformed)."""
+    return isinstance(exc, web.HTTPException) and exc.status in (400, 408, 413, 415)
+
+
 def setup(app: web.Application) -> None:
-    """Register the limiter if the service's configuration asks for one."""
+    """Register the limiter the service's configuration asks for (:data:`ROLE_RATES` unless
+    it says otherwise; none if rate limiting is turned off)."""
+    from api.keys import SERVICE
+
     config = app[SERVICE].config
-    limiter = RateLimiter(
-        config.rate_limit, burst=config.rate_burst, role_rates=dict(config.role_rate_limits)
-    )
+    if not getattr(config, "rate_limiting", True):
+        return
+    unverified_rate = float(getattr(config, "unverified_rate_limit", UNVERIFIED_RATE[0]))
+    unverified = (unverified_rate, max(unverified_rate, UNVERIFIED_RATE[1]))
+    role_rates = dict(config.role_rate_limits)
+    if config.rate_limit > 0:
+        # --rate-limit N: every key at N a second, unless --rate-limit-role names its role.
+        limiter = RateLimiter(
+            config.rate_limit,
+            burst=config.rate_burst,
+            role_rates=role_rates,
+            unverified=unverified,
+        )
+    else:
+        limiter = RateLimiter.defaults(burst=config.rate_burst, unverified=unverified)
+        for role, rate in role_rates.items():
+            limiter.role_rates[role] = rate
+            limiter.role_bursts.pop(role, None)  # an explicit rate: one second's burst
     if limiter.enabled:
         app[LIMITER] = limiter
         app.middlewares.append(middleware(limiter))

@@ -33,6 +33,11 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
             time.sleep(0.05)
 
 
+# `serve` limits a clerk key to a human's pace by default (api/ratelimit.py); tests whose clerk
+# types as fast as a machine lift it (a rate of 0 is no limit).
+UNLIMITED_CLERK = ("--rate-limit-role", "clerk=0")
+
+
 @contextmanager
 def serving(
     db: str,

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from api.app import create_app
+from api.ratelimit import RateLimiter
 from api.service import ServiceConfig
 from ledger.keys import SignerKey, sign_envelope
 from tests.api.conftest import VOTER_KEY, VOTING_DAY
@@ -43,7 +44,8 @@ async def test_junk_under_a_clerks_key_id_does_not_starve_the_clerk(
 ) -> None:
     """About 150 forged requests a second naming the clerk's key id, for five seconds, while the
     clerk keys in a paper ballot a second at the limit of one a second: every genuine ballot is
-    accepted, every forged one is refused for its signature (401), none with 429."""
+    accepted, every forged one refused: for its signature (401), or with 429 just after a genuine
+    ballot spent the key's budget (which junk never does)."""
     keys = Keys()
     async with opened_ledger(sqlite_url, keys):
         pass
@@ -82,4 +84,20 @@ async def test_junk_under_a_clerks_key_id_does_not_starve_the_clerk(
         await flooding
     assert len(junk_statuses) >= 500, "the flood ran at about 150 requests a second"
     assert genuine == [201] * 5, f"genuine clerk requests answered {genuine}"
-    assert set(junk_statuses) == {401}
+    assert set(junk_statuses) <= {401, 429}
+    assert 401 in junk_statuses, "junk reached the signature check, charged to its address"
+
+
+def test_an_address_over_its_unverified_budget_is_refused_without_touching_keys() -> None:
+    """Unverified requests spend their address's budget only: past it that address waits, while
+    the key its junk named, and every other address, keep their whole budget."""
+    now = [100.0]
+    limiter = RateLimiter.defaults(unverified=(2.0, 3.0), clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.unverified_wait("203.0.113.9") == 0.0
+        limiter.charge_unverified("203.0.113.9")
+    assert limiter.unverified_wait("203.0.113.9") == 0.5
+    assert limiter.unverified_wait("198.51.100.7") == 0.0
+    assert limiter.key_wait(ELECTION, "clerk.point-1.olena+01234567", "clerk") == 0.0
+    now[0] += 0.5
+    assert limiter.unverified_wait("203.0.113.9") == 0.0

@@ -11,7 +11,7 @@ import aiohttp
 
 from ledger.casting import Casting
 from ledger.keys import SignerKey, sign_envelope
-from tests.api.servers import serving
+from tests.api.servers import UNLIMITED_CLERK, serving
 from tests.factories import ELECTION, Keys, key_envelope, opened_ledger
 
 IDENTITIES = ["3012345678", "2987654321", "3555000111", "1234509876"]
@@ -29,7 +29,7 @@ async def test_typed_identity_numbers_leave_no_trace(store_url: str, tmp_path: P
     keys.log.save(tmp_path / "log.key")
     (tmp_path / "voter.key").write_text(bytes(range(64, 96)).hex())
 
-    with serving(store_url, tmp_path) as (urls, _):
+    with serving(store_url, tmp_path, args=UNLIMITED_CLERK) as (urls, _):
         base = f"{urls[0]}/v1/elections/{ELECTION}"
         async with aiohttp.ClientSession() as session:
             for n, identity in enumerate(IDENTITIES):
