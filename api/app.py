@@ -7,20 +7,31 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from api import health, log_routes, metrics, openapi, ratelimit, result_routes, vote_routes
+from api.bodies import body_deadline
 from api.keys import SERVICE
 from api.metrics import METRICS, Metrics, metrics_middleware
 from api.pages import setup_pages
 from api.problems import problem_middleware
 from api.service import Service, ServiceConfig
 
+SERVER = "uchast"
+"""The ``Server`` header: no software versions (aiohttp's default names Python's and its own)."""
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER
+
 
 def create_app(config: ServiceConfig, service: Service | None = None) -> web.Application:
     """Build the app; the store opens on startup and closes on cleanup."""
     app = web.Application(
-        # Outermost first: metrics sees every response as the client gets it.
-        middlewares=[metrics_middleware, problem_middleware],
+        # Outermost first: metrics sees every response as the client gets it; the body's
+        # deadline runs before anything (the rate limiter included) waits for the body.
+        middlewares=[metrics_middleware, problem_middleware, body_deadline],
         client_max_size=config.max_body_bytes,
     )
+    app.on_response_prepare.append(_server_header)
+    result_routes.setup(app)
     app[SERVICE] = service or Service(config)
     app[METRICS] = Metrics()
     app[SERVICE].batch_observers.append(app[METRICS].observe_batch)

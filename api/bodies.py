@@ -1,13 +1,20 @@
-"""Reading request bodies strictly: JSON only, no duplicate keys, size-limited by the app."""
+"""Reading request bodies strictly: JSON only, no duplicate keys, size-limited by the app, and
+read within a deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiohttp import web
 
-from api.problems import ProblemError
+from api.problems import Handler, ProblemError, problem_response
+
+BODY_TIMEOUT = 10.0
+"""Seconds a request's whole body may take to arrive once its headers are in: a body trickled
+a byte at a time would otherwise hold its connection, and its handler, open for as long as the
+sender likes. Ten seconds is 64 KiB (the size limit) at about 50 kbit/s."""
 
 # Envelopes nest three levels; anything past this is refused before a recursive walk sees it.
 MAX_DEPTH = 32
@@ -75,3 +82,28 @@ def _too_deep(value: Any) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+@web.middleware
+async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the whole body, if there is one, within BODY_TIMEOUT seconds; else answer 408
+    problem+json ``body-timeout`` and close the connection. aiohttp keeps the body read here
+    for the handler (``request.read()`` again costs nothing)."""
+    if request.body_exists:
+        try:
+            await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        except TimeoutError:
+            response = problem_response(
+                408,
+                "body-timeout",
+                f"the request body did not arrive within {BODY_TIMEOUT:g} s",
+                f"тіло запиту не надійшло за {BODY_TIMEOUT:g} с",
+            )
+            # Sent now and the connection dropped: aiohttp would otherwise linger, reading
+            # the rest of the trickle for another 10 s before closing.
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()
+            return response
+    return await handler(request)

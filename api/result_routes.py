@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -17,23 +20,54 @@ from votes.tags import void_tag
 routes = web.RouteTableDef()
 
 
+@dataclass
+class _Computed:
+    """An election's results document as of one log size (the refusals are added per request:
+    they change without the log growing)."""
+
+    size: int = -1
+    document: dict[str, Any] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+RESULTS = web.AppKey("results", dict[str, _Computed])
+
+
+def setup(app: web.Application) -> None:
+    app[RESULTS] = {}
+
+
+async def _document(request: web.Request, election: str) -> dict[str, Any]:
+    """The results as of the tally's position, computed once per log size: equal shares needs
+    every voter's ballot from the log, which no reader should get to make the server read again
+    and again for the same answer."""
+    service = request.app[SERVICE]
+    tally = await service.caught_up_tally(election)
+    computed = request.app[RESULTS].setdefault(election, _Computed())
+    async with computed.lock:
+        size = tally.position
+        if computed.size != size:
+            ledger = await service.ledger(election)
+            approvals = None
+            if tally.election.rule.method == "equal-shares":
+                # Equal shares needs every voter's ballot, not just totals: read them from the
+                # log (as of ``size``, whatever the tally applies meanwhile).
+                histories = await voter_histories(ledger.store, ledger.log_id, size)
+                approvals = approvals_of(tally.election, histories)
+            root = await ledger.root(size)
+            computed.document = results_document(tally, size, root, approvals)
+            computed.size = size
+        return computed.document
+
+
 @routes.get("/v1/elections/{election}/results")
 async def results(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     election = request.match_info["election"]
-    tally = await service.caught_up_tally(election)
-    ledger = await service.ledger(election)
-    size = tally.position
-    approvals = None
-    if tally.election.rule.method == "equal-shares":
-        # Equal shares needs every voter's ballot, not just totals: read them from the log.
-        histories = await voter_histories(ledger.store, ledger.log_id, size)
-        approvals = approvals_of(tally.election, histories)
-    document = results_document(tally, size, await ledger.root(size), approvals)
+    document = await _document(request, election)
     if request.query.get("format") == "csv":
         return web.Response(text=results_csv(document), content_type="text/csv")
-    document["refusals"] = await service.refusals(election)
-    return web.json_response(document)
+    return web.json_response({**document, "refusals": await service.refusals(election)})
 
 
 @routes.get("/v1/elections/{election}/receipts/{code}")

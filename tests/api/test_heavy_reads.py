@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 import api.result_routes
+import tally.export
 from api import log_routes
 from api.app import create_app
 from api.pages import ASSETS
@@ -71,7 +72,7 @@ async def test_equal_shares_results_read_the_ballots_once_per_log_size(
         body = ballot_envelope(keys.site, voter_token(n), ["L01", "L02"])
         assert (await client.post(f"{BASE}/ballots", json=body)).status == 201
     reads = 0
-    histories = api.result_routes.voter_histories
+    histories = tally.export.voter_histories
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal reads
@@ -103,3 +104,22 @@ def test_the_results_page_refreshes_no_faster_than_every_two_seconds() -> None:
     ).stdout
     assert json.loads(out) == [2000, 5000, 5000, 5000, 5000, 2500, 60000]
     assert "refreshInterval(location.search)" in (ASSETS / "results.js").read_text()
+
+
+async def test_the_auditor_pages_through_a_capped_log(
+    aiohttp_server: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The auditor's URL source asks for the whole log and goes on from where each clipped page
+    ended: with pages of 7 entries it still reads every entry and passes."""
+    from tests.tally.audit.test_audit_live_server import audit_url, serve
+    from tests.tally.election_log import AuditKeys, election_log, standard_log
+
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        await standard_log(log)
+        size = await log.ledger.size()
+    monkeypatch.setattr(log_routes, "MAX_ENTRIES_PER_REQUEST", 7)
+    url = await serve(aiohttp_server, sqlite_url, keys)
+    report = await audit_url(url, keys, election=ELECTION)
+    assert report.ok, report.summary()
+    assert report.entries == size > 7

@@ -19,9 +19,10 @@ import {
   time,
 } from "./common.js";
 import { parseCheckpoint, parseNote } from "./crypto.js";
+import { refreshInterval } from "./refresh.js";
 
 const $ = (id) => document.getElementById(id);
-const REFRESH_MS = Number(new URLSearchParams(location.search).get("refresh")) || 5000;
+const REFRESH_MS = refreshInterval(location.search);
 const SHOWN = 15;
 
 const state = {
