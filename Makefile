@@ -1,15 +1,17 @@
-# `make demo` and `make test` each build .venv on first use and reinstall when pyproject.toml changes.
+# `make demo` and `make test` each build .venv on first use and reinstall when pyproject.toml or
+# the lock changes. Dependencies come from requirements-dev.lock (exact versions, sha256 hashes:
+# pip refuses anything else), then uchast itself without its dependencies.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +26,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_ledger.py
+
+# After changing the dependencies in pyproject.toml: regenerate both locks (pip-tools, any venv).
+LOCK := piptools compile --quiet --generate-hashes --strip-extras --no-emit-index-url \
+	--no-emit-find-links
+lock:
+	$(PYTHON) -m $(LOCK) --output-file requirements.lock pyproject.toml
+	$(PYTHON) -m $(LOCK) --extra dev --output-file requirements-dev.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) *.egg-info uchast.db uchast.db-wal uchast.db-shm

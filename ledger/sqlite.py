@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -92,6 +94,17 @@ def _path_from_url(url: str) -> str:
     if not path:
         raise ValueError("SQLite URL names no file: use sqlite:///PATH")
     return path
+
+
+def _create_private(path: str) -> None:
+    """Create the database file owner-only (0600) if it is not there yet. It holds every ballot;
+    SQLite gives the -wal and -shm files the database file's mode, so they follow."""
+    if path == ":memory:":
+        return
+    # An existing database keeps the mode its operator gave it; any other failure (a read-only
+    # directory, a full disk) is SQLite's to report when it opens the file.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -262,6 +275,7 @@ class SQLiteStore(Store):
         parent = Path(self.path).parent
         if not parent.exists():
             raise StoreUnavailableError(f"SQLite: directory {parent} does not exist")
+        _create_private(self.path)
         await self._writer.open()
         await self._writer.run(lambda: self._writer.c().executescript(SCHEMA))
         await self._reader.open()
