@@ -6,5 +6,5 @@
 - :mod:`votes.entries` — entry types and which key role may write each;
 - :mod:`votes.tags` — the tag vocabulary of the log;
 - :mod:`votes.rules` — decisions on ballots, spoiled ballots and voids; what counts per voter;
-- :mod:`votes.errors` — every refusal, with its problem code and HTTP status.
+- :mod:`votes.errors` — every refusal, with its problem code and data (the API maps codes to HTTP).
 """
