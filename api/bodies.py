@@ -26,13 +26,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):
         # The entry must hold the envelope as submitted; with duplicate keys there is no
         # single "as submitted" (parsers disagree on which one wins).
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ProblemError(
-                    400, "bad-json", f"duplicate key {key!r} in JSON", f"ключ {key!r} повторюється"
-                )
-            seen.add(key)
+        # Which key is not said: a refusal never echoes what the request carried.
+        raise ProblemError(
+            400,
+            "bad-json",
+            "a key is repeated in a JSON object",
+            "ключ у JSON-об'єкті повторюється",
+        )
     return result
 
 
@@ -48,7 +48,12 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ProblemError(
+            400, "bad-json", "the body is not UTF-8", "тіло запиту не є текстом UTF-8"
+        ) from None
+    except json.JSONDecodeError as exc:
+        # The parser's message names a position, never the text found there.
         raise ProblemError(
             400, "bad-json", f"malformed JSON: {exc}", "тіло запиту не є коректним JSON"
         ) from None

@@ -135,9 +135,7 @@ class KeyRegistry:
             try:
                 role = Role(str(payload.get("role")))
             except ValueError:
-                raise LogStateError(
-                    f"role must be one of {[r.value for r in Role]}, got {payload.get('role')!r}"
-                ) from None
+                raise LogStateError(f"role must be one of {[r.value for r in Role]}") from None
             point = payload.get("polling_point")
             if point is not None and (role != Role.CLERK or not isinstance(point, str)):
                 raise LogStateError("only a clerk key names a polling point, as a string")
@@ -187,5 +185,5 @@ def election_admin_key(payload: dict[str, Any]) -> VerifierKey:
 
 def _parse_vkey(value: object) -> VerifierKey:
     if not isinstance(value, str):
-        raise KeyFormatError(f"expected a vkey string, got {value!r}")
+        raise KeyFormatError(f"expected a vkey string, not {type(value).__name__}")
     return VerifierKey.parse(value)
