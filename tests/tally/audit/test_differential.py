@@ -54,7 +54,7 @@ PROPERTY = settings(
 OPENS, CLOSES = "2018-10-01T00:00:00+03:00", "2018-10-10T23:59:59+03:00"
 IN_WINDOW = (OPENS, CLOSES, "2018-10-03T10:15:00+03:00", "2018-10-10T20:59:59Z")
 OUT_OF_WINDOW = ("2018-09-30T23:59:59+03:00", "2018-10-10T21:00:00Z", "2018-10-11T00:00:00+03:00")
-POINTS = ("council", "district-1", "nowhere")  # the clerk serves council; nowhere is no point
+POINTS = ("council", "district-1", "nowhere")  # the election has the first two only
 UNKNOWN_PROJECT = "X9"
 
 # The auditor's check for each refusal of the rules (problem codes, votes/errors.py).
@@ -124,7 +124,7 @@ def elections(
             }
             for i, cost in enumerate(costs)
         ]
-    tie_break = draw(st.sampled_from([[], ["cost-ascending"], ["cost-descending"]]))
+    tie_break = list(draw(st.sampled_from([(), ("cost-ascending",), ("cost-descending",)])))
     if draw(st.booleans()):
         tie_break.append("lottery")
     seed = draw(st.text("abcdef0123456789:/-", min_size=1, max_size=10))
@@ -506,6 +506,8 @@ SMUGGLED = (
     "wrong-point",
     "already-voted",
     "same-clerk",
+    "while-disputed",
+    "unknown-project",
 )
 
 
@@ -552,6 +554,8 @@ class Smuggler:
     writer: Writer
     election: Election
     honest: list[rules.PriorEntry]
+    size: int
+    """The log's size, entries smuggled in before included."""
     fresh: int = 300
 
     def new_voter(self) -> str:
@@ -616,7 +620,7 @@ class Smuggler:
             elif kind == "voided-again":
                 targets = [e.payload["entry"] for e in self.honest if e.type == "void"]
             else:
-                targets = [1 + ref % 4, self.honest[-1].position + 1 + ref]  # a key, beyond
+                targets = [1 + ref % 4, self.size + ref]  # a key's registration, or beyond
             void = {
                 "type": "void",
                 "election": ELECTION,
@@ -645,6 +649,17 @@ class Smuggler:
                     )
                     return payload, self.writer.clerk_of(pending.key)
             return None
+        if kind == "while-disputed":
+            for voter in voters:
+                disputed = self.state(voter).disputed
+                if disputed:
+                    point = disputed[0].payload["polling_point"]
+                    return paper_payload(voter, [first], point), self.writer.clerk_of(
+                        disputed[-1].key
+                    )
+            return None
+        if kind == "unknown-project":
+            return ballot_payload(self.new_voter(), [first, UNKNOWN_PROJECT]), keys.site
         raise AssertionError(kind)
 
 
@@ -737,8 +752,10 @@ async def catch(
             for operation in stream:
                 await writer.run(operation)
             for kind, ref in smuggled:
-                so_far = [e.prior for e in await read_log(log) if e.prior.position not in appended]
-                smuggler = Smuggler(writer, log.election, so_far, 300 + 10 * len(appended))
+                logged = await read_log(log)
+                so_far = [e.prior for e in logged if e.prior.position not in appended]
+                fresh = 300 + 10 * len(appended)
+                smuggler = Smuggler(writer, log.election, so_far, len(logged), fresh)
                 built = smuggler.entry(kind, ref)
                 if built is None:
                     continue
