@@ -222,7 +222,8 @@ class Ruled(NamedTuple):
 
     ``refusal``: the first stateless rule it breaks, if any. ``alone``: for ballots, the limit
     it breaks even for a voter with no history. ``tag_voters``: for voids, the voters its tags
-    name (the main process knows whose entry the target is).
+    name (the main process knows whose entry the target is). ``point``: the polling point a
+    paper or spoiled ballot names, even when refused (the clerk key's point is checked first).
     """
 
     type: str
