@@ -164,9 +164,9 @@ def picks(ids: Sequence[str]) -> st.SearchStrategy[list[str]]:
 
 def voters_first(ids: Sequence[str], *, paper: bool) -> st.SearchStrategy[list[tuple[Any, ...]]]:
     """A few voters (10, 11, ...) each casting one ballot of distinct projects: online, or on
-    paper keyed once or twice (by the other clerk of the council), so that every example has
-    something to count and to allocate."""
-    channels = ["online", "online", "paper", "paper twice"] if paper else ["online"]
+    paper keyed once, twice (by the other clerk of the council), or twice but differently, so
+    that every example has something to count and to allocate."""
+    channels = ["online", "online", "paper", "paper twice", "disputed"] if paper else ["online"]
     ballots = st.lists(
         st.tuples(
             st.sampled_from(channels),
@@ -183,8 +183,9 @@ def voters_first(ids: Sequence[str], *, paper: bool) -> st.SearchStrategy[list[t
                 operations.append(("ballot", voter, projects, IN_WINDOW[2]))
                 continue
             operations.append(("paper", voter, projects, 1, "own"))
-            if channel == "paper twice":
-                operations.append(("rekey", -1, "other", True))  # the last keying
+            if channel != "paper":
+                same = channel == "paper twice"
+                operations.append(("rekey", -1, "other", same))  # the last keying
         return operations
 
     return ballots.map(stream)
@@ -253,6 +254,11 @@ class Writer:
             await self.casting.submit(sign_envelope(registration, keys.admin))
             self.clerks[number] = clerk
 
+    def other(self, projects: list[str]) -> list[str]:
+        """Another project than ``projects`` (a mistyped keying), or an unknown one."""
+        others = [p.id for p in self.log.election.projects if p.id not in projects]
+        return others[:1] or [UNKNOWN_PROJECT]
+
     def clerk_of(self, key_id: str) -> SignerKey:
         return next(k for k in self.clerks.values() if k.key_id == key_id)
 
@@ -288,7 +294,7 @@ class Writer:
                 elif clerk == "other":
                     others = [n for n, p in CLERK_POINTS.items() if p == point and n != first]
                     clerk = others[0] if others else first
-                keyed = list(reversed(projects)) if same else projects[1:] or [UNKNOWN_PROJECT]
+                keyed = list(reversed(projects)) if same else projects[1:] or self.other(projects)
                 position = await log.paper(voter, keyed, clerk=self.clerks[clerk], point=point)
                 self.keyings.append((voter, keyed, clerk, point))
                 return position
