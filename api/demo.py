@@ -37,6 +37,8 @@ from votes.election import Election, parse_election_toml
 from votes.tokens import voter_token
 
 KYIV = ZoneInfo("Europe/Kyiv")
+SIMULATED_ROLES = (("clerk", 0.0), ("supervisor", 0.0))
+"""Per-key rates of the roles the simulation plays (0: no limit)."""
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zhytomyr-2018.toml"
 
 
@@ -293,6 +295,9 @@ async def run_demo(
         log_key=keys.log,
         deployment="uchast.demo",
         voter_key=keys.voter_key,
+        # The simulated clerks and supervisor type at machine speed: their human-speed
+        # limits (api/ratelimit.py) are lifted for the demo, and only for it.
+        role_rate_limits=SIMULATED_ROLES,
     )
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)
