@@ -109,7 +109,6 @@ class BatchStats:
 
     batches: int = 0
     entries: int = 0
-    refused: int = 0
     guarded: int = 0  # batches written without the lock, guarded by the log's size
     moved: int = 0  # guarded writes that found the log moved by another writer (nothing written)
 
@@ -365,7 +364,6 @@ class Sequencer:
         if batch:
             self.stats.batches += 1
             self.stats.entries += len(plan.entries)
-            self.stats.refused += sum(1 for r in batch if r.error is not None)
         if self._on_batch is not None and batch:
             self._on_batch(len(batch), time.monotonic() - started)
 

@@ -28,8 +28,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger import merkle
-from ledger.entry import entry_envelope, entry_object, entry_payload
-from ledger.store import Store
+from ledger.casting import prior_entry
+from ledger.entry import entry_object, entry_payload
+from ledger.store import Store, StoredEntry
 from tally.feed import apply_chunk
 from tally.pabulib import PabulibFile, write_pabulib
 from tally.projection import Tally
@@ -99,14 +100,18 @@ async def voter_histories(store: Store, log_id: str, end: int) -> dict[str, list
     """Each voter's entries (and the voids naming them) among the first ``end``, in log order."""
     histories: dict[str, list[PriorEntry]] = {}
     async for entry in store.stream(log_id, 0, end):
-        if entry.type in _VOTER_ENTRIES:
-            voters = [t[len(_VOTER_TAG) :] for t in entry.tags if t.startswith(_VOTER_TAG)]
-            if voters:
-                envelope = entry_envelope(entry.data)
-                prior = PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
-                for voter in voters:
-                    histories.setdefault(voter, []).append(prior)
+        _add_to_histories(entry, histories)
     return histories
+
+
+def _add_to_histories(entry: StoredEntry, histories: dict[str, list[PriorEntry]]) -> None:
+    """File ``entry`` under each voter it concerns (by its ``voter:`` tags)."""
+    if entry.type in _VOTER_ENTRIES:
+        voters = [t[len(_VOTER_TAG) :] for t in entry.tags if t.startswith(_VOTER_TAG)]
+        if voters:
+            prior = prior_entry(entry)
+            for voter in voters:
+                histories.setdefault(voter, []).append(prior)
 
 
 def approvals_of(
@@ -166,13 +171,7 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
                 raise ValueError(f"entry 0 of {log_id!r} is not the election's definition")
             tally = Tally(definition_of(entry.data))
         await tally.apply(entry.position, entry.data, fetch)
-        if entry.type in _VOTER_ENTRIES:
-            voters = [t[len(_VOTER_TAG) :] for t in entry.tags if t.startswith(_VOTER_TAG)]
-            if voters:
-                envelope = entry_envelope(entry.data)
-                prior = PriorEntry(entry.position, entry.type, envelope["payload"], envelope["key"])
-                for voter in voters:
-                    histories.setdefault(voter, []).append(prior)
+        _add_to_histories(entry, histories)
     if tally is None:
         raise ValueError(f"election {log_id!r} has no entries")
     election = tally.election
