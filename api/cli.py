@@ -422,11 +422,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         deployment=args.deployment,
         voter_key=load_voter_key(args.voter_key, create=False) if args.voter_key else None,
         checkpoint_interval=args.checkpoint_interval,
+        rate_limiting=not args.no_rate_limit,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         role_rate_limits=tuple(args.rate_limit_role),
         ready_max_lag=args.ready_max_lag,
     )
+    if args.rate_limit_unverified is not None:
+        config = dataclasses.replace(config, unverified_rate_limit=args.rate_limit_unverified)
     if args.clock:
         config = dataclasses.replace(config, clock=simulated_clock(args.clock))
     app = create_app(config)
@@ -482,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-key", required=True)
     p.add_argument("--role", required=True, choices=["site", "clerk", "supervisor"])
     p.add_argument("--vkey", required=True, help="the key's public vkey string")
-    p.add_argument("--polling-point", help="for a clerk: the polling point the key serves")
+    p.add_argument(
+        "--polling-point", help="the polling point a clerk key serves (required for clerks)"
+    )
     p.add_argument("--election", help="election id (needed when the database holds several)")
     p.set_defaults(func=cmd_keys_add)
     p = keys.add_parser("revoke", help="revoke a key from now on")
@@ -581,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="N",
-        help="signed writes per second per key, token bucket (default 0: no limit)",
+        help="signed writes per second for every key, token bucket (default 0: each role's "
+        "own rate, api/ratelimit.ROLE_RATES: site 2000, clerk 1, supervisor 0.2, admin 1)",
     )
     p.add_argument(
         "--rate-burst", type=float, default=0.0, metavar="N", help="bucket size (default: N)"
@@ -592,7 +598,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ROLE=N",
-        help="per-key rate for keys of one role, e.g. site=5000 (repeatable)",
+        help="per-key rate for keys of one role, e.g. site=5000; 0 = no limit (repeatable)",
+    )
+    p.add_argument(
+        "--rate-limit-unverified",
+        type=float,
+        default=None,
+        metavar="N",
+        help="requests per second per client address before a signature is verified "
+        "(default 200)",
+    )
+    p.add_argument(
+        "--no-rate-limit",
+        action="store_true",
+        help="turn every rate limit off (trials and replays on a closed machine only)",
     )
     p.add_argument(
         "--ready-max-lag",

@@ -324,9 +324,9 @@ def setup(app: web.Application) -> None:
     from api.keys import SERVICE
 
     config = app[SERVICE].config
-    if not getattr(config, "rate_limiting", True):
+    if not config.rate_limiting:
         return
-    unverified_rate = float(getattr(config, "unverified_rate_limit", UNVERIFIED_RATE[0]))
+    unverified_rate = config.unverified_rate_limit
     unverified = (unverified_rate, max(unverified_rate, UNVERIFIED_RATE[1]))
     role_rates = dict(config.role_rate_limits)
     if config.rate_limit > 0:

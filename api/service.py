@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from api.ratelimit import UNVERIFIED_RATE
 from ledger.casting import Casting
 from ledger.errors import ElectionEmptyError, UnknownElectionError
 from ledger.keys import SignerKey
@@ -41,10 +42,15 @@ class ServiceConfig:
     # The live tally's view is saved with its position at most this often (and at shutdown),
     # so a restart resumes from there instead of replaying the whole log.
     projection_save_interval: float = 5.0
-    # Signed writes per second per key (api/ratelimit.py); 0 = no limit. Burst 0 = one second's.
+    # Rate limits (api/ratelimit.py), on unless rate_limiting is False. rate_limit N > 0: every
+    # key at N writes a second; 0: each role's default (ratelimit.ROLE_RATES). role_rate_limits
+    # set one role's rate (0: no limit for that role). Burst 0 = the role's default, or one
+    # second's. Requests not yet verified are charged to their sender's address.
+    rate_limiting: bool = True
     rate_limit: float = 0.0
     rate_burst: float = 0.0
     role_rate_limits: tuple[tuple[str, float], ...] = ()
+    unverified_rate_limit: float = UNVERIFIED_RATE[0]
     # The demo replays 2018 on a simulated clock; everything else uses the real one.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
