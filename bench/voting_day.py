@@ -375,6 +375,11 @@ def start_servers(directory: Path, db: str, count: int, extra: list[str]) -> lis
             "uchast.trial",
             "--port",
             str(port),
+            # The generator's clerks and supervisor type at machine speed.
+            "--rate-limit-role",
+            "clerk=0",
+            "--rate-limit-role",
+            "supervisor=0",
             *extra,
         ]
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

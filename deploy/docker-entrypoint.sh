@@ -10,7 +10,8 @@
 #   UCHAST_HOST, UCHAST_PORT                               (default 0.0.0.0, 8080)
 #   UCHAST_DEPLOYMENT     names the log in checkpoints: the same on every instance
 #   UCHAST_CHECKPOINT_INTERVAL  seconds between checkpoints (default 0: every batch)
-#   UCHAST_RATE_LIMIT     signed writes/s per key (default 0: off)
+#   UCHAST_RATE_LIMIT     signed writes/s for every key (default 0: each role its own rate,
+#                         api/ratelimit.ROLE_RATES; limits are on whatever is set here)
 #   UCHAST_RATE_LIMIT_SITE, UCHAST_RATE_LIMIT_CLERK, UCHAST_RATE_LIMIT_SUPERVISOR  per role
 #
 # Extra arguments after `serve` are passed on: `serve --clock 2018-10-05T12:00:00+03:00`.
