@@ -96,7 +96,7 @@ def _disputed_uk(facts: Facts) -> str:
 
 def _wrong_type_en(facts: Facts) -> str:
     expected = " or ".join(facts["expected"])
-    return f"this endpoint takes payloads of type {expected}, not {facts['found']!r}"
+    return f"this endpoint takes payloads of type {expected}"
 
 
 def _wrong_type_uk(facts: Facts) -> str:
@@ -144,9 +144,8 @@ MESSAGES: dict[str, Message] = {
     ),
     "unknown-project": Message(
         422,
-        "Project {project!r} is not on this election's ballot; check the project id.",
-        "Проєкту «{project}» немає в бюлетені цих виборів; перевірте номер проєкту.",
-        members=True,
+        "A project on the ballot is not on this election's ballot; check the project numbers.",
+        "Одного з проєктів немає в бюлетені цих виборів; перевірте номери проєктів.",
     ),
     "nonce-reused": Message(
         409,
@@ -179,9 +178,8 @@ MESSAGES: dict[str, Message] = {
     ),
     "unknown-polling-point": Message(
         422,
-        "Polling point {polling_point!r} is not defined for this election.",
-        "Пункт голосування «{polling_point}» не визначено для цих виборів.",
-        members=True,
+        "The polling point named is not defined for this election.",
+        "Такий пункт голосування не визначено для цих виборів.",
     ),
     "paper-deadline-passed": Message(
         403,
@@ -229,11 +227,13 @@ MESSAGES: dict[str, Message] = {
     "bad-envelope": Message(400, "{message}", "Запит має неправильну форму підписаного конверта."),
     "bad-key": Message(400, "{message}", "Ключ записано неправильно."),
     "bad-signature": Message(
-        401, "signature does not verify under key {key}", "Підпис не збігається з ключем."
+        401,
+        "the signature does not verify under the key the envelope names",
+        "Підпис не збігається з ключем.",
     ),
     "unknown-key": Message(
         401,
-        "key {key} is not registered in this log",
+        "the key the envelope names is not registered in this log",
         "Цей ключ не зареєстровано для голосування.",
     ),
     "key-revoked": Message(
@@ -243,12 +243,12 @@ MESSAGES: dict[str, Message] = {
     ),
     "role-forbidden": Message(
         403,
-        "key {key} has role {role!r}, which may not write {entry_type!r} entries",
+        "key {key} has role {role!r}, which may not write entries of this type",
         "Цей ключ не має права на таку дію.",
     ),
     "wrong-election": Message(
         422,
-        "payload is for election {found!r}, this log is {expected!r}",
+        "the payload names another election; this log is {expected!r}",
         "Запит стосується іншого голосування.",
     ),
     "condition-failed": Message(

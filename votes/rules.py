@@ -100,6 +100,7 @@ _ENTRY_TYPES = {t.value: t for t in EntryType}
 _NONCE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 _HAS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", re.ASCII)
 _MAX_REASON = 1000
+_FIELD_NAME = re.compile(r"[a-z_]{1,32}", re.ASCII)
 
 _BALLOT_FIELDS = frozenset({"type", "election", "voter", "projects", "cast_at", "nonce"})
 _PAPER_FIELDS = _BALLOT_FIELDS | {"polling_point"}
@@ -351,22 +352,26 @@ def _fields(
             raise BadPayloadError(name, "is required")
     for name in payload:
         if name not in required and name not in optional:
-            raise BadPayloadError(str(name), f"is not a field of a {payload['type']} payload")
+            if isinstance(name, str) and _FIELD_NAME.fullmatch(name):
+                raise BadPayloadError(name, f"is not a field of a {payload['type']} payload")
+            # Named only when it cannot carry text of the sender's choosing back to a page.
+            allowed = ", ".join(sorted(required | optional))
+            raise BadPayloadError(
+                "payload", f"has a field a {payload['type']} payload does not take ({allowed})"
+            )
 
 
 def _type(payload: Mapping[str, Any], allowed: frozenset[EntryType]) -> EntryType:
     kind = payload.get("type")
     if kind not in allowed:
         expected = " or ".join(sorted(allowed))
-        raise BadPayloadError("type", f"must be {expected}, not {kind!r}")
+        raise BadPayloadError("type", f"must be {expected}")
     return _ENTRY_TYPES[kind]
 
 
 def _election(payload: Mapping[str, Any], election: Election) -> None:
     if payload["election"] != election.id:
-        raise BadPayloadError(
-            "election", f"is {payload['election']!r}, but this is election {election.id!r}"
-        )
+        raise BadPayloadError("election", f"names another election; this is {election.id!r}")
 
 
 def _voter(payload: Mapping[str, Any]) -> str:
@@ -722,4 +727,4 @@ def read_tags(payload: Mapping[str, Any]) -> tuple[str, ...]:
         return read_tags_for_spoiled(payload)
     if kind == EntryType.VOID:
         return read_tags_for_void(payload)
-    raise BadPayloadError("type", f"{kind!r} is not a ballot, paper ballot, spoiled ballot or void")
+    raise BadPayloadError("type", "must be ballot, paper-ballot, spoiled-ballot or void")
