@@ -670,6 +670,17 @@ class _Auditor:
                     )
                 )
             else:
+                if role == "clerk" and point is None:
+                    # Flagged, yet registered: its ballots are still checked one by one.
+                    self.add(
+                        Violation(
+                            3,
+                            "key-registration",
+                            "a polling point for a clerk key",
+                            "none",
+                            entry=index,
+                        )
+                    )
                 self.names.add(vkey.name)
                 # The same bytes object as the read-ahead key, so _entry compares by identity.
                 public = self.hints.get(vkey.key_id)
