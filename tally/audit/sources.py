@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 LOG_FORMAT = "uchast-log/1"
-ENTRIES_PER_REQUEST = 100_000
+ENTRIES_PER_REQUEST = 1000  # the most a server answers in one page (api/log_routes.py)
 CHECKPOINTS_PER_REQUEST = 1000
 _BLOCK = 4 << 20
 _CHECKPOINT_HEAD = b'{"checkpoint":'
