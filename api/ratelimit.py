@@ -240,7 +240,7 @@ def envelope_key(body: bytes) -> str | None:
 def _registered_role(request: web.Request, election: str, key: str | None) -> str | None:
     """The role of ``key`` if it is registered in ``election`` as this process last saw it
     (None for an election not open here or a key not registered in it)."""
-    from api.keys import SERVICE  # api.keys imports the service, whose config imports us
+    from api.keys import SERVICE  # api.keys imports the service: import it when used
 
     if key is None:
         return None
