@@ -149,7 +149,8 @@ async def simulate(
         identity = f"{3_000_000_000 + n * 7919 % 999_999_999:010d}"
         picks = _picks(vrng, election, weights)
         if vrng.random() < 0.8:
-            token = voter_token(keys.voter_key, identity)  # the site holds the voter key too
+            # the site holds the voter key too
+            token = voter_token(keys.voter_key, election.id, identity)
             parts = [picks] if len(picks) < 2 or vrng.random() > 0.1 else [picks[:1], picks[1:]]
             for part in parts:
                 payload = {

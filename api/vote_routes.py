@@ -96,5 +96,5 @@ async def post_voter_token(request: web.Request) -> web.Response:
     identity = verified.payload.get("identity")
     if not isinstance(identity, str):
         raise ProblemError(422, "bad-identity", "identity must be a string of digits")
-    token = voter_token(service.config.voter_key, identity)
+    token = voter_token(service.config.voter_key, request.match_info["election"], identity)
     return web.json_response({"voter": token}, headers={"Cache-Control": "no-store"})

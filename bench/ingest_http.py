@@ -112,7 +112,7 @@ def make_ballots(
     opens = datetime(2018, 10, 1, tzinfo=KYIV)
     ballots: list[tuple[str, dict[str, Any]]] = []
     for i in range(n):
-        token = voter_token(voter_key, f"{1_000_000_000 + i:010d}")
+        token = voter_token(voter_key, election.id, f"{1_000_000_000 + i:010d}")
         picks: list[str] = []
         while not picks:
             for category, projects in by_category.items():

@@ -213,7 +213,7 @@ class Electorate:
         rng = random.Random(self.seed * 1_000_003 + n)
         s = self.signers
         identity = self.identity(n)
-        token = voter_token(s.voter_key, identity)
+        token = voter_token(s.voter_key, s.election, identity)
         picks = self._picks(rng)
         flat = [p for ids in picks.values() for p in ids]
         parts = [flat[:1], flat[1:]] if len(flat) > 1 and rng.random() < self.split else [flat]

@@ -142,7 +142,7 @@ def _sign(job: tuple[str, int, int, Plan]) -> list[tuple[str, Envelope, list[str
     voter_key = b"bench-voter-key-" * 2
 
     def token(voter: int) -> str:
-        return voter_token(voter_key, f"{voter + 1:010d}")
+        return voter_token(voter_key, election, f"{voter + 1:010d}")
 
     out: list[tuple[str, Envelope, list[str]]] = []
     for index, item in enumerate(items, start=first):

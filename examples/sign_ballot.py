@@ -37,7 +37,7 @@ def main() -> None:
     payload = {
         "type": "ballot",
         "election": args.election,
-        "voter": voter_token(voter_key, args.identity),
+        "voter": voter_token(voter_key, args.election, args.identity),
         "projects": args.projects,
         "cast_at": args.cast_at or datetime.now(ZoneInfo("Europe/Kyiv")).isoformat(),
         "nonce": str(uuid.uuid4()),

@@ -36,9 +36,10 @@ How the file maps onto an election:
 - **channels**: ``voting_method`` ``internet`` (or none) → an online ballot signed by the site
   key; any other method → a paper ballot at a polling point named after it (``paper``), signed
   by that point's clerk key.
-- **voters**: the voter token is ``voter_token(voter key, identity)``, the identity being the
-  file's ``voter_id`` zero-padded to 10 digits when every id is at most 12 digits and the padding
-  keeps them distinct, else the row number (1-based, 12 digits). The voter key is generated.
+- **voters**: the voter token is ``voter_token(voter key, election id, identity)``, the identity
+  being the file's ``voter_id`` zero-padded to 10 digits when every id is at most 12 digits and the
+  padding keeps them distinct, else the row number (1-based, 12 digits). The voter key is
+  generated, new for every import.
 
 Only approval ballots are imported: cumulative (points), ordinal and scoring ballots would be
 mis-tallied as approvals, so such a file is refused before anything is written. An empty paper
@@ -744,7 +745,7 @@ def _envelope(election: Election, keys: ImportKeys, ballot: PlannedBallot) -> di
     """The signed envelope of one VOTES row: online ballot, paper ballot or spoiled ballot."""
     payload: dict[str, Any] = {
         "election": election.id,
-        "voter": voter_token(keys.voter_key, ballot.identity),
+        "voter": voter_token(keys.voter_key, election.id, ballot.identity),
         "cast_at": election.voting_opens.isoformat(),
         "nonce": str(uuid.uuid4()),
     }

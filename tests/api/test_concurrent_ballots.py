@@ -39,7 +39,7 @@ async def test_200_concurrent_ballots_of_one_voter_never_exceed_the_limits(
         )
     keys.log.save(tmp_path / "log.key")
     (tmp_path / "voter.key").write_text(VOTER_KEY.hex())
-    token = voter_token(VOTER_KEY, IDENTITY)
+    token = voter_token(VOTER_KEY, ELECTION, IDENTITY)
     rng = random.Random(7)
 
     def ballot(n: int) -> tuple[str, dict[str, Any]]:

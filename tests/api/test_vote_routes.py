@@ -116,7 +116,7 @@ async def test_paper_and_online_share_the_voters_limits(service: Setup) -> None:
     status, body = await post(service, "voter-tokens", request)
     assert status == 200
     token = body["voter"]
-    assert token == hmac_token(VOTER_KEY, "3012345678")
+    assert token == hmac_token(VOTER_KEY, ELECTION, "3012345678")
     assert (await post(service, "ballots", ballot_envelope(site, token, ["L01", "S01"])))[0] == 201
     status, problem = await post(service, "paper-ballots", paper(clerk, token, ["L02", "L03"]))
     assert (status, problem["code"]) == (409, "limit-exceeded")

@@ -1,4 +1,5 @@
-"""Voter tokens: HMAC-SHA256 of the normalised identity number; the raw number never leaks."""
+"""Voter tokens: HMAC-SHA256 of the election id and the normalised identity number; the raw
+number never leaks."""
 
 from __future__ import annotations
 
@@ -17,10 +18,21 @@ from votes.tokens import is_voter_token, normalise_identity, voter_token
 KEY = bytes(range(32))
 
 
-def test_token_is_hmac_sha256_of_the_number() -> None:
-    """The token equals hmac.new(key, number, sha256).hexdigest()."""
-    expected = hmac.new(KEY, b"3012345678", hashlib.sha256).hexdigest()
-    assert voter_token(KEY, "3012345678") == expected
+ELECTION = "zhytomyr-2018"
+
+
+def test_token_is_hmac_sha256_of_the_election_and_the_number() -> None:
+    """The token equals hmac.new(key, b"uchast/voter/v1\n" + election + b"\n" + number)."""
+    message = b"uchast/voter/v1\nzhytomyr-2018\n3012345678"
+    expected = hmac.new(KEY, message, hashlib.sha256).hexdigest()
+    assert voter_token(KEY, ELECTION, "3012345678") == expected
+
+
+@pytest.mark.parametrize("election", ["", "z", "Zhytomyr-2018", "a\nb", "-2018", "жит-2018"])
+def test_refuses_what_is_not_an_election_id(election: str) -> None:
+    """The election id's grammar (no newline) is what keeps the HMAC input unambiguous."""
+    with pytest.raises(ValueError, match="election id"):
+        voter_token(KEY, election, "3012345678")
 
 
 @pytest.mark.parametrize(
@@ -36,18 +48,19 @@ def test_token_is_hmac_sha256_of_the_number() -> None:
 )
 def test_formatting_does_not_change_the_token(typed: str) -> None:
     """Differently formatted copies of one identity number give the same token."""
-    assert voter_token(KEY, typed) == voter_token(KEY, "3012345678")
+    assert voter_token(KEY, ELECTION, typed) == voter_token(KEY, ELECTION, "3012345678")
 
 
 def test_different_keys_give_different_tokens() -> None:
     """The token depends on the election's voter key."""
-    assert voter_token(KEY, "3012345678") != voter_token(b"another key", "3012345678")
+    other = voter_token(b"another key", ELECTION, "3012345678")
+    assert voter_token(KEY, ELECTION, "3012345678") != other
 
 
 def test_empty_key_is_refused() -> None:
     """An empty voter key is a configuration mistake."""
     with pytest.raises(ValueError, match="voter key"):
-        voter_token(b"", "3012345678")
+        voter_token(b"", ELECTION, "3012345678")
 
 
 @pytest.mark.parametrize("digits", ["12345678", "1234567890", "123456789012"])
@@ -87,7 +100,7 @@ def _everything_said(error: BadIdentityError) -> str:
 def test_raw_number_never_in_error(typed: str) -> None:
     """A refused identity number appears in no message, repr, args or data of the error."""
     with pytest.raises(BadIdentityError) as caught:
-        voter_token(KEY, typed)
+        voter_token(KEY, ELECTION, typed)
     said = _everything_said(caught.value)
     assert typed.strip() not in said
     assert "3012345" not in said
@@ -109,7 +122,7 @@ def test_no_refusal_repeats_the_typed_digits(typed: str) -> None:
 
 def test_is_voter_token() -> None:
     """Only strings of exactly 64 lowercase hex digits are voter tokens."""
-    good = voter_token(KEY, "3012345678")
+    good = voter_token(KEY, ELECTION, "3012345678")
     assert is_voter_token(good)
     assert not is_voter_token(good.upper())
     assert not is_voter_token(good[:-1])
