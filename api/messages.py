@@ -76,6 +76,27 @@ def _void_uk(facts: Facts) -> str:
     return "Анулювання відхилено: " + why.format_map(facts) + "."
 
 
+def _rolled_back_en(facts: Facts) -> str:
+    found = (
+        f"holds only {facts['size']} entries"
+        if facts["reason"] == "shorter"
+        else f"holds a different history at size {facts['witnessed']}"
+    )
+    return (
+        f"The log of {facts['election']} was rolled back: this server published a checkpoint of"
+        f" {facts['witnessed']} entries, and its database {found}. No writes are accepted until"
+        " the database is restored; reads still answer."
+    )
+
+
+def _rolled_back_uk(facts: Facts) -> str:
+    return (
+        f"Журнал {facts['election']} відкочено: сервер уже оприлюднив контрольну точку на"
+        f" {facts['witnessed']} записів, а база даних їй не відповідає. Запис неможливий, доки"
+        " базу не відновлять; читання працює."
+    )
+
+
 def _entries(facts: Facts) -> str:
     return ", ".join(str(p) for p in facts["entries"])
 
@@ -272,6 +293,14 @@ MESSAGES: dict[str, Message] = {
     "bad-checkpoint": Message(400, "{message}"),
     "store-unavailable": Message(
         503, "{message}", "База даних тимчасово недоступна; спробуйте за хвилину."
+    ),
+    # 500, not 503: nothing transient to wait out (no Retry-After), the operator must restore the
+    # database; and not 409, since nothing in the request is at fault and changing it cannot help.
+    "log-rolled-back": Message(
+        500,
+        _rolled_back_en,
+        _rolled_back_uk,
+        members=True,
     ),
 }
 

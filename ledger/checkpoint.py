@@ -14,9 +14,15 @@ Parsing is strict: anything the specifications do not allow raises CheckpointErr
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ledger.errors import BadSignatureError, CheckpointError, KeyFormatError
 from ledger.keys import (
@@ -28,10 +34,13 @@ from ledger.keys import (
 )
 
 __all__ = [
+    "JOURNAL_SUFFIX",
     "MAX_SIGNATURES",
     "MAX_TREE_SIZE",
     "SIGNATURE_PREFIX",
     "Checkpoint",
+    "CheckpointJournal",
+    "JournalHead",
     "SignedNote",
     "parse_note",
     "sign_checkpoint",
@@ -278,3 +287,105 @@ def verify_checkpoint(note: str, log_key: VerifierKey, origin: str | None = None
             f"checkpoint origin {checkpoint.origin!r} is not the expected {origin!r}"
         )
     return checkpoint
+
+
+# --------------------------------------------------------------------------- checkpoint journal
+
+JOURNAL_SUFFIX = ".checkpoints"
+"""The journal's default place: the log key's file name and this (``log.key.checkpoints``)."""
+
+_log = logging.getLogger("uchast.ledger.journal")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalHead:
+    """The largest checkpoint the journal holds for one origin. ``forked``: the journal holds two
+    different roots at that size (the key already signed a split view; nothing can extend it)."""
+
+    size: int
+    root: bytes
+    forked: bool = False
+
+
+class CheckpointJournal:
+    """Every checkpoint this log key published, in a file the database does not reach.
+
+    The file is append-only JSON lines, one per checkpoint, for every log the key signs::
+
+        {"origin": "<origin>", "size": N, "root": "<base64>", "note": "<the signed note>"}
+
+    A line is appended with one ``write`` under ``O_APPEND`` and an exclusive ``flock`` and
+    fsynced before the checkpoint is acknowledged, so several server processes signing with the
+    same key on one machine append whole lines. A line cut short by a crash is skipped (and the
+    next append starts on a new line). Someone who can rewrite this file can also read the log
+    key beside it: the journal is trusted exactly as far as the key is, and signatures are not
+    re-verified when reading it.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._heads: dict[str, JournalHead] = {}
+        self._read_to = 0
+        self._lock = threading.Lock()  # record() runs in worker threads
+
+    def head(self, origin: str) -> JournalHead | None:
+        """The largest checkpoint of ``origin`` in the file, including lines other processes
+        appended since the last call (only the new bytes are read)."""
+        with self._lock:
+            self._read_new()
+            return self._heads.get(origin)
+
+    def record(self, origin: str, note: str, checkpoint: Checkpoint) -> None:
+        """Append ``note`` (a signed ``checkpoint`` of ``origin``) and fsync, before anyone is
+        told of it."""
+        line = json.dumps(
+            {
+                "origin": origin,
+                "size": checkpoint.size,
+                "root": encode_b64(checkpoint.root),
+                "note": note,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            end = os.lseek(fd, 0, os.SEEK_END)
+            if end and os.pread(fd, 1, end - 1) != b"\n":
+                line = b"\n" + line  # a torn line from a crash stays alone on its line
+            os.write(fd, line + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # releases the flock
+        with self._lock:
+            self._read_new()
+
+    def _read_new(self) -> None:
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self._read_to)
+                data = file.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1  # an unfinished last line is read once it is finished
+        for raw in data[:end].splitlines():
+            if raw.strip():
+                self._apply(raw)
+        self._read_to += end
+
+    def _apply(self, raw: bytes) -> None:
+        try:
+            line = json.loads(raw)
+            origin, size = str(line["origin"]), int(line["size"])
+            root = decode_b64(str(line["root"]))
+        except (ValueError, KeyError, TypeError):
+            _log.warning("%s: skipped a line that is not a checkpoint (torn?)", self.path)
+            return
+        head = self._heads.get(origin)
+        if head is None or size > head.size:
+            self._heads[origin] = JournalHead(size, root)
+        elif size == head.size and root != head.root and not head.forked:
+            _log.error("%s: two different checkpoints of %s at size %d", self.path, origin, size)
+            self._heads[origin] = JournalHead(size, head.root, forked=True)

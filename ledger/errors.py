@@ -181,3 +181,18 @@ class LogStateError(LedgerError):
     is not one, a key name registered twice, a revocation of an unknown or revoked key."""
 
     code = "log-state"
+
+
+@dataclass(eq=False)
+class LogRolledBackError(LedgerError):
+    """The log in the database is not an extension of the checkpoints this log key already
+    published (kept in the checkpoint journal, outside the database): it is ``size`` entries
+    long where ``witnessed`` were published, or it holds a different history at that size
+    (``reason``: ``shorter`` or ``different-history``). Nothing is signed or appended until the
+    database holds the published history again; retrying does not help."""
+
+    code = "log-rolled-back"
+    election: str
+    witnessed: int
+    size: int
+    reason: str

@@ -14,6 +14,7 @@ Checks for every append, in order (each failure is its own error and writes noth
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +23,13 @@ from eventsourcing.dcb.api import DCBAppendCondition
 
 from ledger import merkle
 from ledger.batching import MicroBatcher
-from ledger.checkpoint import Checkpoint, verify_checkpoint
+from ledger.checkpoint import Checkpoint, CheckpointJournal, verify_checkpoint
 from ledger.entry import entry_encoder, entry_envelope
 from ledger.errors import (
     BadSignatureError,
     KeyRevokedError,
     LogNotInitialisedError,
+    LogRolledBackError,
     ProofError,
     UnknownKeyError,
     WrongLogError,
@@ -38,6 +40,8 @@ from ledger.sequencer import Sequencer
 from ledger.store import SequencingTransaction, Store, StoredCheckpoint, StoredEntry
 from ledger.verify import SignatureVerifier
 from votes.entries import KEY_EVENT_TYPES, EntryType
+
+_log = logging.getLogger("uchast.ledger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +115,12 @@ class Ledger:
         checkpoint_interval: float = 0.0,
         verify_workers: int | None = None,
         on_batch: Callable[[int, float], None] | None = None,
+        journal: CheckpointJournal | None = None,
     ) -> None:
-        """``on_batch(requests, seconds)`` is called after each committed batch of appends."""
+        """``on_batch(requests, seconds)`` is called after each committed batch of appends.
+
+        ``journal``: where this log key's published checkpoints are kept, outside the database;
+        with it, the log refuses to sign or append anything that does not extend them."""
         self.store = store
         self.log_id = log_id
         self.origin = f"{deployment}/{log_id}"
@@ -133,17 +141,38 @@ class Ledger:
             checkpoint_interval=checkpoint_interval,
             on_batch=on_batch,
             entry_types=[t.value for t in EntryType],
+            journal=journal,
         )
 
     async def open(self) -> None:
-        """Create the log if absent, load its keys and start the sequencer."""
+        """Create the log if absent, load its keys and start the sequencer.
+
+        A log that does not extend the journal's checkpoints still opens, for reads (the
+        evidence); :attr:`rolled_back` says why every write is refused."""
         await self.store.create_log(self.log_id)
         await self.refresh_keys()
         await self.sequencer.start()
-        if self.log_key is not None and await self.size() > 0:
+        if self.log_key is not None:
             # Entries may have been written without the log key (uchast init, keys add):
             # make sure the current size has a checkpoint before anyone asks for one.
-            await self.sequencer.flush_checkpoint()
+            try:
+                if await self.size() > 0:
+                    await self.sequencer.flush_checkpoint()
+                else:
+                    await self.sequencer.check_journal()
+            except LogRolledBackError as exc:
+                _log.error(
+                    "log %s ROLLED BACK: a checkpoint of %d entries was published, the database"
+                    " %s; refusing every write until the database is restored",
+                    self.log_id,
+                    exc.witnessed,
+                    f"holds {exc.size}" if exc.reason == "shorter" else "holds another history",
+                )
+
+    @property
+    def rolled_back(self) -> LogRolledBackError | None:
+        """Why this log refuses writes: it does not extend the checkpoints already published."""
+        return self.sequencer.rolled_back
 
     async def close(self) -> None:
         await self._tagged_reads.close()

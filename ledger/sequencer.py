@@ -30,8 +30,14 @@ from typing import Protocol, runtime_checkable
 from eventsourcing.dcb.api import DCBAppendCondition
 
 from ledger import merkle
-from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.errors import ConditionFailedError, LedgerError
+from ledger.checkpoint import (
+    Checkpoint,
+    CheckpointJournal,
+    JournalHead,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+from ledger.errors import CheckpointError, ConditionFailedError, LedgerError, LogRolledBackError
 from ledger.keys import SignerKey
 from ledger.store import (
     SequencingTransaction,
@@ -128,9 +134,14 @@ class Sequencer:
         checkpoint_interval: float = 0.0,
         on_batch: Callable[[int, float], None] | None = None,
         entry_types: Sequence[str] = (),
+        journal: CheckpointJournal | None = None,
     ) -> None:
         """``entry_types``: every type of entry the log may hold, if known; then what other
-        processes append is learnt from their entries themselves (one query)."""
+        processes append is learnt from their entries themselves (one query).
+
+        ``journal``: the checkpoints this key already published, kept outside the database.
+        Before signing, the log must extend the largest of them (else :class:`LogRolledBackError`
+        refuses the batch); each new checkpoint is recorded there before it is acknowledged."""
         self.store = store
         self.log_id = log_id
         self.origin = origin
@@ -150,6 +161,9 @@ class Sequencer:
         self._alone = False
         self._last_checkpoint_size = -1
         self._last_checkpoint_at = 0.0
+        self._journal = journal if signer is not None else None
+        self._extends: JournalHead | None = None  # journal head the log was last seen to extend
+        self.rolled_back: LogRolledBackError | None = None  # why writes are refused, if they are
         self.stats = BatchStats()
 
     async def start(self) -> None:
@@ -192,6 +206,15 @@ class Sequencer:
         future: asyncio.Future[list[StoredEntry]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Request(drafts, condition, token, future))
         return await future
+
+    async def check_journal(self) -> None:
+        """Raise :class:`LogRolledBackError` now if the log does not extend the journal."""
+        if self._journal is not None:
+            async with self.store.sequencing(self.log_id) as tx:
+                if self._size != tx.size:
+                    self._extends = None
+                    await self._catch_up(tx, tx.size)
+                await self._check_journal(tx, tx.size)
 
     async def flush_checkpoint(self) -> None:
         """Issue a checkpoint of the current size now, if the latest one is older."""
@@ -241,12 +264,14 @@ class Sequencer:
             and self._alone
             and self._guarded is not None
             and self._recent.covers(r.condition for r in batch)
+            and self._journal_seen()
         ):
             plan = self._plan(batch, size, [self._recent.conflict(r.condition) for r in batch])
             if await self._guarded.write_if_size(
                 self.log_id, size, plan.entries, plan.nodes, plan.checkpoint
             ):
                 self.stats.guarded += 1
+                await self._record(plan)
                 self._committed(batch, plan, started)
                 return
             self.stats.moved += 1
@@ -264,16 +289,90 @@ class Sequencer:
             # writing in turn, they would mostly be refused and cost a round trip each.
             self._alone = self._size == size
             if self._size != size:
+                self._extends = None  # the log changed under us: check it again
                 await self._catch_up(tx, size)
-            if force_checkpoint and (size == self._last_checkpoint_size or self._signer is None):
+            await self._check_journal(tx, size)
+            if force_checkpoint and self._signer is None:
                 return
+            if force_checkpoint and size == self._last_checkpoint_size:
+                if await self._adopt_latest(size):
+                    return
+                self._last_checkpoint_size = -1  # the stored one is unusable: sign it afresh
             if self._recent.covers(r.condition for r in batch):
                 conflicts = [self._recent.conflict(r.condition) for r in batch]
             else:
                 conflicts = await _committed_conflicts(tx, batch)
             plan = self._plan(batch, size, conflicts, force_checkpoint=force_checkpoint)
             await tx.write(plan.entries, plan.nodes, plan.checkpoint)
+        await self._record(plan)
         self._committed(batch, plan, started)
+
+    def _journal_seen(self) -> bool:
+        """Whether the journal's head is still the one the log was checked against."""
+        if self._journal is None:
+            return True
+        head = self._journal.head(self.origin)
+        return head is None or head == self._extends
+
+    async def _check_journal(self, tx: SequencingTransaction, size: int) -> None:
+        """Refuse to go on from a log that does not extend the largest checkpoint this key
+        published: shorter than it, or with another root at its size (a rollback, or a fork
+        written into the database). Checked under the lock, against the tree as stored."""
+        if self._journal is None:
+            return
+        head = self._journal.head(self.origin)
+        if head is None or head == self._extends:
+            return
+        if size < head.size:
+            self.rolled_back = LogRolledBackError(self.log_id, head.size, size, "shorter")
+            raise self.rolled_back
+        if head.size == size:
+            root = merkle.fold(self._frontier)
+        elif head.size == 0:
+            root = merkle.EMPTY_ROOT
+        else:
+            ids = merkle.frontier_ids(head.size)
+            nodes = await tx.nodes(ids)
+            root = merkle.fold([nodes[i] for i in ids]) if all(i in nodes for i in ids) else b""
+        if head.forked or root != head.root:
+            self.rolled_back = LogRolledBackError(
+                self.log_id, head.size, size, "different-history"
+            )
+            raise self.rolled_back
+        self._extends = head
+        self.rolled_back = None
+
+    async def _adopt_latest(self, size: int) -> bool:
+        """At start, the latest stored checkpoint (of ``size``, this log's current size) may be
+        missing from the journal: signed before there was one, or by a process that died before
+        recording it. Record it if it verifies and matches the tree; False if it does not."""
+        if self._journal is None or self._signer is None:
+            return True
+        head = self._journal.head(self.origin)
+        if head is not None and head.size >= size:
+            return True
+        stored = await self.store.latest_checkpoint(self.log_id)
+        if stored is None or stored.size != size:
+            return False
+        try:
+            checkpoint = verify_checkpoint(stored.note, self._signer.verifier, self.origin)
+        except CheckpointError:
+            return False
+        if checkpoint.root != merkle.fold(self._frontier):
+            return False
+        await asyncio.to_thread(self._journal.record, self.origin, stored.note, checkpoint)
+        self._extends = self._journal.head(self.origin)
+        return True
+
+    async def _record(self, plan: _Plan) -> None:
+        """Put the batch's checkpoint in the journal before anyone is answered."""
+        if self._journal is None or plan.checkpoint is None:
+            return
+        checkpoint = Checkpoint(self.origin, plan.size, merkle.fold(plan.frontier))
+        await asyncio.to_thread(
+            self._journal.record, self.origin, plan.checkpoint.note, checkpoint
+        )
+        self._extends = self._journal.head(self.origin)
 
     async def _catch_up(self, tx: SequencingTransaction, size: int) -> None:
         """Bring the tree's edge, the gatekeeper and the recent entries to ``size``, which
