@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import gc
 import json
-import os
 import secrets
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -62,15 +61,11 @@ def load_signer(path: str, what: str) -> SignerKey:
     return SignerKey.load(path)
 
 
-def load_voter_key(path: str, *, create: bool) -> bytes:
-    """The election's secret HMAC key for voter tokens: 32 random bytes, hex, mode 0600."""
+def load_voter_key(path: str) -> bytes:
+    """The election's secret HMAC key for voter tokens: 32 or more random bytes, hex."""
     file = Path(path)
     if not file.exists():
-        if not create:
-            raise CommandError(f"voter key file {path} does not exist")
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32) + "\n")
+        raise CommandError(f"voter key file {path} does not exist")
     text = file.read_text().strip()
     try:
         key = bytes.fromhex(text)
@@ -130,7 +125,8 @@ async def _submit_signed(
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from votes.admin import election_payload
+    from ledger.keydir import keys_root, private_directory, write_private
+    from votes.admin import election_payload, voter_key_id
     from votes.election import parse_election_toml
 
     admin = load_signer(args.admin_key, "admin key")
@@ -139,20 +135,51 @@ def cmd_init(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot read {args.election_file}: {exc.strerror}") from None
     election = parse_election_toml(text)
-    voter_key = load_voter_key(args.voter_key, create=True)
+    key_file = Path(args.voter_key) if args.voter_key else keys_root() / election.id / "voter.key"
+    # A voter key is never reused: a file already there is a stray key (another election's, or
+    # this one's from an attempt that should be looked at), never picked up silently.
+    if key_file.exists():
+        raise CommandError(
+            f"voter key file {key_file} already exists: init makes a new voter key for every "
+            "election and never reuses one (move the file away or name another --voter-key)"
+        )
+    voter_key = secrets.token_bytes(32)
 
     async def work(store: Store) -> int:
         if election.id in await store.log_ids() and await store.size(election.id) > 0:
             raise CommandError(f"election {election.id!r} already exists in this database")
-        await store.create_log(election.id)
-        payload = election_payload(election, admin.verifier.vkey, voter_key)
-        await _submit_signed(store, election.id, payload, admin)
+        await _refuse_reused_voter_key(store, voter_key_id(voter_key))
+        private_directory(key_file.parent)
+        try:
+            write_private(key_file, voter_key.hex() + "\n")
+        except FileExistsError:
+            raise CommandError(f"voter key file {key_file} appeared meanwhile") from None
+        try:
+            await store.create_log(election.id)
+            payload = election_payload(election, admin.verifier.vkey, voter_key)
+            await _submit_signed(store, election.id, payload, admin)
+        except BaseException:
+            key_file.unlink(missing_ok=True)  # no election names it: it was never used
+            raise
         print(f"election {election.id} created in {args.db}")
         print(f"admin vkey: {admin.verifier.vkey}")
-        print(f"voter key:  {args.voter_key} (share with the voting site only)")
+        print(f"voter key:  {key_file} (share with the voting site only)")
         return 0
 
     return _run(_with_store(args.db, work))
+
+
+async def _refuse_reused_voter_key(store: Store, key_id: str) -> None:
+    """Refuse a voter key whose id an election of this database already names."""
+    from ledger.entry import entry_payload
+
+    for log_id in await store.log_ids():
+        for entry in await store.read(log_id, 0, min(1, await store.size(log_id))):
+            if entry_payload(entry.data).get("voter_key_id") == key_id:
+                raise CommandError(
+                    f"election {log_id!r} of this database already uses this voter key "
+                    "(a voter key is never reused across elections)"
+                )
 
 
 def cmd_amend(args: argparse.Namespace) -> int:
@@ -368,10 +395,15 @@ def cmd_import_pabulib(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import run_demo
+    from ledger.keydir import keys_root
 
+    # Told where: everything there. Not told: the throwaway database in ./demo-data, the keys
+    # outside the working directory, which is often a checkout.
+    directory = Path(args.dir or "demo-data")
     return _run(
         run_demo(
-            Path(args.dir),
+            directory,
+            keys_dir=directory / "keys" if args.dir else keys_root() / "demo",
             host=args.host,
             port=args.port,
             voters=args.voters,
@@ -420,7 +452,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         db_url=args.db,
         log_key=load_signer(args.log_key, "log key"),
         deployment=args.deployment,
-        voter_key=load_voter_key(args.voter_key, create=False) if args.voter_key else None,
+        voter_key=load_voter_key(args.voter_key) if args.voter_key else None,
         checkpoint_interval=args.checkpoint_interval,
         rate_limiting=not args.no_rate_limit,
         rate_limit=args.rate_limit,
@@ -465,8 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-key", required=True, help="the administrator's private key file")
     p.add_argument(
         "--voter-key",
-        default="voter.key",
-        help="HMAC key file for voter tokens; created if absent (default voter.key)",
+        help="new file for the election's HMAC voter key; refused if it exists (default "
+        "<keys dir>/<election>/voter.key, the keys dir being $UCHAST_KEYS_DIR, else "
+        "$XDG_DATA_HOME/uchast/keys, else ~/.local/share/uchast/keys)",
     )
     p.set_defaults(func=cmd_init)
 
@@ -540,7 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE.pb")
     p.add_argument("--db", default=DEFAULT_DB)
-    p.add_argument("--dir", help="directory for the generated keys (default: <election>-keys)")
+    p.add_argument(
+        "--dir", help="directory for the generated keys (default: <keys dir>/<election>)"
+    )
     p.add_argument("--election", help="election id (default: from the file name)")
     p.add_argument(
         "--category-budget",
@@ -559,7 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="the Zhytomyr-2018 example: simulated voting, then the service with pages"
     )
-    p.add_argument("--dir", default="demo-data", help="directory for keys and the database")
+    p.add_argument(
+        "--dir",
+        help="directory for the database and (in DIR/keys) the keys; default: the database in "
+        "demo-data, the keys in <keys dir>/demo",
+    )
     p.add_argument("--voters", type=int, default=12527, help="voters to simulate (2018: 12527)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)

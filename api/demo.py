@@ -30,6 +30,7 @@ from api.app import create_app
 from api.keys import SERVICE
 from api.service import ServiceConfig
 from ledger.casting import Casting, create_election
+from ledger.keydir import new_voter_key, private_directory
 from ledger.keys import SignerKey, sign_envelope
 from ledger.log import Ledger
 from ledger.store import open_store
@@ -44,7 +45,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zhytomyr-2018.toml
 
 @dataclass
 class DemoKeys:
-    """The demo election's keys, kept as files in the demo directory."""
+    """The demo election's keys, kept as files in a private directory."""
 
     admin: SignerKey
     log: SignerKey
@@ -55,6 +56,9 @@ class DemoKeys:
 
     @classmethod
     def create(cls, directory: Path, election: Election) -> DemoKeys:
+        """New keys as files of mode 0600 in ``directory`` (made 0700 if new)."""
+        private_directory(directory)
+
         def make(name: str, file: str) -> SignerKey:
             signer = SignerKey.generate(name)
             signer.save(directory / file, overwrite=True)
@@ -64,9 +68,8 @@ class DemoKeys:
             point.id: make(f"clerk.{point.id}.demo", f"clerk-{point.id}.key")
             for point in election.polling_points
         }
-        voter_key = uuid.uuid4().bytes + uuid.uuid4().bytes
-        (directory / "voter.key").write_text(voter_key.hex() + "\n")
-        (directory / "voter.key").chmod(0o600)
+        (directory / "voter.key").unlink(missing_ok=True)
+        voter_key = new_voter_key(directory / "voter.key")
         return cls(
             admin=make("admin.zhytomyr-2018.demo", "admin.key"),
             log=make("uchast.demo/log", "log.key"),
@@ -277,18 +280,22 @@ async def create_demo_election(db: str, election: Election, keys: DemoKeys) -> N
 async def run_demo(
     directory: Path,
     *,
+    keys_dir: Path | None = None,
     host: str,
     port: int,
     voters: int,
     exit_after_simulation: bool = False,
 ) -> int:
-    """``uchast demo``: a fresh database in ``directory``, the simulation, then the service
-    until Ctrl-C (or, with ``exit_after_simulation``, until the totals are checked)."""
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    """``uchast demo``: a fresh database in ``directory`` and fresh keys in ``keys_dir``
+    (default ``directory/keys``, mode 0700), the simulation, then the service until Ctrl-C (or,
+    with ``exit_after_simulation``, until the totals are checked)."""
+    keys_dir = keys_dir or directory / "keys"
+    for old in (directory, keys_dir):
+        if old.exists():
+            shutil.rmtree(old)
+    private_directory(directory)
     election = load_example()
-    keys = DemoKeys.create(directory, election)
+    keys = DemoKeys.create(keys_dir, election)
     db = f"sqlite:///{directory / 'uchast.db'}"
     await create_demo_election(db, election, keys)
     config = ServiceConfig(
@@ -324,7 +331,7 @@ async def run_demo(
         print(
             f"""
   results   {base}/results?election={e}
-  clerk     {base}/clerk?election={e}   (clerk keys: {directory}/clerk-*.key)
+  clerk     {base}/clerk?election={e}   (clerk keys: {keys_dir}/clerk-*.key)
   receipt   {base}/receipt?election={e}   (try code {expected.receipts[0]})
   API       {base}/v1/elections/{e}/results   {base}/v1/elections/{e}/log/checkpoint
 

@@ -50,9 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
-import secrets
 import sys
 import unicodedata
 import uuid
@@ -69,6 +67,7 @@ from zoneinfo import ZoneInfo
 from tqdm import tqdm
 
 from ledger.casting import Casting, create_election
+from ledger.keydir import keys_root, new_voter_key, private_directory
 from ledger.keys import SignerKey, sign_envelope
 from ledger.log import Ledger
 from ledger.store import open_store
@@ -571,23 +570,19 @@ class ImportKeys:
     @classmethod
     def create(cls, directory: Path, election: Election) -> ImportKeys:
         """New keys for ``election`` in ``directory``; refuses to replace existing key files."""
-        directory.mkdir(parents=True, exist_ok=True)
         files = ["admin.key", "log.key", "site.key", "voter.key"]
         files += [f"clerk-{p.id}.key" for p in election.polling_points]
         clash = [f for f in files if (directory / f).exists()]
         if clash:
             raise PabulibImportError(f"{directory / clash[0]} exists: choose another --dir")
+        private_directory(directory)
 
         def make(name: str, file: str) -> SignerKey:
             signer = SignerKey.generate(name)
             signer.save(directory / file)
             return signer
 
-        voter_key = secrets.token_bytes(32)
-        fd = os.open(directory / "voter.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            os.fchmod(fd, 0o600)
-            out.write(voter_key.hex() + "\n")
+        voter_key = new_voter_key(directory / "voter.key")  # new for every import, never reused
         return cls(
             admin=make(f"admin.{election.id}", "admin.key"),
             log=make("uchast.local/log", "log.key"),
@@ -685,8 +680,9 @@ async def import_pabulib(
     ``directory``, and cast every VOTES row through the signed write path.
 
     Everything that can refuse the file (vote type, ids, limits, dates) is checked first; then
-    nothing is written. ``directory`` defaults to ``<election id>-keys``. Returns the report,
-    with the totals replayed from the log.
+    nothing is written. ``directory`` defaults to ``keys_root() / <election id>``, outside the
+    working directory (made 0700 if new). Returns the report, with the totals replayed from the
+    log.
     """
     plan = read_plan(
         path,
@@ -701,7 +697,7 @@ async def import_pabulib(
     try:
         if election.id in await store.log_ids() and await store.size(election.id) > 0:
             raise PabulibImportError(f"election {election.id!r} already exists in this database")
-        directory = directory or Path(f"{election.id}-keys")
+        directory = directory or keys_root() / election.id
         keys = ImportKeys.create(directory, election)
         started = monotonic()
         await store.create_log(election.id)
