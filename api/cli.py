@@ -447,10 +447,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.service import ServiceConfig
+    from ledger.checkpoint import JOURNAL_SUFFIX
 
+    journal = Path(args.checkpoint_journal or args.log_key + JOURNAL_SUFFIX)
+    try:  # found unwritable at the first checkpoint, every write would fail: say so now
+        journal.open("ab").close()
+    except OSError as exc:
+        raise CommandError(
+            f"cannot write the checkpoint journal {journal}: {exc.strerror}; give"
+            " --checkpoint-journal a file on a writable disk that outlives the server"
+        ) from None
     config = ServiceConfig(
         db_url=args.db,
         log_key=load_signer(args.log_key, "log key"),
+        checkpoint_journal=journal,
         deployment=args.deployment,
         voter_key=load_voter_key(args.voter_key) if args.voter_key else None,
         checkpoint_interval=args.checkpoint_interval,
@@ -610,6 +620,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--db", default=DEFAULT_DB)
     p.add_argument("--log-key", required=True, help="private key that signs checkpoints")
+    p.add_argument(
+        "--checkpoint-journal",
+        metavar="FILE",
+        help="append-only file of every checkpoint the log key published, kept off the database;"
+        " a log that does not extend it is refused writes (default: the log key's file"
+        " + .checkpoints)",
+    )
     p.add_argument("--voter-key", help="HMAC voter key file (needed for paper ballots)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)

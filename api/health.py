@@ -1,9 +1,10 @@
 """Health endpoints: ``/healthz`` (the process is up) and ``/readyz`` (it can serve).
 
-Ready means: the database answers, and every election's live tally is within
-``ServiceConfig.ready_max_lag`` entries of its log (so ``/results`` is current). Otherwise 503
-problem+json with ``Retry-After``, code ``not-ready`` and a ``reason`` (``database`` or
-``projection-lag``).
+Ready means: the database answers, no election's log was rolled back behind a checkpoint this
+server already published (such a log refuses writes, ledger.sequencer), and every election's live
+tally is within ``ServiceConfig.ready_max_lag`` entries of its log (so ``/results`` is current).
+Otherwise 503 problem+json with ``Retry-After``, code ``not-ready`` and a ``reason``
+(``database``, ``log-rolled-back`` or ``projection-lag``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ async def readiness(service: Service) -> dict[str, Any]:
             data={"reason": "database", "database": "unavailable"},
         ) from None
     elections = {s.election: {"size": s.size, "lag": s.lag} for s in statuses}
+    rolled_back = {}
+    for status in statuses:
+        refusal = (await service.ledger(status.election)).rolled_back
+        if refusal is not None:
+            rolled_back[status.election] = {"published": refusal.witnessed, "size": refusal.size}
+    if rolled_back:
+        names = ", ".join(sorted(rolled_back))
+        raise ProblemError(
+            503,
+            "not-ready",
+            f"the log of {names} is behind or forked from a checkpoint this server published;"
+            " writes are refused until the database is restored (RUNBOOK.md)",
+            f"журнал ({names}) відкочено від уже оприлюдненої контрольної точки; запис"
+            " неможливий, доки базу не відновлять",
+            data={"reason": "log-rolled-back", "database": "ok", "elections": rolled_back},
+        )
     behind = sorted(s.election for s in statuses if s.lag > bound)
     if behind:
         raise ProblemError(

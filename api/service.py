@@ -10,9 +10,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ledger.casting import Casting
+from ledger.checkpoint import CheckpointJournal
 from ledger.errors import ElectionEmptyError, UnknownElectionError
 from ledger.keys import SignerKey
 from ledger.log import Ledger
@@ -33,6 +35,9 @@ class ServiceConfig:
     db_url: str
     log_key: SignerKey
     deployment: str = "uchast.local"
+    # Every checkpoint the log key published, outside the database (ledger.checkpoint): a log
+    # that does not extend them is refused every write. None: no rollback protection (demo).
+    checkpoint_journal: Path | None = None
     voter_key: bytes | None = None
     checkpoint_interval: float = 0.0
     max_body_bytes: int = 64 * 1024
@@ -90,6 +95,9 @@ class Service:
         self._refusals: dict[str, collections.Counter[str]] = {}
         self.clock = config.clock
         self.batch_observers: list[BatchObserver] = []
+        self.journal = (
+            CheckpointJournal(config.checkpoint_journal) if config.checkpoint_journal else None
+        )
 
     async def open(self) -> None:
         await self.store.open()
@@ -134,6 +142,7 @@ class Service:
                     deployment=self.config.deployment,
                     checkpoint_interval=self.config.checkpoint_interval,
                     on_batch=functools.partial(self._batch_done, election),
+                    journal=self.journal,
                 )
                 try:
                     await ledger.open()

@@ -5,6 +5,8 @@
 #   UCHAST_DB             storage URL, e.g. postgresql://uchast@postgres:5432/uchast (required)
 #   PGPASSWORD_FILE       file holding the database password (read into PGPASSWORD)
 #   UCHAST_LOG_KEY        the log's signer key file        (default /run/secrets/log.key)
+#   UCHAST_CHECKPOINT_JOURNAL  every checkpoint the log key published, on a persistent volume
+#                         (default: the log key's file + .checkpoints; RUNBOOK.md)
 #   UCHAST_VOTER_KEY      the voter HMAC key file, for paper ballots
 #                                                          (default /run/secrets/voter.key if present)
 #   UCHAST_HOST, UCHAST_PORT                               (default 0.0.0.0, 8080)
@@ -36,6 +38,9 @@ if [ "$#" -eq 0 ] || [ "$1" = serve ]; then
         --checkpoint-interval "${UCHAST_CHECKPOINT_INTERVAL:-0}" \
         --rate-limit "${UCHAST_RATE_LIMIT:-0}" \
         "$@"
+    if [ -n "${UCHAST_CHECKPOINT_JOURNAL:-}" ]; then
+        set -- "$@" --checkpoint-journal "$UCHAST_CHECKPOINT_JOURNAL"
+    fi
     if [ -f "$voter_key" ]; then
         set -- "$@" --voter-key "$voter_key"
     elif [ -n "${UCHAST_VOTER_KEY:-}" ]; then

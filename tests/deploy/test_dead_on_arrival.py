@@ -143,6 +143,7 @@ async def test_systemd_unit_exec_start_serves_votes(pg_url: str, tmp_path: Path)
     port = free_port()
     env = {**environment_file(DEPLOY / "systemd" / "uchast.env.example"), "UCHAST_DB": pg_url}
     env["UCHAST_DEPLOYMENT"] = "uchast.local"  # the trial's checkpoints use this origin
+    env["STATE_DIRECTORY"] = str(tmp_path)  # systemd sets it for StateDirectory=
     command = exec_start("uchast@.service", {"i": str(port), "d": str(credentials)}, env)
     assert command[0] == "/opt/uchast/bin/uchast"
     command[0] = str(VENV_BIN / "uchast")
