@@ -96,6 +96,8 @@ _RULES: dict[str, _Rule] = {
     EntryType.KEY_REGISTERED: _NOTHING_TO_READ,
     EntryType.KEY_REVOKED: _NOTHING_TO_READ,
     EntryType.RESULTS_PUBLISHED: _NOTHING_TO_READ,
+    # Read by the voter's token, which the server derives beside the payload: see submit().
+    EntryType.VOTER_LOOKUP: _NOTHING_TO_READ,
 }
 
 
@@ -148,16 +150,30 @@ class Casting:
 
     # Submitting.
 
-    async def submit(self, submitted: object, *, types: Collection[str] | None = None) -> Cast:
+    async def submit(
+        self,
+        submitted: object,
+        *,
+        types: Collection[str] | None = None,
+        token: str | None = None,
+    ) -> Cast:
         """Verify the signed envelope ``submitted`` (as received), decide it, append it.
 
-        ``types``: the entry types the caller takes (all when None). Returns once the entry is
+        ``types``: the entry types the caller takes (all when None). ``token``: for a
+        ``voter-lookup`` only, the voter token the server derived from the number typed beside
+        the envelope (it is in no payload; the entry is tagged with it). Returns once the entry is
         durable, or, for a replay, with the original entry.
         """
-        return await self.submit_verified(await self.ledger.verify(submitted), types=types)
+        return await self.submit_verified(
+            await self.ledger.verify(submitted), types=types, token=token
+        )
 
     async def submit_verified(
-        self, verified: VerifiedEnvelope, *, types: Collection[str] | None = None
+        self,
+        verified: VerifiedEnvelope,
+        *,
+        types: Collection[str] | None = None,
+        token: str | None = None,
     ) -> Cast:
         """Steps 2-7 for an envelope :meth:`Ledger.verify` accepted."""
         payload = verified.payload
@@ -167,20 +183,24 @@ class Casting:
         rule = _RULES.get(str(entry_type))
         if rule is None:
             raise WrongEntryTypeError(tuple(_RULES), entry_type)
-        if entry_type in (EntryType.PAPER_BALLOT, EntryType.SPOILED_BALLOT):
+        if entry_type in (EntryType.PAPER_BALLOT, EntryType.SPOILED_BALLOT, EntryType.VOTER_LOOKUP):
             record = self.ledger.registry.get(verified.envelope.key)
             rules.check_polling_point(record.polling_point if record else None, payload)
         code = receipt_code(verified.envelope.sig)
         extra_tags = (receipt_tag(code),) if rule.receipt_tagged else ()
         now = self.clock()
         read_tags = list(rule.read_tags(payload))
+        if entry_type == EntryType.VOTER_LOOKUP:
+            if token is None:  # only the voter-token route derives one
+                raise WrongEntryTypeError(tuple(t for t in _RULES if t != entry_type), entry_type)
+            read_tags = list(rules.read_tags_for_lookup(payload, token))
         for _ in range(MAX_ATTEMPTS):
             if read_tags:
                 found, head = await self.ledger.tagged(read_tags)
                 history = [prior_entry(e) for e in found]
             else:
                 history, head = [], 0
-            decision = await self._decide(verified, history, now)
+            decision = await self._decide(verified, history, now, token)
             if decision.replay_of is not None:
                 [original] = await self.ledger.entries(decision.replay_of, decision.replay_of + 1)
                 return Cast(original, True, _receipt_of(original))
@@ -198,7 +218,11 @@ class Casting:
         raise CastingBusyError()
 
     async def _decide(
-        self, verified: VerifiedEnvelope, history: list[rules.PriorEntry], now: datetime
+        self,
+        verified: VerifiedEnvelope,
+        history: list[rules.PriorEntry],
+        now: datetime,
+        token: str | None = None,
     ) -> rules.Decision:
         """Step 5: the decision of the rules for the envelope's type."""
         payload = verified.payload
@@ -207,6 +231,10 @@ class Casting:
             return rules.decide_ballot(
                 await self.election(), payload, history, now=now, key=verified.envelope.key
             )
+        if entry_type == EntryType.VOTER_LOOKUP:
+            assert token is not None  # submit_verified refuses a lookup without one
+            election = await self.election()
+            return rules.decide_lookup(election, payload, history, now=now, token=token)
         if entry_type == EntryType.SPOILED_BALLOT:
             return rules.decide_spoiled(await self.election(), payload, history, now=now)
         if entry_type == EntryType.VOID:

@@ -26,6 +26,7 @@ class EntryType(StrEnum):
     SPOILED_BALLOT = "spoiled-ballot"
     VOID = "void"
     RESULTS_PUBLISHED = "results-published"
+    VOTER_LOOKUP = "voter-lookup"
 
 
 WRITERS: dict[EntryType, frozenset[Role]] = {
@@ -38,6 +39,7 @@ WRITERS: dict[EntryType, frozenset[Role]] = {
     EntryType.SPOILED_BALLOT: frozenset({Role.CLERK}),
     EntryType.VOID: frozenset({Role.SUPERVISOR}),
     EntryType.RESULTS_PUBLISHED: frozenset({Role.ADMIN}),
+    EntryType.VOTER_LOOKUP: frozenset({Role.CLERK}),
 }
 
 KEY_EVENT_TYPES = frozenset({EntryType.ELECTION, EntryType.KEY_REGISTERED, EntryType.KEY_REVOKED})

@@ -64,7 +64,7 @@ from votes.errors import (
     VoidRefusedError,
     WrongPollingPointError,
 )
-from votes.tags import nonce_tag, point_tag, project_tag, void_tag, voter_tag
+from votes.tags import lookup_tag, nonce_tag, point_tag, project_tag, void_tag, voter_tag
 from votes.tokens import is_voter_token
 
 __all__ = [
@@ -79,11 +79,13 @@ __all__ = [
     "check_polling_point",
     "counted_picks",
     "decide_ballot",
+    "decide_lookup",
     "decide_spoiled",
     "decide_void",
     "paper_status",
     "read_tags",
     "read_tags_for_ballot",
+    "read_tags_for_lookup",
     "read_tags_for_spoiled",
     "read_tags_for_void",
     "voter_state",
@@ -106,6 +108,7 @@ _BALLOT_FIELDS = frozenset({"type", "election", "voter", "projects", "cast_at", 
 _PAPER_FIELDS = _BALLOT_FIELDS | {"polling_point"}
 _SPOILED_FIELDS = frozenset({"type", "election", "polling_point", "reason", "cast_at", "nonce"})
 _VOID_FIELDS = frozenset({"type", "election", "entry", "reason", "nonce"})
+_LOOKUP_FIELDS = frozenset({"type", "election", "polling_point", "nonce"})
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,8 @@ class Outcome(StrEnum):
     """A void: the target entry stops counting."""
     REPLAYED = "replayed"
     """The payload repeats the entry ``replay_of``: nothing is appended."""
+    LOOKED_UP = "looked-up"
+    """A clerk's voter lookup: a trace in the log, never a vote."""
 
 
 @dataclass(frozen=True)
@@ -645,6 +650,84 @@ def decide_spoiled(
     if voter is not None:
         tags.insert(0, voter_tag(voter))
     return Decision(tags=tuple(tags), condition_tags=(nonce_tag(nonce),), outcome=Outcome.SPOILED)
+
+
+# -- voter lookups ------------------------------------------------------------------------------
+
+
+def read_tags_for_lookup(payload: Mapping[str, Any], token: str) -> tuple[str, ...]:
+    """The tags whose entries :func:`decide_lookup` needs: the voter's (the token the server
+    derived from the number typed beside the payload) and the nonce's."""
+    if not is_voter_token(token):
+        raise ValueError("a lookup is read for a voter token")
+    return (voter_tag(token), nonce_tag(_nonce(_object(payload))))
+
+
+def decide_lookup(
+    election: Election,
+    payload: Mapping[str, Any],
+    history: Sequence[PriorEntry],
+    *,
+    now: datetime,
+    token: str,
+) -> Decision:
+    """Decide a clerk's ``voter-lookup``: whether the voter token of the number typed at a
+    polling point may leave the server, and the trace it leaves in the log.
+
+    Payload: exactly ``type``, ``election``, ``polling_point``, ``nonce`` -- never the number nor
+    the token (the number travels beside the signed payload and is never stored; ``token`` is
+    the one the server derived from it). ``history``: the entries carrying the tags of
+    :func:`read_tags_for_lookup`. ``now``: the server's aware clock.
+
+    Refused: a malformed payload; a nonce already in the log, even for an identical payload (the
+    number beside a replayed envelope is not signed, so a replay is never answered again); ``now``
+    before voting opens (:class:`~votes.errors.OutsideWindowError`) or after the paper deadline;
+    an unknown polling point; and a voter to whom no ballot can be added -- one ballot already
+    where the election allows one (:class:`~votes.errors.AlreadyVotedError`), or every category at
+    its limit (:class:`~votes.errors.LimitExceededError`) -- so the token leaves the server only
+    where a ballot can follow. The entry is tagged ``lookup:<token>``, never ``voter:``: a lookup
+    is no part of the voter's history.
+    """
+    payload = _object(payload)
+    _type(payload, frozenset({EntryType.VOTER_LOOKUP}))
+    _fields(payload, _LOOKUP_FIELDS)
+    _election(payload, election)
+    nonce = _nonce(payload)
+    now = _aware(now)
+    if not is_voter_token(token):
+        raise ValueError("a lookup is decided for a voter token")
+
+    for entry in history:
+        if entry.payload.get("nonce") == nonce:
+            raise NonceReusedError(nonce)
+    if now < election.voting_opens:
+        raise OutsideWindowError(now, election.voting_opens, election.voting_closes)
+    _before_paper_deadline(election, now)
+    point = _known_point(election, payload)
+
+    if history:
+        state = voter_state(election, history, token)
+        if state.disputed:
+            raise DisputedPaperBallotError(tuple(e.position for e in state.disputed))
+        # Double entry: the second keying of a pending paper ballot needs the token again, and
+        # is checked against what counts without the keying it confirms.
+        second_keying = election.double_entry and state.pending is not None
+        if not election.multiple_ballots and (
+            state.ballots or (state.has_ballot and not second_keying)
+        ):
+            raise AlreadyVotedError()
+        held = state.counted if second_keying else state.held(election)
+        if all(len(held.get(c.id, frozenset())) >= c.max_picks for c in election.categories):
+            category = election.categories[0]
+            raise LimitExceededError(
+                category.id, category.max_picks, len(held.get(category.id, frozenset()))
+            )
+
+    return Decision(
+        tags=(lookup_tag(token), nonce_tag(nonce), point_tag(point)),
+        condition_tags=(nonce_tag(nonce),),
+        outcome=Outcome.LOOKED_UP,
+    )
 
 
 # -- voids --------------------------------------------------------------------------------------

@@ -10,12 +10,22 @@ carrying any of them was committed after that read. The ledger adds ``key:<key i
 - ``void-of:<position>`` — the void of the entry at that position;
 - ``project:<id>`` — every ballot or paper ballot supporting the project;
 - ``point:<id>`` — every paper or spoiled ballot entered at the polling point;
+- ``lookup:<token>`` — every clerk's lookup of the voter's token (never ``voter:``, so a lookup
+  is no part of the voter's history and never counts);
 - ``definition`` (:data:`DEFINITION_TAG`) — the election entry and every amendment of it.
 """
 
 from __future__ import annotations
 
-__all__ = ["DEFINITION_TAG", "nonce_tag", "point_tag", "project_tag", "void_tag", "voter_tag"]
+__all__ = [
+    "DEFINITION_TAG",
+    "lookup_tag",
+    "nonce_tag",
+    "point_tag",
+    "project_tag",
+    "void_tag",
+    "voter_tag",
+]
 
 DEFINITION_TAG = "definition"
 """The tag of the entries that define the election: its first entry and each amendment."""
@@ -44,3 +54,8 @@ def project_tag(project: str) -> str:
 def point_tag(point: str) -> str:
     """The tag of the paper entries made at polling point ``point``."""
     return f"point:{point}"
+
+
+def lookup_tag(token: str) -> str:
+    """The tag of the clerks' lookups of the voter with ``token``."""
+    return f"lookup:{token}"
