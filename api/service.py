@@ -55,6 +55,9 @@ class ServiceConfig:
     rate_burst: float = 0.0
     role_rate_limits: tuple[tuple[str, float], ...] = ()
     unverified_rate_limit: float = 200.0  # ratelimit.UNVERIFIED_RATE (a test keeps them equal)
+    # A clerk key's voter lookups (api/lookups.py): a burst, then one per interval seconds; a
+    # burst of 0 is no limit. Apart from the rate limits above, and on whatever they say.
+    lookup_limit: tuple[int, float] = (5, 3.0)  # lookups.DEFAULT_LOOKUP_LIMIT
     # The demo replays 2018 on a simulated clock; everything else uses the real one.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
