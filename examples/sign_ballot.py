@@ -1,12 +1,13 @@
 """Sign an online ballot as a voting site does, and print the envelope for curl.
 
-    python examples/sign_ballot.py --key site.key --voter-key voter.key \\
+    python examples/sign_ballot.py --key site.key --voter-key "$VOTER_KEY" \\
         --election zhytomyr-2018 --identity 3012345678 L07 S12 \\
       | curl -s -H 'Content-Type: application/json' --data-binary @- \\
           http://127.0.0.1:8080/v1/elections/zhytomyr-2018/ballots
 
-The site turns the voter's identity number into the pseudonymous token with the voter key it
-shares with uchast (HMAC-SHA256 over the normalised number); the number itself is never sent.
+The site turns the voter's identity number into the pseudonymous token with the election's voter
+key it shares with uchast: HMAC-SHA256 over b"uchast/voter/v1\\n" + election id + b"\\n" +
+normalised number (votes/tokens.py); the number itself is never sent.
 The signature is Ed25519 over b"uchast/v1\\n" + RFC 8785 canonical JSON of the payload.
 """
 
