@@ -9,7 +9,9 @@ every refusal as the problem document the client got):
 * ``uchast_ballots_refused_total{channel,code}`` — refusals, by the problem ``code``;
 * ``uchast_append_latency_seconds{endpoint}`` — request to durable receipt, for every write
   endpoint that appended (or replayed);
-* ``uchast_http_responses_total{route,method,status}`` — every response, by route template.
+* ``uchast_http_responses_total{route,method,status}`` — every response, by route template;
+* ``uchast_voter_lookups_total{election,polling_point}`` — clerks' voter lookups answered (each
+  one a ``voter-lookup`` entry of the log).
 
 From the sequencer, after each committed batch:
 
@@ -89,6 +91,12 @@ class Metrics:
             "uchast_http_responses",
             "HTTP responses by route template, method and status.",
             ["route", "method", "status"],
+            registry=registry,
+        )
+        self.lookups = Counter(
+            "uchast_voter_lookups",
+            "Clerks' voter lookups answered (each a voter-lookup entry), by polling point.",
+            ["election", "polling_point"],
             registry=registry,
         )
         self.batch_size = Histogram(

@@ -1,4 +1,4 @@
-"""Write endpoints: online ballots, paper ballots (and spoiled ones), voids, voter tokens.
+"""Write endpoints: online ballots, paper ballots (and spoiled ones), voids, voter lookups.
 
 Each handler reads the body and hands the signed envelope to the election's
 :class:`~ledger.casting.Casting` (verify, read, decide, append, retry), then answers with the
@@ -8,19 +8,22 @@ receipt: 201 for a new entry, 200 for a replay of an earlier one.
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 from aiohttp import web
 
 from api.bodies import read_json
 from api.keys import SERVICE
-from api.problems import ProblemError
+from api.lookups import lookup_limiter
+from api.metrics import METRICS
+from api.problems import ProblemError, problem_response
 from ledger.casting import Cast
 from ledger.entry import entry_envelope
 from ledger.store import StoredEntry
 from votes.election import election_to_dict
 from votes.entries import EntryType
-from votes.errors import WrongEntryTypeError
+from votes.errors import BadIdentityError, BadPayloadError, WrongEntryTypeError
 from votes.receipts import receipt_code
 from votes.tokens import voter_token
 
@@ -77,15 +80,27 @@ async def post_void(request: web.Request) -> web.Response:
 
 @routes.post("/v1/elections/{election}/voter-tokens")
 async def post_voter_token(request: web.Request) -> web.Response:
-    """A clerk turns a typed identity number into the voter token. Nothing is written or logged:
-    the number lives only in this request's memory."""
+    """A clerk looks up the voter token of the identity number typed at a polling point.
+
+    The body is ``{"envelope": <clerk-signed voter-lookup>, "identity": "<digits>"}``: the signed
+    payload (type, election, polling_point, nonce) holds neither the number nor the token. The
+    number lives only in this request's memory; the lookup itself becomes a ``voter-lookup``
+    entry of the log, tagged with the token, through the one write path (which refuses a reused
+    nonce, a time outside [voting opens, paper deadline], a voter who can add nothing, and a
+    revoked key at the entry's own position in the log). A clerk key is held to a human's pace
+    (api/lookups.py). 201 with the token and the lookup's receipt, never cached.
+    """
     service = request.app[SERVICE]
-    ledger = await service.ledger(request.match_info["election"])
-    verified = await ledger.verify(await read_json(request), check_role=False)
-    if verified.payload.get("type") != "voter-token":
-        raise WrongEntryTypeError(("voter-token",), verified.payload.get("type"))
-    if verified.role != "clerk":
-        raise ProblemError(403, "role-forbidden", "only clerk keys may ask for voter tokens")
+    election = request.match_info["election"]
+    body = await read_json(request)
+    if not isinstance(body, dict) or set(body) != {"envelope", "identity"}:
+        raise BadPayloadError(
+            "body", "a lookup is {envelope: <signed voter-lookup>, identity: <the number>}"
+        )
+    casting = await service.casting(election)
+    verified = await casting.ledger.verify(body["envelope"])
+    if verified.payload.get("type") != EntryType.VOTER_LOOKUP:
+        raise WrongEntryTypeError((EntryType.VOTER_LOOKUP,), verified.payload.get("type"))
     if service.config.voter_key is None:
         raise ProblemError(
             503,
@@ -93,8 +108,24 @@ async def post_voter_token(request: web.Request) -> web.Response:
             "this server was started without --voter-key; paper ballots are not possible",
             "сервер запущено без ключа виборців; паперові бюлетені неможливі",
         )
-    identity = verified.payload.get("identity")
+    wait = lookup_limiter(service).take(election, verified.envelope.key)
+    if wait > 0:
+        retry_after = max(1, math.ceil(wait))
+        response = problem_response(
+            429,
+            "rate-limited",
+            f"too many voter lookups under this key; retry after {retry_after} s",
+            f"забагато запитів номерів виборців з цим ключем; повторіть через {retry_after} с",
+            retry_after=retry_after,
+        )
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+    identity = body["identity"]
     if not isinstance(identity, str):
-        raise ProblemError(422, "bad-identity", "identity must be a string of digits")
-    token = voter_token(service.config.voter_key, request.match_info["election"], identity)
-    return web.json_response({"voter": token}, headers={"Cache-Control": "no-store"})
+        raise BadIdentityError()
+    token = voter_token(service.config.voter_key, election, identity)
+    cast = await casting.submit_verified(verified, types=(EntryType.VOTER_LOOKUP,), token=token)
+    point = verified.payload["polling_point"]
+    request.app[METRICS].lookups.labels(election, point).inc()
+    answer = {"voter": token, "lookup": cast.position, **receipt(cast.entry, code=cast.receipt)}
+    return web.json_response(answer, status=201, headers={"Cache-Control": "no-store"})
