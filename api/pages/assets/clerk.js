@@ -2,8 +2,11 @@
 // voter's identity number and the project numbers, Enter; see at once what the log decided.
 //
 // Every request is a signed envelope made here: Ed25519 (WebCrypto) over "uchast/v1\n" + the
-// RFC 8785 canonical JSON of the payload. The identity number is sent once, inside a signed
-// voter-token request, and is never logged or stored: the field is cleared as soon as it is read.
+// RFC 8785 canonical JSON of the payload. The identity number is sent once, beside a signed
+// voter-lookup (type, election, polling point, nonce: the number is in no signed payload), and is
+// never logged or stored: the field is cleared as soon as it is read. The lookup itself is an
+// entry of the public log (this key, this point, this time, the voter's token); it is refused
+// outside the paper window, for a voter who can add nothing more, and past a human's pace.
 
 import {
   Problem,
@@ -47,6 +50,8 @@ const HEADLINES = {
   "empty-ballot": "clerk.status.empty",
   "outside-window": "clerk.status.window",
   "paper-deadline-passed": "clerk.status.window",
+  "rate-limited": "clerk.status.rateLimited",
+  "nonce-reused": "clerk.status.refused",
   "bad-identity": "clerk.status.badIdentity",
   "bad-signature": "clerk.status.keyRefused",
   "unknown-key": "clerk.status.keyRefused",
@@ -385,13 +390,14 @@ async function submitBallot() {
   setBusy(true);
   const election = state.electionId;
   try {
-    // The number goes straight into the signed request and leaves the page's fields at once.
-    const tokenRequest = await signEnvelope(
-      { type: "voter-token", election, identity: identityEl.value, nonce: uuid() },
+    // The number goes beside the signed lookup (never into it) and leaves the page's fields at once.
+    const lookup = await signEnvelope(
+      { type: "voter-lookup", election, polling_point: $("point-select").value, nonce: uuid() },
       state.signer,
     );
+    const identity = identityEl.value;
     identityEl.value = "";
-    const { voter } = await postJSON(electionUrl(election, "/voter-tokens"), tokenRequest);
+    const { voter } = await postJSON(electionUrl(election, "/voter-tokens"), { envelope: lookup, identity });
     const envelope = await signEnvelope(
       {
         type: "paper-ballot",

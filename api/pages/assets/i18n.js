@@ -99,6 +99,7 @@ export const MESSAGES = {
   "clerk.status.unknownProject": { uk: "НЕВІДОМИЙ ПРОЄКТ", en: "UNKNOWN PROJECT" },
   "clerk.status.empty": { uk: "ПОРОЖНІЙ БЮЛЕТЕНЬ", en: "EMPTY BALLOT" },
   "clerk.status.window": { uk: "ПОЗА ЧАСОМ ГОЛОСУВАННЯ", en: "OUTSIDE VOTING TIME" },
+  "clerk.status.rateLimited": { uk: "ЗАНАДТО ШВИДКО: ЗАЧЕКАЙТЕ", en: "TOO FAST: WAIT" },
   "clerk.status.badIdentity": { uk: "НЕПРАВИЛЬНИЙ НОМЕР ОСОБИ", en: "BAD IDENTITY NUMBER" },
   "clerk.status.keyRefused": { uk: "КЛЮЧ НЕ ПРИЙНЯТО", en: "KEY REFUSED" },
   "clerk.status.wrongPoint": { uk: "НЕ ТА ДІЛЬНИЦЯ", en: "WRONG POLLING POINT" },
