@@ -40,6 +40,8 @@ from votes.tokens import voter_token
 KYIV = ZoneInfo("Europe/Kyiv")
 SIMULATED_ROLES = (("clerk", 0.0), ("supervisor", 0.0))
 """Per-key rates of the roles the simulation plays (0: no limit)."""
+SIMULATED_LOOKUPS = (0, 0.0)
+"""The simulated clerks' voter lookups: no limit (a burst of 0)."""
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zhytomyr-2018.toml"
 
 
@@ -181,13 +183,14 @@ async def simulate(
                 }
                 await post(session, "paper-ballots", sign_envelope(spoiled, clerk))
                 expected.spoiled += 1
-            request = {
-                "type": "voter-token",
+            lookup = {
+                "type": "voter-lookup",
                 "election": election.id,
-                "identity": identity,
+                "polling_point": point,
                 "nonce": str(uuid.uuid4()),
             }
-            token = (await post(session, "voter-tokens", sign_envelope(request, clerk)))["voter"]
+            body = {"envelope": sign_envelope(lookup, clerk), "identity": identity}
+            token = (await post(session, "voter-tokens", body))["voter"]
             payload = {
                 "type": "paper-ballot",
                 "election": election.id,
@@ -304,8 +307,9 @@ async def run_demo(
         deployment="uchast.demo",
         voter_key=keys.voter_key,
         # The simulated clerks and supervisor type at machine speed: their human-speed
-        # limits (api/ratelimit.py) are lifted for the demo, and only for it.
+        # limits (api/ratelimit.py, api/lookups.py) are lifted for the demo, and only for it.
         role_rate_limits=SIMULATED_ROLES,
+        lookup_limit=SIMULATED_LOOKUPS,
     )
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)

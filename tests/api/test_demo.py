@@ -22,7 +22,9 @@ async def test_simulated_voting_matches_the_generator(tmp_path: Path) -> None:
 
     # Simulated clerks and supervisors work at machine speed: their default limits are lifted.
     unlimited = (("clerk", 0.0), ("supervisor", 0.0))
-    config = ServiceConfig(url, keys.log, voter_key=keys.voter_key, role_rate_limits=unlimited)
+    config = ServiceConfig(
+        url, keys.log, voter_key=keys.voter_key, role_rate_limits=unlimited, lookup_limit=(0, 0.0)
+    )
     app = create_app(config)
     async with TestServer(app) as server:
         expected = await simulate(
