@@ -62,11 +62,19 @@ _BALLOT_FIELDS = frozenset({"type", "election", "voter", "projects", "cast_at", 
 _PAPER_FIELDS = _BALLOT_FIELDS | {"polling_point"}
 _SPOILED_FIELDS = frozenset({"type", "election", "polling_point", "reason", "cast_at", "nonce"})
 _VOID_FIELDS = frozenset({"type", "election", "entry", "reason", "nonce"})
+_LOOKUP_FIELDS = frozenset({"type", "election", "polling_point", "nonce"})
+_LOOKUP_TAG = re.compile(r"lookup:[0-9a-f]{64}")
 
 # Entry kinds, one byte per log position; ADMITTED is or-ed in when the entry passed every check.
-OTHER, BALLOT, PAPER, SPOILED, VOID = 0, 1, 2, 3, 4
+OTHER, BALLOT, PAPER, SPOILED, VOID, LOOKUP = 0, 1, 2, 3, 4, 5
 ADMITTED = 8
-_KINDS = {"ballot": BALLOT, "paper-ballot": PAPER, "spoiled-ballot": SPOILED, "void": VOID}
+_KINDS = {
+    "ballot": BALLOT,
+    "paper-ballot": PAPER,
+    "spoiled-ballot": SPOILED,
+    "void": VOID,
+    "voter-lookup": LOOKUP,
+}
 
 
 # --------------------------------------------------------------------------- the definition
@@ -480,6 +488,21 @@ def _check_stateless(
             if voter is not None:
                 spoiled_tags.add(f"voter:{voter}")
             _tags(spoiled_tags, tags)
+        elif entry_type == "voter-lookup":
+            # A clerk's lookup of a token: a trace, never a vote. No number or token in the
+            # payload; the token only in its lookup: tag; between voting opens and the paper
+            # deadline by the time the log recorded it.
+            point = _claimed_point(payload)
+            _fields(payload, _LOOKUP_FIELDS)
+            nonce = _nonce(payload)
+            recorded = _moment(recorded_at.replace("Z", "+00:00"), "recorded_at")
+            if recorded < d.opens:
+                raise _Refused("window", f"recorded from {d.opens.isoformat()}", recorded_at)
+            point = _paper(d, payload, recorded_at)
+            lookups = [t for t in tags if t.startswith("lookup:")]
+            if len(lookups) != 1 or _LOOKUP_TAG.fullmatch(lookups[0]) is None:
+                raise _Refused("tags", "one lookup:<64 hex> tag", _short(lookups))
+            _tags({f"nonce:{nonce}", f"point:{point}", f"key:{key}", lookups[0]}, tags)
         else:
             _fields(payload, _VOID_FIELDS)
             position = payload.get("entry")
@@ -699,6 +722,8 @@ class BallotRules:
                 self.spoiled -= 1
         elif kind == SPOILED:
             self.spoiled += 1
+        elif kind == LOOKUP:
+            pass  # a trace only: no voter's history, no count
         else:
             assert entry.voter is not None
             keying = Keying(index, kind, entry.key, entry.projects, entry.point)
@@ -731,7 +756,7 @@ class BallotRules:
             return stateless
         if entry.type == "void":
             return self._void(entry)
-        if entry.type == "spoiled-ballot":
+        if entry.type == "spoiled-ballot" or entry.type == "voter-lookup":
             return None
         assert entry.voter is not None
         d = self.definition
@@ -770,7 +795,7 @@ class BallotRules:
         kind = self.kinds[target]
         if kind & 7 == VOID:
             return ("void-of-void", "a ballot, paper or spoiled ballot", "a void")
-        if kind & 7 == OTHER:
+        if kind & 7 == OTHER or kind & 7 == LOOKUP:
             return ("void-target", "a ballot, paper or spoiled ballot", "another entry")
         if target in self.voided:
             return ("already-voided", "an entry not voided before", str(target))

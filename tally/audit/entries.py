@@ -69,6 +69,7 @@ ENTRY_TYPES = frozenset(
         "spoiled-ballot",
         "void",
         "results-published",
+        "voter-lookup",
     }
 )
 
@@ -443,7 +444,7 @@ def _short(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void"})
+_RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void", "voter-lookup"})
 
 
 def check_chunk(task: ChunkTask) -> ChunkResult:

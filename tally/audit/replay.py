@@ -83,8 +83,9 @@ WRITERS: dict[str, frozenset[str]] = {
     "paper-ballot": frozenset({"clerk"}),
     "spoiled-ballot": frozenset({"clerk"}),
     "void": frozenset({"supervisor"}),
+    "voter-lookup": frozenset({"clerk"}),
 }
-_RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void"})
+_RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void", "voter-lookup"})
 _OTHER_FIELDS = len(Other._fields)
 # Lines the main process reads ahead for the workers: key registrations and definitions.
 _READ_AHEAD = (
