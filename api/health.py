@@ -49,7 +49,7 @@ async def readiness(service: Service) -> dict[str, Any]:
     for status in statuses:
         refusal = (await service.ledger(status.election)).rolled_back
         if refusal is not None:
-            rolled_back[status.election] = {"published": refusal.witnessed, "size": refusal.size}
+            rolled_back[status.election] = {"published": refusal.published, "size": refusal.size}
     if rolled_back:
         names = ", ".join(sorted(rolled_back))
         raise ProblemError(

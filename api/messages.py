@@ -80,11 +80,11 @@ def _rolled_back_en(facts: Facts) -> str:
     found = (
         f"holds only {facts['size']} entries"
         if facts["reason"] == "shorter"
-        else f"holds a different history at size {facts['witnessed']}"
+        else f"holds a different history at size {facts['published']}"
     )
     return (
         f"The log of {facts['election']} was rolled back: this server published a checkpoint of"
-        f" {facts['witnessed']} entries, and its database {found}. No writes are accepted until"
+        f" {facts['published']} entries, and its database {found}. No writes are accepted until"
         " the database is restored; reads still answer."
     )
 
@@ -92,7 +92,7 @@ def _rolled_back_en(facts: Facts) -> str:
 def _rolled_back_uk(facts: Facts) -> str:
     return (
         f"Журнал {facts['election']} відкочено: сервер уже оприлюднив контрольну точку на"
-        f" {facts['witnessed']} записів, а база даних їй не відповідає. Запис неможливий, доки"
+        f" {facts['published']} записів, а база даних їй не відповідає. Запис неможливий, доки"
         " базу не відновлять; читання працює."
     )
 

@@ -187,12 +187,12 @@ class LogStateError(LedgerError):
 class LogRolledBackError(LedgerError):
     """The log in the database is not an extension of the checkpoints this log key already
     published (kept in the checkpoint journal, outside the database): it is ``size`` entries
-    long where ``witnessed`` were published, or it holds a different history at that size
+    long where ``published`` entries were checkpointed, or it holds a different history at that size
     (``reason``: ``shorter`` or ``different-history``). Nothing is signed or appended until the
     database holds the published history again; retrying does not help."""
 
     code = "log-rolled-back"
     election: str
-    witnessed: int
+    published: int
     size: int
     reason: str

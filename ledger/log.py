@@ -165,7 +165,7 @@ class Ledger:
                     "log %s ROLLED BACK: a checkpoint of %d entries was published, the database"
                     " %s; refusing every write until the database is restored",
                     self.log_id,
-                    exc.witnessed,
+                    exc.published,
                     f"holds {exc.size}" if exc.reason == "shorter" else "holds another history",
                 )
 

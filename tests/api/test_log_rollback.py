@@ -65,7 +65,7 @@ async def test_restarted_server_refuses_writes_after_a_rollback(
                 problem = await r.json(content_type=None)
                 assert r.status == 500, problem
             assert problem["code"] == "log-rolled-back"
-            assert (problem["witnessed"], problem["size"], problem["reason"]) == (
+            assert (problem["published"], problem["size"], problem["reason"]) == (
                 published,
                 KEPT,
                 "shorter",

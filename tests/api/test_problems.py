@@ -57,6 +57,10 @@ SAMPLES: dict[str, DomainError] = {
     "condition-failed-none": L.ConditionFailedError(None),
     "not-initialised": L.LogNotInitialisedError("the first entry must define the election"),
     "store-unavailable": L.StoreUnavailableError("PostgreSQL: connection refused"),
+    "log-rolled-back": L.LogRolledBackError("zhytomyr-2018", 1207, 6, "shorter"),
+    "log-rolled-back-forked": L.LogRolledBackError(
+        "zhytomyr-2018", 1207, 1210, "different-history"
+    ),
     "bad-proof": L.ProofError("the log has 3 entries, not 9"),
     "bad-inclusion-proof": L.InclusionProofError("leaf index 9 is not in a tree of size 3"),
     "bad-consistency-proof": L.ConsistencyProofError("consistency proof: the proof is empty"),
@@ -364,6 +368,37 @@ EXPECTED: dict[str, tuple[int, str]] = {
         '", "status": 409, "code": "not-initialised", "detail": "the first entry '
         'must define the election", "message_en": "the first entry must define th'
         'e election", "message_uk": "Голосування ще не створено."}',
+    ),
+    'log-rolled-back': (
+        500,
+        '{"type": "urn:uchast:problem:log-rolled-back", "title": "Log rolled back'
+        '", "status": 500, "code": "log-rolled-back", "detail": "The log of zhyto'
+        'myr-2018 was rolled back: this server published a checkpoint of 1207 ent'
+        'ries, and its database holds only 6 entries. No writes are accepted unti'
+        'l the database is restored; reads still answer.", "message_en": "The log'
+        ' of zhytomyr-2018 was rolled back: this server published a checkpoint of'
+        ' 1207 entries, and its database holds only 6 entries. No writes are acce'
+        'pted until the database is restored; reads still answer.", "message_uk":'
+        ' "Журнал zhytomyr-2018 відкочено: сервер уже оприлюднив контрольну точку'
+        ' на 1207 записів, а база даних їй не відповідає. Запис неможливий, доки '
+        'базу не відновлять; читання працює.", "election": "zhytomyr-2018", "publ'
+        'ished": 1207, "size": 6, "reason": "shorter"}',
+    ),
+    'log-rolled-back-forked': (
+        500,
+        '{"type": "urn:uchast:problem:log-rolled-back", "title": "Log rolled back'
+        '", "status": 500, "code": "log-rolled-back", "detail": "The log of zhyto'
+        'myr-2018 was rolled back: this server published a checkpoint of 1207 ent'
+        'ries, and its database holds a different history at size 1207. No writes'
+        ' are accepted until the database is restored; reads still answer.", "mes'
+        'sage_en": "The log of zhytomyr-2018 was rolled back: this server publish'
+        'ed a checkpoint of 1207 entries, and its database holds a different hist'
+        'ory at size 1207. No writes are accepted until the database is restored;'
+        ' reads still answer.", "message_uk": "Журнал zhytomyr-2018 відкочено: се'
+        'рвер уже оприлюднив контрольну точку на 1207 записів, а база даних їй не'
+        ' відповідає. Запис неможливий, доки базу не відновлять; читання працює."'
+        ', "election": "zhytomyr-2018", "published": 1207, "size": 1210, "reason"'
+        ': "different-history"}',
     ),
     'store-unavailable': (
         503,

@@ -90,7 +90,7 @@ async def test_rolled_back_log_refuses_to_sign_and_append(store_url: str, tmp_pa
         refusal = ledger.rolled_back
         assert refusal is not None
         assert refusal.code == "log-rolled-back" and refusal.election == ELECTION
-        assert (refusal.witnessed, refusal.size, refusal.reason) == (published, KEPT, "shorter")
+        assert (refusal.published, refusal.size, refusal.reason) == (published, KEPT, "shorter")
         with pytest.raises(LogRolledBackError):
             await cast(ledger, keys, 100)
         assert await ledger.size() == KEPT
@@ -118,7 +118,7 @@ async def refused_as_forked(url: str, keys: Keys, journal: Path, published: int,
     async with opened_ledger(url, keys, journal=CheckpointJournal(journal)) as ledger:
         refusal = ledger.rolled_back
         assert refusal is not None
-        assert (refusal.witnessed, refusal.size, refusal.reason) == (
+        assert (refusal.published, refusal.size, refusal.reason) == (
             published,
             size,
             "different-history",
