@@ -57,7 +57,9 @@ class LookupLimiter:
         if bucket is None:
             bucket = self._buckets[(election, key)] = _Bucket(float(self.burst), now)
         elif self.interval > 0:
-            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) / self.interval)
+            bucket.tokens = min(
+                float(self.burst), bucket.tokens + (now - bucket.at) / self.interval
+            )
             bucket.at = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
