@@ -35,15 +35,14 @@ async def test_typed_identity_numbers_leave_no_trace(store_url: str, tmp_path: P
             for n, identity in enumerate(IDENTITIES):
                 typed = f"{identity[:4]} {identity[4:7]}-{identity[7:]}" if n % 2 else identity
                 request = {
-                    "type": "voter-token",
+                    "type": "voter-lookup",
                     "election": ELECTION,
-                    "identity": typed,
+                    "polling_point": "city-council",
                     "nonce": str(uuid.uuid4()),
                 }
-                async with session.post(
-                    f"{base}/voter-tokens", json=sign_envelope(request, clerk)
-                ) as response:
-                    assert response.status == 200
+                body = {"envelope": sign_envelope(request, clerk), "identity": typed}
+                async with session.post(f"{base}/voter-tokens", json=body) as response:
+                    assert response.status == 201
                     token = (await response.json())["voter"]
                 for projects in (["L01", "S01"], ["L02", "L03", "L04"]):  # the second: refused
                     ballot = {
@@ -59,9 +58,10 @@ async def test_typed_identity_numbers_leave_no_trace(store_url: str, tmp_path: P
                         f"{base}/paper-ballots", json=sign_envelope(ballot, clerk)
                     ) as response:
                         assert response.status in (201, 409)
-            bad = {"type": "voter-token", "election": ELECTION, "identity": "30123x5678"}
+            bad = {"type": "voter-lookup", "election": ELECTION, "polling_point": "city-council"}
             bad["nonce"] = str(uuid.uuid4())
-            async with session.post(f"{base}/voter-tokens", json=sign_envelope(bad, clerk)) as r:
+            body = {"envelope": sign_envelope(bad, clerk), "identity": "30123x5678"}
+            async with session.post(f"{base}/voter-tokens", json=body) as r:
                 assert r.status == 422
                 assert "30123x5678" not in await r.text()
         urllib.request.urlopen(f"{base}/results").read()

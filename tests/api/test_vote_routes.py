@@ -104,17 +104,18 @@ async def test_revoked_site_key_is_refused(service: Setup) -> None:
 async def test_paper_and_online_share_the_voters_limits(service: Setup) -> None:
     """A clerk's paper ballot and the site's online ballot count against the same limits."""
     clerk, site = service.keys.clerk, service.keys.site
-    request = sign_envelope(
+    lookup = sign_envelope(
         {
-            "type": "voter-token",
+            "type": "voter-lookup",
             "election": ELECTION,
-            "identity": "3012 345 678",
+            "polling_point": "city-council",
             "nonce": str(uuid.uuid4()),
         },
         clerk,
     )
+    request = {"envelope": lookup, "identity": "3012 345 678"}
     status, body = await post(service, "voter-tokens", request)
-    assert status == 200
+    assert status == 201
     token = body["voter"]
     assert token == hmac_token(VOTER_KEY, ELECTION, "3012345678")
     assert (await post(service, "ballots", ballot_envelope(site, token, ["L01", "S01"])))[0] == 201
