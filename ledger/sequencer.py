@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +47,8 @@ from ledger.store import (
     StoredEntry,
     item_matches,
 )
+
+_log = logging.getLogger("uchast.ledger.sequencer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +363,14 @@ class Sequencer:
             return False
         if checkpoint.root != merkle.fold(self._frontier):
             return False
+        # Trust on first use: loud, since a journal moved aside by the operator lands here too.
+        _log.warning(
+            "checkpoint journal %s had %s of %s: it starts from the database's checkpoint of %d",
+            self._journal.path,
+            f"no checkpoint beyond {head.size}" if head is not None else "no checkpoint",
+            self.origin,
+            size,
+        )
         await asyncio.to_thread(self._journal.record, self.origin, stored.note, checkpoint)
         self._extends = self._journal.head(self.origin)
         return True

@@ -1,10 +1,15 @@
 """Threat: the database is lost (disk, operator error, ransomware). The backup made by
-deploy/backup.sh must restore to the same log, provably, and voting must go on from it."""
+deploy/backup.sh must restore to the same log, provably, and voting must go on from it. A backup
+older than the last checkpoint the servers published is a rollback, not a restore: a server on
+it refuses writes (RUNBOOK.md, "Rollback protection")."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -95,3 +100,29 @@ async def test_backup_restores_the_same_log_and_voting_resumes(pg_url: str, tmp_
         assert resumed[: len(saved)] == saved and len(resumed) > len(saved)
     finally:
         drop_pg_database(restored)
+
+    # The same backup again, now older than what the servers published since: a rollback.
+    stale = create_pg_database()
+    try:
+        subprocess.run(
+            ["pg_restore", "--no-owner", "--exit-on-error", "-d", stale, made / "uchast.dump"],
+            check=True,
+            capture_output=True,
+        )
+        trial.url = stale
+        server = Server(trial)
+        server.start()
+        try:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{server.url}/readyz", timeout=5)
+            assert refused.value.code == 503
+            ready = json.loads(refused.value.read())
+            assert ready["reason"] == "log-rolled-back"
+            assert ready["elections"] == {
+                ELECTION: {"published": len(resumed), "size": len(saved)}
+            }
+        finally:
+            server.stop()
+        assert "ROLLED BACK" in server.output()
+    finally:
+        drop_pg_database(stale)
