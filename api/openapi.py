@@ -431,12 +431,17 @@ PATHS: dict[str, Any] = {
     },
     f"{V1}/voter-tokens": {
         "post": write_operation(
-            "Turn an identity number into the voter token",
-            "Signed by a clerk. Payload: `{type: voter-token, election, identity}`. Nothing is "
-            "written or logged. 503 `no-voter-key` if the server has no voter key.",
-            "a voter-token request",
+            "Look up the voter token of an identity number",
+            "Body: `{envelope, identity}`: `envelope` signed by a clerk, payload `{type: "
+            "voter-lookup, election, polling_point, nonce}`; `identity` the typed number, beside "
+            "the signed payload, never stored or logged. The lookup becomes a `voter-lookup` "
+            "entry tagged `lookup:<token>`. Refused outside [voting opens, paper deadline], for "
+            "a reused nonce, for a voter who can add nothing, for a revoked key; 429 "
+            "`rate-limited` past a clerk key's lookup pace. 503 `no-voter-key` if the server has "
+            "no voter key.",
+            "a voter lookup",
             roles="clerk keys",
-            ok={"200": json_body(ref("VoterToken"), "The voter's pseudonymous token.")},
+            ok={"201": json_body(ref("VoterToken"), "The token, the lookup's position, receipt.")},
         )
     },
     V1: {
