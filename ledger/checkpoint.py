@@ -364,6 +364,8 @@ class CheckpointJournal:
 
     def _read_new(self) -> None:
         try:
+            if os.stat(self.path).st_size <= self._read_to:
+                return  # the usual case before a batch: nobody appended since
             with open(self.path, "rb") as file:
                 file.seek(self._read_to)
                 data = file.read()
