@@ -503,6 +503,7 @@ def _check_stateless(
             if len(lookups) != 1 or _LOOKUP_TAG.fullmatch(lookups[0]) is None:
                 raise _Refused("tags", "one lookup:<64 hex> tag", _short(lookups))
             _tags({f"nonce:{nonce}", f"point:{point}", f"key:{key}", lookups[0]}, tags)
+            tag_voters = (lookups[0].removeprefix("lookup:"),)  # the token looked up
         else:
             _fields(payload, _VOID_FIELDS)
             position = payload.get("entry")
@@ -658,6 +659,7 @@ class BallotRules:
         self.voided: set[int] = set()
         self.kinds = bytearray()  # per position: OTHER..VOID, | ADMITTED
         self.owners: list[str | None] = []  # per position: the voter of a ballot-like entry
+        self.lookups: list[tuple[int, str, str]] = []  # admitted lookups: (position, key, token)
         self.spoiled = 0
 
     def skip(self, entry_type: str | None, voter: str | None = None) -> None:
@@ -722,8 +724,8 @@ class BallotRules:
                 self.spoiled -= 1
         elif kind == SPOILED:
             self.spoiled += 1
-        elif kind == LOOKUP:
-            pass  # a trace only: no voter's history, no count
+        elif kind == LOOKUP:  # a trace only: no voter's history, no count
+            self.lookups.append((index, entry.key, entry.tag_voters[0]))
         else:
             assert entry.voter is not None
             keying = Keying(index, kind, entry.key, entry.projects, entry.point)
@@ -819,6 +821,16 @@ class BallotRules:
             if ballots:
                 counted.append(tuple(projects for _, projects in ballots))
         return counted
+
+    def unfollowed_lookups(self) -> dict[str, int]:
+        """Per clerk key, its lookups that no later paper ballot of the token followed (a
+        statistic for the auditor's reader, not a violation: a voter may walk away)."""
+        unfollowed: dict[str, int] = {}
+        for position, key, token in self.lookups:
+            keyings = self.voters.get(token, ())
+            if not any(k.kind == PAPER and k.position > position for k in keyings):
+                unfollowed[key] = unfollowed.get(key, 0) + 1
+        return unfollowed
 
     def counted_ballots(self) -> list[tuple[int, tuple[str, ...]]]:
         """As of now, every counted ballot as (the position of the entry that made it count,

@@ -133,6 +133,10 @@ class AuditReport:
     violations: list[Violation] = field(default_factory=list)
     violation_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    lookups: int = 0
+    """Clerks' voter lookups admitted."""
+    unfollowed_lookups: dict[str, int] = field(default_factory=dict)
+    """Per clerk key, its lookups that no paper ballot of the token followed (a statistic)."""
     counted: list[tuple[int, tuple[str, ...]]] | None = None
     """Asked for with ``audit(..., list_counted=True)``: every counted ballot as (the position of
     the entry that made it count, its projects), in log order; None when not asked for."""
@@ -156,6 +160,10 @@ class AuditReport:
             f"root: {self.root}",
             f"counted ballots: {self.ballots}, voters: {self.voters}, spoiled: {self.spoiled}",
         ]
+        if self.lookups:
+            lines.append(f"voter lookups: {self.lookups}")
+            for key, count in sorted(self.unfollowed_lookups.items()):
+                lines.append(f"lookups by {key} that no paper ballot followed: {count}")
         for category, funded in self.winners.items():
             lines.append(f"winners in {category}: {', '.join(funded) or '(none)'}")
         lines.append(
@@ -843,6 +851,8 @@ class _Auditor:
             self.definition, self.rules.counted(), self.rules.spoiled, done, self.frontier.root()
         )
         report.ballots, report.voters, report.spoiled = final.ballots, final.voters, final.spoiled
+        report.lookups = len(self.rules.lookups)
+        report.unfollowed_lookups = self.rules.unfollowed_lookups()
         report.totals = final.votes
         report.winners = final.funded
         if self.list_counted:

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ledger.keys import sign_envelope
 from tests.factories import ELECTION, voter_token
 from tests.tally.audit.test_smuggled_ballot import audited, only_rules
 from tests.tally.election_log import AuditKeys, election_log
@@ -54,3 +55,26 @@ async def test_smuggled_lookups_are_flagged(tmp_path: Path, sqlite_url: str) -> 
     flagged = {entry for entry, _ in only_rules(report)}
     assert fine not in flagged
     assert {number, token, other_point, again, voter_tagged} <= flagged, report.summary()
+
+
+async def test_lookups_no_paper_ballot_followed_are_counted_per_clerk(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A statistic, not a violation: per clerk key, the lookups that no paper ballot of that
+    token followed (a clerk looking people up without entering their ballots shows here)."""
+    keys = AuditKeys()
+    async with election_log(sqlite_url, keys) as log:
+        followed = sign_envelope(lookup(), keys.clerk)  # through the write path, as served
+        await log.casting.submit(followed, token=voter_token(1))
+        await log.paper(1, ["L01"])
+        for voter in (2, 3):
+            idle = lookup()
+            await log.smuggle(idle, keys.clerk2, tags(idle, voter))
+        late = lookup()
+        await log.smuggle(late, keys.clerk, tags(late, 4))
+        await log.ballot(4, ["L02"])  # online: not a paper ballot the lookup served
+    report = await audited(tmp_path, sqlite_url, keys)
+    assert report.ok, report.summary()
+    assert report.lookups == 4
+    assert report.unfollowed_lookups == {keys.clerk2.key_id: 2, keys.clerk.key_id: 1}
+    assert any("no paper ballot followed: 2" in line for line in report.summary())
