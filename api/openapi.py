@@ -181,7 +181,7 @@ SCHEMAS: dict[str, Any] = {
                             "paper-ballot",
                             "spoiled-ballot",
                             "void",
-                            "voter-token",
+                            "voter-lookup",
                         ],
                     },
                     "election": {"type": "string"},
@@ -218,8 +218,37 @@ SCHEMAS: dict[str, Any] = {
     },
     "VoterToken": {
         "type": "object",
-        "required": ["voter"],
-        "properties": {"voter": HEX64},
+        "required": ["voter", "lookup", "receipt", "position", "leaf_hash", "type", "replay"],
+        "properties": {
+            "voter": HEX64,
+            "lookup": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The position of the lookup's voter-lookup entry in the log.",
+            },
+            "receipt": {"type": "string"},
+            "position": {"type": "integer", "minimum": 0},
+            "leaf_hash": BASE64,
+            "type": {"type": "string", "enum": ["voter-lookup"]},
+            "replay": {"type": "boolean"},
+        },
+    },
+    "VoterLookup": {
+        "type": "object",
+        "required": ["envelope", "identity"],
+        "additionalProperties": False,
+        "properties": {
+            "envelope": {
+                **ref("SignedEnvelope"),
+                "description": "Signed by a clerk; payload exactly `{type: voter-lookup, "
+                "election, polling_point, nonce}`.",
+            },
+            "identity": {
+                "type": "string",
+                "description": "The typed identity number (8-12 digits; spaces and dashes "
+                "ignored), never stored or logged.",
+            },
+        },
     },
     "Election": {
         "type": "object",
@@ -441,8 +470,19 @@ PATHS: dict[str, Any] = {
             "no voter key.",
             "a voter lookup",
             roles="clerk keys",
-            ok={"201": json_body(ref("VoterToken"), "The token, the lookup's position, receipt.")},
+            ok={
+                "201": json_body(ref("VoterToken"), "The token, the lookup's position, receipt."),
+                "409": problem("A reused nonce, or a voter who can add nothing more."),
+                "429": problem("Past the clerk key's lookup pace (`rate-limited`, Retry-After)."),
+            },
         )
+        | {
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": ref("VoterLookup")}},
+                "description": "The signed lookup, and the typed number beside it.",
+            }
+        }
     },
     V1: {
         "get": read_operation(

@@ -104,7 +104,10 @@ def with_real_examples(document: dict[str, Any]) -> dict[str, Any]:
             cast_at=at,
         ),
         "voids": signed(KEYS.supervisor, type="void", entry=4, reason="entered twice"),
-        "voter-tokens": signed(KEYS.clerk, type="voter-token", identity="1234567890"),
+        "voter-tokens": {
+            "envelope": signed(KEYS.clerk, type="voter-lookup", polling_point="city-council"),
+            "identity": "1234567890",
+        },
     }
     for endpoint, envelope in examples.items():
         operation = document["paths"][f"/v1/elections/{{election}}/{endpoint}"]["post"]
