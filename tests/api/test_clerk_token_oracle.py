@@ -118,6 +118,14 @@ async def test_b_every_answered_lookup_is_a_log_entry_without_the_number(
         assert f"voter:{token}" not in entry["tags"]
         assert number not in json.dumps(entry)
         assert "identity" not in entry["envelope"]["payload"]
+    async with client.get(f"{BASE}/results") as response:  # a lookup is never a vote
+        results = await response.json()
+    assert results["log"]["size"] > max(positions)
+    assert results["turnout"]["voters"] == 0 and results["turnout"]["spoiled"] == 0
+    async with client.get("/metrics") as response:
+        metrics = await response.text()
+    wanted = f'uchast_voter_lookups_total{{election="{ELECTION}",polling_point="city-council"}} 4.0'
+    assert wanted in metrics
     db = Path(sqlite_url.removeprefix("sqlite:///"))
     stored = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
     assert b"voter-lookup" in stored
