@@ -27,6 +27,8 @@ from api.app import create_app
 from api.service import ServiceConfig
 from ledger.casting import Casting
 from ledger.keys import SignerKey, sign_envelope
+from ledger.store import open_store
+from tally.export import results_from_log, voter_histories
 from tests.api.conftest import VOTER_KEY, VOTING_DAY
 from tests.api.servers import UNLIMITED_CLERK, serving
 from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, revoke_envelope
@@ -122,6 +124,13 @@ async def test_b_every_answered_lookup_is_a_log_entry_without_the_number(
         results = await response.json()
     assert results["log"]["size"] > max(positions)
     assert results["turnout"]["voters"] == 0 and results["turnout"]["spoiled"] == 0
+    store = open_store(sqlite_url)
+    await store.open()
+    try:  # the exports replay the log: lookups are no voter's history and no ballot
+        assert (await results_from_log(store, ELECTION))["turnout"]["voters"] == 0
+        assert await voter_histories(store, ELECTION, await store.size(ELECTION)) == {}
+    finally:
+        await store.close()
     async with client.get("/metrics") as response:
         metrics = await response.text()
     wanted = f'uchast_voter_lookups_total{{election="{ELECTION}",polling_point="city-council"}} 4.0'
