@@ -375,13 +375,14 @@ class Sender:
         ``ballot.identity`` is set) and record its definitive answer in the book."""
         signer = self.clerks.get(str(ballot.envelope["key"]))
         if ballot.identity is not None and signer is not None:
-            request = {
-                "type": "voter-token",
+            lookup = {
+                "type": "voter-lookup",
                 "election": self.election,
-                "identity": ballot.identity,
+                "polling_point": ballot.envelope["payload"]["polling_point"],
                 "nonce": str(uuid.uuid4()),
             }
-            token = await self.post("voter-tokens", sign_envelope(request, signer), start)
+            body = {"envelope": sign_envelope(lookup, signer), "identity": ballot.identity}
+            token = await self.post("voter-tokens", body, start)
             if token.body.get("voter") != ballot.envelope["payload"]["voter"]:
                 self.book.surprises.append(f"voter token: {token.status} {token.body}")
         answer = await self.post(ballot.path, ballot.envelope, start)

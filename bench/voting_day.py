@@ -199,14 +199,15 @@ def _voters(span: tuple[int, int]) -> list[list[Request]]:
         for ballot in _electorate.voter(n):
             token_body = None
             if ballot.identity is not None:
-                request = {
-                    "type": "voter-token",
+                lookup = {
+                    "type": "voter-lookup",
                     "election": election,
-                    "identity": ballot.identity,
+                    "polling_point": ballot.envelope["payload"]["polling_point"],
                     "nonce": str(uuid.uuid4()),
                 }
                 clerk = _clerks[str(ballot.envelope["key"])]
-                token_body = json.dumps(sign_envelope(request, clerk)).encode()
+                body = {"envelope": sign_envelope(lookup, clerk), "identity": ballot.identity}
+                token_body = json.dumps(body).encode()
             requests.append(
                 Request(
                     ballot.path,
