@@ -442,6 +442,18 @@ def role_rate(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{text!r}: {rate!r} is not a number") from None
 
 
+def lookup_limit(text: str) -> tuple[int, float]:
+    """``BURST/SECONDS`` for --lookup-limit."""
+    burst, sep, seconds = text.partition("/")
+    try:
+        if not sep or int(burst) < 0 or float(seconds) < 0:
+            raise ValueError(text)
+        return int(burst), float(seconds)
+    except ValueError:
+        message = f"expected BURST/SECONDS, e.g. 5/3, not {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -470,6 +482,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         role_rate_limits=tuple(args.rate_limit_role),
         ready_max_lag=args.ready_max_lag,
     )
+    if args.lookup_limit is not None:
+        config = dataclasses.replace(config, lookup_limit=args.lookup_limit)
     if args.rate_limit_unverified is not None:
         config = dataclasses.replace(config, unverified_rate_limit=args.rate_limit_unverified)
     if args.clock:
@@ -663,6 +677,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="requests per second per client address before a signature is verified "
         "(default 200)",
+    )
+    p.add_argument(
+        "--lookup-limit",
+        type=lookup_limit,
+        default=None,
+        metavar="BURST/SECONDS",
+        help="voter lookups per clerk key: a burst, then one every SECONDS (default 5/3; "
+        "0/0: no limit, for replays and trials only)",
     )
     p.add_argument(
         "--no-rate-limit",

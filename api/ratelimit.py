@@ -225,11 +225,14 @@ class RateLimiter:
 
 
 def envelope_key(body: bytes) -> str | None:
-    """The envelope's ``"key"`` field, unverified; None if the body has no such string."""
+    """The envelope's ``"key"`` field, unverified; None if the body has no such string. A voter
+    lookup's body holds its envelope under ``"envelope"``."""
     try:
         obj = json.loads(body)
     except (ValueError, RecursionError):
         return None
+    if isinstance(obj, dict) and isinstance(obj.get("envelope"), dict):
+        obj = obj["envelope"]
     if isinstance(obj, dict):
         key = obj.get("key")
         if isinstance(key, str):

@@ -381,6 +381,8 @@ def start_servers(directory: Path, db: str, count: int, extra: list[str]) -> lis
             "clerk=0",
             "--rate-limit-role",
             "supervisor=0",
+            "--lookup-limit",
+            "0/0",
             *extra,
         ]
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from api.app import create_app
 from api.cli import build_parser
-from api.ratelimit import LIMITER, ROLE_RATES, UNVERIFIED_RATE
+from api.ratelimit import LIMITER, ROLE_RATES, UNVERIFIED_RATE, envelope_key
 from api.service import ServiceConfig
 from ledger.keys import SignerKey
 
@@ -53,3 +55,23 @@ def test_serve_flags(tmp_path: Path) -> None:
     assert not args.no_rate_limit and args.rate_limit_unverified == 50.0
     assert args.rate_limit_role == [("clerk", 0.5)]
     assert UNVERIFIED_RATE[0] == ServiceConfig.unverified_rate_limit
+
+
+def test_lookup_limit_flag() -> None:
+    """`--lookup-limit BURST/SECONDS` parses; a malformed one is refused by the parser."""
+    base = ["serve", "--db", "sqlite:///x.db", "--log-key", "log.key"]
+    assert build_parser().parse_args(base).lookup_limit is None
+    assert build_parser().parse_args([*base, "--lookup-limit", "0/0"]).lookup_limit == (0, 0.0)
+    assert build_parser().parse_args([*base, "--lookup-limit", "3/10"]).lookup_limit == (3, 10.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*base, "--lookup-limit", "fast"])
+
+
+def test_a_lookup_body_is_charged_to_its_envelopes_key() -> None:
+    """The limiter reads the key of a lookup's nested envelope, like any other envelope's."""
+    assert envelope_key(b'{"envelope": {"key": "clerk.a+01234567"}, "identity": "1"}') == (
+        "clerk.a+01234567"
+    )
+    assert envelope_key(b'{"payload": {}, "key": "site.b+89abcdef", "sig": ""}') == (
+        "site.b+89abcdef"
+    )
