@@ -21,6 +21,7 @@ from api.problems import ProblemError, problem_response
 from ledger.casting import Cast
 from ledger.entry import entry_envelope
 from ledger.store import StoredEntry
+from votes.admin import voter_key_id
 from votes.election import election_to_dict
 from votes.entries import EntryType
 from votes.errors import BadIdentityError, BadPayloadError, WrongEntryTypeError
@@ -107,6 +108,18 @@ async def post_voter_token(request: web.Request) -> web.Response:
             "no-voter-key",
             "this server was started without --voter-key; paper ballots are not possible",
             "сервер запущено без ключа виборців; паперові бюлетені неможливі",
+        )
+    await casting.election()  # reads the election entry, and with it its voter key id
+    if casting.voter_key_id is not None and casting.voter_key_id != voter_key_id(
+        service.config.voter_key
+    ):
+        # One server, several elections, one --voter-key: tokens of this election would not
+        # be the ones its voting site computes, so none is given.
+        raise ProblemError(
+            503,
+            "no-voter-key",
+            "this server holds another election's voter key; paper ballots are not possible here",
+            "сервер має ключ виборців іншого голосування; паперові бюлетені тут неможливі",
         )
     wait = lookup_limiter(service).take(election, verified.envelope.key)
     if wait > 0:

@@ -123,6 +123,7 @@ class Casting:
         self.ledger = ledger
         self.clock = clock
         self._election: Election | None = None
+        self.voter_key_id: str | None = None  # the election entry's, once the definition is read
 
     # The definition every decision is taken against.
 
@@ -142,6 +143,8 @@ class Casting:
         if not first:
             raise ElectionEmptyError(self.ledger.log_id)
         latest = first[0]
+        key_id = entry_payload(latest.data).get("voter_key_id")
+        self.voter_key_id = key_id if isinstance(key_id, str) else None
         amendments, _ = await self.ledger.tagged([DEFINITION_TAG])
         for entry in amendments:
             if entry.type == EntryType.ELECTION_AMENDED and entry.position > latest.position:
