@@ -254,13 +254,18 @@ def _registered_role(request: web.Request, election: str, key: str | None) -> st
     return None
 
 
-def _too_many(wait: float, message_en: str, message_uk: str) -> web.Response:
+def too_many(
+    wait: float, message_en: str, message_uk: str, *, same_nonce: bool = True
+) -> web.Response:
+    """429 ``rate-limited`` with Retry-After: ``wait`` seconds, rounded up. ``same_nonce``: the
+    retry repeats the request as it was (a voter lookup's may not: it needs a new nonce)."""
     retry_after = max(1, math.ceil(wait))
+    en_nonce, uk_nonce = (" with the same nonce", " з тим самим nonce") if same_nonce else ("", "")
     response = problem_response(
         429,
         "rate-limited",
-        f"{message_en}; retry after {retry_after} s with the same nonce",
-        f"{message_uk}; повторіть через {retry_after} с з тим самим nonce",
+        f"{message_en}; retry after {retry_after} s{en_nonce}",
+        f"{message_uk}; повторіть через {retry_after} с{uk_nonce}",
         retry_after=retry_after,
     )
     response.headers["Retry-After"] = str(retry_after)
@@ -277,7 +282,7 @@ def middleware(limiter: RateLimiter) -> Middleware:
         address = request.remote or ""
         wait = limiter.unverified_wait(address)
         if wait > 0:
-            return _too_many(
+            return too_many(
                 wait,
                 "too many unverified requests from this address",
                 "забагато неперевірених запитів з цієї адреси",
@@ -298,7 +303,7 @@ def middleware(limiter: RateLimiter) -> Middleware:
             return await handler(request)
         wait = limiter.key_wait(election, key, role)
         if wait > 0:
-            return _too_many(
+            return too_many(
                 wait, "too many requests under this key", "забагато запитів з цим ключем"
             )
         try:

@@ -8,7 +8,6 @@ receipt: 201 for a new entry, 200 for a replay of an earlier one.
 from __future__ import annotations
 
 import base64
-import math
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +16,8 @@ from api.bodies import read_json
 from api.keys import SERVICE
 from api.lookups import lookup_limiter
 from api.metrics import METRICS
-from api.problems import ProblemError, problem_response
+from api.problems import ProblemError
+from api.ratelimit import too_many
 from ledger.casting import Cast
 from ledger.entry import entry_envelope
 from ledger.store import StoredEntry
@@ -123,16 +123,12 @@ async def post_voter_token(request: web.Request) -> web.Response:
         )
     wait = lookup_limiter(service).take(election, verified.envelope.key)
     if wait > 0:
-        retry_after = max(1, math.ceil(wait))
-        response = problem_response(
-            429,
-            "rate-limited",
-            f"too many voter lookups under this key; retry after {retry_after} s",
-            f"забагато запитів номерів виборців з цим ключем; повторіть через {retry_after} с",
-            retry_after=retry_after,
+        return too_many(
+            wait,
+            "too many voter lookups under this key",
+            "забагато запитів номерів виборців з цим ключем",
+            same_nonce=False,
         )
-        response.headers["Retry-After"] = str(retry_after)
-        return response
     identity = body["identity"]
     if not isinstance(identity, str):
         raise BadIdentityError()
