@@ -19,6 +19,7 @@ from ledger.keys import SignerKey, sign_envelope
 from ledger.log import Ledger
 from ledger.store import open_store
 from tests.factories import ELECTION, Keys, voter_token
+from votes import rules
 from votes.election import election_from_dict, election_to_dict
 
 NOW = datetime(2018, 10, 5, 12, 0, tzinfo=UTC)
@@ -230,3 +231,18 @@ async def standard_log(log: ElectionLog) -> None:
     await log.void(wrong)
     await log.paper(102, ["S01"])
     await log.ballot(103, ["L03", "S03"])
+
+
+def tags_of(payload: dict[str, Any], target: rules.PriorEntry | None = None) -> list[str]:
+    """The tags the rules give an accepted entry, so that only the rule itself is broken."""
+    tags = [f"nonce:{payload['nonce']}"]
+    if "voter" in payload:
+        tags.append(f"voter:{payload['voter']}")
+    tags += [f"project:{p}" for p in payload.get("projects", [])]
+    if "polling_point" in payload:
+        tags.append(f"point:{payload['polling_point']}")
+    if payload["type"] == "void":
+        tags.append(f"void-of:{payload['entry']}")
+        if target is not None and "voter" in target.payload:
+            tags.append(f"voter:{target.payload['voter']}")
+    return tags

@@ -35,7 +35,7 @@ from ledger.store import open_store
 from tally.audit import AuditReport, audit
 from tally.export import replay_tally, results_from_log, voter_histories
 from tests.factories import ELECTION, voter_token
-from tests.tally.election_log import NOW, AuditKeys, ElectionLog, election_log, export
+from tests.tally.election_log import NOW, AuditKeys, ElectionLog, election_log, export, tags_of
 from votes import rules
 from votes.admin import key_registration
 from votes.election import Election
@@ -536,21 +536,6 @@ async def read_log(log: ElectionLog) -> list[Logged]:
         recorded_at = datetime.fromisoformat(obj["recorded_at"])
         logged.append(Logged(prior, tuple(obj["tags"]), recorded_at))
     return logged
-
-
-def tags_of(payload: dict[str, Any], target: rules.PriorEntry | None = None) -> list[str]:
-    """The tags the rules give an accepted entry, so that only the rule itself is broken."""
-    tags = [f"nonce:{payload['nonce']}"]
-    if "voter" in payload:
-        tags.append(f"voter:{payload['voter']}")
-    tags += [f"project:{p}" for p in payload.get("projects", [])]
-    if "polling_point" in payload:
-        tags.append(f"point:{payload['polling_point']}")
-    if payload["type"] == "void":
-        tags.append(f"void-of:{payload['entry']}")
-        if target is not None and "voter" in target.payload:
-            tags.append(f"voter:{target.payload['voter']}")
-    return tags
 
 
 @dataclass

@@ -20,6 +20,7 @@ from tests.tally.election_log import (
     definition,
     election_log,
     export,
+    tags_of,
 )
 
 
@@ -34,19 +35,6 @@ def ballot(voter: int, projects: list[str], **fields: Any) -> dict[str, Any]:
     }
     payload.update(fields)
     return payload
-
-
-def tags_of(payload: dict[str, Any]) -> list[str]:
-    """The tags the rules would give (so only the rule itself can be wrong)."""
-    tags = [f"nonce:{payload['nonce']}"]
-    if "voter" in payload:
-        tags.append(f"voter:{payload['voter']}")
-    tags += [f"project:{p}" for p in payload.get("projects", [])]
-    if "polling_point" in payload:
-        tags.append(f"point:{payload['polling_point']}")
-    if payload["type"] == "void":
-        tags.append(f"void-of:{payload['entry']}")
-    return tags
 
 
 async def smuggle(
