@@ -32,6 +32,7 @@ from votes.errors import ElectionDefinitionError, ElectionFrozenError
 from votes.money import Kopecks, format_uah, parse_uah
 
 __all__ = [
+    "RESULTS_POLICIES",
     "TIE_BREAKS",
     "VOTER_TOKEN_SCHEMES",
     "AllocationMethod",
@@ -40,6 +41,7 @@ __all__ = [
     "Election",
     "PollingPoint",
     "Project",
+    "ResultsPolicy",
     "check_amendment",
     "election_from_dict",
     "election_to_dict",
@@ -50,6 +52,8 @@ AllocationMethod = Literal["greedy", "greedy-no-skip", "equal-shares"]
 TieBreak = Literal["cost-ascending", "cost-descending", "lottery"]
 TIE_BREAKS: tuple[str, ...] = get_args(TieBreak)
 VOTER_TOKEN_SCHEMES: tuple[str, ...] = ("hmac-sha256",)
+ResultsPolicy = Literal["open", "sealed-until-close"]
+RESULTS_POLICIES: tuple[str, ...] = get_args(ResultsPolicy)
 
 _ELECTION_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}", re.ASCII)
 _ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
@@ -113,6 +117,11 @@ class Election:
     ``paper_deadline``. With ``multiple_ballots`` a voter may vote several times while the
     per-category limits hold; with ``double_entry`` a paper ballot counts only once two different
     clerks have keyed the same content (see :mod:`votes.rules`).
+
+    ``results``: ``open`` serves the log's entries and the live totals all along;
+    ``sealed-until-close`` serves, until ``voting_closes``, turnout, checkpoints, proofs and
+    receipts but neither entries nor totals (:meth:`results_sealed`). Like the rest of the
+    definition it is in the election entry, signed, and cannot change once voting has opened.
     """
 
     id: str
@@ -128,6 +137,7 @@ class Election:
     voter_token_scheme: str = "hmac-sha256"
     multiple_ballots: bool = True
     double_entry: bool = False
+    results: ResultsPolicy = "open"
     _projects: dict[str, Project] = field(init=False, repr=False, compare=False, hash=False)
     _categories: dict[str, Category] = field(init=False, repr=False, compare=False, hash=False)
     _points: dict[str, PollingPoint] = field(init=False, repr=False, compare=False, hash=False)
@@ -154,6 +164,11 @@ class Election:
         """The projects of ``category_id``, in definition order."""
         return tuple(p for p in self.projects if p.category == category_id)
 
+    def results_sealed(self, now: datetime) -> bool:
+        """Whether, at ``now``, the log's entries and the totals are withheld from the public
+        (``results = "sealed-until-close"`` and voting has not closed yet)."""
+        return self.results == "sealed-until-close" and now < self.voting_closes
+
     @property
     def total_budget(self) -> Kopecks:
         """The sum of the categories' budgets."""
@@ -163,7 +178,8 @@ class Election:
 def check_amendment(current: Election, amended: Election, *, now: datetime) -> None:
     """Refuse replacing ``current`` by ``amended`` at ``now``.
 
-    Raises :class:`~votes.errors.ElectionFrozenError` once voting has opened, and
+    Raises :class:`~votes.errors.ElectionFrozenError` once voting has opened (so the ``results``
+    policy, like everything else, is fixed before the first ballot), and
     :class:`~votes.errors.ElectionDefinitionError` if the amendment changes the election's id.
     """
     if now >= current.voting_opens:
@@ -473,6 +489,7 @@ _ELECTION_KEYS = frozenset(
         "voter_token_scheme",
         "multiple_ballots",
         "double_entry",
+        "results",
     }
 )
 
@@ -531,6 +548,13 @@ def election_from_dict(document: Mapping[str, Any]) -> Election:
         raise ElectionDefinitionError(
             "voter_token_scheme", f"{scheme!r} is not one of {', '.join(VOTER_TOKEN_SCHEMES)}"
         )
+    results = table.get("results", "open")
+    if results not in RESULTS_POLICIES:
+        raise ElectionDefinitionError(
+            "results",
+            f"{results!r} is not one of {', '.join(RESULTS_POLICIES)} (sealed-until-close "
+            "withholds entries and totals until voting closes)",
+        )
     total = Kopecks(sum(c.budget for c in categories))
     if "budget" in table or "budget_kopecks" in table:
         stated, key = _money(table, "budget", "")
@@ -554,6 +578,7 @@ def election_from_dict(document: Mapping[str, Any]) -> Election:
         voter_token_scheme=scheme,
         multiple_ballots=_boolean(table, "multiple_ballots", "", True),
         double_entry=_boolean(table, "double_entry", "", False),
+        results=cast("ResultsPolicy", results),
     )
 
 
@@ -605,4 +630,5 @@ def election_to_dict(election: Election) -> dict[str, Any]:
         "voter_token_scheme": election.voter_token_scheme,
         "multiple_ballots": election.multiple_ballots,
         "double_entry": election.double_entry,
+        "results": election.results,
     }

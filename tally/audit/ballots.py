@@ -53,6 +53,7 @@ SPOILED_REASONS = frozenset({"too-many-marks", "unreadable", "other"})
 MAX_REASON = 1000
 METHODS = ("greedy", "greedy-no-skip", "equal-shares")
 TIE_BREAKS = ("cost-ascending", "cost-descending", "lottery")
+RESULTS_POLICIES = ("open", "sealed-until-close")
 
 _NONCE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 _HAS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", re.ASCII)
@@ -115,6 +116,8 @@ class Definition:
     seed: str
     multiple_ballots: bool
     double_entry: bool
+    results: str = "open"
+    """``open`` or ``sealed-until-close`` (entries and totals withheld until voting closes)."""
     deadline_stamp: str = ""
     """The paper deadline in the form of ``recorded_at``, so that the two compare as text."""
     fewest_picks: int = 0
@@ -191,6 +194,9 @@ def parse_definition(value: object) -> Definition:
     double = value.get("double_entry", False)
     if not isinstance(multiple, bool) or not isinstance(double, bool):
         raise ValueError("multiple_ballots and double_entry must be true or false")
+    results = value.get("results", "open")
+    if results not in RESULTS_POLICIES:
+        raise ValueError(f"results {results!r} is not one of {', '.join(RESULTS_POLICIES)}")
     deadline = _moment(value.get("paper_deadline"), "paper_deadline")
     return Definition(
         id=election_id,
@@ -206,6 +212,7 @@ def parse_definition(value: object) -> Definition:
         seed=seed,
         multiple_ballots=multiple,
         double_entry=double,
+        results=results,
         deadline_stamp=deadline.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         fewest_picks=min((c.max_picks for c in categories.values()), default=0),
         project_ids={p: p for p in projects},

@@ -226,6 +226,8 @@ BROKEN: list[tuple[str, Mutation, str]] = [
     ("token scheme", _set(["voter_token_scheme"], "sha1"), "voter_token_scheme"),
     ("multiple_ballots text", _set(["multiple_ballots"], "yes"), "multiple_ballots"),
     ("double_entry int", _set(["double_entry"], 1), "double_entry"),
+    ("results unknown", _set(["results"], "sealed"), "results"),
+    ("results not text", _set(["results"], True), "results"),
     ("total budget differs", _set(["budget"], "15 219 100.00"), "budget"),
     ("unknown top-level key", _set(["colour"], "blue"), "colour"),
 ]
@@ -384,6 +386,7 @@ def elections(draw: st.DrawFn) -> Election:
         },
         "multiple_ballots": draw(st.booleans()),
         "double_entry": draw(st.booleans()),
+        "results": draw(st.sampled_from(["open", "sealed-until-close"])),
     }
     return election_from_dict(document)
 

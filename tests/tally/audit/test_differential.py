@@ -139,6 +139,8 @@ def elections(
         },
         "multiple_ballots": draw(st.booleans()),
         "double_entry": double_entry,
+        # Sealing changes what the server serves, never what counts: both read it alike.
+        "results": draw(st.sampled_from(["open", "sealed-until-close"])),
     }
     if deadline_passed:
         # Before the entries' recorded_at (today), after voting closes.
