@@ -358,7 +358,15 @@ SCHEMAS: dict[str, Any] = {
         "required": ["receipt", "status", "position", "entry", "leaf_hash", "checkpoint", "proof"],
         "properties": {
             "receipt": {"type": "string"},
-            "status": {"type": "string", "enum": ["counted", "voided"]},
+            "status": {
+                "type": "string",
+                "enum": ["counted", "awaiting-second-keying", "disputed", "voided"],
+                "description": "What the results count: `counted` (in the totals), "
+                "`awaiting-second-keying` (double entry: a paper keying no matching keying by "
+                "another clerk has followed yet), `disputed` (double entry: the keyings differ; "
+                "none counts until a supervisor voids the wrong one and a matching keying "
+                "follows), `voided`.",
+            },
             "voided_by": {"type": ["integer", "null"]},
             "type": {"type": "string"},
             "position": {"type": "integer", "minimum": 0},
@@ -512,7 +520,7 @@ PATHS: dict[str, Any] = {
     f"{V1}/receipts/{{code}}": {
         "get": read_operation(
             "A ballot's status and inclusion proof, by receipt code",
-            json_body(ref("ReceiptStatus"), "Counted or voided, with the proof."),
+            json_body(ref("ReceiptStatus"), "The ballot's status, with the proof."),
             parameters=[
                 {
                     "name": "code",

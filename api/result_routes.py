@@ -11,11 +11,12 @@ from aiohttp import web
 
 from api.keys import SERVICE
 from api.problems import ProblemError
-from ledger.entry import entry_object
+from ledger.casting import prior_entry
+from ledger.entry import entry_object, entry_payload
 from tally.export import approvals_of, voter_histories
 from tally.results import results_csv, results_document
-from votes.receipts import normalise_receipt_code, receipt_tag
-from votes.tags import void_tag
+from votes.receipts import normalise_receipt_code, receipt_status, receipt_tag
+from votes.tags import voter_tag
 
 routes = web.RouteTableDef()
 
@@ -72,7 +73,8 @@ async def results(request: web.Request) -> web.Response:
 
 @routes.get("/v1/elections/{election}/receipts/{code}")
 async def receipt(request: web.Request) -> web.Response:
-    """A ballot's status and its inclusion proof against the latest checkpoint."""
+    """A ballot's status (:class:`votes.receipts.ReceiptStatus`: what the results count) and
+    its inclusion proof against the latest checkpoint."""
     service = request.app[SERVICE]
     ledger = await service.ledger(request.match_info["election"])
     code = normalise_receipt_code(request.match_info["code"])
@@ -92,7 +94,13 @@ async def receipt(request: web.Request) -> web.Response:
             "бюлетеня з таким кодом немає; перевірте код",
         )
     entry = found[0]
-    voids, _ = await ledger.tagged([void_tag(entry.position)])
+    # One read: the voter's entries and the voids naming them (a void carries the voter's tag).
+    voter = entry_payload(entry.data)["voter"]
+    found, _ = await ledger.tagged([voter_tag(voter)])
+    history = [prior_entry(e) for e in found]
+    election = await service.election(request.match_info["election"])
+    status = receipt_status(election, history, entry.position, voter)
+    voids = [e for e in history if e.type == "void" and e.payload.get("entry") == entry.position]
     checkpoint = await ledger.latest_checkpoint()
     if checkpoint is None or checkpoint.size <= entry.position:
         raise ProblemError(503, "no-checkpoint", "the ballot is not in a checkpoint yet; retry")
@@ -100,7 +108,7 @@ async def receipt(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "receipt": code,
-            "status": "voided" if voids else "counted",
+            "status": status.value,
             "voided_by": voids[0].position if voids else None,
             "type": entry.type,
             "position": entry.position,

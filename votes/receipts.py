@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
+from enum import StrEnum
+
+from votes.election import Election
+from votes.rules import PriorEntry, voter_state
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LOOKALIKES = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
@@ -32,3 +37,44 @@ def normalise_receipt_code(text: str) -> str | None:
 
 def receipt_tag(code: str) -> str:
     return f"receipt:{code}"
+
+
+class ReceiptStatus(StrEnum):
+    """What a ballot's receipt says about it: exactly what the results count.
+
+    Decided from the voter's history by :func:`votes.rules.voter_state`, the one definition of
+    what counts that the live tally (tally/projection.py) applies too, so a ballot counts in the
+    results if and only if its receipt says ``counted``.
+    """
+
+    COUNTED = "counted"
+    """An online ballot, a paper ballot without double entry, or one keying of a confirmed
+    pair (both keyings' receipts say so; the paper ballot counts once)."""
+    AWAITING_SECOND_KEYING = "awaiting-second-keying"
+    """Double entry: a paper keying no second, matching keying by another clerk has followed
+    yet. Nothing counts until one does."""
+    DISPUTED = "disputed"
+    """Double entry: the keyings of this paper ballot differ (or one clerk keyed both); none
+    counts until a supervisor voids the wrong one and a matching keying follows."""
+    VOIDED = "voided"
+    """A supervisor voided this entry: it never counts again."""
+
+
+def receipt_status(
+    election: Election, history: Sequence[PriorEntry], position: int, voter: str
+) -> ReceiptStatus:
+    """The status of the ballot at ``position``, whose voter is ``voter``; ``history`` holds
+    the voter's entries (this one among them) and the voids naming them.
+
+    ValueError if ``history`` does not hold the ballot.
+    """
+    state = voter_state(election, history, voter)
+    if position in state.voided:
+        return ReceiptStatus.VOIDED
+    if any(position in ballot.entries for ballot in state.ballots):
+        return ReceiptStatus.COUNTED
+    if state.pending is not None and state.pending.position == position:
+        return ReceiptStatus.AWAITING_SECOND_KEYING
+    if any(keying.position == position for keying in state.disputed):
+        return ReceiptStatus.DISPUTED
+    raise ValueError(f"entry {position} is no ballot in the voter's history")

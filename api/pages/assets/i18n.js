@@ -191,6 +191,22 @@ export const MESSAGES = {
     uk: "Його анульовано записом №{position}; він не враховується в підсумках.",
     en: "Entry #{position} voided it; it does not count in the totals.",
   },
+  "receipt.awaiting": {
+    uk: "Бюлетень є в журналі й чекає на друге введення",
+    en: "The ballot is in the log, waiting for its second keying",
+  },
+  "receipt.awaiting.detail": {
+    uk: "Запис №{position}: паперовий бюлетень вводять двічі різні реєстратори. Він враховується, щойно інший реєстратор введе його так само.",
+    en: "Entry #{position}: paper ballots are keyed twice by different clerks. It counts once another clerk keys it identically.",
+  },
+  "receipt.disputed": {
+    uk: "Бюлетень є в журналі, але введення розходяться",
+    en: "The ballot is in the log, but its keyings disagree",
+  },
+  "receipt.disputed.detail": {
+    uk: "Запис №{position}: два введення цього паперового бюлетеня різняться, тож він поки не враховується. Наглядач анулює хибне введення; бюлетень враховується, щойно після цього надійде збіжне.",
+    en: "Entry #{position}: two keyings of this paper ballot differ, so it does not count yet. A supervisor voids the wrong keying; the ballot counts once a matching keying follows.",
+  },
   "receipt.notFound": { uk: "Бюлетень не знайдено", en: "Ballot not found" },
   "receipt.notFound.detail": {
     uk: "У журналі немає бюлетеня з таким кодом. Перевірте код; якщо він правильний, зверніться до виборчої комісії.",
@@ -228,6 +244,8 @@ export const MESSAGES = {
   "receipt.raw": { uk: "Запис і доказ повністю (JSON)", en: "Full entry and proof (JSON)" },
   "receipt.status.counted": { uk: "враховано", en: "counted" },
   "receipt.status.voided": { uk: "анульовано", en: "voided" },
+  "receipt.status.awaiting-second-keying": { uk: "чекає на друге введення", en: "waiting for a second keying" },
+  "receipt.status.disputed": { uk: "введення розходяться", en: "keyings disagree" },
   "receipt.d.code": { uk: "Код", en: "Code" },
   "receipt.d.status": { uk: "Стан", en: "Status" },
   "receipt.d.type": { uk: "Вид", en: "Kind" },

@@ -122,6 +122,12 @@ function render() {
   if (!ok) setVerdict("refused", t("receipt.verifyFailed"), t("receipt.verifyFailed.detail"));
   else if (answer.status === "voided") {
     setVerdict("spoiled", t("receipt.voided"), t("receipt.voided.detail", { position: answer.voided_by ?? "?" }));
+  } else if (answer.status === "awaiting-second-keying") {
+    setVerdict("busy", t("receipt.awaiting"), t("receipt.awaiting.detail", { position: answer.position }));
+  } else if (answer.status === "disputed") {
+    setVerdict("spoiled", t("receipt.disputed"), t("receipt.disputed.detail", { position: answer.position }));
+  } else if (answer.status !== "counted") {
+    setVerdict("refused", t("receipt.failed"), String(answer.status));
   } else setVerdict("ok", t("receipt.counted"), t("receipt.counted.detail", { position: answer.position, size: number(Number(checkpoint.size)) }));
 
   $("checks-card").hidden = false;
