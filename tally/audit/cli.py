@@ -1,6 +1,6 @@
 """Mirrors no server module: the auditor's own command line (``uchast audit``).
 
-``uchast audit SOURCE --log-vkey VKEY --admin-vkey VKEY [--results FILE]``.
+``uchast audit SOURCE --log-vkey VKEY --admin-vkey VKEY [--results FILE] [--checkpoint FILE]...``.
 
 Prints a summary and each violation as one line; exits 0 only when every check passes, 1 when
 some check fails, 2 when the audit cannot run (bad arguments, unreadable source).
@@ -41,6 +41,17 @@ def build_parser(prog: str = "uchast audit") -> argparse.ArgumentParser:
         "--results",
         metavar="FILE",
         help="published results JSON to compare (default: the server's /results, if any)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help=(
+            "a signed checkpoint saved elsewhere (a witness, a voter's receipt, a newspaper); "
+            "the audit fails, naming the file, unless the log is consistent with it "
+            "(repeatable)"
+        ),
     )
     parser.add_argument(
         "--election", help="election id (for a server URL without /v1/elections/ID)"
@@ -100,6 +111,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "uchast audit") -> int:
             workers=args.workers,
             chunk_size=max(1, args.chunk),
             progress=bar,
+            checkpoints=args.checkpoint,
         )
     except ValueError as exc:  # a malformed vkey, a bad URL
         print(f"uchast audit: {exc}", file=sys.stderr)

@@ -28,7 +28,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One failed check: ``step`` of the checklist (1-6), the check's name, where, and
-    what was expected and found (short texts)."""
+    what was expected and found (short texts). ``file``: the checkpoint saved elsewhere
+    (``--checkpoint FILE``) the violation is about."""
 
     step: int
     check: str
@@ -36,10 +37,13 @@ class Violation:
     found: str
     entry: int | None = None
     checkpoint: int | None = None
+    file: str | None = None
 
     @property
     def where(self) -> str:
-        """``entry 12``, ``checkpoint 30`` or ``log``."""
+        """``entry 12``, ``checkpoint 30``, ``checkpoint file F`` or ``log``."""
+        if self.file is not None:
+            return f"checkpoint file {self.file}"
         if self.entry is not None:
             return f"entry {self.entry}"
         if self.checkpoint is not None:

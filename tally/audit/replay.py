@@ -21,7 +21,10 @@ expected, found), and has its own error type (``tally.audit.errors``):
     log (origin ``<deployment>/<election>``), states its size, and its root is the RFC 9162 root
     the auditor computes over the first ``size`` entries; successive checkpoints are consistent
     (from a server, RFC 9162 consistency proofs are fetched and checked too); the last
-    checkpoint covers the whole log.
+    checkpoint covers the whole log. Each checkpoint saved elsewhere (``--checkpoint FILE``: a
+    witness's, a voter's receipt, a newspaper's) is signed by ``--log-vkey`` for this log, is
+    not larger than the log (else the log was rolled back or truncated), and its root is the
+    root of the log's first ``size`` entries (else the log shows another history: a split view).
  5. Rules (``RuleViolationError``): each ballot, paper, spoiled ballot and void re-decided as
     ``votes/rules.py`` does (limits, repeats, window, paper deadline, nonces, voids, double
     entry, polling points), see ``tally.audit.ballots``.
@@ -36,13 +39,14 @@ order, keeping per-voter state only.
 from __future__ import annotations
 
 import base64
+import bisect
 import gc
 import itertools
 import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,8 +57,10 @@ from tally.audit.crypto import (
     EMPTY_ROOT,
     Checkpoint,
     Frontier,
+    NoteError,
     VerifierKey,
     check_consistency,
+    open_checkpoint,
 )
 from tally.audit.entries import (
     ChunkResult,
@@ -70,7 +76,7 @@ from tally.audit.errors import Violation, error_for
 from tally.audit.recount import Recount, compare_results, recount
 from tally.audit.sources import CheckpointLine, Source, SourceUnavailableError, open_source
 
-__all__ = ["AuditReport", "audit", "audit_strict"]
+__all__ = ["AuditReport", "SavedCheckpoint", "audit", "audit_strict"]
 
 ROLES = ("admin", "site", "clerk", "supervisor")
 WRITERS: dict[str, frozenset[str]] = {
@@ -97,6 +103,27 @@ KEPT_PER_CHECK = 100
 """Violations kept per check name (all are counted), so a ruined log cannot exhaust memory."""
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCheckpoint:
+    """A checkpoint saved elsewhere (a witness, a voter's receipt, a newspaper): ``name`` says
+    where it came from (the file's path) and ``note`` is its signed note as read."""
+
+    name: str
+    note: str
+
+    @classmethod
+    def read(cls, path: str) -> SavedCheckpoint:
+        """The checkpoint in the file at ``path``; :class:`SourceUnavailableError` when it
+        cannot be read as UTF-8 text."""
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                return cls(path, f.read())
+        except OSError as exc:
+            raise SourceUnavailableError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SourceUnavailableError(f"{path} is not UTF-8 text") from None
 
 
 @dataclass(slots=True)
@@ -231,6 +258,11 @@ class _Auditor:
         self.results_size: int | None = None
         self.snapshot: Recount | None = None
         self.snapshot_root = EMPTY_ROOT
+        # Checkpoints saved elsewhere, verified, and the log's root at each of their sizes
+        # (noted as the frontier passes it: the leaves are never kept).
+        self.saved: list[tuple[str, Checkpoint]] = []
+        self.saved_sizes: list[int] = []
+        self.saved_roots: dict[int, bytes] = {}
 
     # -- reporting
 
@@ -287,6 +319,8 @@ class _Auditor:
                 )
             )
         self._consistency()
+        # 4. The checkpoints saved elsewhere.
+        self._check_saved(done)
         # 6. Totals, winners, and the published results.
         self._finish(done)
         self.report.seconds = time.perf_counter() - started
@@ -490,13 +524,96 @@ class _Auditor:
 
     def _grow(self, leaves: bytes, start: int, size: int) -> None:
         """Extend the tree with the chunk's leaves (the chunk starts at ``start``) up to
-        ``size``, noting the root at the published results' size on the way."""
+        ``size``, noting the root at the published results' size and at the sizes of the
+        saved checkpoints on the way."""
         frontier = self.frontier
         at = self.results_size
+        stops = self.saved_sizes[
+            bisect.bisect_right(self.saved_sizes, frontier.size) : bisect.bisect_right(
+                self.saved_sizes, size
+            )
+        ]
         if at is not None and frontier.size < at <= size:
-            frontier.extend(leaves[32 * (frontier.size - start) : 32 * (at - start)])
-            self.snapshot_root = frontier.root()
+            stops = sorted({*stops, at})
+        for stop in stops:
+            frontier.extend(leaves[32 * (frontier.size - start) : 32 * (stop - start)])
+            root = frontier.root()
+            if stop == at:
+                self.snapshot_root = root
+            if stop in self.saved_roots:
+                self.saved_roots[stop] = root
         frontier.extend(leaves[32 * (frontier.size - start) : 32 * (size - start)])
+
+    # -- step 4, checkpoints saved elsewhere
+
+    def expect_saved(self, saved: Sequence[SavedCheckpoint]) -> None:
+        """Verify each saved checkpoint's signature before the entries stream by, and note its
+        size, so that the log's root at that size is kept on the way."""
+        for item in saved:
+            try:
+                checkpoint = open_checkpoint(item.note, self.log_key)
+            except NoteError as exc:
+                self.add(
+                    Violation(
+                        4,
+                        "saved-checkpoint",
+                        f"a checkpoint signed by {self.log_key.key_id}",
+                        str(exc),
+                        file=item.name,
+                    )
+                )
+                continue
+            self.saved.append((item.name, checkpoint))
+            if checkpoint.size not in self.saved_roots:
+                bisect.insort(self.saved_sizes, checkpoint.size)
+                self.saved_roots[checkpoint.size] = EMPTY_ROOT
+        if 0 in self.saved_roots:
+            self.saved_sizes.remove(0)  # the empty tree's root is known already
+
+    def _check_saved(self, done: int) -> None:
+        """Each saved checkpoint names this log, is not beyond its ``done`` entries, and has
+        the root of that many of them."""
+        for name, checkpoint in self.saved:
+            size = checkpoint.size
+            origin = self.origin
+            if (origin is not None and checkpoint.origin != origin) or not (
+                checkpoint.origin.endswith("/" + self.election)
+            ):
+                self.add(
+                    Violation(
+                        4,
+                        "saved-checkpoint",
+                        f"the origin {origin or '.../' + self.election}",
+                        checkpoint.origin,
+                        checkpoint=size,
+                        file=name,
+                    )
+                )
+            elif size > done:
+                self.add(
+                    Violation(
+                        4,
+                        "rolled-back",
+                        f"a log of at least {size} entries",
+                        f"{done}: the log is shorter than checkpoint {name} ({size} entries): "
+                        "rolled back or truncated",
+                        checkpoint=size,
+                        file=name,
+                    )
+                )
+            elif checkpoint.root != self.saved_roots[size]:
+                self.add(
+                    Violation(
+                        4,
+                        "split-view",
+                        f"the root of the log's first {size} entries, "
+                        f"{_b64(self.saved_roots[size])}",
+                        f"{_b64(checkpoint.root)}: {name} is not consistent with the log "
+                        "(split view)",
+                        checkpoint=size,
+                        file=name,
+                    )
+                )
 
     # -- steps 3 and 5, per entry in log order
 
@@ -908,6 +1025,22 @@ def _load_results(results: str | dict[str, Any] | None) -> Any:
         raise SourceUnavailableError(f"{results} is not JSON") from None
 
 
+def _read_saved(
+    auditor: _Auditor, checkpoints: Sequence[str | SavedCheckpoint]
+) -> list[SavedCheckpoint]:
+    """The saved checkpoints given by path read; an unreadable one is a violation naming it."""
+    saved: list[SavedCheckpoint] = []
+    for item in checkpoints:
+        if isinstance(item, SavedCheckpoint):
+            saved.append(item)
+            continue
+        try:
+            saved.append(SavedCheckpoint.read(item))
+        except SourceUnavailableError as exc:
+            auditor.add(Violation(4, "saved-checkpoint", "a readable file", str(exc), file=item))
+    return saved
+
+
 def _run(
     source: str | Source,
     log_vkey: str,
@@ -920,6 +1053,7 @@ def _run(
     progress: Progress | None,
     strict: bool,
     list_counted: bool = False,
+    checkpoints: Sequence[str | SavedCheckpoint] = (),
 ) -> AuditReport:
     log_key = VerifierKey.parse(log_vkey)
     admin = VerifierKey.parse(admin_vkey)
@@ -943,6 +1077,7 @@ def _run(
     collecting = gc.isenabled()
     gc.disable()
     try:
+        auditor.expect_saved(_read_saved(auditor, checkpoints))
         published = _load_results(results)
         return auditor.run(workers, chunk_size, progress, published)
     except SourceUnavailableError as exc:
@@ -965,6 +1100,7 @@ def audit(
     chunk_size: int = 2000,
     progress: Progress | None = None,
     list_counted: bool = False,
+    checkpoints: Sequence[str | SavedCheckpoint] = (),
 ) -> AuditReport:
     """Replay the log at ``source`` (an exported file's path or a server's URL) through the
     whole checklist and report every violation; never raises for what it finds.
@@ -974,6 +1110,8 @@ def audit(
     default a server's published results. ``workers``: processes checking signatures (default:
     one per core; 0 checks inline). ``progress(done, total)`` is called after every chunk.
     ``list_counted``: also list every counted ballot in :attr:`AuditReport.counted`.
+    ``checkpoints``: checkpoints saved elsewhere (file paths, or :class:`SavedCheckpoint`), each
+    of which must verify and be consistent with the log (step 4).
     """
     return _run(
         source,
@@ -986,6 +1124,7 @@ def audit(
         progress=progress,
         strict=False,
         list_counted=list_counted,
+        checkpoints=checkpoints,
     )
 
 
@@ -998,6 +1137,7 @@ def audit_strict(
     results: str | dict[str, Any] | None = None,
     workers: int | None = None,
     chunk_size: int = 2000,
+    checkpoints: Sequence[str | SavedCheckpoint] = (),
 ) -> AuditReport:
     """As :func:`audit`, but stop at the first violation and raise it as the error of its
     step (:class:`~tally.audit.errors.AuditError` subclasses)."""
@@ -1012,6 +1152,7 @@ def audit_strict(
             chunk_size=chunk_size,
             progress=None,
             strict=True,
+            checkpoints=checkpoints,
         )
     except _Stop as stop:
         raise error_for(stop.violation) from None
