@@ -554,6 +554,27 @@ class PostgresStore(Store):
         async with self._conn() as conn:
             return await _nodes(conn, log_id, ids)
 
+    async def node_range(self, log_id: str, level: int, start: int, end: int) -> list[bytes]:
+        async with self._conn() as conn:
+            if level == 0:
+                rows = await conn.fetch(
+                    "SELECT leaf_hash FROM uchast_entries WHERE log=$1 AND position >= $2"
+                    " AND position < $3 ORDER BY position",
+                    log_id,
+                    start,
+                    end,
+                )
+            else:
+                rows = await conn.fetch(
+                    "SELECT hash FROM uchast_nodes WHERE log=$1 AND level=$2 AND idx >= $3"
+                    " AND idx < $4 ORDER BY idx",
+                    log_id,
+                    level,
+                    start,
+                    end,
+                )
+        return [bytes(r[0]) for r in rows]
+
     async def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(

@@ -490,6 +490,19 @@ class SQLiteStore(Store):
 
         return await self._reader.run(run)
 
+    async def node_range(self, log_id: str, level: int, start: int, end: int) -> list[bytes]:
+        if level == 0:
+            sql = (
+                "SELECT leaf_hash FROM entries WHERE log=? AND position>=? AND position<? "
+                "ORDER BY position"
+            )
+            params: tuple[object, ...] = (log_id, start, end)
+        else:
+            sql = "SELECT hash FROM nodes WHERE log=? AND level=? AND idx>=? AND idx<? ORDER BY idx"
+            params = (log_id, level, start, end)
+        rows = await self._reader.run(lambda: self._reader.c().execute(sql, params).fetchall())
+        return [r[0] for r in rows]
+
     async def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
         row = await self._reader.run(
             lambda: (

@@ -200,6 +200,11 @@ class Store(ABC):
         """Committed tree node hashes by id (level 0 = leaf hashes), in one query."""
 
     @abstractmethod
+    async def node_range(self, log_id: str, level: int, start: int, end: int) -> list[bytes]:
+        """Committed hashes of the nodes ``(level, start) .. (level, end - 1)`` in order (level 0:
+        leaf hashes), in one query: a C2SP hash tile. Nodes not stored are absent."""
+
+    @abstractmethod
     async def latest_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
         """The checkpoint of the largest size, if any."""
 

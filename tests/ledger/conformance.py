@@ -289,6 +289,26 @@ class LedgerConformance:
                 old_root = await ledger.root(old)
                 assert tlog.verify_consistency(old, size, old_root, root, proof)
 
+    async def test_node_ranges_read_one_level_in_order(self, url: str, keys: Keys) -> None:
+        """node_range gives a level's stored hashes in index order (a C2SP hash tile), leaf
+        hashes at level 0, and nothing for nodes the tree has not completed."""
+        async with opened_ledger(url, keys) as ledger:
+            await asyncio.gather(*(cast(ledger, keys, n) for n in range(37)))
+            size = await ledger.size()  # 41
+            store, log = ledger.store, ledger.log_id
+            entries = await ledger.entries(0, size)
+            assert await store.node_range(log, 0, 0, size) == [e.leaf_hash for e in entries]
+            assert await store.node_range(log, 0, 3, 7) == [e.leaf_hash for e in entries[3:7]]
+            assert await store.node_range(log, 0, size - 1, size + 5) == [entries[-1].leaf_hash]
+            by_id = await store.nodes(log, [(1, i) for i in range(size // 2)])
+            assert await store.node_range(log, 1, 0, size) == [
+                by_id[(1, i)] for i in range(size // 2)
+            ]
+            [top] = (await store.nodes(log, [(5, 0)])).values()
+            assert await store.node_range(log, 5, 0, 10) == [top]
+            assert await store.node_range(log, 6, 0, 1) == []
+            assert await store.node_range(log, 0, size, size + 256) == []
+
     # 6. Checkpoints.
 
     async def test_every_batch_leaves_a_signed_checkpoint_of_the_tree(
