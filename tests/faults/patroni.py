@@ -9,6 +9,7 @@ starts) runs as the ``postgres`` user, in directories that user owns."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -20,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -398,10 +399,8 @@ class PatroniCluster:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _alive(pid: int) -> bool:
@@ -434,6 +433,3 @@ def started_cluster() -> Iterator[PatroniCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-__all__: Sequence[str] = ("PatroniCluster", "Node", "require_patroni", "started_cluster")
