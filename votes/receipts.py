@@ -35,8 +35,27 @@ def normalise_receipt_code(text: str) -> str | None:
     return code if _CODE.match(code) else None
 
 
+RECEIPT_TAG_CONTEXT = b"uchast/receipt-tag\n"
+RECEIPT_TAG_HEX = 32
+"""Hex digits of the hash a receipt tag keeps: 128 bits, so two codes never share a tag (the
+codes themselves, 50 bits, collide long before), at half the bytes of a whole SHA-256 in every
+ballot's entry and tag index."""
+
+
 def receipt_tag(code: str) -> str:
-    return f"receipt:{code}"
+    """The tag that finds a ballot by its receipt ``code`` (canonical form): ``receipt:`` and
+    the first :data:`RECEIPT_TAG_HEX` hex digits of SHA-256("uchast/receipt-tag\\n" || code).
+
+    The tags are part of each entry's bytes, so they are public, in every export and every
+    Merkle leaf. The log keeps this hash rather than the code so that the code a voter was
+    handed appears nowhere in the log's text: a list of codes is not one grep away, and a code
+    heard or seen on a slip is not simply searched for in an export. It is no secret, and the
+    hash is not meant to make it one: the code is computed from the ballot's signature, which
+    the entry publishes, so anyone holding the log can derive every code (and the auditor does,
+    to check each tag). Lookups hash the typed code and read by the tag.
+    """
+    digest = hashlib.sha256(RECEIPT_TAG_CONTEXT + code.encode("ascii")).hexdigest()
+    return f"receipt:{digest[:RECEIPT_TAG_HEX]}"
 
 
 class ReceiptStatus(StrEnum):

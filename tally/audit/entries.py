@@ -44,6 +44,7 @@ from tally.audit.crypto import (
     open_checkpoint,
 )
 from tally.audit.errors import Violation
+from tally.audit.receipts import receipt_code, receipt_tag
 
 __all__ = [
     "ENTRY_TYPES",
@@ -102,7 +103,7 @@ _ONLINE_BALLOT_ENTRY = (
     r'"sig":"([A-Za-z0-9+/]{85}[AQgw]==)"\},'
     r'"recorded_at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z",'
     r'"tags":\["key:(?P=key)","nonce:(?P=nonce)",'
-    rf'("project:{_S}+"(?:,"project:{_S}+")*),"receipt:{_S}*","voter:(?P=voter)"\],'
+    rf'("project:{_S}+"(?:,"project:{_S}+")*),"receipt:([0-9a-f]{{32}})","voter:(?P=voter)"\],'
     r'"type":"ballot"\}'
 )
 _ONLINE_BALLOT = re.compile(_ONLINE_BALLOT_ENTRY)
@@ -329,11 +330,13 @@ def _online_ballot(
     projects. Returns the key id, its public key, the voter, the nonce, the picks, the limit
     they break on their own and the signature's base64; None when the line breaks a check (the
     general path then says which)."""
-    position, key, cast_at, election_id, nonce, projects, voter, sig64, project_tags = (
+    position, key, cast_at, election_id, nonce, projects, voter, sig64, project_tags, tag = (
         match.groups()
     )
     public = keys.get(key)
     if public is None or election_id != election or position != str(index):
+        return None
+    if receipt_tag(receipt_code(a2b_base64(sig64))) != "receipt:" + tag:
         return None
     listed = projects[1:-1].split('","')
     # The project tags, sorted as every tag is: the one list the tags may hold.
@@ -354,6 +357,19 @@ def _signature(text: object) -> bytes:
     except binascii.Error:
         return b""
     return data if b2a_base64(data, newline=False) == text.encode() else b""
+
+
+def _receipt_tag_problem(entry_type: str, sig: object, tags: list[str]) -> tuple[str, str] | None:
+    """(expected, found) when the entry's receipt tags are not the one its type and signature
+    give, else None."""
+    found = [t for t in tags if t.startswith("receipt:")]
+    if entry_type not in _RECEIPT_TAGGED:
+        return None if not found else ("no receipt tag", _short(found))
+    signature = _signature(sig)
+    if len(signature) != 64:
+        return None  # step 3 names the signature; no code can be derived from it
+    expected = receipt_tag(receipt_code(signature))
+    return None if found == [expected] else (expected, _short(found))
 
 
 def _well_shaped(entry: Any, election: str) -> bool:
@@ -445,6 +461,7 @@ def _short(value: object, limit: int = 80) -> str:
 
 
 _RULED = frozenset({"ballot", "paper-ballot", "spoiled-ballot", "void", "voter-lookup"})
+_RECEIPT_TAGGED = frozenset({"ballot", "paper-ballot"})
 
 
 def check_chunk(task: ChunkTask) -> ChunkResult:
@@ -565,6 +582,13 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
                     unsigned.append(len(records))
                 except ValueError:
                     sig = False
+
+        # 2 (receipt tag). A ballot carries exactly the tag of the code its signature gives
+        # (tally/audit/receipts.py): a hash, never the code; no other entry carries one.
+        if entry_type in _RULED:
+            receipt_problem = _receipt_tag_problem(entry_type, envelope["sig"], entry["tags"])
+            if receipt_problem is not None:
+                violations.append(Violation(2, "receipt-tag", *receipt_problem, entry=index))
 
         # 5 (stateless half). The rules that need no history.
         if entry_type in _RULED and definition is not None:

@@ -32,6 +32,7 @@ from votes.errors import (
     WrongEntryTypeError,
     WrongPollingPointError,
 )
+from votes.receipts import receipt_tag
 from votes.tags import DEFINITION_TAG
 
 VOTING_DAY = datetime(2018, 10, 3, 12, 0, tzinfo=UTC)
@@ -65,7 +66,8 @@ async def test_ballot_is_tagged_and_a_retry_replays_it(sqlite_url: str) -> None:
     assert again.entry == first.entry and again.receipt == first.receipt
     assert size == first.position + 1
     assert {f"voter:{voter_token(1)}", "project:L01", "project:S02"} <= set(first.entry.tags)
-    assert f"receipt:{first.receipt}" in first.entry.tags
+    assert receipt_tag(first.receipt) in first.entry.tags
+    assert not any(first.receipt in tag for tag in first.entry.tags)
 
 
 async def test_endpoint_types_are_enforced(sqlite_url: str) -> None:
