@@ -8,6 +8,7 @@ from aiohttp import web
 
 from api.keys import SERVICE
 from api.problems import ProblemError
+from ledger.tiles import Tile, TilePathError, parse_tile_path, read_tile
 
 routes = web.RouteTableDef()
 
@@ -35,6 +36,14 @@ def int_param(request: web.Request, name: str, default: int | None = None) -> in
     return int(raw)
 
 
+# C2SP tlog-tiles: the checkpoint changes with every batch, so caches keep it for seconds; a
+# full tile never changes; a partial tile's bytes never change either, but a wider one
+# supersedes it within moments on a live log, so caches need not hold on to it.
+CHECKPOINT_CACHE = "public, max-age=2"
+FULL_TILE_CACHE = "public, max-age=31536000, immutable"
+PARTIAL_TILE_CACHE = "public, max-age=60"
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -45,7 +54,12 @@ async def checkpoint(request: web.Request) -> web.Response:
     stored = await ledger.latest_checkpoint()
     if stored is None:
         raise ProblemError(404, "no-checkpoint", "no checkpoint has been issued yet")
-    return web.Response(text=stored.note, content_type="text/plain", charset="utf-8")
+    return web.Response(
+        text=stored.note,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Cache-Control": CHECKPOINT_CACHE},
+    )
 
 
 @routes.get("/v1/elections/{election}/log/checkpoints")
@@ -104,3 +118,45 @@ async def consistency_proof(request: web.Request) -> web.Response:
     new = int_param(request, "new", await ledger.size())
     hashes = await ledger.consistency_proof(old, new)
     return web.json_response({"old": old, "new": new, "hashes": [b64(h) for h in hashes]})
+
+
+async def _serve_tile(request: web.Request, tile: Tile) -> web.Response:
+    """A tile within the latest checkpoint's size, so that it agrees with a signed checkpoint."""
+    ledger = await request.app[SERVICE].ledger(request.match_info["election"])
+    stored = await ledger.latest_checkpoint()
+    data = await read_tile(ledger.store, ledger.log_id, tile, stored.size if stored else 0)
+    if data is None:
+        raise ProblemError(
+            404,
+            "no-tile",
+            f"{tile.path} lies beyond the latest checkpoint",
+            f"{tile.path} виходить за межі останньої контрольної точки журналу",
+        )
+    return web.Response(
+        body=data,
+        content_type="application/octet-stream",
+        headers={"Cache-Control": PARTIAL_TILE_CACHE if tile.partial else FULL_TILE_CACHE},
+    )
+
+
+def _tile(path: str) -> Tile:
+    try:
+        return parse_tile_path(path)
+    except TilePathError as exc:
+        raise ProblemError(
+            404, "no-tile", str(exc), "Такого тайлу немає: шлях не за C2SP tlog-tiles."
+        ) from None
+
+
+@routes.get("/v1/elections/{election}/log/tile/entries/{index:.+}")
+async def entry_bundle(request: web.Request) -> web.Response:
+    """C2SP entry bundle: entries N*256 .. N*256+W-1, each its leaf bytes behind a uint16 length."""
+    tile = _tile(f"tile/entries/{request.match_info['index']}")
+    return await _serve_tile(request, tile)
+
+
+@routes.get("/v1/elections/{election}/log/tile/{level:[0-9]+}/{index:.+}")
+async def hash_tile(request: web.Request) -> web.Response:
+    """C2SP hash tile: the hashes of complete subtrees of height 8L, N*256 .. N*256+W-1."""
+    tile = _tile(f"tile/{request.match_info['level']}/{request.match_info['index']}")
+    return await _serve_tile(request, tile)

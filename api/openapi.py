@@ -437,6 +437,25 @@ SCHEMAS: dict[str, Any] = {
 }
 
 V1 = "/v1/elections/{election}"
+TILE_BODY = {
+    "description": "The tile's bytes.",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+TILE_LEVEL_PARAM = {
+    "name": "level",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]?)$"},
+    "description": "Tile level L, 0 to 63.",
+}
+TILE_INDEX_PARAM = {
+    "name": "index",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "Tile index N in 3-digit groups, all but the last prefixed by `x` "
+    "(`x001/x234/067`), then `.p/W` (W from 1 to 255) for a partial tile. Holds slashes.",
+}
 
 PATHS: dict[str, Any] = {
     f"{V1}/ballots": {
@@ -587,6 +606,27 @@ PATHS: dict[str, Any] = {
                 count_param("new", "Newer tree size (default: the log size)."),
             ],
             errors={"400": "Bad parameters, or not provable (`bad-parameter`, `bad-proof`)."},
+        )
+    },
+    f"{V1}/log/tile/{{level}}/{{index}}": {
+        "get": read_operation(
+            "C2SP tlog-tiles hash tile",
+            TILE_BODY,
+            parameters=[TILE_LEVEL_PARAM, TILE_INDEX_PARAM],
+            description="The 32-byte hashes of the complete subtrees of height 8L numbered "
+            "N*256 .. N*256+W-1 (level 0: leaf hashes). Only tiles within the latest checkpoint "
+            "are served; 404 `no-tile` otherwise, or for a path that is not a canonical tile "
+            "path. Full tiles are cached for a year (`immutable`), partial ones for a minute.",
+        )
+    },
+    f"{V1}/log/tile/entries/{{index}}": {
+        "get": read_operation(
+            "C2SP tlog-tiles entry bundle",
+            TILE_BODY,
+            parameters=[TILE_INDEX_PARAM],
+            description="Entries N*256 .. N*256+W-1, each its canonical bytes (the Merkle leaf) "
+            "behind a big-endian uint16 length. Only bundles within the latest checkpoint are "
+            "served; 404 `no-tile` otherwise. Cached like hash tiles.",
         )
     },
     "/metrics": {
