@@ -499,6 +499,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# witness
+
+
+def cmd_witness(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from api.witness_app import create_witness_app
+    from ledger.cosignature import CosignerKey
+    from ledger.keys import VerifierKey
+    from ledger.witness import Witness, open_witness_state
+
+    signer = load_signer(args.key, "witness key")
+    if args.print_vkey:
+        print(CosignerKey.of(signer.verifier).vkey)
+        return 0
+    if not args.log:
+        raise CommandError("name at least one log to witness: --log VKEY")
+    logs = [VerifierKey.parse(vkey) for vkey in args.log]
+    witness = Witness(signer, logs, open_witness_state(args.db))
+    print(CosignerKey.of(signer.verifier).vkey, flush=True)
+    web.run_app(create_witness_app(witness), host=args.host, port=args.port, print=None)
+    return 0
+
+
 # parser
 
 
@@ -704,6 +728,32 @@ def build_parser() -> argparse.ArgumentParser:
         "for replaying past elections and trials",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "witness", help="cosign other logs' checkpoints (C2SP tlog-witness add-checkpoint)"
+    )
+    p.add_argument("--key", required=True, help="the witness's private key (uchast keygen)")
+    p.add_argument(
+        "--db",
+        default="sqlite:///uchast-witness.db",
+        help="where the latest cosigned checkpoint of each log is kept"
+        " (default sqlite:///uchast-witness.db)",
+    )
+    p.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="checkpoint vkey of a log to witness (repeatable)",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.add_argument(
+        "--print-vkey",
+        action="store_true",
+        help="print the cosigner vkey (type 0x04) a policy file names, and exit",
+    )
+    p.set_defaults(func=cmd_witness)
 
     # The auditor keeps its own parser (tally/audit/cli.py) and imports none of the server.
     p = sub.add_parser(
