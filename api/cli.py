@@ -454,6 +454,17 @@ def lookup_limit(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(message) from None
 
 
+def routes_file(path: str, default_db: str) -> Path:
+    """``serve --routes FILE``, checked before serving (api/routing.py)."""
+    from api.routing import RoutesError, RoutesFile
+
+    try:
+        RoutesFile(Path(path)).read(default_db)
+    except RoutesError as exc:
+        raise CommandError(str(exc)) from None
+    return Path(path)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -488,6 +499,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, unverified_rate_limit=args.rate_limit_unverified)
     if args.clock:
         config = dataclasses.replace(config, clock=simulated_clock(args.clock))
+    if args.routes:
+        config = dataclasses.replace(config, routes_file=routes_file(args.routes, args.db))
     app = create_app(config)
     # Under the default thresholds the collector ran about every 20 requests, and every few
     # thousand a full collection over every object since startup (imports included): about a
@@ -657,6 +670,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument(
+        "--routes",
+        metavar="FILE",
+        help="routing file (TOML, [elections] election = storage URL): each election named "
+        "there is served from its own database, the others from --db; re-read on SIGHUP and "
+        "when it changes (README: Many elections, many clusters)",
+    )
     p.add_argument("--log-key", required=True, help="private key that signs checkpoints")
     p.add_argument(
         "--checkpoint-journal",

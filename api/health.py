@@ -16,7 +16,6 @@ from aiohttp import web
 from api.keys import SERVICE
 from api.problems import ProblemError
 from api.service import Service
-from ledger.errors import StoreUnavailableError
 
 routes = web.RouteTableDef()
 
@@ -32,18 +31,33 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def readiness(service: Service) -> dict[str, Any]:
-    """The readiness report; a 503 :class:`ProblemError` when not ready."""
+    """The readiness report; a 503 :class:`ProblemError` when not ready.
+
+    With a routing file (``serve --routes``) the report names each database (its URL without
+    the password) with its state and elections. A database that does not answer makes only its
+    elections unavailable (they answer 503 store-unavailable); the server stays ready for the
+    others, and is not ready only when no database answers."""
     bound = service.config.ready_max_lag
-    try:
-        statuses = await service.log_statuses()
-    except StoreUnavailableError:
+    clusters = await service.cluster_statuses()
+    extra: dict[str, Any] = {}
+    if service.routed:
+        extra["clusters"] = {
+            c.name: {
+                "database": "ok" if c.available else "unavailable",
+                "elections": [*c.elections],
+            }
+            for c in clusters
+        }
+    if not any(c.available for c in clusters):
         raise ProblemError(
             503,
             "not-ready",
             "the database does not answer",
             "база даних не відповідає",
-            data={"reason": "database", "database": "unavailable"},
-        ) from None
+            data={"reason": "database", "database": "unavailable", **extra},
+        )
+    database = "ok" if all(c.available for c in clusters) else "degraded"
+    statuses = [status for cluster in clusters for status in cluster.logs]
     elections = {s.election: {"size": s.size, "lag": s.lag} for s in statuses}
     rolled_back = {}
     for status in statuses:
@@ -59,7 +73,12 @@ async def readiness(service: Service) -> dict[str, Any]:
             " writes are refused until the database is restored (RUNBOOK.md)",
             f"журнал ({names}) відкочено від уже оприлюдненої контрольної точки; запис"
             " неможливий, доки базу не відновлять",
-            data={"reason": "log-rolled-back", "database": "ok", "elections": rolled_back},
+            data={
+                "reason": "log-rolled-back",
+                "database": database,
+                "elections": rolled_back,
+                **extra,
+            },
         )
     behind = sorted(s.election for s in statuses if s.lag > bound)
     if behind:
@@ -70,9 +89,16 @@ async def readiness(service: Service) -> dict[str, Any]:
             f"підрахунок ({', '.join(behind)}) відстає від журналу більш ніж на {bound} записів",
             data={
                 "reason": "projection-lag",
-                "database": "ok",
+                "database": database,
                 "max_lag": bound,
                 "elections": elections,
+                **extra,
             },
         )
-    return {"status": "ready", "database": "ok", "max_lag": bound, "elections": elections}
+    return {
+        "status": "ready",
+        "database": database,
+        "max_lag": bound,
+        "elections": elections,
+        **extra,
+    }

@@ -1,21 +1,25 @@
-"""The running service's state: one store, one ledger per election, opened on demand."""
+"""The running service's state: its stores (one per database the routing file names), one
+ledger per election, opened on demand."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.routing import Routes, RoutesError, RoutesFile, redact
 from ledger.casting import Casting
 from ledger.checkpoint import CheckpointJournal
-from ledger.errors import ElectionEmptyError, UnknownElectionError
+from ledger.errors import ElectionEmptyError, StoreUnavailableError, UnknownElectionError
 from ledger.keys import SignerKey
 from ledger.log import Ledger
 from ledger.store import Store, open_store
@@ -60,6 +64,8 @@ class ServiceConfig:
     lookup_limit: tuple[int, float] = (5, 3.0)  # lookups.DEFAULT_LOOKUP_LIMIT
     # The demo replays 2018 on a simulated clock; everything else uses the real one.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # `serve --routes`: election -> storage URL (api/routing.py); db_url holds the others.
+    routes_file: Path | None = None
 
 
 BatchObserver = Callable[[str, int, float], None]
@@ -82,12 +88,36 @@ class LogStatus:
         return self.size - self.projected
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """One database the service uses, as /readyz reports it: named by its URL without the
+    password; its elections (when it does not answer: those routed to it or served from it)."""
+
+    name: str
+    available: bool
+    elections: tuple[str, ...]
+    logs: tuple[LogStatus, ...] = ()
+
+
 class Service:
-    """Store and ledgers; what every handler reaches through the app."""
+    """Stores and ledgers; what every handler reaches through the app.
+
+    ``store`` is the ``--db`` database. With a routing file (:mod:`api.routing`) each election's
+    log is in the store of its URL, one store per distinct URL, opened at start (a database that
+    does not answer then is tried again when one of its elections is asked for). An election
+    keeps the store it was first served from: a re-read routing file that moves it is refused
+    with a logged error."""
 
     def __init__(self, config: ServiceConfig, store: Store | None = None) -> None:
         self.config = config
         self.store = store or open_store(config.db_url)
+        self._stores: dict[str, Store] = {config.db_url: self.store}
+        self._opened: set[str] = set()  # URLs whose store is open
+        self._store_locks: dict[str, asyncio.Lock] = {}
+        self._routes = Routes(config.db_url)
+        self._routes_file = RoutesFile(config.routes_file) if config.routes_file else None
+        self._routes_stamp: tuple[int, int, int] | None = None
+        self._bound: dict[str, str] = {}  # election -> the URL its ledger was opened on
         self._castings: dict[str, Casting] = {}
         self._tallies: dict[str, Tally] = {}
         self._followers: dict[str, asyncio.Task[None]] = {}
@@ -102,12 +132,119 @@ class Service:
             CheckpointJournal(config.checkpoint_journal) if config.checkpoint_journal else None
         )
 
+    @property
+    def routed(self) -> bool:
+        """Whether a routing file places elections (else every election is in ``store``)."""
+        return self._routes_file is not None
+
     async def open(self) -> None:
+        if self._routes_file is not None:
+            self._routes_stamp = self._routes_file.stamp()
+            self._routes = self._routes_file.read(self.config.db_url)
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_routes)
         await self.store.open()
-        for log_id in await self.store.log_ids():
-            await self.ledger(log_id)
+        self._opened.add(self.config.db_url)
+        for cluster in await self._clusters():
+            for election in cluster.elections if cluster.available else ():
+                try:
+                    await self.ledger(election)
+                except StoreUnavailableError as exc:
+                    log.warning("election %s not opened at start: %s", election, exc)
+
+    def reload_routes(self) -> bool:
+        """Read the routing file again (SIGHUP, or its modification time changed). Elections
+        already served keep their store; a file that would move one, or that is not valid, is
+        refused for that election (resp. whole) with a logged error. True if it was read."""
+        if self._routes_file is None:
+            return False
+        stamp = self._routes_file.stamp()
+        try:
+            routes = self._routes_file.read(self.config.db_url)
+        except RoutesError as exc:
+            self._routes_stamp = stamp  # logged once per version of the file, not per request
+            log.error("routing file not reloaded, the previous routes stay: %s", exc)
+            return False
+        for election, url in sorted(self._bound.items()):
+            if routes.url_of(election) != url:
+                log.error(
+                    "routing file moves election %s from %s to %s while it is served: refused,"
+                    " it stays where it is (a restart serves it from the new place)",
+                    election,
+                    redact(url),
+                    redact(routes.url_of(election)),
+                )
+        self._routes = routes
+        self._routes_stamp = stamp
+        log.info(
+            "routing file %s read: %d election(s) routed, %d database(s)",
+            self._routes_file.path,
+            len(routes.elections),
+            len(routes.urls()),
+        )
+        return True
+
+    def _reload_if_changed(self) -> None:
+        if self._routes_file is not None and self._routes_file.stamp() != self._routes_stamp:
+            self.reload_routes()
+
+    def url_of(self, election: str) -> str:
+        """The storage URL of ``election``'s log: where it is served from, if it is; else where
+        the routing file puts it."""
+        return self._bound.get(election) or self._routes.url_of(election)
+
+    async def _store_at(self, url: str) -> Store:
+        """The open store of ``url``; :class:`StoreUnavailableError` if it cannot be opened
+        (tried again on the next call)."""
+        store = self._stores.get(url)
+        if store is None:
+            store = self._stores[url] = open_store(url)
+        if url not in self._opened:
+            async with self._store_locks.setdefault(url, asyncio.Lock()):
+                if url not in self._opened:
+                    try:
+                        await store.open()
+                    except BaseException:
+                        with contextlib.suppress(Exception):  # a pool half made: let it go
+                            await asyncio.wait_for(store.close(), 5)
+                        raise
+                    self._opened.add(url)
+                    log.info("database %s opened", redact(url))
+        return store
+
+    async def store_of(self, election: str) -> Store:
+        """The open store holding ``election``'s log (by the routing file, if any)."""
+        return await self._store_at(self.url_of(election))
+
+    async def _clusters(self) -> list[ClusterStatus]:
+        """Every database the service uses, with the elections it serves from each."""
+        self._reload_if_changed()
+        urls = dict.fromkeys([*self._routes.urls(), *self._bound.values()])
+        clusters = []
+        for url in urls:
+            try:
+                store = await self._store_at(url)
+                found = [e for e in await store.log_ids() if self.url_of(e) == url]
+            except StoreUnavailableError:
+                expected = {e for e, u in self._routes.elections.items() if u == url}
+                expected |= {e for e, u in self._bound.items() if u == url}
+                clusters.append(ClusterStatus(redact(url), False, tuple(sorted(expected))))
+            else:
+                clusters.append(ClusterStatus(redact(url), True, tuple(found)))
+        return clusters
+
+    async def election_ids(self) -> list[str]:
+        """Every election served, from every database that answers;
+        :class:`StoreUnavailableError` if none does."""
+        clusters = await self._clusters()
+        if not any(c.available for c in clusters):
+            raise StoreUnavailableError("no database answers")
+        return sorted(e for c in clusters if c.available for e in c.elections)
 
     async def close(self) -> None:
+        if self._routes_file is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for task in self._followers.values():
             task.cancel()
         for task in self._followers.values():
@@ -122,7 +259,12 @@ class Service:
         for casting in self._castings.values():
             await casting.ledger.close()
         self._castings.clear()
-        await self.store.close()
+        for url in self._opened:
+            try:
+                await asyncio.wait_for(self._stores[url].close(), 10)
+            except Exception as exc:  # one database's trouble must not keep the others open
+                log.warning("database %s not closed cleanly: %s", redact(url), exc)
+        self._opened.clear()
 
     async def ledger(self, election: str) -> Ledger:
         """The open ledger of ``election``; :class:`UnknownElectionError` if the store has no
@@ -134,12 +276,15 @@ class Service:
         casting = self._castings.get(election)
         if casting is not None:
             return casting
+        self._reload_if_changed()  # a new election may have just been routed
+        url = self.url_of(election)
+        store = await self._store_at(url)
         async with self._lock:
             if election not in self._castings:
-                if election not in await self.store.log_ids():
+                if election not in await store.log_ids():
                     raise UnknownElectionError(election)
                 ledger = Ledger(
-                    self.store,
+                    store,
                     election,
                     log_signer=self.config.log_key,
                     deployment=self.config.deployment,
@@ -153,6 +298,7 @@ class Service:
                     await ledger.close()  # no sequencer left running without its ledger
                     raise
                 self._castings[election] = Casting(ledger, self.clock)
+                self._bound[election] = url
             return self._castings[election]
 
     def _batch_done(self, election: str, requests: int, seconds: float) -> None:
@@ -184,7 +330,7 @@ class Service:
         return tally
 
     async def _restored_tally(self, ledger: Ledger, definition: Election) -> Tally:
-        saved = await self.store.load_projection(ledger.log_id, TALLY_PROJECTION)
+        saved = await ledger.store.load_projection(ledger.log_id, TALLY_PROJECTION)
         if saved is None:
             return Tally(definition)
         size = await ledger.size()
@@ -211,8 +357,9 @@ class Service:
         if not moved and not refusals:
             return
         position, state = (tally.position, tally.snapshot()) if tally and moved else (0, None)
+        store = self._castings[election].ledger.store
         try:
-            await self.store.save_projection(election, TALLY_PROJECTION, position, state, refusals)
+            await store.save_projection(election, TALLY_PROJECTION, position, state, refusals)
         except BaseException:
             if refusals:  # not added: keep them for the next save
                 self._refusals.setdefault(election, collections.Counter()).update(refusals)
@@ -230,7 +377,8 @@ class Service:
         """Refused writes so far, saved and not yet saved, in total, by reason (problem code)
         and by channel and reason. Refusals are not log entries: these counts come from the
         services that answered them, not from a replay."""
-        counts = collections.Counter(await self.store.projection_counts(election, TALLY_PROJECTION))
+        store = (await self.ledger(election)).store
+        counts = collections.Counter(await store.projection_counts(election, TALLY_PROJECTION))
         counts.update(self._refusals.get(election, {}))
         by_reason: collections.Counter[str] = collections.Counter()
         by_channel: dict[str, dict[str, int]] = {}
@@ -260,10 +408,10 @@ class Service:
         wait = self.config.projection_save_interval
         while True:
             try:
-                size = await self.store.wait_for_growth(log_id, tally.position, 1.0)
+                size = await ledger.store.wait_for_growth(log_id, tally.position, 1.0)
                 if size > tally.position:
-                    async for chunk in self.store.stream_data(log_id, tally.position, size):
-                        await apply_chunk(self.store, log_id, tally, tally.position, chunk)
+                    async for chunk in ledger.store.stream_data(log_id, tally.position, size):
+                        await apply_chunk(ledger.store, log_id, tally, tally.position, chunk)
                     # Caught up with `size`: the tally's definition is the latest amendment's
                     # as of there (another process may have appended it).
                     self._castings[log_id].definition_seen(tally.election)
@@ -284,27 +432,44 @@ class Service:
         return [casting.ledger for casting in self._castings.values()]
 
     async def log_statuses(self) -> list[LogStatus]:
-        """Every election in the store: log size, latest checkpoint, projection progress.
+        """Every election served: log size, latest checkpoint, projection progress, from the
+        databases that answer.
 
         Starts the live tally of elections that have none yet. Raises
-        :class:`~ledger.errors.StoreUnavailableError` when the database does not answer.
+        :class:`~ledger.errors.StoreUnavailableError` when no database answers.
         """
+        clusters = await self.cluster_statuses()
+        if not any(c.available for c in clusters):
+            raise StoreUnavailableError("no database answers")
+        return [status for cluster in clusters for status in cluster.logs]
+
+    async def cluster_statuses(self) -> list[ClusterStatus]:
+        """Each database with the status of every election served from it (none when it does
+        not answer)."""
         statuses = []
-        for election in await self.store.log_ids():
-            ledger = await self.ledger(election)
-            size = await ledger.size()
-            projected = size
-            if size > 0:
-                with contextlib.suppress(ElectionEmptyError):  # no definition: nothing to project
-                    projected = min(size, (await self.tally(election)).position)
-            checkpoint = await ledger.latest_checkpoint()
-            statuses.append(
-                LogStatus(
-                    election,
-                    size,
-                    projected,
-                    checkpoint.size if checkpoint else None,
-                    checkpoint.created_at if checkpoint else None,
-                )
-            )
+        for cluster in await self._clusters():
+            if cluster.available:
+                try:
+                    logs = [await self._log_status(e) for e in cluster.elections]
+                except StoreUnavailableError:
+                    cluster = dataclasses.replace(cluster, available=False)
+                else:
+                    cluster = dataclasses.replace(cluster, logs=tuple(logs))
+            statuses.append(cluster)
         return statuses
+
+    async def _log_status(self, election: str) -> LogStatus:
+        ledger = await self.ledger(election)
+        size = await ledger.size()
+        projected = size
+        if size > 0:
+            with contextlib.suppress(ElectionEmptyError):  # no definition: nothing to project
+                projected = min(size, (await self.tally(election)).position)
+        checkpoint = await ledger.latest_checkpoint()
+        return LogStatus(
+            election,
+            size,
+            projected,
+            checkpoint.size if checkpoint else None,
+            checkpoint.created_at if checkpoint else None,
+        )

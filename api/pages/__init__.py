@@ -72,7 +72,7 @@ async def elections(request: web.Request) -> web.Response:
     """The elections on this server, with their titles."""
     service = request.app[SERVICE]
     listed = []
-    for election_id in sorted(await service.store.log_ids()):
+    for election_id in await service.election_ids():
         try:
             election = await service.election(election_id)
         except ProblemError:  # an empty log (not initialised yet): listed without a title
