@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +15,7 @@ from api.problems import ProblemError
 from ledger.casting import prior_entry
 from ledger.entry import entry_object, entry_payload
 from tally.export import approvals_of, voter_histories
-from tally.results import results_csv, results_document
+from tally.results import results_csv, results_document, sealed_document
 from votes.receipts import normalise_receipt_code, receipt_status, receipt_tag
 from votes.tags import voter_tag
 
@@ -61,11 +62,26 @@ async def _document(request: web.Request, election: str) -> dict[str, Any]:
         return computed.document
 
 
+async def _sealed(request: web.Request, election: str, until: datetime) -> dict[str, Any]:
+    """The sealed results: the log's size and root, and the turnout; no totals."""
+    service = request.app[SERVICE]
+    tally = await service.caught_up_tally(election)
+    size = tally.position
+    root = await (await service.ledger(election)).root(size)
+    return sealed_document(tally, size, root, until)
+
+
 @routes.get("/v1/elections/{election}/results")
 async def results(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     election = request.match_info["election"]
-    document = await _document(request, election)
+    until = await service.sealed_until(election)
+    if until is not None:  # turnout only; the CSV is per project, so refused
+        if request.query.get("format") == "csv":
+            await service.require_unsealed(election)
+        sealed = await _sealed(request, election, until)
+        return web.json_response({**sealed, "refusals": await service.refusals(election)})
+    document = {**await _document(request, election), "sealed": False}
     if request.query.get("format") == "csv":
         return web.Response(text=results_csv(document), content_type="text/csv")
     return web.json_response({**document, "refusals": await service.refusals(election)})
@@ -105,6 +121,7 @@ async def receipt(request: web.Request) -> web.Response:
     if checkpoint is None or checkpoint.size <= entry.position:
         raise ProblemError(503, "no-checkpoint", "the ballot is not in a checkpoint yet; retry")
     hashes = await ledger.inclusion_proof(entry.position, checkpoint.size)
+    sealed_until = await service.sealed_until(request.match_info["election"])
     return web.json_response(
         {
             "receipt": code,
@@ -112,7 +129,9 @@ async def receipt(request: web.Request) -> web.Response:
             "voided_by": voids[0].position if voids else None,
             "type": entry.type,
             "position": entry.position,
-            "entry": entry_object(entry.data),
+            # While sealed, not even the code's holder sees the picks (anyone with the code could).
+            "entry": None if sealed_until else entry_object(entry.data),
+            **({"sealed_until": sealed_until.isoformat()} if sealed_until else {}),
             "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
             "checkpoint": checkpoint.note,
             "proof": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,6 +50,13 @@ CREATE TABLE IF NOT EXISTS uchast_nodes (
     PRIMARY KEY (log, level, idx)
 );
 CREATE TABLE IF NOT EXISTS uchast_checkpoints (
+    log text NOT NULL,
+    size bigint NOT NULL,
+    note text NOT NULL,
+    created_at double precision NOT NULL,
+    PRIMARY KEY (log, size)
+);
+CREATE TABLE IF NOT EXISTS uchast_cosigned_checkpoints (
     log text NOT NULL,
     size bigint NOT NULL,
     note text NOT NULL,
@@ -579,6 +587,27 @@ class PostgresStore(Store):
         async with self._conn() as conn:
             row = await conn.fetchrow(
                 "SELECT size, note, created_at FROM uchast_checkpoints WHERE log=$1"
+                " ORDER BY size DESC LIMIT 1",
+                log_id,
+            )
+        return None if row is None else StoredCheckpoint(row[0], row[1], row[2])
+
+    async def save_cosigned_checkpoint(self, log_id: str, size: int, note: str) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO uchast_cosigned_checkpoints (log, size, note, created_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (log, size)"
+                " DO UPDATE SET note=excluded.note, created_at=excluded.created_at",
+                log_id,
+                size,
+                note,
+                time.time(),
+            )
+
+    async def latest_cosigned_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT size, note, created_at FROM uchast_cosigned_checkpoints WHERE log=$1"
                 " ORDER BY size DESC LIMIT 1",
                 log_id,
             )

@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     created_at REAL NOT NULL,
     PRIMARY KEY (log, size)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cosigned_checkpoints (
+    log TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (log, size)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS projections (
     log TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -509,6 +516,34 @@ class SQLiteStore(Store):
                 self._reader.c()
                 .execute(
                     "SELECT size, note, created_at FROM checkpoints WHERE log=? "
+                    "ORDER BY size DESC LIMIT 1",
+                    (log_id,),
+                )
+                .fetchone()
+            )
+        )
+        return None if row is None else StoredCheckpoint(row[0], row[1], row[2])
+
+    async def save_cosigned_checkpoint(self, log_id: str, size: int, note: str) -> None:
+        now = time.time()
+
+        def run() -> None:
+            self._writer.c().execute(
+                "INSERT INTO cosigned_checkpoints (log, size, note, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (log, size)"
+                " DO UPDATE SET note=excluded.note, created_at=excluded.created_at",
+                (log_id, size, note, now),
+            )
+
+        async with self._write_lock:
+            await self._writer.run(run)
+
+    async def latest_cosigned_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
+        row = await self._reader.run(
+            lambda: (
+                self._reader.c()
+                .execute(
+                    "SELECT size, note, created_at FROM cosigned_checkpoints WHERE log=? "
                     "ORDER BY size DESC LIMIT 1",
                     (log_id,),
                 )

@@ -219,6 +219,16 @@ class Store(ABC):
         """Kept checkpoints of size ``min_size`` or more, smallest first, at most ``limit``."""
 
     @abstractmethod
+    async def save_cosigned_checkpoint(self, log_id: str, size: int, note: str) -> None:
+        """Keep ``note``, the log's checkpoint at ``size`` with the witnesses' cosignature lines
+        that met the policy's quorum (``serve --witness-policy``); a later note at the same size
+        (more cosignatures) replaces the earlier one."""
+
+    @abstractmethod
+    async def latest_cosigned_checkpoint(self, log_id: str) -> StoredCheckpoint | None:
+        """The cosigned checkpoint of the largest size, if any: what the log has published."""
+
+    @abstractmethod
     async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
         """Return the log size once it exceeds ``known_size``, or after ``timeout`` seconds."""
 

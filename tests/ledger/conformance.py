@@ -479,3 +479,33 @@ class LedgerConformance:
             await cast(ledger, keys, 99)
             checkpoint = await ledger.verified_checkpoint()
             assert checkpoint is not None and checkpoint.size == 15
+
+    # Witness cosignatures (serve --witness-policy).
+
+    async def test_cosigned_checkpoints_keep_the_largest_and_the_latest_note(
+        self, url: str
+    ) -> None:
+        """The largest cosigned size is published; a note saved again at a size replaces it;
+        logs are kept apart; the table is there on a database made before it existed."""
+        store = open_store(url)
+        await store.open()
+        try:
+            assert await store.latest_cosigned_checkpoint("e1") is None
+            await store.save_cosigned_checkpoint("e1", 5, "five\n")
+            await store.save_cosigned_checkpoint("e1", 9, "nine\n")
+            await store.save_cosigned_checkpoint("e1", 7, "seven\n")
+            await store.save_cosigned_checkpoint("e2", 1, "other\n")
+            latest = await store.latest_cosigned_checkpoint("e1")
+            assert latest is not None and (latest.size, latest.note) == (9, "nine\n")
+            await store.save_cosigned_checkpoint("e1", 9, "nine, cosigned by more\n")
+            latest = await store.latest_cosigned_checkpoint("e1")
+            assert latest is not None and latest.note == "nine, cosigned by more\n"
+        finally:
+            await store.close()
+        reopened = open_store(url)
+        await reopened.open()  # CREATE ... IF NOT EXISTS on an existing schema
+        try:
+            latest = await reopened.latest_cosigned_checkpoint("e2")
+            assert latest is not None and latest.note == "other\n"
+        finally:
+            await reopened.close()
