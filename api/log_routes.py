@@ -74,7 +74,9 @@ async def checkpoints(request: web.Request) -> web.Response:
 @routes.get("/v1/elections/{election}/log/entries")
 async def entries(request: web.Request) -> web.StreamResponse:
     """Entries ``start`` to ``end`` (default: the log's size), at most
-    MAX_ENTRIES_PER_REQUEST of them: a longer range is answered with its first page."""
+    MAX_ENTRIES_PER_REQUEST of them: a longer range is answered with its first page. Refused
+    (403 ``results-sealed``) while the election's results are sealed."""
+    await request.app[SERVICE].require_unsealed(request.match_info["election"])
     ledger = await request.app[SERVICE].ledger(request.match_info["election"])
     size = await ledger.size()
     start = int_param(request, "start", 0)

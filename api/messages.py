@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from votes.errors import DomainError
@@ -138,6 +139,27 @@ def _not_initialised_uk(facts: Facts) -> str:
     return "Голосування ще не створено."
 
 
+def _local(facts: Facts) -> str:
+    """The moment results open, as a reader in the election's zone says it."""
+    return f"{datetime.fromisoformat(facts['results_open_at']):%Y-%m-%d %H:%M:%S}"
+
+
+def _sealed_en(facts: Facts) -> str:
+    return (
+        f"The results of this election are sealed until voting closes at {_local(facts)} "
+        f"({facts['timezone']}): until then the log's entries and the totals are not served, "
+        "only turnout, checkpoints, proofs and receipts."
+    )
+
+
+def _sealed_uk(facts: Facts) -> str:
+    return (
+        f"Результати цього голосування запечатано до завершення голосування {_local(facts)} "
+        f"({facts['timezone']}): доти записи журналу й підсумки не оприлюднюються, лише явка, "
+        "контрольні точки, докази й квитанції."
+    )
+
+
 MESSAGES: dict[str, Message] = {
     # votes/errors.py: their facts are extension members of the problem.
     "vote-refused": Message(422, "The request was refused.", "Запит відхилено.", members=True),
@@ -236,6 +258,7 @@ MESSAGES: dict[str, Message] = {
         members=True,
     ),
     "paper-disputed": Message(409, _disputed_en, _disputed_uk, members=True),
+    "results-sealed": Message(403, _sealed_en, _sealed_uk, members=True),
     # votes/errors.py, answered without extension members.
     "wrong-type": Message(422, _wrong_type_en, _wrong_type_uk),
     "wrong-polling-point": Message(

@@ -261,6 +261,12 @@ SCHEMAS: dict[str, Any] = {
             "voting_opens": {"type": "string"},
             "voting_closes": {"type": "string"},
             "paper_deadline": {"type": "string"},
+            "results": {
+                "type": "string",
+                "enum": ["open", "sealed-until-close"],
+                "description": "`sealed-until-close`: until `voting_closes`, no entries and no "
+                "totals are served (turnout, checkpoints, proofs and receipts are).",
+            },
             "budget_kopecks": {"type": "integer"},
             "categories": {
                 "type": "array",
@@ -298,6 +304,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["election", "log", "categories"],
         "properties": {
             "election": {"type": "string"},
+            "sealed": {"const": False},
             "log": {
                 "type": "object",
                 "required": ["size", "root"],
@@ -352,6 +359,48 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "SealedResults": {
+        "type": "object",
+        "description": "While the election's results are sealed (`results = "
+        '"sealed-until-close"`, before voting closes): the log\'s size and root and the '
+        "turnout; no totals, no winners.",
+        "required": ["election", "sealed", "results_open_at", "timezone", "log", "turnout"],
+        "properties": {
+            "election": {"type": "string"},
+            "title": TITLE,
+            "sealed": {"const": True},
+            "results_open_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When voting closes and everything opens (in `timezone`).",
+            },
+            "timezone": {"type": "string"},
+            "log": {
+                "type": "object",
+                "required": ["size", "root"],
+                "properties": {"size": {"type": "integer", "minimum": 0}, "root": BASE64},
+            },
+            "turnout": {
+                "type": "object",
+                "required": ["voters", "by_channel", "ballots", "spoiled", "voided"],
+                "properties": {
+                    "voters": {"type": "integer", "minimum": 0},
+                    "by_channel": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer", "minimum": 0},
+                    },
+                    "ballots": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer", "minimum": 0},
+                    },
+                    "spoiled": {"type": "integer", "minimum": 0},
+                    "voided": {"type": "integer", "minimum": 0},
+                },
+            },
+            "refusals": {"type": "object"},
+        },
+        "not": {"required": ["categories"]},
+    },
     "ReceiptStatus": {
         "type": "object",
         "description": "A ballot's status and its inclusion proof against the latest checkpoint.",
@@ -370,7 +419,16 @@ SCHEMAS: dict[str, Any] = {
             "voided_by": {"type": ["integer", "null"]},
             "type": {"type": "string"},
             "position": {"type": "integer", "minimum": 0},
-            "entry": {"type": "object"},
+            "entry": {
+                "type": ["object", "null"],
+                "description": "The log entry; null while the election's results are sealed "
+                "(its picks are not shown, not even to the code's holder, until voting closes).",
+            },
+            "sealed_until": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Only while sealed: when the entry is shown.",
+            },
             "leaf_hash": BASE64,
             "checkpoint": {"type": "string", "description": "C2SP signed checkpoint note."},
             "proof": {
@@ -522,8 +580,12 @@ PATHS: dict[str, Any] = {
         "get": read_operation(
             "Totals and winners",
             {
-                "description": "Results as JSON, or CSV with `format=csv`.",
-                "content": {JSON: {"schema": ref("Results")}, "text/csv": {"schema": {}}},
+                "description": "Results as JSON, or CSV with `format=csv`; while sealed, the "
+                "turnout only (`SealedResults`).",
+                "content": {
+                    JSON: {"schema": {"oneOf": [ref("Results"), ref("SealedResults")]}},
+                    "text/csv": {"schema": {}},
+                },
             },
             parameters=[
                 {
@@ -533,7 +595,10 @@ PATHS: dict[str, Any] = {
                     "schema": {"type": "string", "enum": ["json", "csv"]},
                 }
             ],
-            errors={"409": "The election's log is empty (`not-initialised`)."},
+            errors={
+                "403": "CSV while the results are sealed (`results-sealed`).",
+                "409": "The election's log is empty (`not-initialised`).",
+            },
         )
     },
     f"{V1}/receipts/{{code}}": {
@@ -551,6 +616,30 @@ PATHS: dict[str, Any] = {
             ],
             errors={"400": "Not a receipt code (`bad-receipt`)."},
             description="404 `unknown-receipt` when no ballot has this code.",
+        )
+    },
+    f"{V1}/receipts/{{code}}/proof": {
+        "get": read_operation(
+            "A ballot's offline proof file (C2SP tlog-proof), by receipt code",
+            {
+                "description": "`c2sp.org/tlog-proof@v1`: `extra` (base64 of the entry's "
+                "canonical bytes), `index`, the inclusion proof hashes, an empty line, the "
+                "signed checkpoint. Saved as `<code>.tlog-proof`; `uchast verify-receipt` "
+                "checks it offline.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            parameters=[
+                {
+                    "name": "code",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1},
+                    "description": "Receipt code, e.g. `ABCDE-12345` (case and dash optional).",
+                }
+            ],
+            errors={"400": "Not a receipt code (`bad-receipt`)."},
+            description="404 `unknown-receipt` when no ballot has this code; 503 "
+            "`no-checkpoint` before a checkpoint covers it.",
         )
     },
     f"{V1}/log/checkpoint": {
@@ -583,7 +672,10 @@ PATHS: dict[str, Any] = {
                 count_param("start", "First index (default 0)."),
                 count_param("end", "One past the last index (default: the log size)."),
             ],
-            errors={"400": "Bad query parameter (`bad-parameter`)."},
+            errors={
+                "400": "Bad query parameter (`bad-parameter`).",
+                "403": "The election's results are sealed until voting closes (`results-sealed`).",
+            },
         )
     },
     f"{V1}/log/proof/inclusion": {

@@ -26,6 +26,7 @@ from ledger.store import Store, open_store
 from tally.feed import apply_chunk
 from tally.projection import Tally
 from votes.election import Election
+from votes.errors import ResultsSealedError
 
 TALLY_PROJECTION = "tally"
 
@@ -309,6 +310,24 @@ class Service:
         """The election's definition: its first entry's, or the latest admin amendment's (only
         possible before voting opens). Kept by its casting; the tally's follower refreshes it."""
         return await (await self.casting(election)).election()
+
+    async def sealed_until(self, election: str) -> datetime | None:
+        """While ``election``'s results are sealed (``results = "sealed-until-close"`` and the
+        service's clock is before voting closes), the moment they open; else None. Read at every
+        call, so results open at the close without a restart. An empty log hides nothing."""
+        try:
+            definition = await self.election(election)
+        except ElectionEmptyError:
+            return None
+        return definition.voting_closes if definition.results_sealed(self.clock()) else None
+
+    async def require_unsealed(self, election: str) -> None:
+        """Raise :class:`~votes.errors.ResultsSealedError` while ``election``'s results are
+        sealed: the one check before serving log entries or totals (api/log_routes.py,
+        api/result_routes.py)."""
+        until = await self.sealed_until(election)
+        if until is not None:
+            raise ResultsSealedError(until, (await self.election(election)).timezone)
 
     async def tally(self, election: str) -> Tally:
         """The election's live tally, kept up to date by a follower of its log; restored from

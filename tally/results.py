@@ -9,6 +9,7 @@ import base64
 import csv
 import io
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from tally.projection import ONLINE, PAPER, Tally
@@ -139,15 +140,35 @@ def results_document(
             "tie_break": list(election.rule.tie_break),
             "seed": election.rule.seed,
         },
-        "turnout": {
-            "voters": tally.voters,
-            "by_channel": tally.voters_by_channel(),
-            "ballots": {ONLINE: tally.ballots[ONLINE], PAPER: tally.ballots[PAPER]},
-            "spoiled": tally.spoiled,
-            "voided": tally.voided,
-        },
+        "turnout": turnout(tally),
         "categories": categories,
         "breakdown": breakdown(tally, categories),
+    }
+
+
+def turnout(tally: Tally) -> dict[str, Any]:
+    """Who took part, by channel, and how many ballots were spoiled or voided: no choice."""
+    return {
+        "voters": tally.voters,
+        "by_channel": tally.voters_by_channel(),
+        "ballots": {ONLINE: tally.ballots[ONLINE], PAPER: tally.ballots[PAPER]},
+        "spoiled": tally.spoiled,
+        "voided": tally.voided,
+    }
+
+
+def sealed_document(tally: Tally, size: int, root: bytes, until: datetime) -> dict[str, Any]:
+    """What is published of sealed results (``results = "sealed-until-close"``) before voting
+    closes at ``until``: the log's size and root and the turnout; no totals, no winners."""
+    election = tally.election
+    return {
+        "election": election.id,
+        "title": election.title,
+        "sealed": True,
+        "results_open_at": until.isoformat(),
+        "timezone": election.timezone,
+        "log": {"size": size, "root": base64.b64encode(root).decode()},
+        "turnout": turnout(tally),
     }
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "OutsideWindowError",
     "PaperDeadlinePassedError",
     "ProjectRepeatedError",
+    "ResultsSealedError",
     "SameClerkError",
     "UnknownPollingPointError",
     "UnknownProjectError",
@@ -262,3 +263,15 @@ class DisputedPaperBallotError(VoteRefusedError):
     code = "paper-disputed"
     data_names: ClassVar[Mapping[str, str]] = {"positions": "entries"}
     positions: tuple[int, ...]
+
+
+@dataclass(eq=False)
+class ResultsSealedError(DomainError):
+    """The election's results are sealed (``results = "sealed-until-close"``) until voting
+    closes at ``until`` (in the election's ``timezone``): the log's entries and the totals are
+    not served before then. Not a refusal of a vote: of a read."""
+
+    code = "results-sealed"
+    data_names: ClassVar[Mapping[str, str]] = {"until": "results_open_at"}
+    until: datetime
+    timezone: str

@@ -21,6 +21,7 @@ OPENS = datetime(2018, 10, 1, 9, 0, tzinfo=KYIV)
 CLOSES = datetime(2018, 10, 25, 23, 59, 59, tzinfo=KYIV)
 LATE = datetime(2018, 10, 30, 12, 30, tzinfo=KYIV)
 CLERK = "clerk.olena+0123abcd"
+SEALED_UNTIL = datetime(2018, 10, 10, 23, 59, 59, tzinfo=KYIV)
 COST = "1 600 000.00 UAH exceeds the category's maximum 1 500 000.00 UAH"
 
 SAMPLES: dict[str, DomainError] = {
@@ -72,6 +73,7 @@ SAMPLES: dict[str, DomainError] = {
     "wrong-type": V.WrongEntryTypeError(("ballot", "paper-ballot"), "void"),
     "wrong-type-none": V.WrongEntryTypeError(("voter-token",), None),
     "wrong-polling-point": V.WrongPollingPointError("dilnytsia-1"),
+    "results-sealed": V.ResultsSealedError(SEALED_UNTIL, "Europe/Kyiv"),
 }
 
 # (status, body) of each sample as the API answered before the move, byte for byte.
@@ -489,6 +491,21 @@ EXPECTED: dict[str, tuple[int, str]] = {
         ' clerk key serves polling point \'dilnytsia-1\'", "message_en": "this cler'
         'k key serves polling point \'dilnytsia-1\'", "message_uk": "цей ключ реєст'
         'ратора належить дільниці \'dilnytsia-1\'"}',
+    ),    'results-sealed': (
+        403,
+        '{"type": "urn:uchast:problem:results-sealed", "title": "Results sealed'
+        '", "status": 403, "code": "results-sealed", "detail": "The results of '
+        'this election are sealed until voting closes at 2018-10-10 23:59:59 (E'
+        "urope/Kyiv): until then the log's entries and the totals are not serve"
+        'd, only turnout, checkpoints, proofs and receipts.", "message_en": "Th'
+        'e results of this election are sealed until voting closes at 2018-10-1'
+        "0 23:59:59 (Europe/Kyiv): until then the log's entries and the totals "
+        'are not served, only turnout, checkpoints, proofs and receipts.", "mes'
+        'sage_uk": "Результати цього голосування запечатано до завершення голос'
+        'ування 2018-10-10 23:59:59 (Europe/Kyiv): доти записи журналу й підсум'
+        'ки не оприлюднюються, лише явка, контрольні точки, докази й квитанції.'
+        '", "results_open_at": "2018-10-10T23:59:59+03:00", "timezone": "Europe'
+        '/Kyiv"}',
     ),
 }
 

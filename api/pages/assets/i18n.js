@@ -161,6 +161,10 @@ export const MESSAGES = {
   "results.checkpoint.size": { uk: "Записів", en: "Entries" },
   "results.checkpoint.root": { uk: "Корінь дерева Меркла", en: "Merkle tree root" },
   "results.checkpoint.signer": { uk: "Підпис", en: "Signature" },
+  "results.sealed": {
+    uk: "Результати запечатано до завершення голосування: {time} ({zone}). Доти видно лише явку й підписані стани журналу; підсумки й записи журналу відкриються самі.",
+    en: "Results are sealed until voting closes: {time} ({zone}). Until then only turnout and the log's signed checkpoints are shown; totals and the log's entries open by themselves.",
+  },
   "results.computedFrom": {
     uk: "Підсумки вище пораховано з перших {size} записів журналу (корінь {root}). Будь-хто може перерахувати їх із журналу: uchast audit.",
     en: "The totals above come from the first {size} log entries (root {root}). Anyone can recount them from the log: uchast audit.",
@@ -239,6 +243,10 @@ export const MESSAGES = {
   "receipt.check.inclusion": {
     uk: "Доказ включення (RFC 9162) веде від запису до кореня підписаного стану",
     en: "The inclusion proof (RFC 9162) leads from the entry to the signed root",
+  },
+  "receipt.sealed": {
+    uk: "Результати запечатано до завершення голосування ({time}, {zone}): вміст бюлетеня не показується навіть власникові коду, доки голосування не завершиться. Перевірено, що запис із цим хешем є в підписаному журналі; код і вибір можна буде перевірити після завершення.",
+    en: "Results are sealed until voting closes ({time}, {zone}): the ballot's contents are not shown, not even to the code's holder, until then. Checked: an entry with this hash is in the signed log; the code and the picks can be checked after the close.",
   },
   "receipt.details": { uk: "Запис у журналі", en: "The log entry" },
   "receipt.raw": { uk: "Запис і доказ повністю (JSON)", en: "Full entry and proof (JSON)" },

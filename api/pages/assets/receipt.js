@@ -53,16 +53,23 @@ async function verify(answer) {
   const vkey = new URLSearchParams(location.search).get("vkey") || state.logKey.vkey;
   const entry = answer.entry;
   const checks = [];
-  checks.push(
-    await check("receipt.check.code", async () => (await receiptCode(b64decode(entry.envelope.sig))) === answer.receipt),
-  );
   let leaf = null;
-  checks.push(
-    await check("receipt.check.leaf", async () => {
-      leaf = await entryLeafHash(entry);
-      return equalBytes(leaf, b64decode(answer.leaf_hash));
-    }),
-  );
+  if (entry) {
+    checks.push(
+      await check("receipt.check.code", async () => (await receiptCode(b64decode(entry.envelope.sig))) === answer.receipt),
+    );
+    checks.push(
+      await check("receipt.check.leaf", async () => {
+        leaf = await entryLeafHash(entry);
+        return equalBytes(leaf, b64decode(answer.leaf_hash));
+      }),
+    );
+  } else {
+    // Sealed results: the entry is withheld until voting closes, so only the leaf hash the
+    // server names can be shown to be in the signed log; the code and the picks are checked
+    // against it after the close.
+    leaf = b64decode(answer.leaf_hash);
+  }
   let checkpoint = null;
   let signer = null;
   checks.push(
@@ -142,7 +149,9 @@ function render() {
     ),
   );
 
-  const payload = answer.entry.envelope.payload;
+  const payload = answer.entry?.envelope.payload ?? { type: answer.type };
+  $("sealed-note").hidden = Boolean(answer.entry);
+  if (!answer.entry) $("sealed-note").textContent = t("receipt.sealed", { time: dateTime(answer.sealed_until, zone), zone: zone ?? "" });
   const rows = [
     ["receipt.d.code", answer.receipt, "mono"],
     ["receipt.d.status", t(`receipt.status.${answer.status}`)],
@@ -152,13 +161,13 @@ function render() {
   if (payload.polling_point) rows.push(["receipt.d.point", pointTitle(payload.polling_point)]);
   if (payload.reason) rows.push(["receipt.d.reason", t(`reason.${payload.reason}`)]);
   if (payload.cast_at) rows.push(["receipt.d.castAt", dateTime(payload.cast_at, zone)]);
-  if (answer.entry.recorded_at) rows.push(["receipt.d.recordedAt", dateTime(answer.entry.recorded_at, zone)]);
+  if (answer.entry?.recorded_at) rows.push(["receipt.d.recordedAt", dateTime(answer.entry.recorded_at, zone)]);
   rows.push(["receipt.d.position", String(answer.position)]);
   if (checkpoint) {
     rows.push(["receipt.d.checkpoint", `${checkpoint.origin} · ${number(Number(checkpoint.size))}`]);
     rows.push(["receipt.d.root", checkpoint.rootText, "mono"]);
   }
-  rows.push(["receipt.d.signedBy", answer.entry.envelope.key, "mono"]);
+  if (answer.entry) rows.push(["receipt.d.signedBy", answer.entry.envelope.key, "mono"]);
   rows.push(["receipt.d.logKey", vkey, "mono"]);
   $("details").replaceChildren(
     ...rows.flatMap(([key, value, cls]) => [h("dt", {}, t(key)), h("dd", { class: cls === "pre" ? "pre" : cls || "" }, value)]),

@@ -4,6 +4,7 @@
 import {
   Problem,
   chooseElection,
+  dateTime,
   electionUrl,
   getJSON,
   h,
@@ -206,7 +207,7 @@ function renderCheckpoint() {
   } catch {
     $("cp-origin").textContent = "—";
   }
-  if (state.results) {
+  if (state.results && !state.results.sealed) {
     $("cp-hint").textContent = t("results.computedFrom", { size: number(state.results.log.size), root: state.results.log.root });
   }
 }
@@ -218,7 +219,15 @@ function render() {
   if (!results) return;
   $("election-title").textContent = pick(results.title);
   renderTurnout(results.turnout);
-  $("categories").replaceChildren(...results.categories.map(renderCategory));
+  // Sealed (results = "sealed-until-close"): the server sends turnout only, until the close.
+  const sealed = results.sealed === true;
+  $("sealed").hidden = !sealed;
+  if (sealed) {
+    $("sealed").textContent = t("results.sealed", { time: dateTime(results.results_open_at, results.timezone), zone: results.timezone });
+  }
+  $("csv-link").hidden = sealed;
+  document.body.dataset.sealed = String(sealed);
+  $("categories").replaceChildren(...(sealed ? [] : results.categories.map(renderCategory)));
   renderCheckpoint();
   const updated = state.updatedAt ? t("results.updated", { time: time(state.updatedAt), size: number(results.log.size) }) : "";
   $("updated").textContent = state.failing ? `${updated} · ${t("results.offline")}` : updated;
