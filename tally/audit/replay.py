@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import copy
 import gc
 import itertools
 import json
@@ -74,9 +75,15 @@ from tally.audit.entries import (
 from tally.audit.entries import record as entry_record
 from tally.audit.errors import Violation, error_for
 from tally.audit.recount import Recount, compare_results, recount
-from tally.audit.sources import CheckpointLine, Source, SourceUnavailableError, open_source
+from tally.audit.sources import (
+    CheckpointLine,
+    Outline,
+    Source,
+    SourceUnavailableError,
+    open_source,
+)
 
-__all__ = ["AuditReport", "SavedCheckpoint", "audit", "audit_strict"]
+__all__ = ["AuditReport", "IncrementalAudit", "SavedCheckpoint", "audit", "audit_strict"]
 
 ROLES = ("admin", "site", "clerk", "supervisor")
 WRITERS: dict[str, frozenset[str]] = {
@@ -249,6 +256,8 @@ class _Auditor:
         self.hints: dict[str, bytes] = {admin.key_id: admin.public}
         # Election definitions read ahead from the lines, for the workers' stateless rules.
         self.hint_definition: Definition | None = None
+        self.lines_cut = 0  # lines cut into chunks so far
+        self.listed_size = -1  # the size of the last checkpoint listed so far
         self.hint_definitions: list[Definition] = []
         self.definition: Definition | None = None
         self.rules: BallotRules | None = None
@@ -307,6 +316,12 @@ class _Auditor:
         # 1. As many entries as announced.
         if done != total:
             self.add(Violation(1, "size", f"{total} entries", f"{done} entries"))
+        self._conclude(done)
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _conclude(self, done: int) -> None:
+        """The checks that look at the log as a whole, once its ``done`` entries are read."""
         # 4. The last checkpoint covers the whole log; consistency proofs between successive
         #    checkpoints, where the source serves them.
         if self.last_checkpoint != done:
@@ -323,12 +338,10 @@ class _Auditor:
         self._check_saved(done)
         # 6. Totals, winners, and the published results.
         self._finish(done)
-        self.report.seconds = time.perf_counter() - started
-        return self.report
 
     def _stream(self, workers: int, chunk_size: int, progress: Progress | None, total: int) -> int:
         tasks = self._tasks(chunk_size)
-        done = 0
+        done = self.frontier.size  # entries replayed before (an incremental audit's feeds)
         if workers <= 0:
             for task in tasks:
                 done = self._consume(task, check_chunk(task))
@@ -361,7 +374,7 @@ class _Auditor:
         one definition holds for the whole of the next)."""
         checkpoints = self.source.checkpoint_lines()
         upcoming: CheckpointLine | None = next(checkpoints, None)
-        last_size = -1
+        last_size = self.listed_size
 
         def notes_upto(size: int) -> list[tuple[int, object]]:
             nonlocal upcoming, last_size
@@ -388,7 +401,9 @@ class _Auditor:
             return notes
 
         chunk_size = max(1, chunk_size)
-        start = count = 0  # the pending chunk: its first line, and how many lines it has
+        # The pending chunk: its first line, and how many lines it has.
+        start, count = self.lines_cut, 0
+        first = start == 0
         pieces: list[bytes] = []
         hint = self.hint_definition
 
@@ -424,8 +439,9 @@ class _Auditor:
                         yield chunk()
                     hint = defined
         end = start + count
-        if count or start == 0:
+        if count or first or upcoming is not None:
             yield chunk()
+        self.lines_cut, self.listed_size, self.hint_definition = end, last_size, hint
         while upcoming is not None:
             beyond, upcoming = upcoming, next(checkpoints, None)
             if beyond.problem is not None:
@@ -1156,3 +1172,139 @@ def audit_strict(
         )
     except _Stop as stop:
         raise error_for(stop.violation) from None
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+class _Fed(Source):
+    """What the caller of :class:`IncrementalAudit` hands over, one feed at a time."""
+
+    def __init__(self, name: str, election: str) -> None:
+        self.base = name  # how the report names the source
+        self.election = election
+        self.problems: list[Violation] = []
+        self.blocks: list[bytes] = []
+        self.notes: list[CheckpointLine] = []
+
+    def outline(self, log_key: VerifierKey) -> Outline:
+        return Outline(self.election, 0, None, [])
+
+    def entry_blocks(self) -> Iterator[bytes]:
+        blocks, self.blocks = self.blocks, []
+        yield from blocks
+
+    def checkpoint_lines(self) -> Iterator[CheckpointLine]:
+        notes, self.notes = self.notes, []
+        yield from notes
+
+
+class IncrementalAudit:
+    """The same checklist as :func:`audit`, fed a log a piece at a time, as a monitor reads a
+    live log: :meth:`feed` the entries that follow the ones fed before (with the checkpoints
+    they reach), ask :meth:`report` for the verdict on the log so far, feed more.
+
+    The state kept between feeds is the replay's own (the tree's frontier, the key registry,
+    per-voter history), so each feed costs only its new entries. The verdict on a log fed in
+    any number of pieces is the one :func:`audit` gives on the whole
+    (tests/tally/audit/test_incremental_audit.py). There are no published results to compare.
+    """
+
+    def __init__(
+        self,
+        log_vkey: str,
+        admin_vkey: str,
+        election: str,
+        *,
+        source: str = "",
+        origin: str | None = None,
+        checkpoints: Sequence[str | SavedCheckpoint] = (),
+        list_counted: bool = False,
+    ) -> None:
+        self._fed = _Fed(source, election)
+        auditor = _Auditor(
+            self._fed,
+            VerifierKey.parse(log_vkey),
+            VerifierKey.parse(admin_vkey),
+            strict=False,
+            list_counted=list_counted,
+        )
+        auditor.election = auditor.report.election = election
+        auditor.origin = origin
+        auditor.expect_saved(_read_saved(auditor, checkpoints))
+        self._auditor = auditor
+        self._seconds = 0.0
+
+    @property
+    def size(self) -> int:
+        """How many entries were fed: the position the next feed starts at."""
+        return self._auditor.frontier.size
+
+    @property
+    def root(self) -> bytes:
+        """The RFC 9162 root of the entries fed."""
+        return self._auditor.frontier.root()
+
+    @property
+    def last_checkpoint(self) -> int:
+        """The size of the last checkpoint fed that verified (-1: none yet)."""
+        return self._auditor.last_checkpoint
+
+    def feed(
+        self,
+        entries: Sequence[bytes],
+        checkpoints: Sequence[tuple[int, str]] = (),
+        *,
+        workers: int = 0,
+        chunk_size: int = 2000,
+    ) -> None:
+        """Replay ``entries`` (each entry's bytes, the Merkle leaf, from position
+        :attr:`size` on) and the signed ``checkpoints`` ``(size, note)`` they reach, in
+        ascending size (a checkpoint beyond the entries fed so far is a violation)."""
+        lines = []
+        for offset, entry in enumerate(entries):
+            if b"\n" in entry:
+                # An entry is one line of the auditor's input: a raw newline (never in RFC 8785
+                # JSON) would cut it in two. NUL keeps it one line, and just as non-canonical.
+                entry = entry.replace(b"\n", b"\0")
+            lines.append(b'{"index":%d,"entry":%b}\n' % (self.size + offset, entry))
+        self.feed_lines(b"".join(lines), checkpoints, workers=workers, chunk_size=chunk_size)
+
+    def feed_lines(
+        self,
+        lines: bytes,
+        checkpoints: Sequence[tuple[int, str]] = (),
+        *,
+        workers: int = 0,
+        chunk_size: int = 2000,
+    ) -> None:
+        """As :meth:`feed`, for entry lines of an exported log (``{"index":i,"entry":...}``,
+        each ending in a newline)."""
+        started = time.perf_counter()
+        fed = self._fed
+        fed.blocks = [lines] if lines else []
+        fed.notes = [CheckpointLine(size, note) for size, note in checkpoints]
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._auditor._stream(workers, chunk_size, None, 0)
+        finally:
+            if collecting:
+                gc.enable()
+        self._seconds += time.perf_counter() - started
+
+    def report(self) -> AuditReport:
+        """The verdict on the entries fed so far, as :func:`audit` gives it on a log of them
+        (the last checkpoint must cover them all); feeding may go on afterwards."""
+        auditor = self._auditor
+        kept = auditor.report
+        report = copy.copy(kept)
+        report.violations = list(kept.violations)
+        report.violation_counts = dict(kept.violation_counts)
+        auditor.report = report
+        try:
+            auditor._conclude(self.size)
+        finally:
+            auditor.report = kept
+        report.seconds = self._seconds
+        return report
