@@ -784,6 +784,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("audit_args", nargs=argparse.REMAINDER, metavar="SOURCE ...")
     p.set_defaults(func=cmd_audit)
+    p = sub.add_parser(
+        "verify-receipt",
+        help="check a receipt's proof file (C2SP tlog-proof) offline against the log key",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    p.add_argument("verify_args", nargs=argparse.REMAINDER, metavar="FILE --log-vkey V")
+    p.set_defaults(func=cmd_verify_receipt)
     return parser
 
 
@@ -791,6 +799,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from tally.audit.cli import main as audit_main
 
     return audit_main(args.audit_args)
+
+
+def cmd_verify_receipt(args: argparse.Namespace) -> int:
+    from tally.audit.receipts import main as verify_main
+
+    return verify_main(args.verify_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

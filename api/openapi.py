@@ -637,7 +637,11 @@ PATHS: dict[str, Any] = {
                     "description": "Receipt code, e.g. `ABCDE-12345` (case and dash optional).",
                 }
             ],
-            errors={"400": "Not a receipt code (`bad-receipt`)."},
+            errors={
+                "400": "Not a receipt code (`bad-receipt`).",
+                "403": "The election's results are sealed until voting closes "
+                "(`results-sealed`): the file carries the entry, kept back until then.",
+            },
             description="404 `unknown-receipt` when no ballot has this code; 503 "
             "`no-checkpoint` before a checkpoint covers it.",
         )

@@ -14,6 +14,9 @@ from api.keys import SERVICE
 from api.problems import ProblemError
 from ledger.casting import prior_entry
 from ledger.entry import entry_object, entry_payload
+from ledger.log import Ledger
+from ledger.store import StoredCheckpoint, StoredEntry
+from ledger.tlog_proof import TLOG_PROOF_SUFFIX, tlog_proof
 from tally.export import approvals_of, voter_histories
 from tally.results import results_csv, results_document, sealed_document
 from votes.receipts import normalise_receipt_code, receipt_status, receipt_tag
@@ -87,12 +90,11 @@ async def results(request: web.Request) -> web.Response:
     return web.json_response({**document, "refusals": await service.refusals(election)})
 
 
-@routes.get("/v1/elections/{election}/receipts/{code}")
-async def receipt(request: web.Request) -> web.Response:
-    """A ballot's status (:class:`votes.receipts.ReceiptStatus`: what the results count) and
-    its inclusion proof against the latest checkpoint."""
-    service = request.app[SERVICE]
-    ledger = await service.ledger(request.match_info["election"])
+async def _receipt_entry(request: web.Request) -> tuple[Ledger, str, StoredEntry]:
+    """The election's ledger, the canonical code and the ballot it names; 400 ``bad-receipt``
+    for what cannot be a code, 404 ``unknown-receipt`` when no ballot has it. Looked up by the
+    code's hash, the tag the ballot carries (votes/receipts.py)."""
+    ledger = await request.app[SERVICE].ledger(request.match_info["election"])
     code = normalise_receipt_code(request.match_info["code"])
     if code is None:
         raise ProblemError(
@@ -109,7 +111,15 @@ async def receipt(request: web.Request) -> web.Response:
             "no ballot with this receipt code (yet): check the code",
             "бюлетеня з таким кодом немає; перевірте код",
         )
-    entry = found[0]
+    return ledger, code, found[0]
+
+
+@routes.get("/v1/elections/{election}/receipts/{code}")
+async def receipt(request: web.Request) -> web.Response:
+    """A ballot's status (:class:`votes.receipts.ReceiptStatus`: what the results count) and
+    its inclusion proof against the latest checkpoint."""
+    service = request.app[SERVICE]
+    ledger, code, entry = await _receipt_entry(request)
     # One read: the voter's entries and the voids naming them (a void carries the voter's tag).
     voter = entry_payload(entry.data)["voter"]
     found, _ = await ledger.tagged([voter_tag(voter)])
@@ -140,4 +150,29 @@ async def receipt(request: web.Request) -> web.Response:
                 "hashes": [base64.b64encode(h).decode() for h in hashes],
             },
         }
+    )
+
+
+async def _proof_checkpoint(ledger: Ledger, entry: StoredEntry) -> StoredCheckpoint:
+    """The checkpoint a receipt's proof file is made against: the latest the log signed, once it
+    covers the entry (503 ``no-checkpoint`` before)."""
+    checkpoint = await ledger.latest_checkpoint()
+    if checkpoint is None or checkpoint.size <= entry.position:
+        raise ProblemError(503, "no-checkpoint", "the ballot is not in a checkpoint yet; retry")
+    return checkpoint
+
+
+@routes.get("/v1/elections/{election}/receipts/{code}/proof")
+async def receipt_proof(request: web.Request) -> web.Response:
+    """The ballot's C2SP tlog-proof file (ledger/tlog_proof.py): its entry, index and inclusion
+    proof against the latest checkpoint, for ``uchast verify-receipt`` to check offline."""
+    # The file carries the entry, so it waits for sealed results to open, as the entry does.
+    await request.app[SERVICE].require_unsealed(request.match_info["election"])
+    ledger, code, entry = await _receipt_entry(request)
+    checkpoint = await _proof_checkpoint(ledger, entry)
+    hashes = await ledger.inclusion_proof(entry.position, checkpoint.size)
+    return web.Response(
+        text=tlog_proof(entry.position, hashes, checkpoint.note, entry.data),
+        content_type="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="{code}{TLOG_PROOF_SUFFIX}"'},
     )
