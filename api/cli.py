@@ -329,6 +329,25 @@ def _write_output(out: str, text: str, what: str) -> None:
         print(f"exported {what} to {out}", file=sys.stderr)
 
 
+def cmd_export_tiles(args: argparse.Namespace) -> int:
+    from ledger.tiles import export_tiles
+
+    async def work(store: Store) -> int:
+        election = await _single_election(store, args.election)
+        try:
+            size, files = await export_tiles(store, election, Path(args.out))
+        except (ValueError, OSError) as exc:
+            raise CommandError(str(exc)) from None
+        print(
+            f"exported the tiles of {election} at its checkpoint of {size} entries "
+            f"({files} files) to {args.out}",
+            file=sys.stderr,
+        )
+        return 0
+
+    return _run(_with_store(args.db, work))
+
+
 def cmd_export_results(args: argparse.Namespace) -> int:
     from tally.export import results_from_log
     from tally.results import results_csv
@@ -614,6 +633,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--election")
     p.add_argument("--out", default="-", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_export_log)
+    p = export.add_parser(
+        "tiles",
+        help="the log as static C2SP tlog-tiles files (checkpoint, tiles, entry bundles)",
+        description="Write DIR/checkpoint and DIR/tile/... exactly as the server serves them "
+        "under /v1/elections/ID/log/, for nginx or object storage. Safe to rerun as the log "
+        "grows: tiles never change and the checkpoint is replaced last.",
+    )
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--election")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write")
+    p.set_defaults(func=cmd_export_tiles)
     p = export.add_parser("results", help="totals and winners (as GET /results), from the log")
     p.add_argument("--db", default=DEFAULT_DB)
     p.add_argument("--election")

@@ -19,10 +19,13 @@ a signed checkpoint.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from ledger.errors import ProofError
 from ledger.store import Store
@@ -36,6 +39,7 @@ __all__ = [
     "TilePathError",
     "encode_index",
     "entry_bundle",
+    "export_tiles",
     "parse_tile_path",
     "read_tile",
     "tiles_for_size",
@@ -219,3 +223,41 @@ async def read_tile(store: Store, log_id: str, tile: Tile, size: int) -> bytes |
             "the log is incomplete"
         )
     return b"".join(hashes)
+
+
+async def export_tiles(store: Store, log_id: str, out: Path) -> tuple[int, int]:
+    """Write the log as a static C2SP tiled log under ``out``: ``out/checkpoint`` (the latest
+    checkpoint) and every hash tile and entry bundle of its size, byte for byte what the HTTP
+    routes serve, so that any static file server (nginx, object storage) can serve the tree.
+
+    Each file is written to a temporary name and renamed, and the checkpoint last, so a server
+    of ``out`` never shows a checkpoint whose tiles are not all there, nor half a file. Files
+    from an earlier export stay: the bytes at a tile's path never change. Returns the
+    checkpoint's size and the number of files written. Raises :class:`ValueError` if the log
+    has no checkpoint.
+    """
+    stored = await store.latest_checkpoint(log_id)
+    if stored is None:
+        raise ValueError(f"the log of {log_id!r} has no checkpoint yet: nothing to export")
+    written = 0
+    for tile in tiles_for_size(stored.size):
+        data = await read_tile(store, log_id, tile, stored.size)
+        assert data is not None  # every tile of the size lies within it
+        _write_file(out, tile.path, data)
+        written += 1
+    _write_file(out, "checkpoint", stored.note.encode())
+    return stored.size, written + 1
+
+
+def _write_file(root: Path, path: str, data: bytes) -> None:
+    target = root.joinpath(*path.split("/"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temporary, 0o644)  # published files, for whichever user serves them
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
