@@ -152,7 +152,9 @@ def _tile(path: str) -> Tile:
 
 @routes.get("/v1/elections/{election}/log/tile/entries/{index:.+}")
 async def entry_bundle(request: web.Request) -> web.Response:
-    """C2SP entry bundle: entries N*256 .. N*256+W-1, each its leaf bytes behind a uint16 length."""
+    """C2SP entry bundle: entries N*256 .. N*256+W-1, each its leaf bytes behind a uint16 length.
+    Refused (403 ``results-sealed``) while the election's results are sealed."""
+    await request.app[SERVICE].require_unsealed(request.match_info["election"])
     tile = _tile(f"tile/entries/{request.match_info['index']}")
     return await _serve_tile(request, tile)
 

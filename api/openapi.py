@@ -723,6 +723,9 @@ PATHS: dict[str, Any] = {
             description="Entries N*256 .. N*256+W-1, each its canonical bytes (the Merkle leaf) "
             "behind a big-endian uint16 length. Only bundles within the latest checkpoint are "
             "served; 404 `no-tile` otherwise. Cached like hash tiles.",
+            errors={
+                "403": "The election's results are sealed until voting closes (`results-sealed`)."
+            },
         )
     },
     "/metrics": {
