@@ -45,6 +45,9 @@ class RoutesError(ValueError):
 def redact(url: str) -> str:
     """``url`` without its password (in the authority or as a query parameter): what may be
     logged or shown."""
+    scheme, separator, _ = url.partition("://")
+    if not separator:  # not a URL: nothing in it can be told apart from a password
+        return "***"
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
@@ -59,9 +62,11 @@ def redact(url: str) -> str:
             ],
             safe="*",
         )
+        if (netloc, query) == (parts.netloc, parts.query):
+            return url  # nothing to hide (urlunsplit would also drop sqlite:///'s empty host)
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:  # not even a URL: show its scheme only
-        return url.partition("://")[0] + "://***"
+    except ValueError:  # not a URL urlsplit reads: show its scheme only
+        return f"{scheme}://***"
 
 
 @dataclass(frozen=True)

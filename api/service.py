@@ -115,6 +115,7 @@ class Service:
         self._stores: dict[str, Store] = {config.db_url: self.store}
         self._opened: set[str] = set()  # URLs whose store is open
         self._store_locks: dict[str, asyncio.Lock] = {}
+        self._unanswered: set[str] = set()  # URLs whose store could not be opened
         self._routes = Routes(config.db_url)
         self._routes_file = RoutesFile(config.routes_file) if config.routes_file else None
         self._routes_stamp: tuple[int, int, int] | None = None
@@ -205,12 +206,22 @@ class Service:
                 if url not in self._opened:
                     try:
                         await store.open()
-                    except BaseException:
+                    except BaseException as exc:
                         with contextlib.suppress(Exception):  # a pool half made: let it go
                             await asyncio.wait_for(store.close(), 5)
+                        if url not in self._unanswered:  # once, not at every request
+                            self._unanswered.add(url)
+                            log.warning(
+                                "database %s does not answer (%s): its elections answer 503"
+                                " until it does",
+                                redact(url),
+                                type(exc).__name__,
+                            )
                         raise
                     self._opened.add(url)
-                    log.info("database %s opened", redact(url))
+                    if url in self._unanswered:
+                        self._unanswered.discard(url)
+                        log.warning("database %s answers again", redact(url))
         return store
 
     async def store_of(self, election: str) -> Store:

@@ -6,8 +6,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.pg_cluster import PgCluster
 
 PG_ADMIN_URL = os.environ.get("UCHAST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI") == "true"
@@ -92,3 +96,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             yield url
         finally:
             drop_pg_database(url)
+
+
+@pytest.fixture
+def second_pg_cluster() -> Iterator[PgCluster]:
+    """Another PostgreSQL server, running (its own initdb, data directory and port; user
+    postgres, trust), removed afterwards: the main one at 127.0.0.1:5432 is left as it is."""
+    from tests.pg_cluster import PgCluster, require_pg_bin
+
+    require_pg_bin()
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
