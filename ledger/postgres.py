@@ -103,6 +103,29 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+def _split_url(url: str) -> tuple[list[str], dict[str, str]]:
+    """One URL per host of ``url`` (``postgresql://user@h1:p1,h2:p2/db?...``: libpq's multi-host
+    form), in order, without our own options; and those options (``connect_timeout``,
+    ``command_timeout``), which asyncpg would send to the server as settings."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    path, _, query = tail.partition("?")
+    options: dict[str, str] = {}
+    kept = []
+    for pair in query.split("&") if query else []:
+        name, _, value = pair.partition("=")
+        if name in _OWN_OPTIONS:
+            options[name] = value
+        else:
+            kept.append(pair)
+    suffix = f"{slash}{path}" + (f"?{'&'.join(kept)}" if kept else "")
+    userinfo, at, hosts = netloc.rpartition("@")
+    return [f"{scheme}://{userinfo}{at}{host}{suffix}" for host in hosts.split(",")], options
+
+
+_OWN_OPTIONS = ("connect_timeout", "command_timeout")
+
+
 def _entry(row: Any) -> StoredEntry:
     return StoredEntry(
         position=row[0],
@@ -317,12 +340,18 @@ class PostgresStore(Store):
         max_size: int = 10,
         connect_timeout: float = 10.0,
         acquire_timeout: float = 10.0,
+        command_timeout: float = 10.0,
     ) -> None:
         self.url = url
         self._pool: Any = None
         self._min_size = min_size
         self._max_size = max_size
-        self._connect_timeout = connect_timeout
+        # The URL may set both, in seconds: ``connect_timeout`` (per host, as in libpq) and
+        # ``command_timeout`` (per statement, measured here: a hung server never answers, and
+        # its sockets stay open, so only our own clock ends the wait).
+        self._hosts, options = _split_url(url)
+        self._connect_timeout = float(options.get("connect_timeout", connect_timeout))
+        self._command_timeout = float(options.get("command_timeout", command_timeout))
         self._acquire_timeout = acquire_timeout
         self._listener: Any = None
         self._growth: dict[str, asyncio.Event] = {}
@@ -337,11 +366,11 @@ class PostgresStore(Store):
     async def open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self.url,
                 min_size=self._min_size,
                 max_size=self._max_size,
                 reset=_no_reset,
-                timeout=self._connect_timeout,
+                connect=self._connect,
+                command_timeout=self._command_timeout,
             )
         except Exception as exc:  # no connection at all, whatever the server said
             raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
@@ -349,6 +378,37 @@ class PostgresStore(Store):
         async with self._conn() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(7347202118)")
             await conn.execute(SCHEMA)
+
+    async def _connect(self, *_dsn: Any, **options: Any) -> Any:
+        """A connection to the first host of the URL that accepts one and suits it (with
+        ``target_session_attrs=read-write``: the primary). The hosts are tried at once, each
+        with its own timeout: asyncpg tries them in turn within one timeout, so a hung host
+        (it accepts TCP and never answers) would use all of it and hide the new primary."""
+        options = {k: v for k, v in options.items() if k != "loop"}
+        options["timeout"] = self._connect_timeout
+        options.setdefault("command_timeout", self._command_timeout)
+        if len(self._hosts) == 1:
+            return await asyncpg.connect(self._hosts[0], **options)
+        attempts = [asyncio.ensure_future(asyncpg.connect(h, **options)) for h in self._hosts]
+        chosen: Any = None
+        error: BaseException | None = None
+        try:
+            for attempt in asyncio.as_completed(attempts):
+                try:
+                    chosen = await attempt
+                    return chosen
+                except Exception as exc:  # this host is down, hung or not the primary
+                    error = exc
+            assert error is not None
+            raise error
+        finally:
+            for attempt in attempts:
+                attempt.cancel()
+            for attempt in attempts:
+                with contextlib.suppress(BaseException):
+                    other = await attempt
+                    if other is not chosen:
+                        other.terminate()
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -640,7 +700,7 @@ class PostgresStore(Store):
             if self._listener is not None and not self._listener.is_closed():
                 return
             try:
-                self._listener = await asyncpg.connect(self.url, timeout=self._connect_timeout)
+                self._listener = await self._connect()
                 await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
             except Exception as exc:
                 self._listener = None
