@@ -4,7 +4,9 @@ Ready means: the database answers, no election's log was rolled back behind a ch
 server already published (such a log refuses writes, ledger.sequencer), and every election's live
 tally is within ``ServiceConfig.ready_max_lag`` entries of its log (so ``/results`` is current).
 Otherwise 503 problem+json with ``Retry-After``, code ``not-ready`` and a ``reason``
-(``database``, ``log-rolled-back`` or ``projection-lag``).
+(``database``, ``log-rolled-back`` or ``projection-lag``). Under ``serve --routes`` "the
+database" is each of them: the server is ready while one answers (``"database": "degraded"``
+when not all do) and the report names each (``clusters``), see :func:`readiness`.
 """
 
 from __future__ import annotations

@@ -480,7 +480,11 @@ SCHEMAS: dict[str, Any] = {
         "required": ["status", "database", "max_lag", "elections"],
         "properties": {
             "status": {"const": "ready"},
-            "database": {"const": "ok"},
+            "database": {
+                "enum": ["ok", "degraded"],
+                "description": "degraded: a database of `serve --routes` does not answer; its "
+                "elections answer 503 store-unavailable, the others are served.",
+            },
             "max_lag": {"type": "integer"},
             "elections": {
                 "type": "object",
@@ -488,6 +492,19 @@ SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "required": ["size", "lag"],
                     "properties": {"size": {"type": "integer"}, "lag": {"type": "integer"}},
+                },
+            },
+            "clusters": {
+                "type": "object",
+                "description": "With `serve --routes` only: each database by its URL without "
+                "the password, whether it answers and the elections served from it.",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["database", "elections"],
+                    "properties": {
+                        "database": {"enum": ["ok", "unavailable"]},
+                        "elections": {"type": "array", "items": {"type": "string"}},
+                    },
                 },
             },
         },
