@@ -31,7 +31,9 @@ def build_parser(prog: str = "uchast audit") -> argparse.ArgumentParser:
     parser.add_argument(
         "source",
         metavar="SOURCE",
-        help="an exported log file (uchast export log) or a server's base URL",
+        help="an exported log file (uchast export log), a server's base URL, or a tiled log "
+        "(C2SP tlog-tiles): a URL ending in /log/ (the server's "
+        "/v1/elections/ID/log/ or a static copy) or a directory from uchast export tiles",
     )
     parser.add_argument("--log-vkey", required=True, help="the log's public key (C2SP vkey)")
     parser.add_argument(

@@ -1,6 +1,7 @@
 """Mirrors ledger/export.py and api/log_routes.py; tests/tally/audit/test_audit*.py read both.
 
-Where the log comes from: an exported file (``uchast export log``) or a running server.
+Where the log comes from: an exported file (``uchast export log``), a running server, or a
+tiled log (C2SP tlog-tiles: the server's ``log/`` prefix, a static copy, ``uchast export tiles``).
 
 Both give the same things, streamed so that memory stays bounded: the entry lines in order
 (``{"index":i,"entry":{...}}``), the checkpoints smallest first, the published results if any,
@@ -32,12 +33,23 @@ from typing import Any, BinaryIO
 
 from tally.audit.crypto import Checkpoint, NoteError, VerifierKey, decode_b64, open_checkpoint
 from tally.audit.errors import Violation
+from tally.audit.tiles import (
+    TILE_WIDTH,
+    TileFormatError,
+    TileHashes,
+    TileMissingError,
+    TileReader,
+    TileUnavailableError,
+    is_tiles_location,
+    leaf_hashes,
+)
 
 __all__ = [
     "LOG_FORMAT",
     "CheckpointLine",
     "LogFile",
     "LogServer",
+    "LogTiles",
     "Source",
     "SourceUnavailableError",
     "open_source",
@@ -260,6 +272,16 @@ def _checkpoint_line(line: bytes) -> CheckpointLine:
     return CheckpointLine(size, note)
 
 
+def _problem_detail(exc: urllib.error.HTTPError) -> str:
+    """``: <detail>`` of the problem document a server refused with (say, 403 results-sealed:
+    entries are not served before voting closes), or nothing."""
+    try:
+        detail = json.loads(exc.read(4096)).get("detail")
+    except (ValueError, AttributeError, OSError):
+        return ""
+    return f": {detail}" if isinstance(detail, str) else ""
+
+
 def _cut(data: bytes, limit: int = 60) -> str:
     text = repr(data[:limit])
     return text + ("..." if len(data) > limit else "")
@@ -345,7 +367,9 @@ class LogServer(Source):
                             got += whole.count(b"\n")
                             yield whole
             except urllib.error.HTTPError as exc:
-                raise SourceUnavailableError(f"entries from {start}: HTTP {exc.code}") from None
+                raise SourceUnavailableError(
+                    f"entries from {start}: HTTP {exc.code}{_problem_detail(exc)}"
+                ) from None
             if lines.carry:
                 self.problems.append(lines.unterminated())
                 got += 1
@@ -402,8 +426,94 @@ class LogServer(Source):
             return []
 
 
+# --------------------------------------------------------------------------- tiles
+
+
+class LogTiles(Source):
+    """A tiled log (c2sp.org/tlog-tiles): the server's ``.../v1/elections/ID/log/``, a copy of
+    that tree on any static host, or a directory from ``uchast export tiles``.
+
+    Reads the checkpoint and the entry bundles of its size, and the hash tiles, which must be
+    those of the entries' tree (a client that proves inclusion from tiles relies on them);
+    nothing else. The entries become the same lines a server's ``/log/entries`` gives.
+    """
+
+    def __init__(
+        self, location: str, election: str | None = None, *, check_hash_tiles: bool = True
+    ) -> None:
+        try:
+            self.reader = TileReader(location)
+        except TileUnavailableError as exc:
+            raise SourceUnavailableError(str(exc)) from None
+        self.base = location
+        self.election = election or self.reader.election
+        self.check_hash_tiles = check_hash_tiles
+        self.size = 0
+        self.note: str | None = None
+        self.problems: list[Violation] = []
+
+    def outline(self, log_key: VerifierKey) -> Outline:
+        """The checkpoint fixes how much of the log is audited (as a server's latest does)."""
+        try:
+            checkpoint, note = self.reader.checkpoint(log_key)
+        except TileMissingError as exc:
+            problem = Violation(1, "latest-checkpoint", "a signed checkpoint", str(exc))
+            return Outline(self.election or "", 0, None, [problem])
+        except TileUnavailableError as exc:
+            raise SourceUnavailableError(str(exc)) from None
+        except NoteError as exc:
+            problem = Violation(4, "checkpoint-signature", f"signed by {log_key.key_id}", str(exc))
+            return Outline(self.election or "", 0, None, [problem])
+        # A copy elsewhere may sit under any path: the origin names the election then.
+        self.election = self.election or checkpoint.origin.rsplit("/", 1)[-1]
+        self.size, self.note = checkpoint.size, note
+        return Outline(self.election, checkpoint.size, checkpoint.origin, [])
+
+    def entry_blocks(self) -> Iterator[bytes]:
+        hashes = TileHashes(self.reader, self.size) if self.check_hash_tiles else None
+        try:
+            for tile, entries in self.reader.bundles(self.size):
+                first = tile.index * TILE_WIDTH
+                for offset, data in enumerate(entries):
+                    if b"\n" in data:  # canonical JSON has none; it would cut the line
+                        self.problems.append(
+                            Violation(
+                                2,
+                                "canonical",
+                                "canonical JSON (no raw newline)",
+                                _cut(data),
+                                entry=first + offset,
+                            )
+                        )
+                        return
+                yield b"".join(
+                    b'{"index":%d,"entry":%s}\n' % (first + offset, data)
+                    for offset, data in enumerate(entries)
+                )
+                if hashes is not None:
+                    hashes.add(leaf_hashes(entries))
+        except TileFormatError as exc:
+            self.problems.append(Violation(1, "entry-bundle", "a C2SP entry bundle", str(exc)))
+            return
+        except TileUnavailableError as exc:
+            raise SourceUnavailableError(str(exc)) from None
+        if hashes is not None:
+            for path, why in hashes.finish():
+                self.problems.append(
+                    Violation(4, "hash-tile", "the hashes of the entries' tree", f"{path}: {why}")
+                )
+
+    def checkpoint_lines(self) -> Iterator[CheckpointLine]:
+        if self.note is not None:
+            yield CheckpointLine(self.size, self.note)
+
+
 def open_source(source: str, election: str | None = None) -> Source:
-    """A :class:`LogServer` for an http(s) URL, else a :class:`LogFile`."""
+    """:class:`LogTiles` for a tiled log (an http(s) URL ending in ``/log/`` or a directory
+    holding ``checkpoint``), a :class:`LogServer` for another http(s) URL, else a
+    :class:`LogFile`."""
+    if is_tiles_location(source):
+        return LogTiles(source, election)
     if source.startswith(("http://", "https://")):
         return LogServer(source, election)
     return LogFile(source, election)
