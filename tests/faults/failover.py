@@ -13,9 +13,10 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -130,7 +131,7 @@ async def probe_until_acknowledged(
 async def failover_trial(
     cluster: PatroniCluster,
     directory: Path,
-    fault: Callable[[Watch], Awaitable[None]],
+    fault: Callable[[Watch], Coroutine[Any, Any, None]],
     *,
     label: str,
 ) -> tuple[Trial, Book, Watch, list[Server]]:
