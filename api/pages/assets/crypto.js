@@ -295,6 +295,48 @@ export async function rootFromInclusionProof(index, size, leaf, proof) {
   return r;
 }
 
+/** RFC 9162 §2.1.4.2: does `proof` show that the tree of `newSize` leaves (root `newRoot`)
+ * extends the tree of `oldSize` leaves (root `oldRoot`)? Returns null when it does, else why
+ * not (tally/audit/crypto.py check_consistency, in the browser). */
+export async function consistencyProblem(oldSize, newSize, oldRoot, newRoot, proof) {
+  const m = BigInt(oldSize);
+  const n = BigInt(newSize);
+  if (!(m > 0n && m <= n)) return `no consistency proof exists from size ${m} to ${n}`;
+  if (m === n) {
+    if (proof.length) return "equal sizes need an empty proof";
+    return equalBytes(oldRoot, newRoot) ? null : "equal sizes but different roots";
+  }
+  if (!proof.length || proof.some((h) => h.length !== 32)) return "the proof is empty or malformed";
+  const path = (m & (m - 1n)) === 0n ? [oldRoot, ...proof] : [...proof];
+  let fn = m - 1n;
+  let sn = n - 1n;
+  while ((fn & 1n) === 1n) {
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0n) return "the proof is too long";
+    if ((fn & 1n) === 1n || fn === sn) {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+      while ((fn & 1n) === 0n && fn !== 0n) {
+        fn >>= 1n;
+        sn >>= 1n;
+      }
+    } else {
+      sr = await nodeHash(sr, c);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) return "the proof is too short";
+  if (!equalBytes(fr, oldRoot)) return "the proof does not lead to the old root";
+  if (!equalBytes(sr, newRoot)) return "the proof does not lead to the new root";
+  return null;
+}
+
 // ---------------------------------------------------------------- receipt codes
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

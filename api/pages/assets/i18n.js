@@ -211,6 +211,26 @@ export const MESSAGES = {
     uk: "Запис №{position}: два введення цього паперового бюлетеня різняться, тож він поки не враховується. Наглядач анулює хибне введення; бюлетень враховується, щойно після цього надійде збіжне.",
     en: "Entry #{position}: two keyings of this paper ballot differ, so it does not count yet. A supervisor voids the wrong keying; the ballot counts once a matching keying follows.",
   },
+  "receipt.proof": {
+    uk: "Завантажити доказ для перевірки без мережі (.tlog-proof)",
+    en: "Download the proof to check offline (.tlog-proof)",
+  },
+  "receipt.memory.first": {
+    uk: "Цей браузер запам’ятав підписаний стан журналу ({size} записів) і наступного разу перевірить, що журнал лише доповнювався.",
+    en: "This browser remembered the log's signed state ({size} entries) and will check next time that the log has only grown.",
+  },
+  "receipt.memory.consistent": {
+    uk: "Від вашого попереднього візиту ({old} записів) журнал лише доповнювався до {size}: доказ узгодженості перевірено у браузері.",
+    en: "Since your last visit ({old} entries) the log has only grown, to {size}: consistency proof checked in your browser.",
+  },
+  "receipt.memory.rollback": {
+    uk: "УВАГА: журнал менший ({size} записів), ніж коли цей браузер перевіряв його востаннє ({old}). Записи могли вилучити. Повідомте виборчу комісію.",
+    en: "WARNING: the log is smaller ({size} entries) than when this browser last checked it ({old}). Entries may have been removed. Tell the election commission.",
+  },
+  "receipt.memory.inconsistent": {
+    uk: "УВАГА: підписаний стан журналу не продовжує той, що цей браузер бачив раніше ({old} записів): журнал переписано. Повідомте виборчу комісію.",
+    en: "WARNING: the log's signed state does not extend the one this browser saw before ({old} entries): the log was rewritten. Tell the election commission.",
+  },
   "receipt.notFound": { uk: "Бюлетень не знайдено", en: "Ballot not found" },
   "receipt.notFound.detail": {
     uk: "У журналі немає бюлетеня з таким кодом. Перевірте код; якщо він правильний, зверніться до виборчої комісії.",

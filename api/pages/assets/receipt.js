@@ -11,6 +11,7 @@ import {
   Problem,
   applyI18n,
   b64decode,
+  b64encode,
   chooseElection,
   dateTime,
   electionUrl,
@@ -24,6 +25,7 @@ import {
   t,
 } from "./common.js";
 import {
+  consistencyProblem,
   entryLeafHash,
   normaliseReceiptCode,
   receiptCode,
@@ -87,7 +89,61 @@ async function verify(answer) {
       return equalBytes(root, checkpoint.root);
     }),
   );
-  return { answer, checks, checkpoint, signer, vkey, ok: checks.every((c) => c.ok) };
+  const ok = checks.every((c) => c.ok);
+  const memory = ok ? await compareWithMemory(checkpoint) : null;
+  return { answer, checks, checkpoint, signer, vkey, ok, memory };
+}
+
+// ---------------------------------------------------------------- the log this browser saw
+
+// This browser keeps the last checkpoint it verified, per log origin: {size, root}. On each
+// later visit the new checkpoint must extend it (RFC 9162 consistency proof, checked here), so a
+// log that was rewritten or rolled back since shows a warning instead of a quiet "verified".
+function memoryKey() {
+  return `uchast.checkpoint.${state.logKey.origin}`;
+}
+
+function remembered() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(memoryKey()));
+    if (saved && /^[0-9]+$/.test(String(saved.size)) && typeof saved.root === "string") {
+      return { size: BigInt(saved.size), root: b64decode(saved.root) };
+    }
+  } catch {
+    // nothing usable remembered: start afresh
+  }
+  return null;
+}
+
+function remember(checkpoint) {
+  try {
+    localStorage.setItem(memoryKey(), JSON.stringify({ size: String(checkpoint.size), root: b64encode(checkpoint.root) }));
+  } catch {
+    // private mode: nothing kept
+  }
+}
+
+async function compareWithMemory(checkpoint) {
+  const old = remembered();
+  const facts = { old: old ? number(Number(old.size)) : "", size: number(Number(checkpoint.size)) };
+  if (!old) {
+    remember(checkpoint);
+    return { state: "first", ...facts };
+  }
+  if (checkpoint.size < old.size) return { state: "rollback", ...facts };
+  let problem;
+  try {
+    const hashes =
+      checkpoint.size === old.size
+        ? []
+        : (await getJSON(electionUrl(state.electionId, `/log/proof/consistency?old=${old.size}&new=${checkpoint.size}`))).hashes.map(b64decode);
+    problem = await consistencyProblem(old.size, checkpoint.size, old.root, checkpoint.root, hashes);
+  } catch (error) {
+    problem = String(error?.message || error);
+  }
+  if (problem) return { state: "inconsistent", problem, ...facts };
+  remember(checkpoint);
+  return { state: "consistent", ...facts };
 }
 
 // ---------------------------------------------------------------- rendering
@@ -122,6 +178,7 @@ function render() {
     else setVerdict("refused", t("receipt.failed"), p instanceof Problem ? p.message_() : String(p.message || p));
     $("checks-card").hidden = true;
     $("details-card").hidden = true;
+    $("log-memory").hidden = true;
     return;
   }
   const { answer, checks, checkpoint, ok, vkey } = result;
@@ -136,6 +193,17 @@ function render() {
   } else if (answer.status !== "counted") {
     setVerdict("refused", t("receipt.failed"), String(answer.status));
   } else setVerdict("ok", t("receipt.counted"), t("receipt.counted.detail", { position: answer.position, size: number(Number(checkpoint.size)) }));
+
+  const memory = result.memory;
+  $("log-memory").hidden = !memory;
+  if (memory) {
+    $("log-memory").className = memory.state === "rollback" || memory.state === "inconsistent" ? "banner bad" : "banner note";
+    $("log-memory").dataset.state = memory.state;
+    $("log-memory").textContent = t(`receipt.memory.${memory.state}`, memory) + (memory.problem ? ` (${memory.problem})` : "");
+  }
+  $("proof-link").hidden = !answer.entry;
+  $("proof-link").href = electionUrl(state.electionId, `/receipts/${encodeURIComponent(answer.receipt)}/proof`);
+  $("proof-link").download = `${answer.receipt}.tlog-proof`;
 
   $("checks-card").hidden = false;
   $("checks").replaceChildren(

@@ -1,0 +1,67 @@
+"""Threat: a log rewritten or rolled back between two visits of a voter. The receipt page
+remembers the last checkpoint it verified (localStorage, per log origin) and on the next visit
+checks in the browser that the new checkpoint extends it, warning when it does not."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from tests.api.test_pages import Browser, Site, browser, site  # noqa: F401 (fixtures)
+from tests.factories import ELECTION, ballot_envelope, voter_token
+
+
+async def _cast(site: Site, n: int) -> str:  # noqa: F811
+    envelope = ballot_envelope(site.keys.site, voter_token(n), ["L04"])
+    async with site.http.post(f"{site.base}/v1/elections/{ELECTION}/ballots", json=envelope) as r:
+        assert r.status == 201, await r.text()
+        return str((await r.json())["receipt"])
+
+
+async def _visit(page: Any, site: Site, code: str) -> str:  # noqa: F811
+    """Open the receipt page for ``code`` and return what it says about the log it remembers."""
+    await page.goto(f"{site.base}/receipt?code={code}")
+    await page.wait_for_selector(f"body[data-checked='{code}']")
+    assert await page.get_attribute("#verdict", "data-verdict") == "ok"
+    return str(await page.get_attribute("#log-memory", "data-state"))
+
+
+async def test_the_page_checks_the_log_only_grew_since_the_last_visit(
+    site: Site,  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    """First visit: remembered. The log grows: consistent. A remembered checkpoint larger than
+    the log (rollback) or one the log does not extend (rewrite): a warning, and the page keeps
+    the old memory rather than the suspect checkpoint."""
+    code = await _cast(site, 500)
+    context = await browser.browser.new_context()
+    page = await context.new_page()
+    assert await _visit(page, site, code) == "first"
+    origin = (await site.get_json(f"/v1/elections/{ELECTION}/log/key"))["origin"]
+    key = f"uchast.checkpoint.{origin}"
+    first = json.loads(await page.evaluate(f"localStorage.getItem({json.dumps(key)})"))
+
+    for n in range(501, 505):
+        await _cast(site, n)
+    assert await _visit(page, site, code) == "consistent"
+    grown = json.loads(await page.evaluate(f"localStorage.getItem({json.dumps(key)})"))
+    assert int(grown["size"]) > int(first["size"])
+    assert await page.locator("#proof-link").get_attribute("href") == (
+        f"/v1/elections/{ELECTION}/receipts/{code}/proof"
+    )
+
+    forged_root = base64.b64encode(bytes(32)).decode()
+    for memory, state in (
+        ({"size": str(int(grown["size"]) + 1000), "root": grown["root"]}, "rollback"),
+        ({"size": first["size"], "root": forged_root}, "inconsistent"),
+    ):
+        await page.evaluate(
+            f"localStorage.setItem({json.dumps(key)}, {json.dumps(json.dumps(memory))})"
+        )
+        assert await _visit(page, site, code) == state
+        assert await page.get_attribute("#log-memory", "class") == "banner bad"
+        assert "комісію" in str(await page.locator("#log-memory").inner_text())
+        kept = json.loads(await page.evaluate(f"localStorage.getItem({json.dumps(key)})"))
+        assert kept == memory
+    await context.close()
