@@ -6,7 +6,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import health, log_routes, metrics, openapi, ratelimit, result_routes, vote_routes
+from api import (
+    cosigning,
+    health,
+    log_routes,
+    metrics,
+    openapi,
+    ratelimit,
+    result_routes,
+    vote_routes,
+)
 from api.bodies import body_deadline
 from api.keys import SERVICE
 from api.metrics import METRICS, Metrics, metrics_middleware
@@ -43,6 +52,8 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> web.App
         await app[SERVICE].close()
 
     app.cleanup_ctx.append(lifecycle)
+    if config.witness_policy is not None:  # started after the service opened, stopped before
+        cosigning.setup(app, config.witness_policy)
     # Routes under /v1/elections/{election} are tried in the order added: the write endpoints,
     # which carry the load on voting day, first.
     app.router.add_routes(vote_routes.routes)

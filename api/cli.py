@@ -518,6 +518,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, unverified_rate_limit=args.rate_limit_unverified)
     if args.clock:
         config = dataclasses.replace(config, clock=simulated_clock(args.clock))
+    if args.witness_policy:
+        from api.cosigning import load_policy
+
+        policy = load_policy(args.witness_policy, config.log_key.verifier)
+        config = dataclasses.replace(config, witness_policy=policy)
     if args.routes:
         config = dataclasses.replace(config, routes_file=routes_file(args.routes, args.db))
     app = create_app(config)
@@ -716,6 +721,12 @@ def build_parser() -> argparse.ArgumentParser:
         " + .checkpoints)",
     )
     p.add_argument("--voter-key", help="HMAC voter key file (needed for paper ballots)")
+    p.add_argument(
+        "--witness-policy",
+        metavar="FILE",
+        help="C2SP tlog-policy file: checkpoints go to its witnesses and are published (served "
+        "at /log/checkpoint, with cosignatures) once its quorum cosigned them",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--deployment", default="uchast.local", help="names the log in checkpoints")

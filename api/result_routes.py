@@ -127,7 +127,7 @@ async def receipt(request: web.Request) -> web.Response:
     election = await service.election(request.match_info["election"])
     status = receipt_status(election, history, entry.position, voter)
     voids = [e for e in history if e.type == "void" and e.payload.get("entry") == entry.position]
-    checkpoint = await ledger.latest_checkpoint()
+    checkpoint, cosigned = await service.receipt_checkpoint(ledger.log_id, entry.position)
     if checkpoint is None or checkpoint.size <= entry.position:
         raise ProblemError(503, "no-checkpoint", "the ballot is not in a checkpoint yet; retry")
     hashes = await ledger.inclusion_proof(entry.position, checkpoint.size)
@@ -144,6 +144,7 @@ async def receipt(request: web.Request) -> web.Response:
             **({"sealed_until": sealed_until.isoformat()} if sealed_until else {}),
             "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
             "checkpoint": checkpoint.note,
+            "cosigned": cosigned,  # the witness policy's quorum cosigned that checkpoint
             "proof": {
                 "index": entry.position,
                 "size": checkpoint.size,

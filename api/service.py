@@ -22,7 +22,8 @@ from ledger.checkpoint import CheckpointJournal
 from ledger.errors import ElectionEmptyError, StoreUnavailableError, UnknownElectionError
 from ledger.keys import SignerKey
 from ledger.log import Ledger
-from ledger.store import Store, open_store
+from ledger.policy import Policy
+from ledger.store import Store, StoredCheckpoint, open_store
 from tally.feed import apply_chunk
 from tally.projection import Tally
 from votes.election import Election
@@ -67,6 +68,8 @@ class ServiceConfig:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # `serve --routes`: election -> storage URL (api/routing.py); db_url holds the others.
     routes_file: Path | None = None
+    # `serve --witness-policy`: checkpoints are published once its quorum cosigned them.
+    witness_policy: Policy | None = None
 
 
 BatchObserver = Callable[[str, int, float], None]
@@ -457,6 +460,26 @@ class Service:
             except Exception:  # the store went away: wait and resume where we stopped
                 log.warning("tally of %s paused: store unavailable", log_id)
                 await asyncio.sleep(1.0)
+
+    async def published_checkpoint(self, election: str) -> StoredCheckpoint | None:
+        """The checkpoint the log serves: with a witness policy, the latest one whose
+        cosignatures met the quorum (api/cosigning.py), with their lines; else the latest one."""
+        ledger = await self.ledger(election)
+        if self.config.witness_policy is None:
+            return await ledger.latest_checkpoint()
+        return await ledger.store.latest_cosigned_checkpoint(ledger.log_id)
+
+    async def receipt_checkpoint(
+        self, election: str, position: int
+    ) -> tuple[StoredCheckpoint | None, bool]:
+        """The checkpoint to prove entry ``position`` against and whether it is cosigned: the
+        published one when it includes the entry, else the latest signed one (not yet)."""
+        ledger = await self.ledger(election)
+        if self.config.witness_policy is not None:
+            published = await ledger.store.latest_cosigned_checkpoint(ledger.log_id)
+            if published is not None and published.size > position:
+                return published, True
+        return await ledger.latest_checkpoint(), False
 
     def open_ledgers(self) -> list[Ledger]:
         return [casting.ledger for casting in self._castings.values()]
