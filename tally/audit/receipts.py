@@ -37,6 +37,7 @@ __all__ = [
     "ReceiptProof",
     "ReceiptProofError",
     "main",
+    "proof_checkpoint",
     "receipt_code",
     "receipt_tag",
     "root_from_inclusion",
@@ -114,6 +115,16 @@ class ReceiptProof:
     election: str
     projects: tuple[str, ...]
     cosigners: tuple[str, ...]
+
+
+def proof_checkpoint(text: str) -> str:
+    """The checkpoint note of a tlog-proof file (what follows its first empty line); any other
+    text as it is. ``uchast audit --checkpoint`` takes a receipt's proof file this way."""
+    if text.startswith(_HEADER + "\n"):
+        _, blank, note = text.partition("\n\n")
+        if blank:
+            return note
+    return text
 
 
 def _parse(text: str) -> tuple[bytes, int, list[bytes], str]:
@@ -306,10 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReceiptProofError as exc:
         print(f"NOT VERIFIED ({exc.check}): {exc.message}")
         return 1
-    kind = "paper ballot" if proof.entry_type == "paper-ballot" else "online ballot"
+    kind = "a paper ballot" if proof.entry_type == "paper-ballot" else "an online ballot"
     print(
         f"VERIFIED: receipt {proof.code} is entry {proof.index} of {proof.origin}, "
-        f"a {kind} for {', '.join(proof.projects) or 'no project'}, in the log of "
+        f"{kind} for {', '.join(proof.projects) or 'no project'}, in the log of "
         f"{proof.size} entries signed by {log_key.key_id}."
     )
     if proof.cosigners:

@@ -74,6 +74,7 @@ from tally.audit.entries import (
 )
 from tally.audit.entries import record as entry_record
 from tally.audit.errors import Violation, error_for
+from tally.audit.receipts import proof_checkpoint
 from tally.audit.recount import Recount, compare_results, recount
 from tally.audit.sources import (
     CheckpointLine,
@@ -122,11 +123,12 @@ class SavedCheckpoint:
 
     @classmethod
     def read(cls, path: str) -> SavedCheckpoint:
-        """The checkpoint in the file at ``path``; :class:`SourceUnavailableError` when it
-        cannot be read as UTF-8 text."""
+        """The checkpoint in the file at ``path`` (a signed note, or a receipt's tlog-proof file,
+        whose checkpoint it takes); :class:`SourceUnavailableError` when it cannot be read as
+        UTF-8 text."""
         try:
             with open(path, encoding="utf-8", newline="") as f:
-                return cls(path, f.read())
+                return cls(path, proof_checkpoint(f.read()))
         except OSError as exc:
             raise SourceUnavailableError(f"cannot read {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
