@@ -131,11 +131,11 @@ async def probe_until_acknowledged(
 async def failover_trial(
     cluster: PatroniCluster,
     directory: Path,
-    fault: Callable[[Watch], Coroutine[Any, Any, None]],
+    fault: Callable[[Watch, Book], Coroutine[Any, Any, None]],
     *,
     label: str,
 ) -> tuple[Trial, Book, Watch, list[Server]]:
-    """Run ``fault(watch)`` once a third of the voters are in, under steady load from
+    """Run ``fault(watch, book)`` once a third of the voters are in, under steady load from
     48 clients against two servers; the fault sets ``watch.fault_at`` when it strikes and
     returns once its outage is over. Probes from the fault on measure the time to the first
     acknowledged ballot. Returns when every voter has a definitive answer."""
@@ -155,7 +155,7 @@ async def failover_trial(
             await probes
 
         async def fault_then_probe(book: Book) -> None:
-            striking = asyncio.create_task(fault(watch))
+            striking = asyncio.create_task(fault(watch, book))
             await when(lambda: watch.fault_at > 0, timeout=60)
             await probe_until_acknowledged(trial, urls, book, watch)
             await striking

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.loadgen import Book
 from tests.faults.failover import Watch, failover_trial
 from tests.faults.patroni import PatroniCluster
 
@@ -27,7 +28,7 @@ async def test_primary_killed_mid_load_fails_over_losing_nothing(
     cluster = patroni_cluster
     old_primary, standby = await asyncio.to_thread(cluster.wait_healthy)
 
-    async def kill(watch: Watch) -> None:
+    async def kill(watch: Watch, _: Book) -> None:
         cluster.kill_postmaster(old_primary)
         watch.fault_at = time.monotonic()
         await asyncio.to_thread(
