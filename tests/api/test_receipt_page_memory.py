@@ -8,6 +8,7 @@ import base64
 import json
 from typing import Any
 
+from ledger.merkle import MemoryTree
 from tests.api.test_pages import Browser, Site, browser, site  # noqa: F401 (fixtures)
 from tests.factories import ELECTION, ballot_envelope, voter_token
 
@@ -65,3 +66,44 @@ async def test_the_page_checks_the_log_only_grew_since_the_last_visit(
         kept = json.loads(await page.evaluate(f"localStorage.getItem({json.dumps(key)})"))
         assert kept == memory
     await context.close()
+
+
+async def test_the_browsers_consistency_check_agrees_with_the_server(
+    browser: Browser,  # noqa: F811
+) -> None:
+    """crypto.js accepts the server's RFC 9162 consistency proof for every pair of sizes up to
+    17, and refuses it with one hash changed or against another root."""
+    tree = MemoryTree()
+    tree.extend([b"leaf %d" % i for i in range(17)])
+    cases = []
+    for new in range(1, 18):
+        for old in range(1, new + 1):
+            proof = tree.consistency_proof(old, new)
+            b64 = [base64.b64encode(h).decode() for h in proof]
+            roots = [base64.b64encode(tree.root(s)).decode() for s in (old, new)]
+            cases.append([old, new, *roots, b64])
+    page = await browser.page("/receipt")
+    verdicts = await page.evaluate(
+        """async (cases) => {
+            const { consistencyProblem: check } = await import('/assets/crypto.js');
+            const { b64decode: raw } = await import('/assets/common.js');
+            const out = [];
+            for (const [m, n, oldRoot, newRoot, proof] of cases) {
+                const [r1, r2, hashes] = [raw(oldRoot), raw(newRoot), proof.map(raw)];
+                const good = await check(m, n, r1, r2, hashes);
+                let bad = null;
+                if (hashes.length) {
+                    const changed = hashes.map((h) => h.slice());
+                    changed[changed.length - 1][0] ^= 1;
+                    bad = await check(m, n, r1, r2, changed);
+                } else {
+                    bad = await check(m, n, r1, new Uint8Array(32), hashes);
+                }
+                out.push([good, bad]);
+            }
+            return out;
+        }""",
+        cases,
+    )
+    assert all(good is None for good, _ in verdicts)
+    assert all(bad is not None for _, bad in verdicts)
