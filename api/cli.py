@@ -833,6 +833,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("verify_args", nargs=argparse.REMAINDER, metavar="FILE --log-vkey V")
     p.set_defaults(func=cmd_verify_receipt)
+    p = sub.add_parser(
+        "monitor",
+        help="follow a live log's tiles: signatures, witnesses, consistency, audit; alarms",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    p.add_argument("monitor_args", nargs=argparse.REMAINDER, metavar="URL --log-vkey V")
+    p.set_defaults(func=cmd_monitor)
     return parser
 
 
@@ -840,6 +848,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from tally.audit.cli import main as audit_main
 
     return audit_main(args.audit_args)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from tally.audit.monitor import main as monitor_main
+
+    return monitor_main(args.monitor_args)
 
 
 def cmd_verify_receipt(args: argparse.Namespace) -> int:

@@ -431,6 +431,14 @@ SCHEMAS: dict[str, Any] = {
             },
             "leaf_hash": BASE64,
             "checkpoint": {"type": "string", "description": "C2SP signed checkpoint note."},
+            "cosigned": {
+                "type": "boolean",
+                "description": "Whether `checkpoint` is published: cosigned by the quorum of the "
+                "server's witness policy (`serve --witness-policy`), with the witnesses' "
+                "cosignature lines in the note. false: the proof is against the latest signed "
+                "checkpoint, which the witnesses have not (yet) cosigned, or the server has no "
+                "witness policy.",
+            },
             "proof": {
                 "type": "object",
                 "required": ["index", "size", "hashes"],
@@ -665,12 +673,14 @@ PATHS: dict[str, Any] = {
     },
     f"{V1}/log/checkpoint": {
         "get": read_operation(
-            "The latest signed checkpoint",
+            "The latest published checkpoint",
             {
-                "description": "C2SP tlog-checkpoint, a signed note.",
+                "description": "C2SP tlog-checkpoint, a signed note. With a witness policy "
+                "(`serve --witness-policy`): the latest checkpoint its quorum cosigned, with the "
+                "witnesses' C2SP cosignature/v1 lines after the log's signature.",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             },
-            description="404 `no-checkpoint` before the first one.",
+            description="404 `no-checkpoint` before the first one is published.",
         )
     },
     f"{V1}/log/checkpoints": {

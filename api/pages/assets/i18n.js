@@ -287,4 +287,13 @@ export const MESSAGES = {
   "receipt.d.root": { uk: "Корінь дерева", en: "Tree root" },
   "receipt.d.signedBy": { uk: "Підписав", en: "Signed by" },
   "receipt.d.logKey": { uk: "Ключ журналу", en: "Log key" },
+  "receipt.d.cosigned": { uk: "Засвідчено свідками", en: "Cosigned by witnesses" },
+  "receipt.cosigned.true": {
+    uk: "так: незалежні свідки підтвердили цей стан журналу",
+    en: "yes: independent witnesses cosigned this checkpoint",
+  },
+  "receipt.cosigned.false": {
+    uk: "ще ні: свідки ще не підтвердили цей стан (або сервер їх не має)",
+    en: "not yet: no witness quorum has cosigned this checkpoint (or the server has none)",
+  },
 };

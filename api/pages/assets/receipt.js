@@ -235,6 +235,8 @@ function render() {
     rows.push(["receipt.d.checkpoint", `${checkpoint.origin} · ${number(Number(checkpoint.size))}`]);
     rows.push(["receipt.d.root", checkpoint.rootText, "mono"]);
   }
+  // The server's word: its witness policy's quorum cosigned this checkpoint (lines in the note).
+  if (typeof answer.cosigned === "boolean") rows.push(["receipt.d.cosigned", t(`receipt.cosigned.${answer.cosigned}`)]);
   if (answer.entry) rows.push(["receipt.d.signedBy", answer.entry.envelope.key, "mono"]);
   rows.push(["receipt.d.logKey", vkey, "mono"]);
   $("details").replaceChildren(
