@@ -4,8 +4,12 @@ it, and the exported log."""
 
 from __future__ import annotations
 
+import queue
+import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
@@ -82,3 +86,59 @@ def audit_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def vkeys(keys: Keys) -> list[str]:
     """The audit's trust anchors: --log-vkey and --admin-vkey."""
     return ["--log-vkey", keys.log.verifier.vkey, "--admin-vkey", keys.admin.verifier.vkey]
+
+
+class MonitorProcess:
+    """`uchast monitor ARGS` running in a process of its own; its output read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "monitor", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, start: str, timeout: float = 30) -> str:
+        """The first line from now on that starts with ``start`` (others are kept in
+        :attr:`seen`); AssertionError if the process ends or time runs out first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line {start!r} in time; saw {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"the monitor ended before {start!r}; saw {self.seen}")
+            self.seen.append(line)
+            if line.startswith(start):
+                return line
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait()
+
+    def wait(self, timeout: float = 30) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+
+def metrics(port: int) -> str:
+    """The monitor's /metrics page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text: str = response.read().decode()
+    return text

@@ -1,0 +1,442 @@
+"""Mirrors ledger/checkpoint.py (CheckpointJournal) for an outside observer; tests/tally/audit/
+test_monitor_*.py run it against real servers.
+
+``uchast monitor URL --log-vkey V``: follows a live log from its C2SP tiles (``URL`` is the log's
+tile prefix, ``http://host/v1/elections/E/log/``) and raises an alarm on what no honest log does.
+
+Each poll, the checklist:
+
+1. fetch the checkpoint; it must be signed by ``--log-vkey`` and name the log seen before
+   (alarm ``bad-signature``);
+2. with ``--witness-policy``, the cosignatures on it (C2SP ``cosignature/v1``) by the policy's
+   witnesses must meet its quorum (alarm ``witness-quorum``);
+3. it must not be smaller than the last checkpoint seen (alarm ``rollback``), nor of the same
+   size with another root (alarm ``split-view``);
+4. the entries added since are read from the entry bundles and their leaf hashes folded into the
+   tree of every entry seen: its root must be the checkpoint's, so the new tree extends the old
+   one (alarm ``split-view``);
+5. the new entries are replayed by the incremental audit (:class:`~tally.audit.replay.
+   IncrementalAudit`: signatures, keys, ballot rules, totals), which must pass (alarm ``audit``).
+
+The last checkpoint seen is kept in ``--state FILE``, so a restarted monitor still notices a
+rollback (and, re-reading the log, a split view) across restarts; the state only moves forward,
+after a poll that passed. On an alarm the monitor prints it, sets the Prometheus gauge
+``uchast_monitor_alarm{reason}`` to 1 (on ``--metrics-port``, served on for ``--hold-alarm``
+seconds so that it is scraped) and exits with the alarm's code (:data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from tally.audit.crypto import Checkpoint, NoteError, VerifierKey, open_checkpoint
+from tally.audit.policy import Policy, PolicyError, cosigners, parse_policy
+from tally.audit.replay import IncrementalAudit
+from tally.audit.tiles import TILE_WIDTH, TileFormatError, TileReader, TileUnavailableError
+
+__all__ = ["EXIT_CODES", "Alarm", "Monitor", "Seen", "build_parser", "main"]
+
+EXIT_CODES = {
+    "rollback": 3,
+    "split-view": 4,
+    "bad-signature": 5,
+    "witness-quorum": 6,
+    "audit": 7,
+}
+"""The exit status of each alarm. 0: ``--once`` and every check passed; 1: unused; 2: the
+monitor cannot start (arguments, policy or state file); 8: ``--once`` and the log could not be
+read."""
+EXIT_UNREADABLE = 8
+BATCH = 16 * TILE_WIDTH  # entries replayed at a time while catching up
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """What the monitor saw that no honest log does: ``reason`` (a key of :data:`EXIT_CODES`)
+    and a sentence saying what."""
+
+    reason: str
+    message: str
+
+    @property
+    def code(self) -> int:
+        """The monitor's exit status for this alarm."""
+        return EXIT_CODES[self.reason]
+
+    def __str__(self) -> str:
+        return f"ALARM {self.reason}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A checkpoint the monitor has checked: what it states, and its signed note."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: str
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint, note: str) -> Seen:
+        return cls(checkpoint.origin, checkpoint.size, checkpoint.root, note)
+
+    @classmethod
+    def load(cls, path: str, log_key: VerifierKey) -> Seen | None:
+        """The state file's checkpoint (None when there is no file yet); :class:`ValueError`
+        when the file is not a checkpoint signed by the log key."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"state file {path}: {exc}") from None
+        note = state.get("checkpoint") if isinstance(state, dict) else None
+        try:
+            return cls.of(open_checkpoint(note, log_key), str(note))
+        except NoteError as exc:
+            raise ValueError(f"state file {path}: {exc}") from None
+
+    def save(self, path: str) -> None:
+        """Write the state file whole, then rename it over the old one."""
+        temporary = f"{path}.tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump({"checkpoint": self.note, "size": self.size}, f)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class Monitor:
+    """Follows one log. :meth:`poll` runs the checklist once; nothing is kept but the last
+    checkpoint seen, the incremental audit and (on disk) the state file."""
+
+    def __init__(
+        self,
+        url: str,
+        log_vkey: str,
+        *,
+        admin_vkey: str | None = None,
+        policy: Policy | None = None,
+        state: str | None = None,
+        reader: TileReader | None = None,
+    ) -> None:
+        self.reader = reader or TileReader(url)
+        self.url = url
+        self.log_key = VerifierKey.parse(log_vkey)
+        self.admin_vkey = admin_vkey
+        self.policy = policy
+        self.state = state
+        self.last = Seen.load(state, self.log_key) if state else None
+        self.audit: IncrementalAudit | None = None
+        self.cosigned: set[str] = set()
+
+    @property
+    def audited(self) -> int:
+        """Entries read and replayed so far."""
+        return self.audit.size if self.audit is not None else 0
+
+    def poll(self) -> Alarm | None:
+        """One round of the checklist; the alarm raised, or None. Raises
+        :class:`TileUnavailableError` or :class:`TileFormatError` when the log cannot be read
+        (nothing is concluded then: the next poll tries again)."""
+        # 1. The log's signature, on a checkpoint of the log seen before.
+        note = self.reader.checkpoint_note()
+        try:
+            checkpoint = open_checkpoint(note, self.log_key)
+        except NoteError as exc:
+            return Alarm("bad-signature", f"the checkpoint served does not verify: {exc}")
+        seen = Seen.of(checkpoint, note)
+        last = self.last
+        if last is not None and seen.origin != last.origin:
+            return Alarm(
+                "bad-signature", f"the checkpoint names the log {seen.origin}, not {last.origin}"
+            )
+        # 2. The witnesses' quorum.
+        if self.policy is not None:
+            self.cosigned = cosigners(note, self.policy)
+            if not self.policy.satisfied(self.cosigned):
+                return Alarm(
+                    "witness-quorum",
+                    f"the checkpoint of {seen.size} entries is cosigned by "
+                    f"{', '.join(sorted(self.cosigned)) or 'no witness'} of the policy: "
+                    f"not its quorum ({self.policy.quorum})",
+                )
+        # 3. Never smaller, never another root at the same size.
+        if last is not None and seen.size < last.size:
+            return Alarm(
+                "rollback",
+                f"the log's checkpoint is of {seen.size} entries, fewer than the {last.size} "
+                f"of a checkpoint it signed before (root {_b64(last.root)}): the log was "
+                "rolled back or truncated",
+            )
+        if last is not None and seen.size == last.size and seen.root != last.root:
+            return Alarm(
+                "split-view",
+                f"two checkpoints of {seen.size} entries with different roots "
+                f"({_b64(last.root)} before, {_b64(seen.root)} now): split view",
+            )
+        # 4 and 5. The entries since, into the tree and through the audit: to the size of the
+        # state file's checkpoint first (after a restart), then to the new one.
+        targets = [t for t in (last, seen) if t is not None and t.size > self.audited]
+        for target in targets if seen.size > 0 else []:
+            alarm = self._catch_up(target)
+            if alarm is not None:
+                return alarm
+        if self.audit is not None:
+            report = self.audit.report()
+            if not report.ok:
+                shown = [str(v) for v in report.violations[:5]]
+                return Alarm(
+                    "audit",
+                    f"the audit of the log's first {report.entries} entries failed "
+                    f"({report.violation_total} violations): " + "; ".join(shown),
+                )
+        self.last = seen
+        if self.state is not None:
+            seen.save(self.state)
+        return None
+
+    def _catch_up(self, target: Seen) -> Alarm | None:
+        """Read the entries up to ``target``'s size, fold and replay them; the tree must have
+        its root."""
+        start = self.audited
+        batch: list[bytes] = []
+        for tile, entries in self.reader.bundles(target.size, start):
+            skip = max(0, start - tile.index * TILE_WIDTH)
+            batch.extend(entries[skip:] if skip else entries)
+            if len(batch) >= BATCH:
+                alarm = self._feed(batch, [], target.origin)
+                if alarm is not None:
+                    return alarm
+                batch = []
+        alarm = self._feed(batch, [(target.size, target.note)], target.origin)
+        if alarm is not None:
+            return alarm
+        assert self.audit is not None
+        if self.audit.size != target.size:
+            raise TileFormatError(f"the bundles held {self.audit.size} entries, not {target.size}")
+        if self.audit.root != target.root:
+            return Alarm(
+                "split-view",
+                f"the checkpoint of {target.size} entries (root {_b64(target.root)}) is not the "
+                f"tree of the log's entries, whose root is {_b64(self.audit.root)}: it does not "
+                + (
+                    f"extend the {start} entries seen before (split view), "
+                    if start
+                    else "sign them (split view), "
+                )
+                + "or the entry bundles served are not its entries",
+            )
+        return None
+
+    def _feed(
+        self, entries: list[bytes], checkpoints: list[tuple[int, str]], origin: str
+    ) -> Alarm | None:
+        if self.audit is None:
+            if not entries:
+                return None
+            admin = self.admin_vkey or _admin_of(entries[0])
+            if admin is None:
+                return Alarm("audit", "entry 0 is not an election entry naming its admin key")
+            election = self.reader.election or origin.rsplit("/", 1)[-1]
+            try:
+                self.audit = IncrementalAudit(
+                    self.log_key.vkey, admin, election, source=self.url, origin=origin
+                )
+            except ValueError as exc:
+                return Alarm("audit", f"entry 0 names an admin key that is not a vkey: {exc}")
+        self.audit.feed(entries, checkpoints)
+        return None
+
+
+def _admin_of(entry: bytes) -> str | None:
+    """The admin key that the election entry (position 0) names: trusted on first use when
+    ``--admin-vkey`` is not given (every checkpoint covers it, so it cannot change unseen)."""
+    try:
+        payload = json.loads(entry)["envelope"]["payload"]
+        admin = payload["admin_key"] if payload.get("type") == "election" else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return admin if isinstance(admin, str) else None
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class Metrics:
+    """The monitor's Prometheus gauges, in a registry of their own."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge
+
+        self.registry = CollectorRegistry()
+        self.alarm = Gauge(
+            "uchast_monitor_alarm",
+            "1 when the monitor raised this alarm (the log misbehaved), else 0",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in EXIT_CODES:
+            self.alarm.labels(reason).set(0)
+        self.size = Gauge(
+            "uchast_monitor_checkpoint_size",
+            "entries in the last checkpoint that passed every check",
+            registry=self.registry,
+        )
+        self.audited = Gauge(
+            "uchast_monitor_entries_audited",
+            "entries replayed by the audit",
+            registry=self.registry,
+        )
+        self.checked = Gauge(
+            "uchast_monitor_last_check_timestamp_seconds",
+            "when a poll last passed every check",
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "uchast_monitor_read_errors",
+            "polls that could not read the log (it is tried again)",
+            registry=self.registry,
+        )
+
+    def serve(self, port: int, host: str) -> None:
+        """Serve ``/metrics`` on ``host:port`` from a daemon thread."""
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=host, registry=self.registry)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser(prog: str = "uchast monitor") -> argparse.ArgumentParser:
+    """The monitor command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Follow a live log from its C2SP tiles: every new checkpoint's signature, its "
+            "cosignatures against the policy, consistency with the last one seen, and the "
+            "audit of the new entries. Exit codes: 3 rollback, 4 split view, 5 bad signature, "
+            "6 witness quorum not met, 7 audit violation, 8 (--once) log unreadable, "
+            "2 cannot start."
+        ),
+    )
+    parser.add_argument(
+        "url", metavar="URL", help="the log's tiles: http://host/v1/elections/E/log/"
+    )
+    parser.add_argument("--log-vkey", required=True, help="the log's public key (C2SP vkey)")
+    parser.add_argument(
+        "--admin-vkey",
+        help="the election administrator's vkey (default: the one entry 0 names)",
+    )
+    parser.add_argument(
+        "--witness-policy", metavar="FILE", help="C2SP tlog-policy file: the quorum to check"
+    )
+    parser.add_argument(
+        "--state", metavar="FILE", help="keeps the last checkpoint seen, across restarts"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between polls (default 30)"
+    )
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="(default 127.0.0.1)")
+    parser.add_argument(
+        "--hold-alarm",
+        type=float,
+        default=300.0,
+        help="with --metrics-port, seconds to go on serving the alarm before exiting "
+        "(default 300; SIGTERM ends it at once)",
+    )
+    parser.add_argument("--once", action="store_true", help="poll once and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "uchast monitor") -> int:
+    """Run the monitor; returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        policy = None
+        if args.witness_policy:
+            with open(args.witness_policy, encoding="utf-8") as f:
+                policy = parse_policy(f.read())
+        monitor = Monitor(
+            args.url, args.log_vkey, admin_vkey=args.admin_vkey, policy=policy, state=args.state
+        )
+    except (OSError, PolicyError, ValueError, TileUnavailableError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    metrics = Metrics()
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port, args.metrics_host)
+    stop = threading.Event()
+
+    def stopping(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, stopping)
+    if monitor.last is not None:
+        metrics.size.set(monitor.last.size)
+        say(f"resuming after checkpoint {monitor.last.size} {_b64(monitor.last.root)}")
+    seen = monitor.last.size if monitor.last is not None else -1
+    while True:
+        try:
+            alarm = monitor.poll()
+        except (TileUnavailableError, TileFormatError) as exc:
+            metrics.errors.inc()
+            print(f"{prog}: cannot read the log: {exc}", file=sys.stderr, flush=True)
+            if args.once:
+                return EXIT_UNREADABLE
+        else:
+            if alarm is not None:
+                say(str(alarm))
+                metrics.alarm.labels(alarm.reason).set(1)
+                if args.metrics_port is not None and not args.once:
+                    stop.wait(args.hold_alarm)
+                return alarm.code
+            assert monitor.last is not None
+            metrics.size.set(monitor.last.size)
+            metrics.audited.set(monitor.audited)
+            metrics.checked.set(time.time())
+            if monitor.last.size != seen:
+                seen = monitor.last.size
+                say(_passed(monitor))
+        if args.once:
+            return 0
+        if stop.wait(args.interval):
+            return 0
+
+
+def say(line: str) -> None:
+    """One line of the monitor's report, at once (it runs under a supervisor, not a tty)."""
+    print(line, flush=True)
+
+
+def _passed(monitor: Monitor) -> str:
+    last = monitor.last
+    assert last is not None
+    line = (
+        f"checkpoint {last.size} {_b64(last.root)}: consistent, {monitor.audited} entries audited"
+    )
+    if monitor.policy is not None:
+        line += f", cosigned by {', '.join(sorted(monitor.cosigned)) or 'none'} (quorum met)"
+    return line + ", PASSED"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
