@@ -12,6 +12,7 @@ from aiohttp import web
 
 from api.keys import SERVICE
 from api.problems import ProblemError
+from api.service import Service
 from ledger.casting import prior_entry
 from ledger.entry import entry_object, entry_payload
 from ledger.log import Ledger
@@ -127,9 +128,7 @@ async def receipt(request: web.Request) -> web.Response:
     election = await service.election(request.match_info["election"])
     status = receipt_status(election, history, entry.position, voter)
     voids = [e for e in history if e.type == "void" and e.payload.get("entry") == entry.position]
-    checkpoint, cosigned = await service.receipt_checkpoint(ledger.log_id, entry.position)
-    if checkpoint is None or checkpoint.size <= entry.position:
-        raise ProblemError(503, "no-checkpoint", "the ballot is not in a checkpoint yet; retry")
+    checkpoint, cosigned = await _proof_checkpoint(service, ledger, entry)
     hashes = await ledger.inclusion_proof(entry.position, checkpoint.size)
     sealed_until = await service.sealed_until(request.match_info["election"])
     return web.json_response(
@@ -154,13 +153,16 @@ async def receipt(request: web.Request) -> web.Response:
     )
 
 
-async def _proof_checkpoint(ledger: Ledger, entry: StoredEntry) -> StoredCheckpoint:
-    """The checkpoint a receipt's proof file is made against: the latest the log signed, once it
-    covers the entry (503 ``no-checkpoint`` before)."""
-    checkpoint = await ledger.latest_checkpoint()
+async def _proof_checkpoint(
+    service: Service, ledger: Ledger, entry: StoredEntry
+) -> tuple[StoredCheckpoint, bool]:
+    """The checkpoint a receipt (and its proof file) proves the entry against, and whether the
+    witness policy's quorum cosigned it (:meth:`Service.receipt_checkpoint`); 503
+    ``no-checkpoint`` before one covers the entry."""
+    checkpoint, cosigned = await service.receipt_checkpoint(ledger.log_id, entry.position)
     if checkpoint is None or checkpoint.size <= entry.position:
         raise ProblemError(503, "no-checkpoint", "the ballot is not in a checkpoint yet; retry")
-    return checkpoint
+    return checkpoint, cosigned
 
 
 @routes.get("/v1/elections/{election}/receipts/{code}/proof")
@@ -170,7 +172,7 @@ async def receipt_proof(request: web.Request) -> web.Response:
     # The file carries the entry, so it waits for sealed results to open, as the entry does.
     await request.app[SERVICE].require_unsealed(request.match_info["election"])
     ledger, code, entry = await _receipt_entry(request)
-    checkpoint = await _proof_checkpoint(ledger, entry)
+    checkpoint, _ = await _proof_checkpoint(request.app[SERVICE], ledger, entry)
     hashes = await ledger.inclusion_proof(entry.position, checkpoint.size)
     return web.Response(
         text=tlog_proof(entry.position, hashes, checkpoint.note, entry.data),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ledger.canonical import canonical
+from ledger.checkpoint import sign_note
 from ledger.keys import SignerKey
 from ledger.tlog_proof import tlog_proof
 from tally.audit.crypto import VerifierKey
@@ -101,3 +102,23 @@ async def test_the_servers_file_verifies_and_each_forgery_is_named(
     assert main([str(genuine), "--log-vkey", vkey, "--code", other_code]) == 1
     assert f"proves the ballot with code {code}" in capsys.readouterr().out
     assert main([str(tmp_path / "missing"), "--log-vkey", vkey]) == 2
+
+
+async def test_other_signature_lines_are_named_not_trusted(sqlite_url: str) -> None:
+    """A witness's line on the checkpoint is listed as a cosigner (not verified here); a line
+    that claims the log key's name and hash but does not verify fails the file."""
+    keys = AuditKeys()
+    text, code, _ = await _proof_file(sqlite_url, keys)
+    note = text.partition("\n\n")[2]
+    body = note[: note.rindex("\n\n") + 1]
+    witness = SignerKey.generate("witness-1.example")
+    extra_line = sign_note(body, [witness]).rsplit("\n", 2)[-2]
+    cosigned = text + extra_line + "\n"
+    log_key = VerifierKey.parse(keys.log.verifier.vkey)
+    assert verify_receipt_proof(cosigned, log_key, code).cosigners == ("witness-1.example",)
+    log_line = note.rsplit("\n", 2)[-2]
+    name, sig64 = log_line.removeprefix("\u2014 ").split(" ")
+    raw = bytearray(base64.b64decode(sig64))
+    raw[-1] ^= 1
+    bad_line = f"\u2014 {name} {base64.b64encode(bytes(raw)).decode()}"
+    assert _check(text.replace(log_line, bad_line), keys.log) == "checkpoint-signature"
