@@ -125,6 +125,7 @@ async def _submit_signed(
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from ledger.casting import check_election_size
     from ledger.keydir import keys_root, private_directory, write_private
     from votes.admin import election_payload, voter_key_id
     from votes.election import parse_election_toml
@@ -144,6 +145,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             "election and never reuses one (move the file away or name another --voter-key)"
         )
     voter_key = secrets.token_bytes(32)
+    check_election_size(election, admin, voter_key)  # before any key or log is made
 
     async def work(store: Store) -> int:
         if election.id in await store.log_ids() and await store.size(election.id) > 0:

@@ -314,6 +314,16 @@ MESSAGES: dict[str, Message] = {
     "bad-inclusion-proof": Message(400, "{message}", "Доказ включення не підтверджується."),
     "bad-consistency-proof": Message(400, "{message}", "Доказ узгодженості не підтверджується."),
     "bad-checkpoint": Message(400, "{message}"),
+    "entry-too-large": Message(
+        413,
+        "The entry would be {size} bytes; the log takes entries of at most {limit} bytes "
+        "(C2SP entry bundles give each entry a 16-bit length). Nothing was written; an election "
+        "definition this large needs fewer or shorter texts.",
+        "Запис займав би {size} байтів; журнал приймає записи до {limit} байтів (у пакетах "
+        "записів C2SP довжину кожного запису подано 16 бітами). Нічого не записано; визначенню "
+        "виборів такого розміру потрібно менше текстів або коротші.",
+        members=True,
+    ),
     "store-unavailable": Message(
         503, "{message}", "База даних тимчасово недоступна; спробуйте за хвилину."
     ),

@@ -26,10 +26,11 @@ from typing import Any
 
 from eventsourcing.dcb.api import DCBAppendCondition, DCBQuery, DCBQueryItem
 
-from ledger.entry import entry_envelope, entry_payload
+from ledger.entry import entry_encoder, entry_envelope, entry_payload
 from ledger.errors import CastingBusyError, ConditionFailedError, ElectionEmptyError
-from ledger.keys import SignerKey, sign_envelope
+from ledger.keys import Envelope, SignerKey, sign_envelope
 from ledger.log import Ledger, VerifiedEnvelope
+from ledger.sequencer import check_entry_size
 from ledger.store import StoredEntry
 from votes import rules
 from votes.admin import election_payload, key_registration
@@ -39,7 +40,14 @@ from votes.errors import BadPayloadError, WrongEntryTypeError
 from votes.receipts import receipt_code, receipt_tag
 from votes.tags import DEFINITION_TAG
 
-__all__ = ["MAX_ATTEMPTS", "Cast", "Casting", "create_election", "prior_entry"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "Cast",
+    "Casting",
+    "check_election_size",
+    "create_election",
+    "prior_entry",
+]
 
 MAX_ATTEMPTS = 8
 """Decisions tried per envelope before :class:`~ledger.errors.CastingBusyError`."""
@@ -278,3 +286,14 @@ async def create_election(
     for key, role, point in keys:
         registration = key_registration(election.id, key.verifier.vkey, role, point)
         await casting.submit(sign_envelope(registration, admin))
+
+
+def check_election_size(election: Election, admin: SignerKey, voter_key: bytes) -> None:
+    """Refuse, before anything is written, an election whose first entry would not fit the log
+    (:class:`~ledger.errors.EntryTooLargeError`): ``uchast init`` and ``import-pabulib`` ask
+    this before they make keys or a log. Any key of the admin key's name gives the same size."""
+    payload = election_payload(election, admin.verifier.vkey, voter_key)
+    envelope = Envelope.parse(sign_envelope(payload, admin))
+    # The tags the election entry gets: its decision's, and its key's (Ledger.append_verified).
+    tags = sorted({DEFINITION_TAG, f"key:{envelope.key}"})
+    check_entry_size(entry_encoder(envelope, tags, EntryType.ELECTION.value))

@@ -25,6 +25,7 @@ __all__ = [
     "ConditionFailedError",
     "ConsistencyProofError",
     "ElectionEmptyError",
+    "EntryTooLargeError",
     "EnvelopeError",
     "InclusionProofError",
     "KeyFormatError",
@@ -144,6 +145,17 @@ class ElectionEmptyError(LedgerError):
 
     code = "not-initialised"
     election: str
+
+
+@dataclass(eq=False)
+class EntryTooLargeError(LedgerError):
+    """The entry would be ``size`` bytes, more than the ``limit`` the log takes: C2SP entry
+    bundles prefix each entry with a 16-bit length, so no entry exceeds 65,535 bytes. Nothing is
+    written; an election definition that large needs fewer or shorter texts."""
+
+    code = "entry-too-large"
+    size: int
+    limit: int
 
 
 class StoreUnavailableError(LedgerError):

@@ -38,7 +38,13 @@ from ledger.checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
-from ledger.errors import CheckpointError, ConditionFailedError, LedgerError, LogRolledBackError
+from ledger.errors import (
+    CheckpointError,
+    ConditionFailedError,
+    EntryTooLargeError,
+    LedgerError,
+    LogRolledBackError,
+)
 from ledger.keys import SignerKey
 from ledger.store import (
     SequencingTransaction,
@@ -47,6 +53,7 @@ from ledger.store import (
     StoredEntry,
     item_matches,
 )
+from ledger.tiles import MAX_ENTRY_SIZE
 
 _log = logging.getLogger("uchast.ledger.sequencer")
 
@@ -109,6 +116,18 @@ class _Request:
 def utc_timestamp(now: float) -> str:
     """RFC 3339 UTC with microseconds, the form of every ``recorded_at``."""
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_SIZING_STAMP = utc_timestamp(0.0)
+
+
+def check_entry_size(draft: Draft) -> None:
+    """Refuse a draft whose entry would not fit a C2SP entry bundle (65,535 bytes at most):
+    :class:`EntryTooLargeError`. Every ``recorded_at`` has the same length, so the size is
+    final before the entry is sequenced."""
+    size = len(draft.encode(_SIZING_STAMP))
+    if size > MAX_ENTRY_SIZE:
+        raise EntryTooLargeError(size, MAX_ENTRY_SIZE)
 
 
 @dataclass(slots=True)
@@ -204,6 +223,7 @@ class Sequencer:
             tags = draft.tags
             if "" in tags or "\x1f".join(tags).count("\x1f") != max(0, len(tags) - 1):
                 raise ValueError(f"tags must be non-empty and free of U+001F: {tags!r}")
+            check_entry_size(draft)
         if self._task is None:
             raise LedgerError("the log is not open for writing")
         future: asyncio.Future[list[StoredEntry]] = asyncio.get_running_loop().create_future()

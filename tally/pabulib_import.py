@@ -66,7 +66,7 @@ from zoneinfo import ZoneInfo
 
 from tqdm import tqdm
 
-from ledger.casting import Casting, create_election
+from ledger.casting import Casting, check_election_size, create_election
 from ledger.keydir import keys_root, new_voter_key, private_directory
 from ledger.keys import SignerKey, sign_envelope
 from ledger.log import Ledger
@@ -692,6 +692,8 @@ async def import_pabulib(
         timezone=timezone,
     )
     election = plan.election
+    # Refused here, before keys or a log are made, if the definition cannot be an entry.
+    check_election_size(election, SignerKey.generate(f"admin.{election.id}"), bytes(32))
     store = open_store(db_url)
     await store.open()
     try:

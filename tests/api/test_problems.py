@@ -74,6 +74,7 @@ SAMPLES: dict[str, DomainError] = {
     "wrong-type-none": V.WrongEntryTypeError(("voter-token",), None),
     "wrong-polling-point": V.WrongPollingPointError("dilnytsia-1"),
     "results-sealed": V.ResultsSealedError(SEALED_UNTIL, "Europe/Kyiv"),
+    "entry-too-large": L.EntryTooLargeError(70123, 65535),
 }
 
 # (status, body) of each sample as the API answered before the move, byte for byte.
@@ -506,6 +507,22 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'ки не оприлюднюються, лише явка, контрольні точки, докази й квитанції.'
         '", "results_open_at": "2018-10-10T23:59:59+03:00", "timezone": "Europe'
         '/Kyiv"}',
+    ),
+    'entry-too-large': (
+        413,
+        '{"type": "urn:uchast:problem:entry-too-large", "title": "Entry too lar'
+        'ge", "status": 413, "code": "entry-too-large", "detail": "The entry wo'
+        'uld be 70123 bytes; the log takes entries of at most 65535 bytes (C2SP'
+        ' entry bundles give each entry a 16-bit length). Nothing was written; '
+        'an election definition this large needs fewer or shorter texts.", "mes'
+        'sage_en": "The entry would be 70123 bytes; the log takes entries of at'
+        ' most 65535 bytes (C2SP entry bundles give each entry a 16-bit length)'
+        '. Nothing was written; an election definition this large needs fewer o'
+        'r shorter texts.", "message_uk": "Запис займав би 70123 байтів; журнал'
+        ' приймає записи до 65535 байтів (у пакетах записів C2SP довжину кожног'
+        'о запису подано 16 бітами). Нічого не записано; визначенню виборів так'
+        'ого розміру потрібно менше текстів або коротші.", "size": 70123, "limi'
+        't": 65535}'
     ),
 }
 
