@@ -67,7 +67,10 @@ def signed_errors(roles: str) -> dict[str, Any]:
             "or the calendar forbids it (`outside-window`, `paper-deadline-passed`)."
         ),
         "404": problem("No such election (`unknown-election`)."),
-        "413": problem("Body larger than the server's limit (`too-large`, 64 KiB by default)."),
+        "413": problem(
+            "Body larger than the server's limit (`too-large`, 64 KiB by default), or an entry "
+            "over 65,535 bytes, the most a C2SP entry bundle holds (`entry-too-large`)."
+        ),
         "415": problem("Body is not `application/json` (`unsupported-media-type`)."),
         "422": problem("Wrong content whatever the log holds (`wrong-type`, `bad-payload`...)."),
         "429": {
