@@ -75,6 +75,8 @@ async def test_receipt_page_verifies_the_proof_and_withholds_the_picks(
     page = await browser.page(f"/receipt?code={code}", lang="en")
     await page.wait_for_selector(f"body[data-checked='{code}']")
     assert await page.get_attribute("#verdict", "data-verdict") == "ok"
+    headline = await text(page, "#verdict-headline")
+    assert headline == "Recorded in the log (contents sealed until voting closes)"
     checks = await page.locator("#checks li").evaluate_all(
         "items => items.map(i => [i.dataset.check, i.className])"
     )

@@ -179,6 +179,10 @@ export const MESSAGES = {
     en: "The ten-character code you got after voting. The check runs in your browser: the page recomputes the hashes and verifies the log's signature itself.",
   },
   "receipt.checking": { uk: "Перевіряю…", en: "Checking…" },
+  "receipt.countedSealed": {
+    uk: "Записано в журнал (вміст запечатано до завершення голосування)",
+    en: "Recorded in the log (contents sealed until voting closes)",
+  },
   "receipt.counted": {
     uk: "Ваш бюлетень є в журналі (перевірено)",
     en: "Your ballot is in the log (verified)",

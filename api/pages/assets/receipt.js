@@ -192,7 +192,7 @@ function render() {
     setVerdict("spoiled", t("receipt.disputed"), t("receipt.disputed.detail", { position: answer.position }));
   } else if (answer.status !== "counted") {
     setVerdict("refused", t("receipt.failed"), String(answer.status));
-  } else setVerdict("ok", t("receipt.counted"), t("receipt.counted.detail", { position: answer.position, size: number(Number(checkpoint.size)) }));
+  } else setVerdict("ok", t(answer.entry ? "receipt.counted" : "receipt.countedSealed"), t("receipt.counted.detail", { position: answer.position, size: number(Number(checkpoint.size)) }));
 
   const memory = result.memory;
   $("log-memory").hidden = !memory;
