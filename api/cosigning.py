@@ -19,9 +19,14 @@ Metrics (registered in the app's registry, read at each scrape):
 
 * ``uchast_witness_acknowledged_size{election,witness}`` — size the witness last cosigned;
 * ``uchast_witness_behind_entries{election,witness}`` — latest signed size minus that;
+* ``uchast_witness_lag_seconds{election,witness}`` — seconds since the witness last cosigned
+  what was then the latest checkpoint (0 while it holds the latest): what the alert reads, since
+  under steady load every witness is always a batch behind;
 * ``uchast_witness_last_success_timestamp_seconds{election,witness}``;
 * ``uchast_witness_failures_total{election,witness}`` — refused or failed submissions;
 * ``uchast_witness_quorum_met{election}`` — 1 if the latest signed checkpoint is published;
+* ``uchast_witness_quorum_lag_seconds{election}`` — seconds since the log last published what
+  was then its latest checkpoint (0 while the latest is published);
 * ``uchast_cosigned_checkpoint_size{election}`` — size of the published (cosigned) checkpoint.
 """
 
@@ -69,6 +74,10 @@ class WitnessProgress:
     last_success: float | None = None
     failures: int = 0
     last_error: str = ""
+    # When the witness last cosigned what was then the log's latest checkpoint (first seen: when
+    # this server started asking it). Under steady load a witness is always a batch behind; it
+    # is lagging only when this grows old.
+    current_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -98,6 +107,8 @@ class Cosigning:
         self.progress: dict[tuple[str, str], WitnessProgress] = {}
         self.latest: dict[str, int] = {}  # election -> latest signed size
         self.published: dict[str, int] = {}  # election -> published (cosigned) size
+        # election -> when the log last published what was then its latest checkpoint
+        self.published_current_at: dict[str, float] = {}
         self._pending: dict[str, _Pending] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -121,14 +132,17 @@ class Cosigning:
         """Submit ``ledger``'s latest checkpoint if it is not published yet; publish it once
         the quorum is met."""
         election = ledger.log_id
+        started = time.time()
         latest = await ledger.latest_checkpoint()
         if latest is None:
             return
         self.latest[election] = latest.size
+        self.published_current_at.setdefault(election, started)
         published = await ledger.store.latest_cosigned_checkpoint(election)
         if published is not None:
             self.published[election] = published.size
             if published.size >= latest.size:
+                self.published_current_at[election] = started
                 return
         pending = self._pending.get(election)
         if pending is None or pending.checkpoint.size != latest.size:
@@ -140,6 +154,7 @@ class Cosigning:
         for witness, line in zip(asking, answers, strict=True):
             if line is not None:
                 pending.lines[witness.name] = line
+                self.progress[(election, witness.name)].current_at = started
         if self.policy.satisfied(pending.lines):
             lines = [
                 pending.lines[w.name] for w in self.policy.witnesses if w.name in pending.lines
@@ -148,6 +163,7 @@ class Cosigning:
                 election, latest.size, latest.note + "".join(lines)
             )
             self.published[election] = latest.size
+            self.published_current_at[election] = started
             del self._pending[election]
 
     async def _submit(
@@ -252,8 +268,17 @@ class _Collector(Collector):
             "Submissions the witness refused or did not answer.",
             labels=labels,
         )
+        lag = GaugeMetricFamily(
+            "uchast_witness_lag_seconds",
+            "Seconds since the witness last cosigned what was then the latest checkpoint "
+            "(0 while it holds the latest).",
+            labels=labels,
+        )
+        now = time.time()
         for (election, witness), p in sorted(c.progress.items()):
             acknowledged.add_metric([election, witness], p.acknowledged)
+            current = p.acknowledged >= c.latest.get(election, 0)
+            lag.add_metric([election, witness], 0.0 if current else max(0.0, now - p.current_at))
             behind.add_metric(
                 [election, witness], max(0, c.latest.get(election, 0) - p.acknowledged)
             )
@@ -270,11 +295,20 @@ class _Collector(Collector):
             "Size of the latest cosigned (published) checkpoint.",
             labels=["election"],
         )
+        quorum_lag = GaugeMetricFamily(
+            "uchast_witness_quorum_lag_seconds",
+            "Seconds since the log last published (quorum-cosigned) what was then its latest "
+            "checkpoint (0 while the latest is published).",
+            labels=["election"],
+        )
         for election, size in sorted(c.latest.items()):
-            quorum.add_metric([election], 1 if c.published.get(election, -1) >= size else 0)
+            met = c.published.get(election, -1) >= size
+            quorum.add_metric([election], 1 if met else 0)
+            since = c.published_current_at.get(election, now)
+            quorum_lag.add_metric([election], 0.0 if met else max(0.0, now - since))
             if election in c.published:
                 published.add_metric([election], c.published[election])
-        yield from (acknowledged, behind, success, failures, quorum, published)
+        yield from (acknowledged, behind, lag, success, failures, quorum, quorum_lag, published)
 
 
 COSIGNING = web.AppKey("cosigning", Cosigning)

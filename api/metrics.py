@@ -27,6 +27,9 @@ Read from the database at each scrape:
 * ``uchast_projection_lag_entries{election}`` — log size minus the entries the live tally applied;
 * ``uchast_db_pool_size``, ``uchast_db_pool_idle``, ``uchast_db_pool_max_size`` — connections
   (PostgreSQL: the asyncpg pool; SQLite: one writer, reported as 1 / 0 / 1).
+
+With ``serve --witness-policy``, the witness gauges of :mod:`api.cosigning` join the same
+registry (``uchast_witness_*``, ``uchast_cosigned_checkpoint_size``).
 """
 
 from __future__ import annotations

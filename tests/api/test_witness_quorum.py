@@ -183,14 +183,19 @@ async def test_quorum_two_of_three_with_one_down_then_one_forked(
     assert second["position"] < third["position"]
 
     metrics = await (await client.get("/metrics")).text()
-    assert 'uchast_witness_quorum_met{election="test-2018"} 0.0' in metrics
-    assert f'uchast_cosigned_checkpoint_size{{election="test-2018"}} {float(size)}' in metrics
-    assert (
-        f'uchast_witness_acknowledged_size{{election="test-2018",witness="W1"}} {float(grown)}'
-        in metrics
-    )
-    behind = 'uchast_witness_behind_entries{election="test-2018",witness="W2"} '
-    assert float(metrics.split(behind)[1].split("\n")[0]) > 0
+    e = 'election="test-2018"'
+    assert value(metrics, f"uchast_witness_quorum_met{{{e}}}") == 0
+    assert value(metrics, f"uchast_cosigned_checkpoint_size{{{e}}}") == size
+    assert value(metrics, f"uchast_witness_quorum_lag_seconds{{{e}}}") > 2
+    assert value(metrics, f'uchast_witness_acknowledged_size{{{e},witness="W1"}}') == grown
+    assert value(metrics, f'uchast_witness_lag_seconds{{{e},witness="W1"}}') == 0
+    assert value(metrics, f'uchast_witness_behind_entries{{{e},witness="W2"}}') > 0
     for witness in ("W2", "W3"):
-        failures = f'uchast_witness_failures_total{{election="test-2018",witness="{witness}"}} '
-        assert float(metrics.split(failures)[1].split("\n")[0]) >= 2
+        assert value(metrics, f'uchast_witness_lag_seconds{{{e},witness="{witness}"}}') > 2
+        assert value(metrics, f'uchast_witness_failures_total{{{e},witness="{witness}"}}') >= 2
+
+
+def value(metrics: str, series: str) -> float:
+    """The sample of ``series`` in a Prometheus text exposition."""
+    [line] = [line for line in metrics.splitlines() if line.startswith(series + " ")]
+    return float(line.split(" ")[-1])

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from api.app import create_app
 from api.service import ServiceConfig
 from ledger.keys import SignerKey
+from ledger.policy import parse_policy
 from tests.api.conftest import VOTER_KEY, VOTING_DAY
 from tests.deploy.tools import DEPLOY, ROOT, VENV_BIN, nginx_config_here, require_tool
 from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
@@ -104,7 +105,13 @@ async def test_every_metric_the_alerts_and_dashboard_use_is_exported(
     keys = Keys()
     async with opened_ledger(sqlite_url, keys):
         pass
-    config = ServiceConfig(sqlite_url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY)
+    config = ServiceConfig(
+        sqlite_url,
+        keys.log,
+        voter_key=VOTER_KEY,
+        clock=lambda: VOTING_DAY,
+        witness_policy=parse_policy("quorum none\n"),  # the witness metrics come with a policy
+    )
     client = await aiohttp_client(create_app(config))
     path = f"/v1/elections/{ELECTION}/ballots"
     assert (
