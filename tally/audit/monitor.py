@@ -194,8 +194,8 @@ class Monitor:
         # 4 and 5. The entries since, into the tree and through the audit: to the size of the
         # state file's checkpoint first (after a restart), then to the new one.
         targets = [t for t in (last, seen) if t is not None and t.size > self.audited]
-        for target in targets if seen.size > 0 else []:
-            alarm = self._catch_up(target)
+        if targets and seen.size > 0:
+            alarm = self._catch_up(targets)
             if alarm is not None:
                 return alarm
         if self.audit is not None:
@@ -212,38 +212,60 @@ class Monitor:
             seen.save(self.state)
         return None
 
-    def _catch_up(self, target: Seen) -> Alarm | None:
-        """Read the entries up to ``target``'s size, fold and replay them; the tree must have
-        its root."""
-        start = self.audited
+    def _catch_up(self, targets: list[Seen]) -> Alarm | None:
+        """Read the entries up to the last target's size (one pass over the bundles of that
+        tree: a static mirror has no other partial bundles), fold and replay them; at each
+        target's size the tree must have its root."""
+        start = position = self.audited  # position: of the first entry in batch
+        pending = list(targets)
         batch: list[bytes] = []
-        for tile, entries in self.reader.bundles(target.size, start):
+        for tile, entries in self.reader.bundles(targets[-1].size, start):
             skip = max(0, start - tile.index * TILE_WIDTH)
             batch.extend(entries[skip:] if skip else entries)
-            if len(batch) >= BATCH:
-                alarm = self._feed(batch, [], target.origin)
+            while pending and position + len(batch) >= pending[0].size:
+                target = pending.pop(0)
+                cut = target.size - position
+                alarm = self._reach(batch[:cut], target, start)
                 if alarm is not None:
                     return alarm
-                batch = []
-        alarm = self._feed(batch, [(target.size, target.note)], target.origin)
+                batch, position = batch[cut:], target.size
+            if len(batch) >= BATCH:
+                alarm = self._feed(batch, [], targets[-1].origin)
+                if alarm is not None:
+                    return alarm
+                batch, position = [], position + len(batch)
+        for target in pending:  # only when the bundles held fewer entries than the tree
+            alarm = self._reach(batch, target, start)
+            if alarm is not None:
+                return alarm
+            batch = []
+        return None
+
+    def _reach(self, entries: list[bytes], target: Seen, start: int) -> Alarm | None:
+        """Feed the entries up to ``target``'s size with its checkpoint; compare roots."""
+        alarm = self._feed(entries, [(target.size, target.note)], target.origin)
         if alarm is not None:
             return alarm
         assert self.audit is not None
         if self.audit.size != target.size:
             raise TileFormatError(f"the bundles held {self.audit.size} entries, not {target.size}")
-        if self.audit.root != target.root:
-            return Alarm(
-                "split-view",
-                f"the checkpoint of {target.size} entries (root {_b64(target.root)}) is not the "
-                f"tree of the log's entries, whose root is {_b64(self.audit.root)}: it does not "
-                + (
-                    f"extend the {start} entries seen before (split view), "
-                    if start
-                    else "sign them (split view), "
-                )
-                + "or the entry bundles served are not its entries",
+        if self.audit.root == target.root:
+            return None
+        if target is self.last:
+            why = (
+                f"the checkpoint of {target.size} entries seen before (the state file's, root "
+                f"{_b64(target.root)}) is not the tree of the log's first {target.size} entries "
+                f"now served (root {_b64(self.audit.root)}): the log shows another history "
+                "(split view)"
             )
-        return None
+        else:
+            why = (
+                f"the checkpoint of {target.size} entries (root {_b64(target.root)}) is not the "
+                f"tree of the log's entries (root {_b64(self.audit.root)}): it does not extend "
+                f"the {start} entries seen before (split view), or the entry bundles served are "
+                "not its entries"
+            )
+        return Alarm("split-view", why)
 
     def _feed(
         self, entries: list[bytes], checkpoints: list[tuple[int, str]], origin: str

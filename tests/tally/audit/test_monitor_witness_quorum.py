@@ -1,0 +1,97 @@
+"""Threat: a checkpoint published without its witnesses (the log shows the monitor a tree no
+witness checked, as a log hiding a split view would). With ``--witness-policy`` the monitor
+counts the cosignatures (C2SP cosignature/v1) of the policy's witnesses on each checkpoint and
+raises the witness-quorum alarm (exit 6) unless its quorum is met; lines of keys the policy
+does not name count for nothing. Also: a checkpoint not signed by the log key (exit 5)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ledger.casting import Casting
+from ledger.cosignature import CosignerKey, cosign, cosignature_line
+from ledger.keys import SignerKey
+from tests.api.servers import ROOT
+from tests.factories import Keys, opened_ledger
+from tests.tally.audit.served_log import DEFINED, ballot
+from tests.tally.audit.test_monitor_rollback import tiles
+
+WITNESSES = [SignerKey.generate(f"witness-{n}.example") for n in range(3)]
+
+
+async def published(tmp: Path, keys: Keys) -> Path:
+    url = f"sqlite:///{tmp / 'log.db'}"
+    async with opened_ledger(url, keys) as ledger:
+        for n in range(3):
+            await Casting(ledger).submit(ballot(keys, n))
+    await tiles(url, tmp / "tiles")
+    return tmp / "tiles"
+
+
+def cosigned_by(out: Path, *signers: SignerKey) -> None:
+    """Rewrite the exported checkpoint with cosignature lines by ``signers``."""
+    note = (out / "checkpoint").read_text()
+    body = note[: note.index("\n\n") + 1]
+    lines = [cosignature_line(s, body, int(time.time())) for s in signers]
+    (out / "checkpoint").write_text(cosign(note, lines))
+
+
+def policy(tmp: Path, keys: Keys) -> str:
+    path = tmp / "policy.txt"
+    path.write_text(
+        f"log {keys.log.verifier.vkey}\n"
+        + "".join(
+            f"witness w{n} {CosignerKey.of(w.verifier).vkey}\n" for n, w in enumerate(WITNESSES)
+        )
+        + "group two-of-three 2 w0 w1 w2\nquorum two-of-three\n"
+    )
+    return str(path)
+
+
+def run(out: Path, *args: str) -> tuple[int, list[str]]:
+    """`uchast monitor DIR --once ARGS`: its exit status and output lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "monitor", str(out), "--once", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, (done.stdout + done.stderr).splitlines()
+
+
+async def test_the_quorum_of_the_policy_is_checked_on_each_checkpoint(tmp_path: Path) -> None:
+    """One of three witnesses and a stranger cosigned: alarm, naming who did; two of three:
+    the checkpoint passes and the line says by whom."""
+    keys = Keys()
+    out = await published(tmp_path, keys)
+    watched = ("--log-vkey", keys.log.verifier.vkey, "--witness-policy", policy(tmp_path, keys))
+
+    cosigned_by(out, WITNESSES[1], SignerKey.generate("stranger.example"))
+    code, lines = run(out, *watched)
+    assert code == 6, lines
+    assert lines[-1] == (
+        f"ALARM witness-quorum: the checkpoint of {DEFINED + 3} entries is cosigned by w1 of "
+        "the policy: not its quorum (two-of-three)"
+    )
+
+    await tiles(f"sqlite:///{tmp_path / 'log.db'}", out)
+    cosigned_by(out, WITNESSES[2], WITNESSES[0])
+    code, lines = run(out, *watched)
+    assert code == 0, lines
+    assert lines[-1].endswith("cosigned by w0, w2 (quorum met), PASSED"), lines
+
+
+async def test_a_checkpoint_the_log_key_did_not_sign_is_flagged(tmp_path: Path) -> None:
+    """The monitor trusts one log key: a checkpoint under another key of the same name is a
+    bad-signature alarm (exit 5)."""
+    keys = Keys()
+    out = await published(tmp_path, keys)
+    other = Keys()
+    code, lines = run(out, "--log-vkey", other.log.verifier.vkey)
+    assert code == 5, lines
+    assert lines[-1].startswith("ALARM bad-signature: the checkpoint served does not verify: ")
