@@ -23,9 +23,9 @@ from votes.errors import ElectionDefinitionError, ElectionFrozenError
 
 def sealed_toml() -> str:
     """The example file with the one line that seals it (as the README shows it)."""
-    return example_text().replace(
-        'timezone = "Europe/Kyiv"\n', 'timezone = "Europe/Kyiv"\nresults = "sealed-until-close"\n'
-    )
+    sealed = example_text().replace('\nresults = "open"\n', '\nresults = "sealed-until-close"\n')
+    assert sealed != example_text()
+    return sealed
 
 
 def test_open_is_the_default() -> None:
