@@ -32,9 +32,10 @@ async def test_the_page_checks_the_log_only_grew_since_the_last_visit(
     site: Site,  # noqa: F811
     browser: Browser,  # noqa: F811
 ) -> None:
-    """First visit: remembered. The log grows: consistent. A remembered checkpoint larger than
-    the log (rollback) or one the log does not extend (rewrite): a warning, and the page keeps
-    the old memory rather than the suspect checkpoint."""
+    """First visit: remembered. The log grows: consistent. An older genuine checkpoint: behind,
+    no alarm. A remembered checkpoint larger than the log (rollback) or one the log does not
+    extend (rewrite): a warning, and the page keeps the old memory rather than the suspect
+    checkpoint."""
     code = await _cast(site, 500)
     context = await browser.browser.new_context()
     page = await context.new_page()
@@ -51,6 +52,27 @@ async def test_the_page_checks_the_log_only_grew_since_the_last_visit(
     assert await page.locator("#proof-link").get_attribute("href") == (
         f"/v1/elections/{ELECTION}/receipts/{code}/proof"
     )
+
+    # A receipt proved against an older genuine checkpoint (as a lagging cosigned one would
+    # be): the log proves the remembered one extends it, so no alarm, and the memory stays.
+    position = (await site.get_json(f"/v1/elections/{ELECTION}/receipts/{code}"))["position"]
+    kept = (await site.get_json(f"/v1/elections/{ELECTION}/log/checkpoints"))["checkpoints"]
+    older = next(c for c in kept if position < c["size"] < int(grown["size"]))
+    proof = await site.get_json(
+        f"/v1/elections/{ELECTION}/log/proof/inclusion?index={position}&size={older['size']}"
+    )
+
+    async def answer_with_older(route: Any) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        body["checkpoint"] = older["note"]
+        body["proof"] = {"index": position, "size": older["size"], "hashes": proof["hashes"]}
+        await route.fulfill(response=response, body=json.dumps(body))
+
+    await page.route(f"**/receipts/{code}", answer_with_older)
+    assert await _visit(page, site, code) == "behind"
+    assert json.loads(await page.evaluate(f"localStorage.getItem({json.dumps(key)})")) == grown
+    await page.unroute(f"**/receipts/{code}")
 
     forged_root = base64.b64encode(bytes(32)).decode()
     for memory, state in (

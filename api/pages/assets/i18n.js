@@ -227,6 +227,10 @@ export const MESSAGES = {
     uk: "Від вашого попереднього візиту ({old} записів) журнал лише доповнювався до {size}: доказ узгодженості перевірено у браузері.",
     en: "Since your last visit ({old} entries) the log has only grown, to {size}: consistency proof checked in your browser.",
   },
+  "receipt.memory.behind": {
+    uk: "Цю відповідь доведено щодо старішого підписаного стану журналу ({size} записів), ніж той, що бачив цей браузер ({old}); журнал довів, що новіший його продовжує.",
+    en: "This answer was proved against an older signed state of the log ({size} entries) than the one this browser saw ({old}); the log proved the newer one extends it.",
+  },
   "receipt.memory.rollback": {
     uk: "УВАГА: журнал менший ({size} записів), ніж коли цей браузер перевіряв його востаннє ({old}). Записи могли вилучити. Повідомте виборчу комісію.",
     en: "WARNING: the log is smaller ({size} entries) than when this browser last checked it ({old}). Entries may have been removed. Tell the election commission.",

@@ -123,6 +123,20 @@ function remember(checkpoint) {
   }
 }
 
+/** Why the log cannot prove that the tree of `newer` extends the tree of `older` (both
+ * {size, root}), or null when it proves it. */
+async function extensionProblem(older, newer) {
+  try {
+    const hashes =
+      older.size === newer.size
+        ? []
+        : (await getJSON(electionUrl(state.electionId, `/log/proof/consistency?old=${older.size}&new=${newer.size}`))).hashes.map(b64decode);
+    return await consistencyProblem(older.size, newer.size, older.root, newer.root, hashes);
+  } catch (error) {
+    return String(error?.message || error);
+  }
+}
+
 async function compareWithMemory(checkpoint) {
   const old = remembered();
   const facts = { old: old ? number(Number(old.size)) : "", size: number(Number(checkpoint.size)) };
@@ -130,17 +144,14 @@ async function compareWithMemory(checkpoint) {
     remember(checkpoint);
     return { state: "first", ...facts };
   }
-  if (checkpoint.size < old.size) return { state: "rollback", ...facts };
-  let problem;
-  try {
-    const hashes =
-      checkpoint.size === old.size
-        ? []
-        : (await getJSON(electionUrl(state.electionId, `/log/proof/consistency?old=${old.size}&new=${checkpoint.size}`))).hashes.map(b64decode);
-    problem = await consistencyProblem(old.size, checkpoint.size, old.root, checkpoint.root, hashes);
-  } catch (error) {
-    problem = String(error?.message || error);
+  if (checkpoint.size < old.size) {
+    // An older checkpoint is no alarm by itself (a receipt is proved against the published,
+    // cosigned one, which may lag the latest): the log must prove that the one remembered here
+    // extends it. A log rolled back below the remembered size cannot.
+    const problem = await extensionProblem(checkpoint, old);
+    return problem ? { state: "rollback", problem, ...facts } : { state: "behind", ...facts };
   }
+  const problem = await extensionProblem(old, checkpoint);
   if (problem) return { state: "inconsistent", problem, ...facts };
   remember(checkpoint);
   return { state: "consistent", ...facts };
