@@ -484,3 +484,61 @@ def export_and_audit(
         time.monotonic() - exported,
         (audit.stdout + audit.stderr).strip(),
     )
+
+
+@dataclass
+class ReadRun:
+    """What :func:`read_load` measured: answers by status, latencies, one body per path."""
+
+    seconds: float
+    statuses: Counter[int]
+    latencies: list[float]
+    bodies: dict[str, bytes]
+
+    @property
+    def rate(self) -> float:
+        """Answers per second over the timed window."""
+        return sum(self.statuses.values()) / self.seconds
+
+
+async def read_load(
+    url: str, paths: Sequence[str], *, concurrency: int, seconds: float, seed: int = 2018
+) -> ReadRun:
+    """GET ``paths`` from ``url`` for ``seconds``: ``concurrency`` clients, each over one
+    keep-alive connection, each walking the paths in its own shuffled order, round and round.
+
+    The client is bench/ingest_http.py's lean one (requests prebuilt as bytes, answers framed by
+    Content-Length): it shares the cores with what it measures, so it spends as little as it can.
+    """
+    from bench.ingest_http import HttpConnection  # it imports this module
+
+    host = url.removeprefix("http://")
+    raw = {path: f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for path in paths}
+    rng = random.Random(seed)
+    orders = [rng.sample(list(paths), len(paths)) for _ in range(concurrency)]
+    connections = [await HttpConnection.open(url) for _ in range(concurrency)]
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+    bodies: dict[str, bytes] = {}
+    deadline = 0.0
+
+    async def client(order: list[str], connection: HttpConnection) -> None:
+        clock = time.perf_counter
+        i = 0
+        while clock() < deadline:
+            path = order[i % len(order)]
+            i += 1
+            started = clock()
+            status, body = await connection.request(raw[path])
+            latencies.append(clock() - started)
+            statuses[status] += 1
+            bodies.setdefault(path, body)
+
+    started = time.perf_counter()
+    deadline = started + seconds
+    try:
+        await asyncio.gather(*(client(o, c) for o, c in zip(orders, connections, strict=True)))
+    finally:
+        for connection in connections:
+            await connection.close()
+    return ReadRun(time.perf_counter() - started, statuses, latencies, bodies)
