@@ -15,6 +15,7 @@
 #   UCHAST_RATE_LIMIT     signed writes/s for every key (default 0: each role its own rate,
 #                         api/ratelimit.ROLE_RATES; limits are on whatever is set here)
 #   UCHAST_RATE_LIMIT_SITE, UCHAST_RATE_LIMIT_CLERK, UCHAST_RATE_LIMIT_SUPERVISOR  per role
+#   UCHAST_WITNESS_POLICY C2SP tlog-policy file: publish checkpoints once its witnesses cosigned
 #
 # Extra arguments after `serve` are passed on: `serve --clock 2018-10-05T12:00:00+03:00`.
 set -eu
@@ -38,6 +39,9 @@ if [ "$#" -eq 0 ] || [ "$1" = serve ]; then
         --checkpoint-interval "${UCHAST_CHECKPOINT_INTERVAL:-0}" \
         --rate-limit "${UCHAST_RATE_LIMIT:-0}" \
         "$@"
+    if [ -n "${UCHAST_WITNESS_POLICY:-}" ]; then
+        set -- "$@" --witness-policy "$UCHAST_WITNESS_POLICY"
+    fi
     if [ -n "${UCHAST_CHECKPOINT_JOURNAL:-}" ]; then
         set -- "$@" --checkpoint-journal "$UCHAST_CHECKPOINT_JOURNAL"
     fi
