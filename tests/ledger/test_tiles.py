@@ -129,11 +129,12 @@ def test_entry_bundle_is_uint16_length_prefixed() -> None:
 # --- tiles from a store --------------------------------------------------------------------------
 
 
-async def _fill(url: str, size: int) -> None:
+async def fill_log(url: str, size: int, log: str = LOG) -> None:
+    """A log of ``size`` entries ``leaf(i)``, written through the store interface in batches."""
     store = open_store(url)
     await store.open()
     try:
-        await store.create_log(LOG)
+        await store.create_log(log)
         frontier: list[bytes] = []
         for start in range(0, size, 5_000):
             end = min(start + 5_000, size)
@@ -142,7 +143,7 @@ async def _fill(url: str, size: int) -> None:
                 for i in range(start, end)
             ]
             frontier, nodes = merkle.append(frontier, start, [e.leaf_hash for e in entries])
-            async with store.sequencing(LOG) as tx:
+            async with store.sequencing(log) as tx:
                 await tx.write(entries, nodes, None)
     finally:
         await store.close()
@@ -152,7 +153,7 @@ async def _fill(url: str, size: int) -> None:
 def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite log of SIZE entries, written through the store interface like the sequencer."""
     url = f"sqlite:///{tmp_path_factory.mktemp('tiles') / 'tiles.db'}"
-    asyncio.run(_fill(url, SIZE))
+    asyncio.run(fill_log(url, SIZE))
     return url
 
 
@@ -271,7 +272,7 @@ def test_entry_bundles_hold_the_leaves_that_hash_to_level_zero(store_url: str, s
 async def test_no_tile_beyond_the_size(tmp_path: Path) -> None:
     """A tile, bundle or wider partial tile reaching past the size given is not read."""
     url = f"sqlite:///{tmp_path / 'small.db'}"
-    await _fill(url, 300)
+    await fill_log(url, 300)
     store = open_store(url)
     await store.open()
     try:
