@@ -32,12 +32,12 @@ async def add_checkpoint(request: web.Request) -> web.Response:
     try:
         line = await request.app[WITNESS].add_checkpoint(await request.read())
     except WitnessRefusal as refusal:
+        if refusal.reason != "malformed":  # a forked or unprovable checkpoint is evidence
+            log.warning("refused a checkpoint (%s): %s", refusal.reason, refusal)
         if refusal.reason == "conflict":
             return web.Response(
                 status=409, body=f"{refusal.size}\n".encode(), content_type="text/x.tlog.size"
             )
-        if refusal.reason != "malformed":  # a forked or unprovable checkpoint is evidence
-            log.warning("refused a checkpoint (%s): %s", refusal.reason, refusal)
         return web.Response(status=_STATUS[refusal.reason], text=f"{refusal}\n")
     except StoreUnavailableError as exc:
         return web.Response(status=503, text=f"{exc}\n", headers={"Retry-After": "5"})
