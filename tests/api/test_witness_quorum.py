@@ -31,7 +31,7 @@ from ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from ledger.cosignature import CosignerKey, verified_cosignatures
 from ledger.keys import SignerKey
 from ledger.policy import Policy, parse_policy
-from tests.api.conftest import VOTER_KEY, VOTING_DAY
+from tests.api.conftest import VOTER_KEY, VOTING_DAY, Setup
 from tests.api.servers import ROOT, free_port, wait_until_up
 from tests.api.test_vote_routes import BASE
 from tests.factories import Keys, ballot_envelope, opened_ledger, voter_token
@@ -199,3 +199,59 @@ def value(metrics: str, series: str) -> float:
     """The sample of ``series`` in a Prometheus text exposition."""
     [line] = [line for line in metrics.splitlines() if line.startswith(series + " ")]
     return float(line.split(" ")[-1])
+
+
+async def test_without_a_policy_receipts_are_not_cosigned(service: Setup) -> None:
+    """No policy: /log/checkpoint is the latest signed checkpoint and receipts say false."""
+    accepted = await cast(service.client, service.keys, 1)
+    receipt = await (await service.client.get(f"{BASE}/receipts/{accepted['receipt']}")).json()
+    assert receipt["cosigned"] is False
+    status, note = await served(service.client)
+    assert status == 200 and note == receipt["checkpoint"]
+    assert receipt_verifies(receipt, service.keys).size == int(note.split("\n")[1])
+
+
+async def test_quorum_none_publishes_every_checkpoint(
+    aiohttp_client: Callable[[Any], Awaitable[Client]], sqlite_url: str
+) -> None:
+    """`quorum none`: each checkpoint is published as it is signed, without cosignatures."""
+    keys = Keys()
+    async with opened_ledger(sqlite_url, keys):
+        pass
+    config = ServiceConfig(
+        sqlite_url,
+        keys.log,
+        voter_key=VOTER_KEY,
+        clock=lambda: VOTING_DAY,
+        witness_policy=parse_policy("quorum none\n"),
+    )
+    client = await aiohttp_client(create_app(config))
+    accepted = await cast(client, keys, 1)
+
+    async def cosigned() -> bool:
+        response = await client.get(f"{BASE}/receipts/{accepted['receipt']}")
+        return bool((await response.json())["cosigned"])
+
+    await wait_for(cosigned)
+    status, note = await served(client)
+    assert status == 200 and verify_checkpoint(note, keys.log.verifier).size > accepted["position"]
+
+
+def test_serve_refuses_a_bad_policy_in_one_line(tmp_path: Path) -> None:
+    """A policy error names the file's line; serve exits before listening."""
+    keys = Keys()
+    keys.log.save(tmp_path / "log.key")
+    (tmp_path / "policy").write_text("witness W1 nonsense\nquorum W1\n")
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "api.cli", "serve"),
+            *("--db", f"sqlite:///{tmp_path / 'u.db'}", "--log-key", str(tmp_path / "log.key")),
+            *("--witness-policy", str(tmp_path / "policy")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("uchast: policy line 1: ")
