@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ import psycopg
 import pytest
 
 from api.routing import RoutesError, parse_routes, redact
+from api.service import Service, ServiceConfig
 from ledger.casting import Casting
+from ledger.errors import UnknownElectionError
 from ledger.log import Ledger
 from ledger.store import open_store
 from tests.api.servers import ROOT, free_port, serving
@@ -301,3 +304,34 @@ def test_serve_refuses_an_invalid_routing_file(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.startswith("uchast: ") and "not a storage URL" in run.stderr
     assert "lviv-2019" in run.stderr and "pw" not in run.stderr
+
+
+async def test_sighup_rereads_the_routing_file(tmp_path: Path) -> None:
+    """SIGHUP re-reads the routing file even when it looks unchanged (same inode, size and
+    modification time); until then an election the file newly names is unknown."""
+    keys = Keys()
+    a, b = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    zeta = "zeta-2018"
+    await define(a, ALPHA, keys)
+    await define(b, BETA, keys)
+    await define(b, zeta, keys)
+    routes = tmp_path / "routes.toml"
+    routes.write_text(f'[elections]\n{BETA} = "{b}"\n#eta-2018 = "{b}"\n')
+    before = os.stat(routes)
+    service = Service(ServiceConfig(a, keys.log, routes_file=routes))
+    await service.open()
+    try:
+        assert await service.election_ids() == [ALPHA, BETA]
+        with routes.open("r+") as file:  # the same bytes but one: zeta named
+            file.write(f'[elections]\n{BETA} = "{b}"\nzeta-2018 = "{b}"\n')
+        os.utime(routes, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert os.stat(routes).st_ino == before.st_ino
+        with pytest.raises(UnknownElectionError):
+            await service.ledger(zeta)
+        assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None)  # else kill below
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.sleep(0.1)
+        assert (await service.ledger(zeta)).store.url == b
+        assert await service.election_ids() == [ALPHA, BETA, zeta]
+    finally:
+        await service.close()
