@@ -42,6 +42,7 @@ from tally.audit.tiles import (
     TileUnavailableError,
     is_tiles_location,
     leaf_hashes,
+    problem_detail,
 )
 
 __all__ = [
@@ -272,16 +273,6 @@ def _checkpoint_line(line: bytes) -> CheckpointLine:
     return CheckpointLine(size, note)
 
 
-def _problem_detail(exc: urllib.error.HTTPError) -> str:
-    """``: <detail>`` of the problem document a server refused with (say, 403 results-sealed:
-    entries are not served before voting closes), or nothing."""
-    try:
-        detail = json.loads(exc.read(4096)).get("detail")
-    except (ValueError, AttributeError, OSError):
-        return ""
-    return f": {detail}" if isinstance(detail, str) else ""
-
-
 def _cut(data: bytes, limit: int = 60) -> str:
     text = repr(data[:limit])
     return text + ("..." if len(data) > limit else "")
@@ -368,7 +359,7 @@ class LogServer(Source):
                             yield whole
             except urllib.error.HTTPError as exc:
                 raise SourceUnavailableError(
-                    f"entries from {start}: HTTP {exc.code}{_problem_detail(exc)}"
+                    f"entries from {start}: HTTP {exc.code}{problem_detail(exc)}"
                 ) from None
             if lines.carry:
                 self.problems.append(lines.unterminated())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import urllib.error
@@ -42,6 +43,7 @@ __all__ = [
     "TileUnavailableError",
     "is_tiles_location",
     "leaf_hashes",
+    "problem_detail",
     "split_bundle",
     "tiles_for_size",
 ]
@@ -184,7 +186,7 @@ class TileReader:
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise TileMissingError(f"{url}: HTTP 404") from None
-            raise TileUnavailableError(f"{url}: HTTP {exc.code}") from None
+            raise TileUnavailableError(f"{url}: HTTP {exc.code}{problem_detail(exc)}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise TileUnavailableError(f"cannot reach {url}: {exc}") from None
         if encoding == "gzip":
@@ -313,3 +315,13 @@ def leaf_hashes(entries: list[bytes]) -> list[bytes]:
     """RFC 9162 leaf hashes of entries."""
     sha256 = hashlib.sha256
     return [sha256(b"\x00" + e).digest() for e in entries]
+
+
+def problem_detail(exc: urllib.error.HTTPError) -> str:
+    """``: <detail>`` of the problem document a server refused with (say, 403 results-sealed:
+    no entry is served before voting closes), or nothing."""
+    try:
+        detail = json.loads(exc.read(4096)).get("detail")
+    except (ValueError, AttributeError, OSError):
+        return ""
+    return f": {detail}" if isinstance(detail, str) else ""

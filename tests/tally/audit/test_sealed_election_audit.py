@@ -28,6 +28,8 @@ from api.service import ServiceConfig
 from ledger.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from ledger.keys import sign_envelope
 from tally.audit import AuditReport, audit
+from tally.audit.monitor import Monitor
+from tally.audit.tiles import TileUnavailableError
 from tests.factories import ELECTION, voter_token
 from tests.tally.election_log import CAST_AT, NOW, AuditKeys, election_log
 
@@ -202,3 +204,28 @@ async def test_a_sealed_period_history_replaced_at_the_close_fails_naming_the_sa
     assert not report.ok
     named = sorted((v.check, v.file) for v in report.violations)
     assert named == sorted(("split-view", str(p)) for p in shown.saved)
+
+
+async def test_the_monitor_waits_for_the_close_and_then_follows(
+    aiohttp_server: ServerFactory, sqlite_url: str
+) -> None:
+    """``uchast monitor`` reads entry bundles, which a sealed election withholds: before the
+    close a poll concludes nothing and says why (the server's reason); after it, the same
+    monitor reads and audits the whole log."""
+    keys = AuditKeys()
+    await create(sqlite_url, keys)
+    clock = Clock(NOW)
+    base = await serve(aiohttp_server, sqlite_url, keys, clock)
+    async with ClientSession() as http:
+        await vote(http, base, keys, range(3), ["L01"])
+    monitor = Monitor(f"{base}/v1/elections/{ELECTION}/log/", keys.log.verifier.vkey)
+    try:
+        await asyncio.to_thread(monitor.poll)
+    except TileUnavailableError as exc:
+        assert "HTTP 403" in str(exc) and "sealed until voting closes" in str(exc)
+    else:
+        raise AssertionError("a sealed log's entry bundles were read")
+    clock.now = CLOSES
+    assert await asyncio.to_thread(monitor.poll) is None
+    assert monitor.last is not None
+    assert monitor.audited == monitor.last.size == 1 + 5 + 3  # the election, its keys, ballots
