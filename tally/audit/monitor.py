@@ -426,8 +426,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "uchast monitor") -> int
                 return EXIT_UNREADABLE
         else:
             if alarm is not None:
+                metrics.alarm.labels(alarm.reason).set(1)  # before the line that announces it
                 say(str(alarm))
-                metrics.alarm.labels(alarm.reason).set(1)
                 if args.metrics_port is not None and not args.once:
                     stop.wait(args.hold_alarm)
                 return alarm.code

@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 
 from ledger.keys import sign_envelope
+from ledger.store import open_store
+from ledger.tiles import export_tiles
 from tests.api.servers import ROOT, serving
 from tests.factories import ELECTION, Keys, opened_ledger, voter_token
 
@@ -62,6 +64,17 @@ async def cast(base: str, keys: Keys, voters: range) -> None:
         for n in voters:
             async with session.post(f"{base}{BASE}/ballots", json=ballot(keys, n)) as r:
                 assert r.status == 201, await r.text()
+
+
+async def tiles(url: str, out: Path) -> int:
+    """`uchast export tiles` of the election into ``out``; the checkpoint's size."""
+    store = open_store(url)
+    await store.open()
+    try:
+        size, _ = await export_tiles(store, ELECTION, out)
+    finally:
+        await store.close()
+    return size
 
 
 def checkpoint(base: str) -> str:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.tally.audit.served_log import MonitorProcess
-from tests.tally.audit.test_monitor_rollback import tiles
+from tests.tally.audit.served_log import MonitorProcess, tiles
 from tests.tally.audit.test_smuggled_ballot import ballot, smuggle
 from tests.tally.election_log import AuditKeys, election_log
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ledger.store import open_store
-from ledger.tiles import export_tiles
 from tests.api.servers import free_port
-from tests.factories import ELECTION, Keys
+from tests.factories import Keys
 from tests.ledger.test_rollback import KEPT, roll_back
 from tests.tally.audit.served_log import (
     BASE,
@@ -22,22 +20,12 @@ from tests.tally.audit.served_log import (
     metrics,
     prepared,
     served,
+    tiles,
 )
 
 
 def monitor(url: str, keys: Keys, *args: str) -> MonitorProcess:
     return MonitorProcess(url, "--log-vkey", keys.log.verifier.vkey, "--interval", "0.1", *args)
-
-
-async def tiles(url: str, out: Path) -> int:
-    """`uchast export tiles` of the election into ``out``; the checkpoint's size."""
-    store = open_store(url)
-    await store.open()
-    try:
-        size, _ = await export_tiles(store, ELECTION, out)
-    finally:
-        await store.close()
-    return size
 
 
 async def test_the_monitor_follows_a_live_log_then_flags_its_rollback(

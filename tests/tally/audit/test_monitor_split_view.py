@@ -15,8 +15,7 @@ from aiohttp import web
 from ledger.casting import Casting
 from tests.api.servers import free_port
 from tests.factories import Keys, opened_ledger
-from tests.tally.audit.served_log import DEFINED, MonitorProcess, ballot, metrics
-from tests.tally.audit.test_monitor_rollback import tiles
+from tests.tally.audit.served_log import DEFINED, MonitorProcess, ballot, metrics, tiles
 
 
 async def history(tmp: Path, name: str, keys: Keys, voters: range) -> Path:

@@ -16,8 +16,7 @@ from ledger.cosignature import CosignerKey, cosign, cosignature_line
 from ledger.keys import SignerKey
 from tests.api.servers import ROOT
 from tests.factories import Keys, opened_ledger
-from tests.tally.audit.served_log import DEFINED, ballot
-from tests.tally.audit.test_monitor_rollback import tiles
+from tests.tally.audit.served_log import DEFINED, ballot, tiles
 
 WITNESSES = [SignerKey.generate(f"witness-{n}.example") for n in range(3)]
 

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from tests.factories import ELECTION, Keys
 from tests.ledger.test_rollback import KEPT, roll_back
-from tests.tally.audit.served_log import DEFINED, audit_cli, cast, checkpoint, prepared, served
+from tests.tally.audit.served_log import (
+    DEFINED,
+    audit_cli,
+    cast,
+    checkpoint,
+    prepared,
+    served,
+    tiles,
+)
 from tests.tally.audit.served_log import vkeys as trusted
 from tests.tally.election_log import export
 
@@ -46,14 +54,19 @@ async def test_an_audit_with_a_saved_checkpoint_fails_on_the_rolled_back_log(
     assert alone.returncode == 0, alone.stdout  # what the attacker counts on
     assert f"entries: {KEPT} " in alone.stdout
 
-    caught = audit_cli(str(rolled), *trusted(keys), "--checkpoint", str(saved), "--workers", "0")
-    assert caught.returncode == 1, caught.stdout + caught.stderr
-    assert "FAILED (1 violations)" in caught.stdout
-    assert (
-        f"checkpoint file {saved}: step 4 rolled-back: expected a log of at least {published} "
-        f"entries; found {KEPT}: the log is shorter than checkpoint {saved} ({published} "
-        "entries): rolled back or truncated"
-    ) in caught.stdout
+    # The exported file, and the same log as static tiles (`uchast export tiles`).
+    await tiles(store_url, tmp_path / "tiles")
+    for source in (rolled, tmp_path / "tiles"):
+        caught = audit_cli(
+            str(source), *trusted(keys), "--checkpoint", str(saved), "--workers", "0"
+        )
+        assert caught.returncode == 1, caught.stdout + caught.stderr
+        assert "FAILED (1 violations)" in caught.stdout
+        assert (
+            f"checkpoint file {saved}: step 4 rolled-back: expected a log of at least "
+            f"{published} entries; found {KEPT}: the log is shorter than checkpoint {saved} "
+            f"({published} entries): rolled back or truncated"
+        ) in caught.stdout
 
 
 async def test_the_rolled_back_server_fails_the_audit_naming_the_checkpoint(
