@@ -12,7 +12,10 @@ auditor can read every line that decides the verdict. The checklist is at the to
 - :mod:`tally.audit.ballots` -- step 5, the ballot rules;
 - :mod:`tally.audit.recount` -- step 6, totals, winners and the published results;
 - :mod:`tally.audit.replay` -- the checklist itself: :func:`audit` and :func:`audit_strict`;
-- :mod:`tally.audit.cli` -- the command line.
+- :mod:`tally.audit.cli` -- the command line;
+- :mod:`tally.audit.policy` -- witness policies and cosignatures (C2SP tlog-policy, cosignature/v1);
+- :mod:`tally.audit.monitor` -- ``uchast monitor``: a live log's tiles followed, the incremental
+  audit of :mod:`tally.audit.replay` fed as it grows (its metrics use ``prometheus_client``).
 """
 
 from tally.audit.errors import (
