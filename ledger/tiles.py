@@ -226,9 +226,13 @@ async def read_tile(store: Store, log_id: str, tile: Tile, size: int) -> bytes |
 
 
 async def export_tiles(store: Store, log_id: str, out: Path) -> tuple[int, int]:
-    """Write the log as a static C2SP tiled log under ``out``: ``out/checkpoint`` (the latest
-    checkpoint) and every hash tile and entry bundle of its size, byte for byte what the HTTP
-    routes serve, so that any static file server (nginx, object storage) can serve the tree.
+    """Write the log as a static C2SP tiled log under ``out``: ``out/checkpoint`` and every hash
+    tile and entry bundle of its size, byte for byte what the HTTP routes serve, so that any
+    static file server (nginx, object storage) can serve the tree.
+
+    The checkpoint is the one the server publishes: the latest the witnesses cosigned, with their
+    lines, if the log has any (it is served with ``serve --witness-policy``), else the latest
+    signed one.
 
     Each file is written to a temporary name and renamed, and the checkpoint last, so a server
     of ``out`` never shows a checkpoint whose tiles are not all there, nor half a file. Files
@@ -236,7 +240,7 @@ async def export_tiles(store: Store, log_id: str, out: Path) -> tuple[int, int]:
     checkpoint's size and the number of files written. Raises :class:`ValueError` if the log
     has no checkpoint.
     """
-    stored = await store.latest_checkpoint(log_id)
+    stored = await store.latest_cosigned_checkpoint(log_id) or await store.latest_checkpoint(log_id)
     if stored is None:
         raise ValueError(f"the log of {log_id!r} has no checkpoint yet: nothing to export")
     written = 0

@@ -72,3 +72,24 @@ async def test_export_refuses_a_log_without_checkpoint(
     assert await asyncio.to_thread(main, argv) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert not out.exists()
+
+
+async def test_export_writes_the_published_cosigned_checkpoint(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """With witnesses, the server publishes the latest cosigned checkpoint (its lines added):
+    the export writes that one, and the tiles of its size."""
+    keys = Keys()
+    async with opened_ledger(sqlite_url, keys) as ledger:
+        await cast(ledger, keys, 0)
+        cosigned = await ledger.latest_checkpoint()
+        assert cosigned is not None
+        note = cosigned.note + "— witness.example AAAA\n"
+        await ledger.store.save_cosigned_checkpoint(ledger.log_id, cosigned.size, note)
+        await cast(ledger, keys, 1)
+        assert await ledger.size() == cosigned.size + 1
+    out = tmp_path / "tiles"
+    argv = ["export", "tiles", "--db", sqlite_url, "--election", ELECTION, "--out", str(out)]
+    assert await asyncio.to_thread(main, argv) == 0
+    assert (out / "checkpoint").read_text() == note
+    assert set(files_under(out)) == {"checkpoint", *(t.path for t in tiles_for_size(cosigned.size))}
