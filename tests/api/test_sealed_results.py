@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jsonschema_rs
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from api.app import create_app
+from api.openapi import DOCUMENT
 from api.service import ServiceConfig
 from ledger.checkpoint import verify_checkpoint
 from ledger.merkle import verify_inclusion
@@ -245,3 +247,26 @@ async def test_uchast_serve_opens_the_results_by_itself_at_the_close(
             status, body = fetch(entries)
         assert status == 200 and len(body.splitlines()) == 4
         assert process.poll() is None
+
+
+def schema(name: str) -> jsonschema_rs.Draft202012Validator:
+    """The OpenAPI document's component schema ``name``, its references resolved in it."""
+    return jsonschema_rs.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{name}", "components": DOCUMENT["components"]}
+    )
+
+
+async def test_the_answers_are_those_the_openapi_document_describes(sealed: Site) -> None:
+    """Sealed results are ``SealedResults`` and not ``Results``, open ones the other way round
+    (the response's ``oneOf`` picks exactly one); a sealed receipt is a ``ReceiptStatus``; the
+    refusal is a ``Problem``."""
+    sealed_results = await sealed.json("/results")
+    assert schema("SealedResults").is_valid(sealed_results)
+    assert not schema("Results").is_valid(sealed_results)
+    receipt = await sealed.json(f"/receipts/{sealed.receipts[0]}")
+    assert schema("ReceiptStatus").is_valid(receipt)
+    assert schema("Problem").is_valid(json.loads((await sealed.get("/log/entries"))[2]))
+    sealed.clock.now = CLOSES
+    open_results = await sealed.json("/results")
+    assert schema("Results").is_valid(open_results)
+    assert not schema("SealedResults").is_valid(open_results)
