@@ -30,6 +30,8 @@ from votes.election import Election
 from votes.errors import ResultsSealedError
 
 TALLY_PROJECTION = "tally"
+REOPEN_INTERVAL = 2.0
+"""Seconds between attempts to open a routed database that did not answer."""
 
 log = logging.getLogger("uchast.service")
 
@@ -118,7 +120,8 @@ class Service:
         self._stores: dict[str, Store] = {config.db_url: self.store}
         self._opened: set[str] = set()  # URLs whose store is open
         self._store_locks: dict[str, asyncio.Lock] = {}
-        self._unanswered: set[str] = set()  # URLs whose store could not be opened
+        # URLs whose store could not be opened -> when it was last tried (loop time).
+        self._unanswered: dict[str, float] = {}
         self._routes = Routes(config.db_url)
         self._routes_file = RoutesFile(config.routes_file) if config.routes_file else None
         self._routes_stamp: tuple[int, int, int] | None = None
@@ -199,33 +202,42 @@ class Service:
         return self._bound.get(election) or self._routes.url_of(election)
 
     async def _store_at(self, url: str) -> Store:
-        """The open store of ``url``; :class:`StoreUnavailableError` if it cannot be opened
-        (tried again on the next call)."""
+        """The open store of ``url``; :class:`StoreUnavailableError` if it cannot be opened.
+        A database that did not answer is tried again at most every ``REOPEN_INTERVAL``
+        seconds: meanwhile its elections fail at once instead of each waiting for a connect
+        timeout."""
         store = self._stores.get(url)
         if store is None:
             store = self._stores[url] = open_store(url)
         if url not in self._opened:
+            self._refuse_if_tried_lately(url)
             async with self._store_locks.setdefault(url, asyncio.Lock()):
                 if url not in self._opened:
+                    self._refuse_if_tried_lately(url)  # by whoever held the lock before
                     try:
                         await store.open()
                     except BaseException as exc:
                         with contextlib.suppress(Exception):  # a pool half made: let it go
                             await asyncio.wait_for(store.close(), 5)
-                        if url not in self._unanswered:  # once, not at every request
-                            self._unanswered.add(url)
+                        if url not in self._unanswered:  # once, not at every attempt
                             log.warning(
                                 "database %s does not answer (%s): its elections answer 503"
                                 " until it does",
                                 redact(url),
                                 type(exc).__name__,
                             )
+                        self._unanswered[url] = asyncio.get_running_loop().time()
                         raise
                     self._opened.add(url)
-                    if url in self._unanswered:
-                        self._unanswered.discard(url)
+                    if self._unanswered.pop(url, None) is not None:
                         log.warning("database %s answers again", redact(url))
         return store
+
+    def _refuse_if_tried_lately(self, url: str) -> None:
+        tried = self._unanswered.get(url)
+        if tried is not None and asyncio.get_running_loop().time() - tried < REOPEN_INTERVAL:
+            # Not the URL: the answer goes to the public, the logs have it.
+            raise StoreUnavailableError("the database of this election does not answer")
 
     async def store_of(self, election: str) -> Store:
         """The open store holding ``election``'s log (by the routing file, if any)."""

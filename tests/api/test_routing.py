@@ -230,6 +230,9 @@ async def test_a_lost_cluster_takes_down_only_its_elections(
                 redact(nowhere): {"database": "unavailable", "elections": ["delta-2018"]},
             }
             assert PASSWORD not in str(ready) and "***" in redact(nowhere)
+            status, problem = await voting.get("/v1/elections/delta-2018")
+            assert status == 503 and problem["code"] == "store-unavailable"
+            assert "127.0.0.1" not in str(problem), problem  # no database address to the public
             assert await voting.cast(ALPHA) == 201 and await voting.cast(BETA) == 201
 
             second_pg_cluster.stop()
@@ -242,6 +245,8 @@ async def test_a_lost_cluster_takes_down_only_its_elections(
             assert status == 200 and ready["status"] == "ready"
             assert ready["clusters"][other] == {"database": "unavailable", "elections": [BETA]}
             assert ALPHA in ready["elections"] and BETA not in ready["elections"]
+            status, listing = await voting.get("/v1/elections")
+            assert status == 200 and [e["id"] for e in listing["elections"]] == [ALPHA]
 
             second_pg_cluster.start()
             for _ in range(100):
