@@ -52,6 +52,10 @@ async def test_the_page_checks_the_log_only_grew_since_the_last_visit(
     assert await page.locator("#proof-link").get_attribute("href") == (
         f"/v1/elections/{ELECTION}/receipts/{code}/proof"
     )
+    # Every visit checks, with or without a code: here nothing changed since the last one.
+    await page.goto(f"{site.base}/receipt")
+    await page.wait_for_selector("body[data-ready=true]")
+    assert await page.get_attribute("#log-memory", "data-state") == "unchanged"
 
     # A receipt proved against an older genuine checkpoint (as a lagging cosigned one would
     # be): the log proves the remembered one extends it, so no alarm, and the memory stays.

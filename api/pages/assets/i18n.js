@@ -227,6 +227,10 @@ export const MESSAGES = {
     uk: "Від вашого попереднього візиту ({old} записів) журнал лише доповнювався до {size}: доказ узгодженості перевірено у браузері.",
     en: "Since your last visit ({old} entries) the log has only grown, to {size}: consistency proof checked in your browser.",
   },
+  "receipt.memory.unchanged": {
+    uk: "Підписаний стан журналу той самий, що цей браузер уже перевіряв ({size} записів).",
+    en: "The log's signed state is the one this browser checked before ({size} entries).",
+  },
   "receipt.memory.behind": {
     uk: "Цю відповідь доведено щодо старішого підписаного стану журналу ({size} записів), ніж той, що бачив цей браузер ({old}); журнал довів, що новіший його продовжує.",
     en: "This answer was proved against an older signed state of the log ({size} entries) than the one this browser saw ({old}); the log proved the newer one extends it.",

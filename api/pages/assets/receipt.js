@@ -22,6 +22,7 @@ import {
   number,
   onLangChange,
   pick,
+  request,
   t,
 } from "./common.js";
 import {
@@ -39,6 +40,7 @@ const state = {
   electionId: null,
   election: null,
   logKey: null, // {vkey, origin}
+  memory: null, // the last comparison with the remembered checkpoint, and the checkpoint compared
   result: null, // what the last check found, re-rendered on a language change
 };
 
@@ -90,8 +92,8 @@ async function verify(answer) {
     }),
   );
   const ok = checks.every((c) => c.ok);
-  const memory = ok ? await compareWithMemory(checkpoint) : null;
-  return { answer, checks, checkpoint, signer, vkey, ok, memory };
+  if (ok) await checkLog(checkpoint);
+  return { answer, checks, checkpoint, signer, vkey, ok };
 }
 
 // ---------------------------------------------------------------- the log this browser saw
@@ -154,7 +156,37 @@ async function compareWithMemory(checkpoint) {
   const problem = await extensionProblem(old, checkpoint);
   if (problem) return { state: "inconsistent", problem, ...facts };
   remember(checkpoint);
-  return { state: "consistent", ...facts };
+  return { state: checkpoint.size === old.size ? "unchanged" : "consistent", ...facts };
+}
+
+/** Compare a verified checkpoint with the remembered one, once per checkpoint per page. */
+async function checkLog(checkpoint) {
+  const last = state.memory;
+  if (last && last.checkpoint.size === checkpoint.size && equalBytes(last.checkpoint.root, checkpoint.root)) return;
+  state.memory = { ...(await compareWithMemory(checkpoint)), checkpoint };
+}
+
+/** On arrival, before any code is typed: the log's current checkpoint, verified with the log
+ * key, against the one remembered from the last visit. */
+async function checkLogOnArrival() {
+  const vkey = new URLSearchParams(location.search).get("vkey") || state.logKey.vkey;
+  let checkpoint;
+  try {
+    ({ checkpoint } = await verifyCheckpointNote(await request(electionUrl(state.electionId, "/log/checkpoint")), vkey));
+  } catch {
+    return; // no checkpoint yet, or one that does not verify: checking a code says which
+  }
+  if (checkpoint.origin === state.logKey.origin) await checkLog(checkpoint);
+}
+
+function renderMemory() {
+  const memory = state.memory;
+  const box = $("log-memory");
+  box.hidden = !memory;
+  if (!memory) return;
+  box.className = memory.state === "rollback" || memory.state === "inconsistent" ? "banner bad" : "banner note";
+  box.dataset.state = memory.state;
+  box.textContent = t(`receipt.memory.${memory.state}`, memory) + (memory.problem ? ` (${memory.problem})` : "");
 }
 
 // ---------------------------------------------------------------- rendering
@@ -180,7 +212,10 @@ function pointTitle(id) {
 
 function render() {
   const result = state.result;
-  if (!result) return;
+  if (!result) {
+    renderMemory();
+    return;
+  }
   if (result.problem) {
     const p = result.problem;
     if (p.code === "unknown-receipt") setVerdict("refused", t("receipt.notFound"), t("receipt.notFound.detail"));
@@ -189,7 +224,7 @@ function render() {
     else setVerdict("refused", t("receipt.failed"), p instanceof Problem ? p.message_() : String(p.message || p));
     $("checks-card").hidden = true;
     $("details-card").hidden = true;
-    $("log-memory").hidden = true;
+    renderMemory();
     return;
   }
   const { answer, checks, checkpoint, ok, vkey } = result;
@@ -205,13 +240,7 @@ function render() {
     setVerdict("refused", t("receipt.failed"), String(answer.status));
   } else setVerdict("ok", t(answer.entry ? "receipt.counted" : "receipt.countedSealed"), t("receipt.counted.detail", { position: answer.position, size: number(Number(checkpoint.size)) }));
 
-  const memory = result.memory;
-  $("log-memory").hidden = !memory;
-  if (memory) {
-    $("log-memory").className = memory.state === "rollback" || memory.state === "inconsistent" ? "banner bad" : "banner note";
-    $("log-memory").dataset.state = memory.state;
-    $("log-memory").textContent = t(`receipt.memory.${memory.state}`, memory) + (memory.problem ? ` (${memory.problem})` : "");
-  }
+  renderMemory();
   $("proof-link").hidden = !answer.entry;
   $("proof-link").href = electionUrl(state.electionId, `/receipts/${encodeURIComponent(answer.receipt)}/proof`);
   $("proof-link").download = `${answer.receipt}.tlog-proof`;
@@ -304,6 +333,8 @@ async function main() {
     return;
   }
   applyI18n();
+  await checkLogOnArrival();
+  renderMemory();
   document.body.dataset.ready = "true";
   const fromQuery = new URLSearchParams(location.search).get("code");
   if (fromQuery) await lookUp(fromQuery);
