@@ -4,6 +4,11 @@ A code is derived from the ballot's signature (unique per ballot, known before t
 position): Crockford base32 of the first 50 bits of SHA-256("uchast/receipt\\n" || signature),
 written ``XXXXX-XXXXX``. Crockford's alphabet has no I, L, O or U, so a code read aloud or copied
 by hand survives; lookups accept lower case and the look-alikes.
+
+The log finds a ballot by a hash of its code (:func:`receipt_tag`), never the code itself, and a
+receipt reports its ballot's :class:`ReceiptStatus`, decided as the results count
+(:func:`receipt_status`). Mirrored by tally/audit/receipts.py, which also checks a receipt's
+C2SP tlog-proof file offline (``uchast verify-receipt``).
 """
 
 from __future__ import annotations
