@@ -134,11 +134,16 @@ async def _serve_tile(request: web.Request, tile: Tile) -> web.Response:
             f"{tile.path} lies beyond the latest checkpoint",
             f"{tile.path} виходить за межі останньої контрольної точки журналу",
         )
-    return web.Response(
+    response = web.Response(
         body=data,
         content_type="application/octet-stream",
         headers={"Cache-Control": PARTIAL_TILE_CACHE if tile.partial else FULL_TILE_CACHE},
     )
+    if tile.entries:  # JSON text, as the spec asks compressed; hashes would not shrink
+        response.headers["Vary"] = "Accept-Encoding"
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
+    return response
 
 
 def _tile(path: str) -> Tile:

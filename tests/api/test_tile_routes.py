@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+import aiohttp
+from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from api.service import ServiceConfig
@@ -17,6 +19,7 @@ from tests.factories import ELECTION, Keys, opened_ledger
 from tests.ledger.conformance import cast
 
 ClientFactory = Callable[[Any], Awaitable[TestClient[Any, Any]]]
+ServerFactory = Callable[..., Awaitable[TestServer]]
 BASE = f"/v1/elections/{ELECTION}/log"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -100,3 +103,29 @@ async def test_tiles_beyond_the_checkpoint_or_misnamed_are_not_found(
         assert response.status == 404, path
         assert response.content_type == "application/problem+json"
         assert (await response.json())["code"] == code, path
+
+
+async def test_entry_bundles_are_gzipped_when_asked(
+    aiohttp_server: ServerFactory, sqlite_url: str
+) -> None:
+    """With Accept-Encoding gzip a bundle comes compressed (Vary: Accept-Encoding), and
+    decompresses to the bytes served without it; hash tiles are never compressed."""
+    keys = Keys()
+    async with opened_ledger(sqlite_url, keys) as ledger:
+        await asyncio.gather(*(cast(ledger, keys, n) for n in range(40)))
+        size = await ledger.size()
+    server = await aiohttp_server(create_app(ServiceConfig(sqlite_url, keys.log)))
+    url = str(server.make_url(f"{BASE}/tile/entries/000.p/{size}"))
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        async with session.get(url, headers={"Accept-Encoding": "gzip"}) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert response.headers["Vary"] == "Accept-Encoding"
+            packed = await response.read()
+        async with session.get(url, headers={"Accept-Encoding": "identity"}) as response:
+            assert "Content-Encoding" not in response.headers
+            plain = await response.read()
+        tile = str(server.make_url(f"{BASE}/tile/0/000.p/{size}"))
+        async with session.get(tile, headers={"Accept-Encoding": "gzip"}) as response:
+            assert "Content-Encoding" not in response.headers
+            assert len(await response.read()) == 32 * size
+    assert gzip.decompress(packed) == plain and len(packed) < len(plain) // 2
