@@ -12,11 +12,13 @@ Each poll, the checklist:
    witnesses must meet its quorum (alarm ``witness-quorum``);
 3. it must not be smaller than the last checkpoint seen (alarm ``rollback``), nor of the same
    size with another root (alarm ``split-view``);
-4. the entries added since are read from the entry bundles and their leaf hashes folded into the
-   tree of every entry seen: its root must be the checkpoint's, so the new tree extends the old
-   one (alarm ``split-view``);
+4. the leaves added since are folded into the tree of every leaf seen: its root must be the
+   checkpoint's, so the new tree extends the old one (alarm ``split-view``). They are the leaf
+   hashes of the entry bundles; when those cannot be read (while results are sealed they
+   answer 403), the level-0 hash tiles;
 5. the new entries are replayed by the incremental audit (:class:`~tally.audit.replay.
-   IncrementalAudit`: signatures, keys, ballot rules, totals), which must pass (alarm ``audit``).
+   IncrementalAudit`: signatures, keys, ballot rules, totals), which must pass (alarm ``audit``);
+   entries that could not be read are audited as soon as they can.
 
 The last checkpoint seen is kept in ``--state FILE``, so a restarted monitor still notices a
 rollback (and, re-reading the log, a split view) across restarts; the state only moves forward,
@@ -35,14 +37,27 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from tally.audit.crypto import Checkpoint, NoteError, VerifierKey, open_checkpoint
+from tally.audit.crypto import (
+    Checkpoint,
+    Frontier,
+    NoteError,
+    VerifierKey,
+    leaf_hash,
+    open_checkpoint,
+)
 from tally.audit.policy import Policy, PolicyError, cosigners, parse_policy
 from tally.audit.replay import IncrementalAudit
-from tally.audit.tiles import TILE_WIDTH, TileFormatError, TileReader, TileUnavailableError
+from tally.audit.tiles import (
+    TILE_WIDTH,
+    TileFormatError,
+    TileReader,
+    TileUnavailableError,
+    tiles_for_size,
+)
 
 __all__ = ["EXIT_CODES", "Alarm", "Monitor", "Seen", "build_parser", "main"]
 
@@ -144,7 +159,9 @@ class Monitor:
         self.state = state
         self.last = Seen.load(state, self.log_key) if state else None
         self.audit: IncrementalAudit | None = None
+        self.tree = Frontier()  # the leaf hashes of every entry read, as the tiles give them
         self.cosigned: set[str] = set()
+        self.unreadable: str | None = None  # why the entry bundles could not be read, if so
 
     @property
     def audited(self) -> int:
@@ -191,13 +208,24 @@ class Monitor:
                 f"two checkpoints of {seen.size} entries with different roots "
                 f"({_b64(last.root)} before, {_b64(seen.root)} now): split view",
             )
-        # 4 and 5. The entries since, into the tree and through the audit: to the size of the
-        # state file's checkpoint first (after a restart), then to the new one.
-        targets = [t for t in (last, seen) if t is not None and t.size > self.audited]
-        if targets and seen.size > 0:
-            alarm = self._catch_up(targets)
+        # 4. The leaves since, into the tree: to the size of the state file's checkpoint first
+        #    (after a restart), then to the new one.
+        targets = [t for t in (last, seen) if t is not None and t.size > self.tree.size]
+        if len(targets) == 2 and last is not None and last.size == seen.size:
+            targets = [last]  # the same tree: its root was compared in step 3
+        if targets:
+            alarm = self._extend(targets)
             if alarm is not None:
                 return alarm
+        # 5. The audit, of every entry once the bundles can be read.
+        if self.audited < seen.size:
+            try:
+                alarm = self._audit_up_to(seen)
+            except TileUnavailableError as exc:
+                self.unreadable = str(exc)
+            else:
+                if alarm is not None:
+                    return alarm
         if self.audit is not None:
             report = self.audit.report()
             if not report.ok:
@@ -212,60 +240,108 @@ class Monitor:
             seen.save(self.state)
         return None
 
-    def _catch_up(self, targets: list[Seen]) -> Alarm | None:
-        """Read the entries up to the last target's size (one pass over the bundles of that
-        tree: a static mirror has no other partial bundles), fold and replay them; at each
-        target's size the tree must have its root."""
-        start = position = self.audited  # position: of the first entry in batch
-        pending = list(targets)
-        batch: list[bytes] = []
-        for tile, entries in self.reader.bundles(targets[-1].size, start):
+    def _extend(self, targets: list[Seen]) -> Alarm | None:
+        """Fold the leaves up to the last target's size into the tree, checking each target's
+        root on the way: from the entry bundles (fed to the audit too) while the audit is level
+        with the tree, else, or when the bundles cannot be read (sealed results answer 403),
+        from the level-0 hash tiles. One pass over the tiles of the newest tree: a static
+        mirror has no other partial tiles."""
+        start, size = self.tree.size, targets[-1].size
+        if self.audited == start:
+            try:
+                return self._fold(targets, self._bundles(size, start))
+            except TileUnavailableError as exc:
+                if self.tree.size != start:
+                    raise  # part read: the next poll goes on from there
+                self.unreadable = str(exc)
+        return self._fold(targets, self._hash_tiles(size, start))
+
+    def _bundles(self, size: int, start: int) -> Iterator[tuple[list[bytes], list[bytes] | None]]:
+        """From ``start`` on, per entry bundle of the tree of ``size``: leaf hashes, entries."""
+        for tile, entries in self.reader.bundles(size, start):
             skip = max(0, start - tile.index * TILE_WIDTH)
-            batch.extend(entries[skip:] if skip else entries)
-            while pending and position + len(batch) >= pending[0].size:
-                target = pending.pop(0)
-                cut = target.size - position
-                alarm = self._reach(batch[:cut], target, start)
-                if alarm is not None:
-                    return alarm
-                batch, position = batch[cut:], target.size
+            entries = entries[skip:] if skip else entries
+            yield [leaf_hash(e) for e in entries], entries
+
+    def _hash_tiles(
+        self, size: int, start: int
+    ) -> Iterator[tuple[list[bytes], list[bytes] | None]]:
+        """From ``start`` on, per level-0 hash tile of the tree of ``size``: leaf hashes."""
+        for tile in tiles_for_size(size):
+            if (tile.index + 1) * TILE_WIDTH <= start:
+                continue
+            hashes = self.reader.hash_tile(0, tile.index, tile.width)
+            yield hashes[max(0, start - tile.index * TILE_WIDTH) :], None
+
+    def _fold(
+        self, targets: list[Seen], chunks: Iterator[tuple[list[bytes], list[bytes] | None]]
+    ) -> Alarm | None:
+        start = self.tree.size
+        pending = list(targets)
+        batch: list[bytes] = []  # entries read, not yet fed to the audit
+        for hashes, entries in chunks:
+            at = 0
+            while at < len(hashes):
+                goal = pending[0].size if pending else self.tree.size + len(hashes) - at
+                take = min(len(hashes) - at, goal - self.tree.size)
+                for h in hashes[at : at + take]:
+                    self.tree.append(h)
+                if entries is not None:
+                    batch.extend(entries[at : at + take])
+                at += take
+                while pending and self.tree.size == pending[0].size:
+                    target = pending.pop(0)
+                    if entries is not None:
+                        alarm = self._feed(batch, [(target.size, target.note)], target.origin)
+                        batch = []
+                        if alarm is not None:
+                            return alarm
+                    if self.tree.root() != target.root:
+                        return self._split(target, start)
             if len(batch) >= BATCH:
                 alarm = self._feed(batch, [], targets[-1].origin)
+                batch = []
                 if alarm is not None:
                     return alarm
-                batch, position = [], position + len(batch)
-        for target in pending:  # only when the bundles held fewer entries than the tree
-            alarm = self._reach(batch, target, start)
-            if alarm is not None:
-                return alarm
-            batch = []
+        if pending:
+            raise TileFormatError(
+                f"the tiles held {self.tree.size} entries, not {pending[-1].size}"
+            )
         return None
 
-    def _reach(self, entries: list[bytes], target: Seen, start: int) -> Alarm | None:
-        """Feed the entries up to ``target``'s size with its checkpoint; compare roots."""
-        alarm = self._feed(entries, [(target.size, target.note)], target.origin)
-        if alarm is not None:
-            return alarm
-        assert self.audit is not None
-        if self.audit.size != target.size:
-            raise TileFormatError(f"the bundles held {self.audit.size} entries, not {target.size}")
-        if self.audit.root == target.root:
-            return None
+    def _split(self, target: Seen, start: int) -> Alarm:
+        root = _b64(self.tree.root())
         if target is self.last:
             why = (
                 f"the checkpoint of {target.size} entries seen before (the state file's, root "
                 f"{_b64(target.root)}) is not the tree of the log's first {target.size} entries "
-                f"now served (root {_b64(self.audit.root)}): the log shows another history "
-                "(split view)"
+                f"now served (root {root}): the log shows another history (split view)"
             )
         else:
             why = (
                 f"the checkpoint of {target.size} entries (root {_b64(target.root)}) is not the "
-                f"tree of the log's entries (root {_b64(self.audit.root)}): it does not extend "
-                f"the {start} entries seen before (split view), or the entry bundles served are "
-                "not its entries"
+                f"tree of the log's entries (root {root}): it does not extend the {start} "
+                "entries seen before (split view), or the tiles served are not its tree"
             )
         return Alarm("split-view", why)
+
+    def _audit_up_to(self, seen: Seen) -> Alarm | None:
+        """Feed the audit, which fell behind the tree while the bundles could not be read, the
+        entries up to ``seen`` (whose root the tree has: the audit checks the entries' root)."""
+        start = self.audited
+        batch: list[bytes] = []
+        for _, entries in self._bundles(seen.size, start):
+            batch.extend(entries or [])
+            if len(batch) >= BATCH and start + len(batch) < seen.size:
+                alarm = self._feed(batch, [], seen.origin)
+                start, batch = start + len(batch), []
+                if alarm is not None:
+                    return alarm
+        alarm = self._feed(batch, [(seen.size, seen.note)], seen.origin)
+        if alarm is None and self.audited != seen.size:
+            raise TileFormatError(f"the bundles held {self.audited} entries, not {seen.size}")
+        self.unreadable = None
+        return alarm
 
     def _feed(
         self, entries: list[bytes], checkpoints: list[tuple[int, str]], origin: str
@@ -415,7 +491,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "uchast monitor") -> int
     if monitor.last is not None:
         metrics.size.set(monitor.last.size)
         say(f"resuming after checkpoint {monitor.last.size} {_b64(monitor.last.root)}")
-    seen = monitor.last.size if monitor.last is not None else -1
+    shown: tuple[int, int] | None = None  # the checkpoint size and entries audited last said
     while True:
         try:
             alarm = monitor.poll()
@@ -435,8 +511,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "uchast monitor") -> int
             metrics.size.set(monitor.last.size)
             metrics.audited.set(monitor.audited)
             metrics.checked.set(time.time())
-            if monitor.last.size != seen:
-                seen = monitor.last.size
+            if shown != (monitor.last.size, monitor.audited):
+                shown = (monitor.last.size, monitor.audited)
                 say(_passed(monitor))
         if args.once:
             return 0
@@ -455,6 +531,12 @@ def _passed(monitor: Monitor) -> str:
     line = (
         f"checkpoint {last.size} {_b64(last.root)}: consistent, {monitor.audited} entries audited"
     )
+    if monitor.audited < last.size:
+        line = (
+            f"checkpoint {last.size} {_b64(last.root)}: consistent (from the hash tiles), "
+            f"{monitor.audited} of {last.size} entries audited (the entry bundles cannot be "
+            f"read: {monitor.unreadable})"
+        )
     if monitor.policy is not None:
         line += f", cosigned by {', '.join(sorted(monitor.cosigned)) or 'none'} (quorum met)"
     return line + ", PASSED"

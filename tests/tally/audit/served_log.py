@@ -43,9 +43,11 @@ def ballot(keys: Keys, n: int) -> dict[str, Any]:
     return sign_envelope(payload, keys.site)
 
 
-async def prepared(url: str, keys: Keys, keydir: Path) -> None:
+async def prepared(
+    url: str, keys: Keys, keydir: Path, definition: dict[str, Any] | None = None
+) -> None:
     """The election defined with its keys, the log key and voter key saved for `serve`."""
-    async with opened_ledger(url, keys):
+    async with opened_ledger(url, keys, definition=definition):
         pass
     keys.log.save(keydir / "log.key")
     (keydir / "voter.key").write_text(VOTER_KEY.hex())
