@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.cli import main
 from api.problems import problem_middleware
+from ledger.casting import Casting, check_election_size, create_election
 from ledger.errors import EntryTooLargeError
 from ledger.keys import sign_envelope
 from ledger.store import open_store
@@ -32,6 +33,7 @@ from tests.factories import (
     opened_ledger,
 )
 from tests.ledger.conformance import cast
+from votes.election import election_from_dict
 
 
 def padded(definition: dict[str, Any], padding: int) -> dict[str, Any]:
@@ -77,6 +79,33 @@ async def test_an_entry_of_65535_bytes_is_served_and_one_more_byte_is_refused(
         assert await ledger.size() == 0
         assert await ledger.latest_checkpoint() is None
         assert await ledger.entries(0, 10) == []
+
+
+async def test_the_check_before_init_measures_what_the_log_would_store(tmp_path: Path) -> None:
+    """check_election_size (what init and import-pabulib ask before writing anything) passes
+    the election whose first entry create_election stores at exactly 65,535 bytes, and refuses
+    it one byte longer, as the log itself does."""
+    keys = Keys()
+    voter_key = bytes(range(32))
+    base = example_definition()
+
+    async def stored_size(definition: dict[str, Any], name: str) -> int:
+        async with opened_ledger(f"sqlite:///{tmp_path / name}", keys, register=False) as ledger:
+            await create_election(
+                Casting(ledger), election_from_dict(definition), keys.admin, voter_key
+            )
+            [entry] = await ledger.entries(0, 1)
+            return len(entry.data)
+
+    exact = padded(base, MAX_ENTRY_SIZE - await stored_size(base, "probe.db"))
+    assert await stored_size(exact, "exact.db") == MAX_ENTRY_SIZE
+    check_election_size(election_from_dict(exact), keys.admin, voter_key)
+    over = election_from_dict(padded(exact, 1))
+    with pytest.raises(EntryTooLargeError) as refused:
+        check_election_size(over, keys.admin, voter_key)
+    assert refused.value.size == MAX_ENTRY_SIZE + 1
+    with pytest.raises(EntryTooLargeError):
+        await stored_size(padded(exact, 1), "over.db")
 
 
 async def test_a_refused_entry_does_not_disturb_its_batch(store_url: str) -> None:
