@@ -129,3 +129,29 @@ async def test_entry_bundles_are_gzipped_when_asked(
             assert "Content-Encoding" not in response.headers
             assert len(await response.read()) == 32 * size
     assert gzip.decompress(packed) == plain and len(packed) < len(plain) // 2
+
+
+async def test_entries_not_yet_checkpointed_are_in_no_tile(
+    aiohttp_client: ClientFactory, sqlite_url: str
+) -> None:
+    """Entries committed after the latest signed checkpoint (checkpoints every hour here) are
+    served in no tile or bundle until a checkpoint covers them: every tile agrees with one."""
+    keys = Keys()
+    async with opened_ledger(sqlite_url, keys):
+        pass
+    client = await aiohttp_client(create_app(ServiceConfig(sqlite_url, keys.log)))
+    checkpoint = await (await client.get(f"{BASE}/checkpoint")).text()
+    signed = int(checkpoint.split("\n")[1])
+    async with opened_ledger(sqlite_url, keys, checkpoint_interval=3600) as ledger:
+        for n in range(3):
+            await cast(ledger, keys, n)
+        size = await ledger.size()
+        latest = await ledger.latest_checkpoint()
+        assert latest is not None and latest.size == signed < size
+        for path in (f"tile/0/000.p/{size}", f"tile/entries/000.p/{size}"):
+            response = await client.get(f"{BASE}/{path}")
+            assert response.status == 404, path
+            assert (await response.json())["code"] == "no-tile"
+        assert (await client.get(f"{BASE}/tile/entries/000.p/{signed}")).status == 200
+        await ledger.sequencer.flush_checkpoint()
+    assert (await client.get(f"{BASE}/tile/entries/000.p/{size}")).status == 200
