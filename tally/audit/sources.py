@@ -463,6 +463,13 @@ class LogTiles(Source):
     def entry_blocks(self) -> Iterator[bytes]:
         hashes = TileHashes(self.reader, self.size) if self.check_hash_tiles else None
         try:
+            yield from self._blocks(hashes)
+        finally:
+            if hashes is not None:
+                hashes.close()  # stops fetching ahead if the blocks were not all read
+
+    def _blocks(self, hashes: TileHashes | None) -> Iterator[bytes]:
+        try:
             for tile, entries in self.reader.bundles(self.size):
                 first = tile.index * TILE_WIDTH
                 for offset, data in enumerate(entries):

@@ -259,7 +259,9 @@ class TileHashes:
     Feed the leaf hashes of entries ``0 .. size-1`` in order (:meth:`add`, a bundle at a time),
     then call :meth:`finish`. Each tile of the tree of ``size`` is compared, once its hashes are
     known, with the one the reader serves: level 0 with the leaf hashes, level ``L + 1`` with the
-    hashes of the full tiles of level ``L``. Returns what disagrees, as ``(tile path, why)``.
+    hashes of the full tiles of level ``L``. Returns what disagrees, as ``(tile path, why)``, in
+    the order the tiles complete. Over HTTP the served tiles are fetched ahead in parallel, a
+    bounded number at a time; :meth:`close` (or :meth:`finish`) stops that.
     """
 
     def __init__(self, reader: TileReader, size: int) -> None:
@@ -268,6 +270,9 @@ class TileHashes:
         self._pending: list[list[bytes]] = []  # per level: hashes of the tile being filled
         self._filled: list[int] = []  # per level: tiles completed so far
         self.problems: list[tuple[str, str]] = []
+        ahead = reader.remote and reader.parallel > 1
+        self._pool = ThreadPoolExecutor(reader.parallel) if ahead else None
+        self._inflight: deque[tuple[Tile, list[bytes], Future[list[bytes]]]] = deque()
 
     def add(self, leaf_hashes: list[bytes]) -> None:
         """The next leaf hashes, in order."""
@@ -291,17 +296,43 @@ class TileHashes:
         for level, run in enumerate(self._pending):
             if run:
                 self._compare(Tile(level, self._filled[level], len(run)), run)
+        while self._inflight:
+            self._settle()
+        self.close()
         return self.problems
 
+    def close(self) -> None:
+        """Stop fetching ahead (what is not compared yet is dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._inflight.clear()
+
     def _compare(self, tile: Tile, expected: list[bytes]) -> None:
+        if self._pool is None:
+            self._check(tile, expected, lambda: self.reader.hash_tile(*_coordinates(tile)))
+            return
+        future = self._pool.submit(self.reader.hash_tile, *_coordinates(tile))
+        self._inflight.append((tile, expected, future))
+        while len(self._inflight) > 2 * self.reader.parallel:
+            self._settle()
+
+    def _settle(self) -> None:
+        tile, expected, future = self._inflight.popleft()
+        self._check(tile, expected, future.result)
+
+    def _check(self, tile: Tile, expected: list[bytes], served: Callable[[], list[bytes]]) -> None:
         try:
-            served = self.reader.hash_tile(tile.level, tile.index, tile.width)
+            hashes = served()
         except (TileUnavailableError, TileFormatError) as exc:
             self.problems.append((tile.path, str(exc)))
             return
-        if served != expected:
-            first = next(i for i, (a, b) in enumerate(zip(served, expected, strict=True)) if a != b)
+        if hashes != expected:
+            first = next(i for i, (a, b) in enumerate(zip(hashes, expected, strict=True)) if a != b)
             self.problems.append((tile.path, f"hash {first} is not the tree's"))
+
+
+def _coordinates(tile: Tile) -> tuple[int, int, int]:
+    return tile.level, tile.index, tile.width
 
 
 def _subtree_hash(hashes: list[bytes]) -> bytes:

@@ -4,9 +4,13 @@ not the entries' tree, a checkpoint not signed by the log."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from ledger.checkpoint import sign_note
 from ledger.keys import SignerKey
@@ -104,3 +108,31 @@ async def test_a_checkpoint_not_signed_by_the_log_is_refused(
     (root / "checkpoint").write_text(sign_note(text, [impostor]))
     report = run(root, keys)
     assert not report.ok and "checkpoint-signature" in checks(report), report.summary()
+
+
+async def test_a_hash_tile_not_of_the_entries_is_found_over_http(
+    tiles: tuple[Path, AuditKeys], aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """The same from a static HTTP host, where hash tiles are fetched ahead in parallel."""
+    root, keys = tiles
+    [path] = _files(root / "tile/0")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+
+    async def static(request: web.Request) -> web.Response:
+        file = root / request.match_info["path"]
+        if not file.is_file():
+            raise web.HTTPNotFound()
+        return web.Response(body=file.read_bytes())
+
+    app = web.Application()
+    app.router.add_get("/mirror/log/{path:.+}", static)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("/mirror/log/"))
+    report = await asyncio.to_thread(
+        audit, url, keys.log.verifier.vkey, keys.admin.verifier.vkey, workers=0
+    )
+    assert checks(report) == {"hash-tile"}, report.summary()
+    [violation] = report.violations
+    assert f"hash {len(data) // 32 - 1} " in violation.found
