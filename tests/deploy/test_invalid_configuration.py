@@ -13,11 +13,13 @@ from typing import Any
 
 import yaml
 from aiohttp.test_utils import TestClient
+from prometheus_client import generate_latest
 
 from api.app import create_app
 from api.service import ServiceConfig
 from ledger.keys import SignerKey
 from ledger.policy import parse_policy
+from tally.audit.monitor import Metrics as MonitorMetrics
 from tests.api.conftest import VOTER_KEY, VOTING_DAY
 from tests.deploy.tools import DEPLOY, ROOT, VENV_BIN, nginx_config_here, require_tool
 from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
@@ -101,7 +103,7 @@ async def test_every_metric_the_alerts_and_dashboard_use_is_exported(
     aiohttp_client: Callable[[Any], Awaitable[TestClient[Any, Any]]], sqlite_url: str
 ) -> None:
     """Each uchast_* name in alerts.yml and the Grafana dashboard is a family that a real
-    server's /metrics exposes (after an accepted and a refused ballot)."""
+    server's /metrics exposes (after an accepted and a refused ballot), or `uchast monitor`'s."""
     keys = Keys()
     async with opened_ledger(sqlite_url, keys):
         pass
@@ -122,6 +124,7 @@ async def test_every_metric_the_alerts_and_dashboard_use_is_exported(
         await client.post(path, json=ballot_envelope(stranger, voter_token(2), ["L01"]))
     ).status == 401
     exposition = await (await client.get("/metrics")).text()
+    exposition += generate_latest(MonitorMetrics().registry).decode()
     exported = {family(n) for n in re.findall(r"^# TYPE (uchast_[a-z_]+)", exposition, re.M)}
     assert exported, exposition[:500]
     used = {
