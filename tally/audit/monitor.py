@@ -481,7 +481,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "uchast monitor") -> int
         return 2
     metrics = Metrics()
     if args.metrics_port is not None:
-        metrics.serve(args.metrics_port, args.metrics_host)
+        try:
+            metrics.serve(args.metrics_port, args.metrics_host)
+        except OSError as exc:
+            print(
+                f"{prog}: cannot serve metrics on port {args.metrics_port}: {exc}", file=sys.stderr
+            )
+            return 2
     stop = threading.Event()
 
     def stopping(signum: int, frame: FrameType | None) -> None:
