@@ -123,16 +123,30 @@ class SavedCheckpoint:
 
     @classmethod
     def read(cls, path: str) -> SavedCheckpoint:
-        """The checkpoint in the file at ``path`` (a signed note, or a receipt's tlog-proof file,
-        whose checkpoint it takes); :class:`SourceUnavailableError` when it cannot be read as
-        UTF-8 text."""
+        """The checkpoint in the file at ``path`` (a signed note, a receipt's tlog-proof file or
+        a ``uchast monitor --state`` file, whose checkpoint it takes);
+        :class:`SourceUnavailableError` when it cannot be read as UTF-8 text."""
         try:
             with open(path, encoding="utf-8", newline="") as f:
-                return cls(path, proof_checkpoint(f.read()))
+                text = f.read()
+            if text.startswith("{"):
+                return cls(path, _monitor_state_note(text))
+            return cls(path, proof_checkpoint(text))
         except OSError as exc:
             raise SourceUnavailableError(f"cannot read {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise SourceUnavailableError(f"{path} is not UTF-8 text") from None
+
+
+def _monitor_state_note(text: str) -> str:
+    """The checkpoint note a monitor's state file keeps (``{"checkpoint": note, ...}``), else the
+    text itself (it then fails as a note, saying why)."""
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return text
+    note = state.get("checkpoint") if isinstance(state, dict) else None
+    return note if isinstance(note, str) else text
 
 
 @dataclass(slots=True)

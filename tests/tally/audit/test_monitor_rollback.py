@@ -3,7 +3,7 @@ tree nodes and checkpoints, the size set back to 6) and the server restarted. `u
 follows the live log from its tiles, passes while it grows, and when the checkpoint it is served
 is smaller than one it saw it raises the rollback alarm: a line naming both sizes, the gauge
 uchast_monitor_alarm{reason="rollback"} at 1, exit status 3; across its own restarts too (the
-last checkpoint seen is in its state file)."""
+last checkpoint seen is in its state file, which `uchast audit --checkpoint` then takes)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from tests.tally.audit.served_log import (
     BASE,
     DEFINED,
     MonitorProcess,
+    audit_cli,
     cast,
     metrics,
     prepared,
     served,
     tiles,
+    vkeys,
 )
 
 
@@ -68,6 +70,10 @@ async def test_the_monitor_follows_a_live_log_then_flags_its_rollback(
         assert 'uchast_monitor_alarm{reason="split-view"} 0.0' in shown
         assert f"uchast_monitor_checkpoint_size {published}.0" in shown
         assert restarted.stop() == 3
+        # The monitor's state file is evidence an audit takes as a saved checkpoint.
+        audited = audit_cli(f"{base}{BASE}", *vkeys(keys), "--checkpoint", state, "--workers", "0")
+        assert audited.returncode == 1, audited.stdout + audited.stderr
+        assert f"checkpoint file {state}: step 4 rolled-back" in audited.stdout
 
 
 async def test_a_running_monitor_flags_the_rollback_when_it_happens(
