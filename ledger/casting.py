@@ -214,6 +214,9 @@ class Casting:
             decision = await self._decide(verified, history, now, token)
             if decision.replay_of is not None:
                 [original] = await self.ledger.entries(decision.replay_of, decision.replay_of + 1)
+                # The original may be a write whose commit failed (503) yet took locally: not
+                # acknowledged until it is as durable as a new entry would be.
+                await self.ledger.store.wait_durable()
                 return Cast(original, True, _receipt_of(original))
             try:
                 appended = await self.ledger.append_verified(

@@ -712,6 +712,14 @@ class PostgresStore(Store):
         if event is not None:
             event.set()
 
+    async def wait_durable(self) -> None:
+        """A transaction with an id commits a record after every commit so far, and (with
+        ``synchronous_commit``) waits until the synchronous standby has it: when it returns,
+        so does everything before it. With no standby it waits until ``command_timeout`` and
+        fails (503), instead of acknowledging what only the primary holds."""
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT txid_current()")
+
     async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
         await self._ensure_listener()
         event = self._growth.setdefault(log_id, asyncio.Event())

@@ -232,6 +232,13 @@ class Store(ABC):
     async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
         """Return the log size once it exceeds ``known_size``, or after ``timeout`` seconds."""
 
+    async def wait_durable(self) -> None:
+        """Return once everything committed so far is as durable as a new commit would be: a
+        commit that failed as far as its writer knows may still have committed locally, and be
+        read back before it reached a synchronous standby; whoever answers from such a read (a
+        replay) waits here first. A store without replicas has nothing to wait for."""
+        return None
+
 
 # The stores by URL scheme, as "module:Class": imported only when a URL asks for one, so this
 # interface imports no store (each store imports it) and SQLite needs no asyncpg.
