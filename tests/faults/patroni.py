@@ -149,7 +149,11 @@ class PatroniCluster:
                 "listen": f"127.0.0.1:{node.api_port}",
                 "connect_address": f"127.0.0.1:{node.api_port}",
             },
-            "etcd3": {"hosts": [f"127.0.0.1:{self.etcd_port}"]},
+            # etcd's v2 API, not etcd3: Debian's Patroni 3.0.2 renews its leader key on etcd3
+            # with an unconditional put, so a hung primary that wakes after the failover takes
+            # the key back from the promoted standby (seen in these trials); on v2 the renewal
+            # is a compare-and-swap on its own name, and the woken node demotes itself.
+            "etcd": {"hosts": [f"127.0.0.1:{self.etcd_port}"]},
             "bootstrap": {
                 "dcs": {
                     "ttl": TTL,
@@ -219,6 +223,7 @@ class PatroniCluster:
                 "--heartbeat-interval=100",
                 "--election-timeout=1000",
                 "--unsafe-no-fsync",
+                "--enable-v2=true",
             ],
             stdout=self._etcd_log,
             stderr=subprocess.STDOUT,
@@ -313,6 +318,19 @@ class PatroniCluster:
         except psycopg.Error:
             return False
         return row is not None and row[0] > 0
+
+    def writable(self, node: Node) -> bool:
+        """Whether ``node``'s PostgreSQL answers as a primary (out of recovery)."""
+        try:
+            with psycopg.connect(self.admin_url(node), connect_timeout=2) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        except psycopg.Error:
+            return False
+        return row is not None and row[0] is False
+
+    def wait_promoted(self, node: Node, timeout: float = 60) -> None:
+        """Wait until Patroni names ``node`` leader and its PostgreSQL is out of recovery."""
+        self._wait(lambda: self.leader() is node and self.writable(node), timeout, "no promotion")
 
     def wait_healthy(self, timeout: float = 60) -> tuple[Node, Node]:
         """Wait for a leader with a streaming synchronous standby; return both."""

@@ -31,11 +31,7 @@ async def test_primary_killed_mid_load_fails_over_losing_nothing(
     async def kill(watch: Watch, _: Book) -> None:
         cluster.kill_postmaster(old_primary)
         watch.fault_at = time.monotonic()
-        await asyncio.to_thread(
-            lambda: cluster._wait(
-                lambda: cluster.leader() is standby, 60, "the standby was not promoted"
-            )
-        )
+        await asyncio.to_thread(cluster.wait_promoted, standby)
 
     _, book, watch, _ = await failover_trial(cluster, tmp_path, kill, label="primary killed")
     assert any(k.startswith("503") for k in watch.probe_answers) or any(
