@@ -752,7 +752,8 @@ PATHS: dict[str, Any] = {
             parameters=[TILE_INDEX_PARAM],
             description="Entries N*256 .. N*256+W-1, each its canonical bytes (the Merkle leaf) "
             "behind a big-endian uint16 length. Only bundles within the latest checkpoint are "
-            "served; 404 `no-tile` otherwise. Cached like hash tiles.",
+            "served; 404 `no-tile` otherwise. Cached like hash tiles; gzipped when the client "
+            "accepts it (`Vary: Accept-Encoding`).",
             errors={
                 "403": "The election's results are sealed until voting closes (`results-sealed`)."
             },
