@@ -97,6 +97,18 @@ def test_bad_tile_paths_are_refused(path: str) -> None:
         parse_tile_path(path)
 
 
+@given(
+    path=st.one_of(st.text(max_size=40), st.from_regex(r"tile/[0-9a-z.x/]{1,30}", fullmatch=True))
+)
+def test_any_string_is_a_canonical_tile_path_or_refused(path: str) -> None:
+    """Parsing never fails otherwise: a string is a tile's own path, or TilePathError."""
+    try:
+        tile = parse_tile_path(path)
+    except TilePathError:
+        return
+    assert tile.path == path
+
+
 def test_tiles_of_a_size_follow_the_spec_example() -> None:
     """70,000 entries: 273 full level-0 tiles and one of 112, a full level-1 tile and one of
     17, a level-2 tile of 1; entry bundles like level 0. Size 256: a full tile and a level-1

@@ -12,12 +12,16 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api.app import create_app
 from api.cli import main
 from api.service import ServiceConfig
 from ledger.store import open_store
+from ledger.tiles import Tile as ServerTile
 from ledger.tiles import export_tiles
+from ledger.tiles import tiles_for_size as server_tiles_for_size
 from tally.audit import AuditReport, audit
 from tally.audit.crypto import NoteError, VerifierKey
 from tally.audit.sources import LogTiles, open_source
@@ -28,6 +32,7 @@ from tally.audit.tiles import (
     TileReader,
     is_tiles_location,
     split_bundle,
+    tiles_for_size,
 )
 from tests.factories import ELECTION
 from tests.tally.election_log import AuditKeys, election_log, export, standard_log
@@ -215,3 +220,23 @@ def test_what_the_command_reads_as_tiles(tmp_path: Path) -> None:
     (tmp_path / "checkpoint").write_text("x")
     assert is_tiles_location(str(tmp_path))
     assert not is_tiles_location(str(tmp_path / "checkpoint"))
+
+
+@given(
+    level=st.integers(0, 63),
+    index=st.integers(0, 10**18),
+    width=st.integers(1, 256),
+    entries=st.booleans(),
+)
+def test_the_auditor_names_tiles_as_the_server_does(
+    level: int, index: int, width: int, entries: bool
+) -> None:
+    """The auditor's own tile paths (it imports nothing of the server) are ledger.tiles'."""
+    level = 0 if entries else level
+    ours = Tile(level, index, width, entries)
+    assert ours.path == ServerTile(level, index, width, entries).path
+    assert [t.path for t in tiles_for_size(index % 100_000, entries=entries)] == [
+        t.path
+        for t in server_tiles_for_size(index % 100_000)
+        if t.entries == entries and t.level == 0
+    ]
