@@ -713,12 +713,14 @@ class PostgresStore(Store):
             event.set()
 
     async def wait_durable(self) -> None:
-        """A transaction with an id commits a record after every commit so far, and (with
-        ``synchronous_commit``) waits until the synchronous standby has it: when it returns,
-        so does everything before it. With no standby it waits until ``command_timeout`` and
-        fails (503), instead of acknowledging what only the primary holds."""
+        """A transaction that writes WAL (a transactional logical message: no table, any
+        user) commits after every commit so far and, with ``synchronous_commit``, waits until
+        the synchronous standby has its commit record, so everything before it too. (One that
+        only takes an xid writes nothing before its commit record, and PostgreSQL does not make
+        it wait.) With no standby it waits until ``command_timeout`` and fails (503), instead
+        of acknowledging what only the primary holds."""
         async with self._conn() as conn, conn.transaction():
-            await conn.execute("SELECT txid_current()")
+            await conn.execute("SELECT pg_logical_emit_message(true, 'uchast', 'durable')")
 
     async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
         await self._ensure_listener()
