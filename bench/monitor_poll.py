@@ -8,10 +8,12 @@ every 512 entries), all in one process as the monitor runs it:
 
 - ``one_shot``: ``audit(log, workers=0)``, the baseline: the same checklist in one pass;
 - ``catch_up``: the incremental audit fed the same entries 4,096 at a time, then one verdict;
+  inline, and with ``--workers`` processes kept between feeds (``uchast monitor --workers``);
 - ``poll``: after the log minus its last ``--polls`` x 512 entries was fed, each further batch of
   512 entries and its checkpoint fed and judged, the p50 and worst of those polls.
 
     .venv/bin/python bench/monitor_poll.py [--ballots 100000] [--log FILE] [--polls 20]
+                                           [--workers 2]
 
 The last line printed is one JSON object.
 """
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--ballots", type=int, default=100_000)
     parser.add_argument("--log", help="exported log to reuse (written first if absent)")
     parser.add_argument("--polls", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     path = Path(args.log) if args.log else Path(tempfile.mkdtemp()) / "log.jsonl"
     if not path.exists():
@@ -70,20 +73,24 @@ def main() -> None:
     one_shot = time.perf_counter() - started
     assert whole.ok, whole.summary()
 
-    def fresh() -> IncrementalAudit:
-        return IncrementalAudit(keys["log_vkey"], keys["admin_vkey"], election, origin=origin)
+    def fresh(workers: int = 0) -> IncrementalAudit:
+        return IncrementalAudit(
+            keys["log_vkey"], keys["admin_vkey"], election, origin=origin, workers=workers
+        )
 
     def feed(incremental: IncrementalAudit, begin: int, end: int) -> None:
         reached = [(s, notes[s]) for s in sorted(notes) if begin < s <= end]
         incremental.feed(entries[begin:end], reached)
 
-    started = time.perf_counter()
-    incremental = fresh()
-    for begin in range(0, len(entries), 4096):
-        feed(incremental, begin, min(begin + 4096, len(entries)))
-    report = incremental.report()
-    catch_up = time.perf_counter() - started
-    assert report.ok and report.root == whole.root and report.totals == whole.totals
+    catch_up = {}
+    for workers in (0, args.workers):
+        started = time.perf_counter()
+        with fresh(workers) as incremental:
+            for begin in range(0, len(entries), 4096):
+                feed(incremental, begin, min(begin + 4096, len(entries)))
+            report = incremental.report()
+        catch_up[workers] = time.perf_counter() - started
+        assert report.ok and report.root == whole.root and report.totals == whole.totals
 
     last = len(entries) - len(entries) % STEP - args.polls * STEP
     incremental = fresh()
@@ -98,8 +105,10 @@ def main() -> None:
         "entries": len(entries),
         "one_shot_s": round(one_shot, 2),
         "one_shot_per_s": round(len(entries) / one_shot),
-        "catch_up_s": round(catch_up, 2),
-        "catch_up_per_s": round(len(entries) / catch_up),
+        "catch_up_s": round(catch_up[0], 2),
+        "catch_up_per_s": round(len(entries) / catch_up[0]),
+        f"catch_up_{args.workers}_workers_s": round(catch_up[args.workers], 2),
+        f"catch_up_{args.workers}_workers_per_s": round(len(entries) / catch_up[args.workers]),
         "poll_512_p50_ms": round(statistics.median(polls) * 1000, 1),
         "poll_512_max_ms": round(max(polls) * 1000, 1),
         "load": os.getloadavg()[0],

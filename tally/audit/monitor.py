@@ -150,6 +150,7 @@ class Monitor:
         policy: Policy | None = None,
         state: str | None = None,
         reader: TileReader | None = None,
+        workers: int = 0,
     ) -> None:
         self.reader = reader or TileReader(url)
         self.url = url
@@ -157,6 +158,7 @@ class Monitor:
         self.admin_vkey = admin_vkey
         self.policy = policy
         self.state = state
+        self.workers = workers
         self.last = Seen.load(state, self.log_key) if state else None
         self.audit: IncrementalAudit | None = None
         self.tree = Frontier()  # the leaf hashes of every entry read, as the tiles give them
@@ -355,12 +357,22 @@ class Monitor:
             election = self.reader.election or origin.rsplit("/", 1)[-1]
             try:
                 self.audit = IncrementalAudit(
-                    self.log_key.vkey, admin, election, source=self.url, origin=origin
+                    self.log_key.vkey,
+                    admin,
+                    election,
+                    source=self.url,
+                    origin=origin,
+                    workers=self.workers,
                 )
             except ValueError as exc:
                 return Alarm("audit", f"entry 0 names an admin key that is not a vkey: {exc}")
-        self.audit.feed(entries, checkpoints)
+        self.audit.feed(entries, checkpoints, chunk_size=1024 if self.workers else 2000)
         return None
+
+    def close(self) -> None:
+        """Stop the audit's worker processes."""
+        if self.audit is not None:
+            self.audit.close()
 
 
 def _admin_of(entry: bytes) -> str | None:
@@ -461,6 +473,13 @@ def build_parser(prog: str = "uchast monitor") -> argparse.ArgumentParser:
         help="with --metrics-port, seconds to go on serving the alarm before exiting "
         "(default 300; SIGTERM ends it at once)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes verifying signatures, kept between polls (default 0: in the monitor's "
+        "own process; worth it for the first catch-up of a large log)",
+    )
     parser.add_argument("--once", action="store_true", help="poll once and exit")
     return parser
 
@@ -474,7 +493,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "uchast monitor") -> int
             with open(args.witness_policy, encoding="utf-8") as f:
                 policy = parse_policy(f.read())
         monitor = Monitor(
-            args.url, args.log_vkey, admin_vkey=args.admin_vkey, policy=policy, state=args.state
+            args.url,
+            args.log_vkey,
+            admin_vkey=args.admin_vkey,
+            policy=policy,
+            state=args.state,
+            workers=max(0, args.workers),
         )
     except (OSError, PolicyError, ValueError, TileUnavailableError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
@@ -497,6 +521,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "uchast monitor") -> int
     if monitor.last is not None:
         metrics.size.set(monitor.last.size)
         say(f"resuming after checkpoint {monitor.last.size} {_b64(monitor.last.root)}")
+    try:
+        return _follow(monitor, args, metrics, stop, prog)
+    finally:
+        monitor.close()
+
+
+def _follow(
+    monitor: Monitor,
+    args: argparse.Namespace,
+    metrics: Metrics,
+    stop: threading.Event,
+    prog: str,
+) -> int:
+    """Poll until an alarm, ``--once``, or SIGTERM; the exit status."""
     shown: tuple[int, int] | None = None  # the checkpoint size and entries audited last said
     while True:
         try:

@@ -355,7 +355,16 @@ class _Auditor:
         # 6. Totals, winners, and the published results.
         self._finish(done)
 
-    def _stream(self, workers: int, chunk_size: int, progress: Progress | None, total: int) -> int:
+    def _stream(
+        self,
+        workers: int,
+        chunk_size: int,
+        progress: Progress | None,
+        total: int,
+        pool: ProcessPoolExecutor | None = None,
+    ) -> int:
+        """Check and replay the source's chunks, on ``workers`` processes (a ``pool`` of that
+        many kept by the caller, else one for this run), or inline when ``workers`` is 0."""
         tasks = self._tasks(chunk_size)
         done = self.frontier.size  # entries replayed before (an incremental audit's feeds)
         if workers <= 0:
@@ -364,24 +373,38 @@ class _Auditor:
                 if progress is not None:
                     progress(done, total)
             return done
-        with ProcessPoolExecutor(workers, initializer=gc.disable) as pool:
-            inflight: deque[tuple[ChunkTask, Future[ChunkResult]]] = deque()
-            try:
-                for task in tasks:
-                    inflight.append((task, pool.submit(check_chunk, task)))
-                    while len(inflight) > 2 * workers:
-                        task, future = inflight.popleft()
-                        done = self._consume(task, future.result())
-                        if progress is not None:
-                            progress(done, total)
-                while inflight:
+        if pool is not None:
+            return self._pipeline(pool, workers, tasks, progress, total, done)
+        with ProcessPoolExecutor(workers, initializer=gc.disable) as own:
+            return self._pipeline(own, workers, tasks, progress, total, done)
+
+    def _pipeline(
+        self,
+        pool: ProcessPoolExecutor,
+        workers: int,
+        tasks: Iterator[ChunkTask],
+        progress: Progress | None,
+        total: int,
+        done: int,
+    ) -> int:
+        """Up to twice ``workers`` chunks checked ahead on the pool, replayed in order."""
+        inflight: deque[tuple[ChunkTask, Future[ChunkResult]]] = deque()
+        try:
+            for task in tasks:
+                inflight.append((task, pool.submit(check_chunk, task)))
+                while len(inflight) > 2 * workers:
                     task, future = inflight.popleft()
                     done = self._consume(task, future.result())
                     if progress is not None:
                         progress(done, total)
-            finally:
-                for _, future in inflight:
-                    future.cancel()
+            while inflight:
+                task, future = inflight.popleft()
+                done = self._consume(task, future.result())
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            for _, future in inflight:
+                future.cancel()
         return done
 
     def _tasks(self, chunk_size: int) -> Iterator[ChunkTask]:
@@ -1224,6 +1247,9 @@ class IncrementalAudit:
     per-voter history), so each feed costs only its new entries. The verdict on a log fed in
     any number of pieces is the one :func:`audit` gives on the whole
     (tests/tally/audit/test_incremental_audit.py). There are no published results to compare.
+
+    ``workers``: processes checking signatures (0: inline), kept between feeds until
+    :meth:`close` (or the end of a ``with`` block).
     """
 
     def __init__(
@@ -1236,7 +1262,10 @@ class IncrementalAudit:
         origin: str | None = None,
         checkpoints: Sequence[str | SavedCheckpoint] = (),
         list_counted: bool = False,
+        workers: int = 0,
     ) -> None:
+        self.workers = max(0, workers)
+        self._pool: ProcessPoolExecutor | None = None
         self._fed = _Fed(source, election)
         auditor = _Auditor(
             self._fed,
@@ -1271,7 +1300,6 @@ class IncrementalAudit:
         entries: Sequence[bytes],
         checkpoints: Sequence[tuple[int, str]] = (),
         *,
-        workers: int = 0,
         chunk_size: int = 2000,
     ) -> None:
         """Replay ``entries`` (each entry's bytes, the Merkle leaf, from position
@@ -1284,14 +1312,13 @@ class IncrementalAudit:
                 # JSON) would cut it in two. NUL keeps it one line, and just as non-canonical.
                 entry = entry.replace(b"\n", b"\0")
             lines.append(b'{"index":%d,"entry":%b}\n' % (self.size + offset, entry))
-        self.feed_lines(b"".join(lines), checkpoints, workers=workers, chunk_size=chunk_size)
+        self.feed_lines(b"".join(lines), checkpoints, chunk_size=chunk_size)
 
     def feed_lines(
         self,
         lines: bytes,
         checkpoints: Sequence[tuple[int, str]] = (),
         *,
-        workers: int = 0,
         chunk_size: int = 2000,
     ) -> None:
         """As :meth:`feed`, for entry lines of an exported log (``{"index":i,"entry":...}``,
@@ -1303,7 +1330,9 @@ class IncrementalAudit:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._auditor._stream(workers, chunk_size, None, 0)
+            if self.workers and self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, initializer=gc.disable)
+            self._auditor._stream(self.workers, chunk_size, None, 0, self._pool)
         finally:
             if collecting:
                 gc.enable()
@@ -1324,3 +1353,15 @@ class IncrementalAudit:
             auditor.report = kept
         report.seconds = self._seconds
         return report
+
+    def close(self) -> None:
+        """Stop the worker processes (a later feed starts them again)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> IncrementalAudit:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

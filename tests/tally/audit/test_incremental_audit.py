@@ -145,3 +145,21 @@ def test_the_honest_log_fed_whole_passes(honest: Log, tmp_path: Path) -> None:
     assert not one_shot(tampered(honest, 20), len(honest.entries), tmp_path).ok
     assert report.entries == len(honest.entries) >= 30
     assert report.ballots > 0 and report.winners
+
+
+def test_worker_processes_give_the_same_verdict(honest: Log, tmp_path: Path) -> None:
+    """Signatures checked on two worker processes, kept between feeds: the verdict after each
+    piece is still the one-shot audit's, honest and tampered."""
+    for log in (honest, tampered(honest, 20)):
+        with IncrementalAudit(
+            log.keys.log.verifier.vkey,
+            log.keys.admin.verifier.vkey,
+            log.header["election"],
+            origin=log.header["origin"],
+            workers=2,
+        ) as incremental:
+            for begin, end in ((0, 9), (9, 21), (21, len(log.entries))):
+                reached = [(s, n) for s, n in log.checkpoints if begin < s <= end]
+                incremental.feed(log.entries[begin:end], reached, chunk_size=3)
+                expected = one_shot(log, end, tmp_path)
+                assert figures(incremental.report()) == figures(expected), end

@@ -33,15 +33,16 @@ def monitor(url: str, keys: Keys, *args: str) -> MonitorProcess:
 async def test_the_monitor_follows_a_live_log_then_flags_its_rollback(
     store_url: str, tmp_path: Path
 ) -> None:
-    """A monitor follows a real server through three checkpoints, each consistent and audited;
-    stopped, it exits 0. After the rollback and a restart of the server, the monitor, started
-    again on its state file, says the log was rolled back from 12 to 6 entries, shows it in its
-    metrics while it holds the alarm, and exits 3."""
+    """A monitor (signatures checked on two worker processes) follows a real server through
+    three checkpoints, each consistent and audited; stopped, it exits 0. After the rollback and
+    a restart of the server, the monitor, started again on its state file, says the log was
+    rolled back from 12 to 6 entries, shows it in its metrics while it holds the alarm, and
+    exits 3."""
     keys = Keys()
     await prepared(store_url, keys, tmp_path)
     state = str(tmp_path / "monitor.json")
     with served(store_url, tmp_path) as base:
-        following = monitor(f"{base}{BASE}/log/", keys, "--state", state)
+        following = monitor(f"{base}{BASE}/log/", keys, "--state", state, "--workers", "2")
         following.expect(f"checkpoint {DEFINED} ")
         for voters in (range(0, 3), range(3, 8)):
             await cast(base, keys, voters)
