@@ -43,6 +43,37 @@ LOOP_WAIT = 1
 RETRY_TIMEOUT = 3
 
 
+# The cluster-wide settings Patroni writes to etcd at bootstrap (deploy/patroni/ uses the same
+# guarantees, with production timings).
+DCS: dict[str, Any] = {
+    "ttl": TTL,
+    "loop_wait": LOOP_WAIT,
+    "retry_timeout": RETRY_TIMEOUT,
+    "maximum_lag_on_failover": 0,
+    "synchronous_mode": True,
+    "synchronous_mode_strict": True,
+    # A crashed primary is failed over at once, not restarted in place first.
+    "primary_start_timeout": 0,
+    "master_start_timeout": 0,
+    "postgresql": {
+        "use_pg_rewind": True,
+        "parameters": {
+            "wal_level": "replica",
+            "hot_standby": "on",
+            "max_wal_senders": 5,
+            "max_replication_slots": 5,
+            "wal_keep_size": "128MB",
+            "synchronous_commit": "on",
+            "max_connections": 100,
+            "shared_buffers": "32MB",
+            "fsync": "off",  # a test machine: crash safety is not the trial
+            "full_page_writes": "on",
+            "wal_log_hints": "on",
+        },
+    },
+}
+
+
 def problem() -> str | None:
     """Why the cluster cannot run here, if it cannot."""
     for path in (PATRONI, ETCD, str(PG_BIN / "postgres")):
@@ -155,33 +186,7 @@ class PatroniCluster:
             # is a compare-and-swap on its own name, and the woken node demotes itself.
             "etcd": {"hosts": [f"127.0.0.1:{self.etcd_port}"]},
             "bootstrap": {
-                "dcs": {
-                    "ttl": TTL,
-                    "loop_wait": LOOP_WAIT,
-                    "retry_timeout": RETRY_TIMEOUT,
-                    "maximum_lag_on_failover": 0,
-                    "synchronous_mode": True,
-                    "synchronous_mode_strict": True,
-                    # A crashed primary is failed over at once, not restarted in place first.
-                    "primary_start_timeout": 0,
-                    "master_start_timeout": 0,
-                    "postgresql": {
-                        "use_pg_rewind": True,
-                        "parameters": {
-                            "wal_level": "replica",
-                            "hot_standby": "on",
-                            "max_wal_senders": 5,
-                            "max_replication_slots": 5,
-                            "wal_keep_size": "128MB",
-                            "synchronous_commit": "on",
-                            "max_connections": 100,
-                            "shared_buffers": "32MB",
-                            "fsync": "off",  # a test machine: crash safety is not the trial
-                            "full_page_writes": "on",
-                            "wal_log_hints": "on",
-                        },
-                    },
-                },
+                "dcs": DCS,
                 "initdb": [{"encoding": "UTF8"}, "no-sync", {"locale": "C.UTF-8"}],
             },
             "postgresql": {
