@@ -45,8 +45,7 @@ class Watch:
     first_ack: float | None = None  # seconds from the fault to the first acknowledged probe
     probe_answers: Counter[str] = field(default_factory=Counter)  # "503 store-unavailable" ...
     retry_after_missing: int = 0  # 503s without Retry-After
-    acknowledged_at_fault: int = 0
-    acknowledged_in_outage: int = 0  # load ballots acknowledged while the fault lasted
+    acknowledged_at_fault: int = 0  # load ballots acknowledged when the fault struck
 
     def since_fault(self) -> float:
         return time.monotonic() - self.fault_at
