@@ -24,7 +24,8 @@ BALLOTS = 8  # the log had 4 + 8 = 12 entries when it was rolled back
 
 
 async def roll_back(url: str, keep: int = KEPT) -> None:
-    """What the attacker did: every row from position ``keep`` on deleted, size set back."""
+    """What the attacker did: every row from position ``keep`` on deleted (entries, tags, tree
+    nodes, signed and cosigned checkpoints), size set back."""
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
         with conn:
@@ -32,6 +33,7 @@ async def roll_back(url: str, keep: int = KEPT) -> None:
             conn.execute("DELETE FROM entry_tags WHERE position >= ?", (keep,))
             conn.execute("DELETE FROM nodes WHERE ((idx + 1) << level) > ?", (keep,))
             conn.execute("DELETE FROM checkpoints WHERE size > ?", (keep,))
+            conn.execute("DELETE FROM cosigned_checkpoints WHERE size > ?", (keep,))
             conn.execute("UPDATE logs SET size = ?", (keep,))
         conn.close()
         return
@@ -46,6 +48,7 @@ async def roll_back(url: str, keep: int = KEPT) -> None:
                 "DELETE FROM uchast_nodes WHERE ((idx + 1) << level::int) > $1", keep
             )
             await conn.execute("DELETE FROM uchast_checkpoints WHERE size > $1", keep)
+            await conn.execute("DELETE FROM uchast_cosigned_checkpoints WHERE size > $1", keep)
             await conn.execute("UPDATE uchast_logs SET size = $1", keep)
     finally:
         await conn.close()
