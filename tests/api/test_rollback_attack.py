@@ -111,10 +111,12 @@ async def test_a_rolled_back_log_is_refused_by_server_witness_audit_and_monitor(
 
         # The server holds the journal of what it published: it refuses to go on.
         with served(store_url, tmp_path, args) as base:
-            async with aiohttp.ClientSession() as session:
-                async with session.post(f"{base}{BASE}/ballots", json=ballot(keys, 99)) as r:
-                    problem = await r.json()
-                    assert r.status == 500 and problem["code"] == "log-rolled-back", problem
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"{base}{BASE}/ballots", json=ballot(keys, 99)) as r,
+            ):
+                problem = await r.json()
+                assert r.status == 500 and problem["code"] == "log-rolled-back", problem
             status, ready = get(f"{base}/readyz")
             assert status == 503 and "log-rolled-back" in ready
             audit_fails_naming(base, keys, saved)
