@@ -212,6 +212,11 @@ async def check(trial: Trial, book: Book, watch: Watch, started: list[Server]) -
         output = POOL_FLOOR.sub("", server.output())
         assert "Traceback" not in output, output[-3000:]
     await trial.check(book, [s.url for s in started])
+    assert watch.first_ack is not None
+    recovered = watch.fault_at + watch.first_ack
+    seen = watch.checkpoints.values()
+    assert any(t < watch.fault_at for t in seen), "no checkpoint seen before the fault"
+    assert any(t > recovered for t in seen), "no checkpoint seen after the recovery"
     audit_with_checkpoints(trial, list(watch.checkpoints))
 
 
