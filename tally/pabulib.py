@@ -38,24 +38,33 @@ __all__ = [
     "VOTE_TYPES",
     "FundedComparison",
     "GreedySettings",
+    "LimitBreach",
     "PabulibBallot",
     "PabulibError",
     "PabulibFile",
     "UnsupportedRuleError",
     "UnsupportedVoteTypeError",
     "ballots",
+    "breaches",
     "budget_kopecks",
     "candidates",
     "categories",
     "compare_funded",
     "file_totals",
+    "file_votes",
     "greedy_settings",
     "max_length",
+    "max_points",
+    "max_sum_cost",
     "max_sum_points",
     "min_length",
+    "min_points",
+    "min_sum_cost",
+    "min_sum_points",
     "parse_pabulib",
     "project_cost_kopecks",
     "recount",
+    "recount_votes",
     "rule",
     "selected",
     "threshold",
@@ -67,7 +76,7 @@ __all__ = [
 VOTE_TYPES = ("approval", "cumulative", "ordinal", "scoring")
 """The ballot types the Pabulib format defines (META ``vote_type``)."""
 
-SUPPORTED_VOTE_TYPES = ("approval", "cumulative")
+SUPPORTED_VOTE_TYPES = ("approval", "cumulative", "ordinal")
 """The ballot types whose ballots and totals this module interprets."""
 
 _SECTIONS = ("META", "PROJECTS", "VOTES")
@@ -320,6 +329,40 @@ def max_sum_points(meta: Mapping[str, str]) -> int | None:
     return _optional_count(meta, "max_sum_points")
 
 
+def min_sum_points(meta: Mapping[str, str]) -> int | None:
+    """META ``min_sum_points``: the fewest points a cumulative ballot must spread, if stated."""
+    return _optional_count(meta, "min_sum_points")
+
+
+def max_points(meta: Mapping[str, str]) -> int | None:
+    """META ``max_points``: the most points one project may get on a cumulative ballot."""
+    return _optional_count(meta, "max_points")
+
+
+def min_points(meta: Mapping[str, str]) -> int | None:
+    """META ``min_points``: the fewest points a project named on a cumulative ballot gets."""
+    return _optional_count(meta, "min_points")
+
+
+def _optional_amount(meta: Mapping[str, str], key: str) -> int | None:
+    value = meta.get(key)
+    if value is None or value in ("", "None"):
+        return None
+    return _kopecks(value, key, None)
+
+
+def max_sum_cost(meta: Mapping[str, str]) -> int | None:
+    """META ``max_sum_cost`` in kopecks: the cap on the cost of an approval ballot's projects
+    (a knapsack ballot), if the file says."""
+    return _optional_amount(meta, "max_sum_cost")
+
+
+def min_sum_cost(meta: Mapping[str, str]) -> int | None:
+    """META ``min_sum_cost`` in kopecks: the least cost an approval ballot's projects must add up
+    to, if the file says."""
+    return _optional_amount(meta, "min_sum_cost")
+
+
 def categories(project: Mapping[str, str]) -> tuple[str, ...]:
     """A PROJECTS row's categories (``category`` or ``categories``, comma-separated), if any."""
     value = project.get("category", project.get("categories", ""))
@@ -374,8 +417,10 @@ def _with_lines(
 class PabulibBallot:
     """One VOTES row, interpreted.
 
-    ``projects`` in the file's order; ``points`` parallel to it on cumulative ballots, empty on
-    approval ballots.
+    ``projects`` in the file's order (on ordinal ballots: most preferred first); ``points``
+    parallel to it on cumulative ballots (the voter's points) and on ordinal ballots (the
+    positional score k, k-1, ... with k = META ``max_length``, else the longest ranking), empty
+    on approval ballots.
     """
 
     voter_id: str
@@ -394,11 +439,16 @@ def ballots(pb: PabulibFile) -> list[PabulibBallot]:
     """Every VOTES row as a ballot, checked against PROJECTS.
 
     Approval: ``vote`` is a comma-separated list of project ids (possibly empty). Cumulative:
-    ``vote`` and ``points`` are parallel comma-separated lists. A ballot may not name a project
-    twice or one missing from PROJECTS. Other vote types raise :class:`UnsupportedVoteTypeError`.
+    ``vote`` and ``points`` are parallel comma-separated lists. Ordinal: ``vote`` is the ranking,
+    most preferred first, scored by position. A ballot may not name a project twice or one
+    missing from PROJECTS. Other vote types raise :class:`UnsupportedVoteTypeError`.
     """
     kind = _supported_vote_type(pb)
     known = {p["project_id"] for p in pb.projects}
+    top = 0
+    if kind == "ordinal":
+        stated = max_length(pb.meta)
+        top = stated if stated is not None else max(_lengths(pb), default=0)
     result: list[PabulibBallot] = []
     for row, line in _with_lines(pb.votes, pb.vote_lines):
         chosen = tuple(row["vote"].split(",")) if row["vote"] else ()
@@ -415,6 +465,10 @@ def ballots(pb: PabulibFile) -> list[PabulibBallot]:
             if len(listed) != len(chosen):
                 raise PabulibError(line, f"{len(chosen)} projects but {len(listed)} points")
             points = tuple(_count(p, "points", line) for p in listed)
+        elif kind == "ordinal":
+            if len(chosen) > top:
+                raise PabulibError(line, f"a ranking of {len(chosen)} but max_length is {top}")
+            points = tuple(range(top, top - len(chosen), -1))
         result.append(
             PabulibBallot(
                 voter_id=row["voter_id"],
@@ -426,6 +480,10 @@ def ballots(pb: PabulibFile) -> list[PabulibBallot]:
     return result
 
 
+def _lengths(pb: PabulibFile) -> list[int]:
+    return [len(row["vote"].split(",")) if row["vote"] else 0 for row in pb.votes]
+
+
 def _supported_vote_type(pb: PabulibFile) -> str:
     kind = vote_type(pb.meta)
     if kind not in SUPPORTED_VOTE_TYPES:
@@ -434,8 +492,18 @@ def _supported_vote_type(pb: PabulibFile) -> str:
 
 
 def file_totals(pb: PabulibFile) -> dict[str, int]:
-    """Each project's total as the file states it: ``votes`` (approval), ``score`` (cumulative)."""
-    column = "votes" if _supported_vote_type(pb) == "approval" else "score"
+    """Each project's score as the file states it: ``votes`` (approval), ``score`` (cumulative
+    and ordinal)."""
+    return _column(pb, "votes" if _supported_vote_type(pb) == "approval" else "score")
+
+
+def file_votes(pb: PabulibFile) -> dict[str, int]:
+    """Each project's ``votes`` column: the voters who chose it, whatever the ballot kind."""
+    _supported_vote_type(pb)
+    return _column(pb, "votes")
+
+
+def _column(pb: PabulibFile, column: str) -> dict[str, int]:
     totals: dict[str, int] = {}
     for project, line in _with_lines(pb.projects, pb.project_lines):
         if column not in project:
@@ -445,12 +513,89 @@ def file_totals(pb: PabulibFile) -> dict[str, int]:
 
 
 def recount(pb: PabulibFile) -> dict[str, int]:
-    """Each project's total counted from the VOTES rows: approvals, or points on cumulative."""
+    """Each project's score counted from the VOTES rows: approvals, points on cumulative,
+    positional score on ordinal ballots."""
     totals = {p["project_id"]: 0 for p in pb.projects}
     for ballot in ballots(pb):
         for pid, weight in ballot.weights().items():
             totals[pid] += weight
     return totals
+
+
+def recount_votes(pb: PabulibFile) -> dict[str, int]:
+    """Each project's voters counted from the VOTES rows (the ``votes`` column)."""
+    totals = {p["project_id"]: 0 for p in pb.projects}
+    for ballot in ballots(pb):
+        for pid in ballot.projects:
+            totals[pid] += 1
+    return totals
+
+
+@dataclass(frozen=True)
+class LimitBreach:
+    """A ballot outside a limit its own file states: ``key`` is the META key (``max_sum_cost``,
+    ``max_length``...), ``stated`` its value, ``value`` the ballot's (kopecks for costs)."""
+
+    voter_id: str
+    line: int | None
+    key: str
+    stated: int
+    value: int
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return (
+            f"voter {self.voter_id}{where}: {self.key} {self.stated}, the ballot has {self.value}"
+        )
+
+
+def breaches(pb: PabulibFile) -> list[LimitBreach]:
+    """Every ballot that breaks a limit its file's META states, once per limit broken.
+
+    Lengths (``min_length``, ``max_length``) hold for every kind; costs (``min_sum_cost``,
+    ``max_sum_cost``, in kopecks) for approval ballots; points (``min_points``, ``max_points``
+    per project, ``min_sum_points``, ``max_sum_points``) for cumulative ones. An ordinal ranking
+    longer than ``max_length`` cannot be scored and is an error of :func:`ballots` instead.
+    """
+    kind = _supported_vote_type(pb)
+    meta = pb.meta
+    costs = {
+        p["project_id"]: project_cost_kopecks(p, line)
+        for p, line in _with_lines(pb.projects, pb.project_lines)
+    }
+    lines = pb.vote_lines if len(pb.vote_lines) == len(pb.votes) else [None] * len(pb.votes)
+    found: list[LimitBreach] = []
+    checks: list[tuple[str, int | None, bool, str]] = [
+        ("min_length", min_length(meta), False, "length"),
+        ("max_length", max_length(meta), True, "length"),
+    ]
+    if kind == "approval":
+        checks += [
+            ("min_sum_cost", min_sum_cost(meta), False, "cost"),
+            ("max_sum_cost", max_sum_cost(meta), True, "cost"),
+        ]
+    if kind == "cumulative":
+        checks += [
+            ("min_points", min_points(meta), False, "least"),
+            ("max_points", max_points(meta), True, "most"),
+            ("min_sum_points", min_sum_points(meta), False, "points"),
+            ("max_sum_points", max_sum_points(meta), True, "points"),
+        ]
+    for ballot, line in zip(ballots(pb), lines, strict=True):
+        measure = {
+            "length": len(ballot.projects),
+            "cost": sum(costs[pid] for pid in ballot.projects),
+            "points": sum(ballot.points),
+            "least": min(ballot.points, default=0),
+            "most": max(ballot.points, default=0),
+        }
+        for key, stated, is_max, what in checks:
+            if stated is None or (what == "least" and not ballot.points):
+                continue
+            value = measure[what]
+            if (value > stated) if is_max else (value < stated):
+                found.append(LimitBreach(ballot.voter_id, line, key, stated, value))
+    return found
 
 
 def candidates(pb: PabulibFile) -> list[Candidate]:
