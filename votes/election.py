@@ -11,7 +11,24 @@ Money is written in one of two unambiguous ways, never as a bare number:
 - ``cost = "1 500 000.00"`` — UAH as a string (see :func:`votes.money.parse_uah`);
 - ``cost_kopecks = 150000000`` — integer kopecks, under the key with the ``_kopecks`` suffix.
 
-A field takes exactly one of the two. The same holds for ``budget`` and ``max_cost``.
+A field takes exactly one of the two. The same holds for ``budget``, ``max_cost``,
+``max_total_cost`` and ``min_total_cost``.
+
+Each category has a ``ballot`` kind (DESIGN.md §3b); ``approval`` when absent, so every older
+file and log reads as before:
+
+- ``approval``: ``max_picks`` (required), ``min_picks`` (default 0);
+- ``knapsack``: ``max_total_cost`` (default: the category's ``budget``), ``min_total_cost``
+  (default 0), ``min_picks``, ``max_picks`` (default: the category's number of projects);
+- ``cumulative``: ``max_total_points`` (required), ``max_points`` per project (default:
+  ``max_total_points``), ``min_total_points`` (default 0), ``min_picks``, ``max_picks``
+  (default: the category's number of projects) -- picks are the projects given points;
+- ``ordinal``: ``max_picks`` (required; the first of a ranking scores ``max_picks``, the next
+  one less...), ``min_picks``.
+
+A key that belongs to another kind (``max_points`` in a knapsack category) is refused, naming it.
+``[[category_groups]]`` (``id``, ``categories``, ``max_categories``): a voter takes part in at
+most ``max_categories`` of the group's categories.
 :func:`election_to_dict` writes the ``_kopecks`` form, and datetimes as ISO 8601 in UTC.
 
 Datetimes carry an offset (``2018-10-01T00:00:00+03:00``) or are local and read in the
@@ -23,7 +40,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeVar, cast, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,12 +49,15 @@ from votes.errors import ElectionDefinitionError, ElectionFrozenError
 from votes.money import Kopecks, format_uah, parse_uah
 
 __all__ = [
+    "BALLOT_KINDS",
     "RESULTS_POLICIES",
     "TIE_BREAKS",
     "VOTER_TOKEN_SCHEMES",
     "AllocationMethod",
     "AllocationRule",
+    "BallotKind",
     "Category",
+    "CategoryGroup",
     "Election",
     "PollingPoint",
     "Project",
@@ -53,10 +73,17 @@ TieBreak = Literal["cost-ascending", "cost-descending", "lottery"]
 TIE_BREAKS: tuple[str, ...] = get_args(TieBreak)
 VOTER_TOKEN_SCHEMES: tuple[str, ...] = ("hmac-sha256",)
 ResultsPolicy = Literal["open", "sealed-until-close"]
+BallotKind = Literal["approval", "knapsack", "cumulative", "ordinal"]
+BALLOT_KINDS: tuple[str, ...] = get_args(BallotKind)
+_NO_KOPECKS = Kopecks(0)
 RESULTS_POLICIES: tuple[str, ...] = get_args(ResultsPolicy)
 
 _ELECTION_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}", re.ASCII)
 _ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+# Project ids keep what real files use (Gdynia's "BAD/0018"): still no whitespace, control
+# characters, quotes, ':', ';' or ',' (tags, CSV, Pabulib), a letter or digit first (no CSV
+# formulas, no absolute paths); wherever an id goes into a URL it is percent-encoded.
+_PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", re.ASCII)
 _LANGUAGE = re.compile(r"[a-z]{2,3}", re.ASCII)
 _HAS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}", re.ASCII)
 
@@ -74,13 +101,37 @@ class Project:
 
 @dataclass(frozen=True)
 class Category:
-    """A category of projects: its own budget, per-voter limit and maximum project cost."""
+    """A category of projects: its own budget, maximum project cost, ballot kind and limits.
+
+    Every limit holds for a voter's counted ballots together (see :mod:`votes.rules`).
+    ``max_picks``/``min_picks``: how many of the category's projects a voter chooses (approves,
+    gives points to, ranks). ``max_total_cost``/``min_total_cost`` (knapsack only; None and 0
+    otherwise): the chosen projects' total cost. ``max_points`` (per project),
+    ``max_total_points``, ``min_total_points`` (cumulative only; None, None, 0 otherwise).
+    """
 
     id: str
     title: dict[str, str] = field(hash=False)
     max_picks: int
     budget: Kopecks
     max_cost: Kopecks
+    ballot: BallotKind = "approval"
+    min_picks: int = 0
+    max_total_cost: Kopecks | None = None
+    min_total_cost: Kopecks = _NO_KOPECKS
+    max_points: int | None = None
+    max_total_points: int | None = None
+    min_total_points: int = 0
+
+
+@dataclass(frozen=True)
+class CategoryGroup:
+    """Categories of which a voter takes part in at most ``max_categories`` (one district of
+    several, say)."""
+
+    id: str
+    categories: tuple[str, ...]
+    max_categories: int
 
 
 @dataclass(frozen=True)
@@ -138,6 +189,7 @@ class Election:
     multiple_ballots: bool = True
     double_entry: bool = False
     results: ResultsPolicy = "open"
+    category_groups: tuple[CategoryGroup, ...] = ()
     _projects: dict[str, Project] = field(init=False, repr=False, compare=False, hash=False)
     _categories: dict[str, Category] = field(init=False, repr=False, compare=False, hash=False)
     _points: dict[str, PollingPoint] = field(init=False, repr=False, compare=False, hash=False)
@@ -159,6 +211,10 @@ class Election:
     def polling_point(self, point_id: str) -> PollingPoint | None:
         """The polling point with ``point_id``, or None."""
         return self._points.get(point_id)
+
+    def groups_of(self, category_id: str) -> tuple[CategoryGroup, ...]:
+        """The category groups that ``category_id`` belongs to."""
+        return tuple(g for g in self.category_groups if category_id in g.categories)
 
     def projects_in(self, category_id: str) -> tuple[Project, ...]:
         """The projects of ``category_id``, in definition order."""
@@ -234,6 +290,16 @@ def _item_id(value: object, where: str) -> str:
     if not isinstance(value, str) or _ITEM_ID.fullmatch(value) is None:
         raise ElectionDefinitionError(
             where, f"{value!r} is not an id: 1-64 letters, digits, '.', '_' or '-'"
+        )
+    return value
+
+
+def _project_id(value: object, where: str) -> str:
+    if not isinstance(value, str) or _PROJECT_ID.fullmatch(value) is None:
+        raise ElectionDefinitionError(
+            where,
+            f"{value!r} is not a project id: 1-64 letters, digits, '.', '_', '-' or '/', "
+            "starting with a letter or digit",
         )
     return value
 
@@ -369,13 +435,45 @@ def _unique(items: tuple[Any, ...], where: str) -> None:
         first[item.id] = i
 
 
+_KIND_KEYS: dict[str, frozenset[str]] = {
+    "approval": frozenset(),
+    "knapsack": frozenset(
+        {"max_total_cost", "max_total_cost_kopecks", "min_total_cost", "min_total_cost_kopecks"}
+    ),
+    "cumulative": frozenset({"max_points", "max_total_points", "min_total_points"}),
+    "ordinal": frozenset(),
+}
 _CATEGORY_KEYS = frozenset(
-    {"id", "title", "max_picks", "budget", "budget_kopecks", "max_cost", "max_cost_kopecks"}
-)
+    {
+        "id",
+        "title",
+        "ballot",
+        "min_picks",
+        "max_picks",
+        "budget",
+        "budget_kopecks",
+        "max_cost",
+        "max_cost_kopecks",
+    }
+).union(*_KIND_KEYS.values())
 
 
 def _category(value: object, where: str) -> Category:
+    """The category, with ``max_picks`` 0 where its kind lets it default (filled in by
+    :func:`_category_defaults` once the projects are known)."""
     table = _table(value, where, _CATEGORY_KEYS)
+    ballot = table.get("ballot", "approval")
+    if ballot not in BALLOT_KINDS:
+        raise ElectionDefinitionError(
+            _path(where, "ballot"), f"{ballot!r} is not one of {', '.join(BALLOT_KINDS)}"
+        )
+    for key in table:
+        owner = next((k for k, keys in _KIND_KEYS.items() if key in keys), ballot)
+        if owner != ballot:
+            raise ElectionDefinitionError(
+                _path(where, key),
+                f"is a limit of {owner} ballots; this category's ballot is {ballot!r}",
+            )
     budget, budget_key = _money(table, "budget", where)
     max_cost, max_cost_key = _money(table, "max_cost", where)
     _positive(budget, _path(where, budget_key))
@@ -385,13 +483,106 @@ def _category(value: object, where: str) -> Category:
             _path(where, max_cost_key),
             f"{format_uah(max_cost)} UAH exceeds the category's budget {format_uah(budget)} UAH",
         )
+    if ballot in ("approval", "ordinal") or "max_picks" in table:
+        max_picks = _integer(_required(table, "max_picks", where), _path(where, "max_picks"), 1)
+    else:
+        max_picks = 0
+    min_picks = _integer(table.get("min_picks", 0), _path(where, "min_picks"), 0)
+    if max_picks and min_picks > max_picks:
+        raise ElectionDefinitionError(
+            _path(where, "min_picks"), f"{min_picks} is more than max_picks {max_picks}"
+        )
+    max_total_cost: Kopecks | None = None
+    min_total_cost = Kopecks(0)
+    if ballot == "knapsack":
+        max_total_cost = budget
+        if "max_total_cost" in table or "max_total_cost_kopecks" in table:
+            max_total_cost, key = _money(table, "max_total_cost", where)
+            _positive(max_total_cost, _path(where, key))
+        if "min_total_cost" in table or "min_total_cost_kopecks" in table:
+            min_total_cost, key = _money(table, "min_total_cost", where)
+            if min_total_cost < 0 or min_total_cost > max_total_cost:
+                raise ElectionDefinitionError(
+                    _path(where, key),
+                    f"{format_uah(min_total_cost)} UAH is not between 0 and max_total_cost "
+                    f"{format_uah(max_total_cost)} UAH",
+                )
+    max_points: int | None = None
+    max_total_points: int | None = None
+    min_total_points = 0
+    if ballot == "cumulative":
+        max_total_points = _integer(
+            _required(table, "max_total_points", where), _path(where, "max_total_points"), 1
+        )
+        max_points = _integer(
+            table.get("max_points", max_total_points), _path(where, "max_points"), 1
+        )
+        min_total_points = _integer(
+            table.get("min_total_points", 0), _path(where, "min_total_points"), 0
+        )
+        if min_total_points > max_total_points:
+            raise ElectionDefinitionError(
+                _path(where, "min_total_points"),
+                f"{min_total_points} is more than max_total_points {max_total_points}",
+            )
     return Category(
         id=_item_id(_required(table, "id", where), _path(where, "id")),
         title=_title(_required(table, "title", where), _path(where, "title")),
-        max_picks=_integer(_required(table, "max_picks", where), _path(where, "max_picks"), 1),
+        max_picks=max_picks,
         budget=budget,
         max_cost=max_cost,
+        ballot=cast("BallotKind", ballot),
+        min_picks=min_picks,
+        max_total_cost=max_total_cost,
+        min_total_cost=min_total_cost,
+        max_points=max_points,
+        max_total_points=max_total_points,
+        min_total_points=min_total_points,
     )
+
+
+def _category_defaults(category: Category, projects: int, where: str) -> Category:
+    """``category`` with ``max_picks`` defaulted to its ``projects`` count, and refused if its
+    minimums cannot be met by that many projects."""
+    if category.max_picks == 0:
+        category = replace(category, max_picks=projects)
+        if category.min_picks > projects:
+            raise ElectionDefinitionError(
+                _path(where, "min_picks"),
+                f"{category.min_picks} is more than the category's {projects} projects",
+            )
+    elif category.min_picks > projects:
+        raise ElectionDefinitionError(
+            _path(where, "min_picks"),
+            f"{category.min_picks} is more than the category's {projects} projects",
+        )
+    return category
+
+
+def _group_reader(categories: Mapping[str, Category]) -> Callable[[object, str], CategoryGroup]:
+    def read(value: object, where: str) -> CategoryGroup:
+        table = _table(value, where, frozenset({"id", "categories", "max_categories"}))
+        group_id = _item_id(_required(table, "id", where), _path(where, "id"))
+        members = _required(table, "categories", where)
+        here = _path(where, "categories")
+        if not isinstance(members, list | tuple) or not members:
+            raise ElectionDefinitionError(here, "must be a non-empty list of category ids")
+        listed: list[str] = []
+        for i, member in enumerate(members):
+            if not isinstance(member, str) or member not in categories:
+                known = ", ".join(categories)
+                raise ElectionDefinitionError(
+                    _path(here, i), f"unknown category {member!r} (categories: {known})"
+                )
+            if member in listed:
+                raise ElectionDefinitionError(_path(here, i), f"{member!r} is listed twice")
+            listed.append(member)
+        max_categories = _integer(
+            _required(table, "max_categories", where), _path(where, "max_categories"), 1
+        )
+        return CategoryGroup(group_id, tuple(listed), max_categories)
+
+    return read
 
 
 _PROJECT_KEYS = frozenset({"id", "title", "category", "cost", "cost_kopecks", "district"})
@@ -400,7 +591,7 @@ _PROJECT_KEYS = frozenset({"id", "title", "category", "cost", "cost_kopecks", "d
 def _project_reader(categories: Mapping[str, Category]) -> Callable[[object, str], Project]:
     def read(value: object, where: str) -> Project:
         table = _table(value, where, _PROJECT_KEYS)
-        project_id = _item_id(_required(table, "id", where), _path(where, "id"))
+        project_id = _project_id(_required(table, "id", where), _path(where, "id"))
         title = _title(_required(table, "title", where), _path(where, "title"))
         category_id = _required(table, "category", where)
         category = categories.get(category_id) if isinstance(category_id, str) else None
@@ -490,6 +681,7 @@ _ELECTION_KEYS = frozenset(
         "multiple_ballots",
         "double_entry",
         "results",
+        "category_groups",
     }
 )
 
@@ -532,11 +724,25 @@ def election_from_dict(document: Mapping[str, Any]) -> Election:
         allow_empty=False,
     )
     _unique(projects, "projects")
+    counts = {c.id: 0 for c in categories}
+    for project in projects:
+        counts[project.category] += 1
     for i, category in enumerate(categories):
-        if not any(p.category == category.id for p in projects):
+        if not counts[category.id]:
             raise ElectionDefinitionError(
                 _path("categories", i), f"no project is in category {category.id!r}"
             )
+    categories = tuple(
+        _category_defaults(c, counts[c.id], _path("categories", i))
+        for i, c in enumerate(categories)
+    )
+    groups = _items(
+        table.get("category_groups", []),
+        "category_groups",
+        _group_reader(by_id),
+        allow_empty=True,
+    )
+    _unique(groups, "category_groups")
     points = _items(
         table.get("polling_points", []), "polling_points", _polling_point, allow_empty=True
     )
@@ -579,6 +785,7 @@ def election_from_dict(document: Mapping[str, Any]) -> Election:
         multiple_ballots=_boolean(table, "multiple_ballots", "", True),
         double_entry=_boolean(table, "double_entry", "", False),
         results=cast("ResultsPolicy", results),
+        category_groups=groups,
     )
 
 
@@ -592,7 +799,7 @@ def _utc(moment: datetime) -> str:
 def election_to_dict(election: Election) -> dict[str, Any]:
     """``election`` as JSON-able data: money in integer kopecks (``*_kopecks`` keys), datetimes
     as ISO 8601 in UTC. :func:`election_from_dict` reads it back equal."""
-    return {
+    document: dict[str, Any] = {
         "id": election.id,
         "title": dict(election.title),
         "timezone": election.timezone,
@@ -600,16 +807,7 @@ def election_to_dict(election: Election) -> dict[str, Any]:
         "voting_closes": _utc(election.voting_closes),
         "paper_deadline": _utc(election.paper_deadline),
         "budget_kopecks": int(election.total_budget),
-        "categories": [
-            {
-                "id": c.id,
-                "title": dict(c.title),
-                "max_picks": c.max_picks,
-                "budget_kopecks": int(c.budget),
-                "max_cost_kopecks": int(c.max_cost),
-            }
-            for c in election.categories
-        ],
+        "categories": [_category_to_dict(c) for c in election.categories],
         "projects": [
             {
                 "id": p.id,
@@ -632,3 +830,34 @@ def election_to_dict(election: Election) -> dict[str, Any]:
         "double_entry": election.double_entry,
         "results": election.results,
     }
+    if election.category_groups:
+        document["category_groups"] = [
+            {"id": g.id, "categories": list(g.categories), "max_categories": g.max_categories}
+            for g in election.category_groups
+        ]
+    return document
+
+
+def _category_to_dict(category: Category) -> dict[str, Any]:
+    # An approval category without min_picks writes exactly what it always did, so the
+    # definitions of elections signed before ballot kinds read and write unchanged.
+    document: dict[str, Any] = {
+        "id": category.id,
+        "title": dict(category.title),
+        "max_picks": category.max_picks,
+        "budget_kopecks": int(category.budget),
+        "max_cost_kopecks": int(category.max_cost),
+    }
+    if category.ballot != "approval":
+        document["ballot"] = category.ballot
+    if category.min_picks:
+        document["min_picks"] = category.min_picks
+    if category.ballot == "knapsack":
+        assert category.max_total_cost is not None
+        document["max_total_cost_kopecks"] = int(category.max_total_cost)
+        document["min_total_cost_kopecks"] = int(category.min_total_cost)
+    if category.ballot == "cumulative":
+        document["max_points"] = category.max_points
+        document["max_total_points"] = category.max_total_points
+        document["min_total_points"] = category.min_total_points
+    return document
