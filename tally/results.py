@@ -119,7 +119,7 @@ def results_document(
                 "ties": [
                     {
                         "projects": list(t.projects),
-                        "votes": t.votes,
+                        "votes": t.score,
                         "resolved_by": t.resolved_by,
                         "changed_outcome": t.changed_outcome,
                     }

@@ -1,4 +1,4 @@
-"""Winner rules for participatory budgets: greedy by votes and the Method of Equal Shares.
+"""Winner rules for participatory budgets: greedy by score and the Method of Equal Shares.
 
 Mirrored by tally/audit/recount.py; tests/tally/audit/test_differential.py proves they agree.
 
@@ -8,6 +8,11 @@ those shares are exact ``fractions.Fraction`` values that never leave this modul
 
 Both rules return an :class:`Allocation`, which names every project exactly once across
 ``funded``, ``reserve`` and ``below_threshold`` and lists every tie the rule had to break.
+
+Projects rank by their ``score`` (DESIGN.md §3b): the number of voters who chose them on approval
+and knapsack ballots, the sum of their points on cumulative ballots, the sum of their positional
+scores on ordinal ballots. The threshold ``min_votes`` (the election rule's name for it, and
+Pabulib's ``min_project_score_threshold``) applies to the score too.
 
 Ties are broken by a configurable sequence of criteria, applied in order, and finally by project id
 so that the ranking is always total:
@@ -35,6 +40,7 @@ from fractions import Fraction
 __all__ = [
     "COMPLETIONS",
     "DEFAULT_TIE_BREAK",
+    "SATISFACTIONS",
     "TIE_BREAKS",
     "Allocation",
     "Candidate",
@@ -54,37 +60,50 @@ DEFAULT_TIE_BREAK: tuple[str, ...] = ("cost-ascending", "lottery")
 COMPLETIONS = ("none", "add1", "greedy", "add1-greedy")
 """How :func:`equal_shares` spends money that the pure method leaves over."""
 
+SATISFACTIONS = ("cost", "points")
+"""A voter's utility from a funded project in :func:`equal_shares`: ``"cost"``, its cost times the
+points the voter gave it (1 for an approval); ``"points"``, the points alone."""
+
 
 class TallyInputError(ValueError):
     """The candidates, budget, ballots or options given to a winner rule are inconsistent."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Candidate:
     """A project on the ballot, as the winner rules see it.
 
-    ``cost`` is in kopecks; ``votes`` is the project's approval count, or its points on cumulative
-    ballots.
+    ``cost`` is in kopecks; ``votes`` is the number of voters who chose the project; ``score``
+    what the rules rank by: the sum of the points its ballots give it (cumulative points,
+    positional scores of a ranking), or, when not given, ``votes`` (approval and knapsack
+    ballots, where each choice is worth one).
     """
 
     id: str
     cost: int
     votes: int
+    score: int
+
+    def __init__(self, id: str, cost: int, votes: int, score: int | None = None) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "cost", cost)
+        object.__setattr__(self, "votes", votes)
+        object.__setattr__(self, "score", votes if score is None else score)
 
 
 @dataclass(frozen=True)
 class Tie:
     """Projects that a rule could not tell apart and ordered by its tie-break.
 
-    ``projects`` are in the order the tie-break put them. ``votes`` is their common vote count (for
-    :func:`equal_shares`: the vote count of the project the tie-break picked). ``resolved_by``
+    ``projects`` are in the order the tie-break put them. ``score`` is their common score (for
+    :func:`equal_shares`: the score of the project the tie-break picked). ``resolved_by``
     names the criteria that were needed to order them, joined by ``+`` (``"cost-ascending"``,
     ``"lottery"``, ``"cost-ascending+lottery"``, ``"id"``...). ``changed_outcome`` is true when
     taking the tied projects in another order would fund a different set of projects.
     """
 
     projects: tuple[str, ...]
-    votes: int
+    score: int
     resolved_by: str
     changed_outcome: bool
 
@@ -99,11 +118,11 @@ class Allocation:
       (Under greedy with skipping that is the whole reserve; under greedy-no-skip the reserve also
       holds projects that would have fitted but came after the stop; under equal shares it also
       holds projects that lacked support.)
-    - ``below_threshold``: projects with fewer votes than the threshold, best ranked first.
+    - ``below_threshold``: projects whose score is below the threshold, best ranked first.
     - ``spent``, ``budget``, ``left``: kopecks, ``spent + left == budget``.
     - ``ties``: every tie among projects that passed the threshold, in the order the rule met
-      them (for equal shares: the method's ties on ρ, then the greedy completion's on votes).
-    - ``order``: every project, in the order the rule used (for greedy: the ranking by votes).
+      them (for equal shares: the method's ties on ρ, then the greedy completion's on score).
+    - ``order``: every project, in the order the rule used (for greedy: the ranking by score).
     """
 
     funded: tuple[str, ...]
@@ -153,7 +172,7 @@ def _criteria(tie_break: Sequence[str], seed: str) -> list[tuple[str, _TieKey]]:
 def _tie_order(
     tied: Iterable[Candidate], criteria: Sequence[tuple[str, _TieKey]]
 ) -> tuple[list[Candidate], str]:
-    """Order candidates that are tied on votes; also say which criteria it took to order them."""
+    """Order candidates that are tied on score; also say which criteria it took to order them."""
     ordered = sorted(tied, key=lambda c: tuple(key(c) for _, key in criteria))
     classes: list[list[Candidate]] = [ordered]
     used: list[str] = []
@@ -172,8 +191,8 @@ def _tie_order(
 def _rank(
     candidates: Iterable[Candidate], criteria: Sequence[tuple[str, _TieKey]]
 ) -> list[Candidate]:
-    """All candidates by votes descending, ties by the criteria."""
-    return sorted(candidates, key=lambda c: (-c.votes, *(key(c) for _, key in criteria)))
+    """All candidates by score descending, ties by the criteria."""
+    return sorted(candidates, key=lambda c: (-c.score, *(key(c) for _, key in criteria)))
 
 
 def _check_candidates(candidates: Iterable[Candidate], budget: int) -> list[Candidate]:
@@ -189,10 +208,11 @@ def _check_candidates(candidates: Iterable[Candidate], budget: int) -> list[Cand
             raise TallyInputError(
                 f"project {c.id!r}: cost must be a non-negative integer of kopecks, got {c.cost!r}"
             )
-        if isinstance(c.votes, bool) or not isinstance(c.votes, int) or c.votes < 0:
-            raise TallyInputError(
-                f"project {c.id!r}: votes must be a non-negative integer, got {c.votes!r}"
-            )
+        for name, value in (("votes", c.votes), ("score", c.score)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise TallyInputError(
+                    f"project {c.id!r}: {name} must be a non-negative integer, got {value!r}"
+                )
     return listed
 
 
@@ -217,14 +237,14 @@ def _fund_in_rank_order(
 ) -> None:
     """Fund ``ranked`` (already ordered, eligible) in order while the money lasts; record ties."""
     stopped = False
-    for votes, group_iter in itertools.groupby(ranked, key=lambda c: c.votes):
+    for score, group_iter in itertools.groupby(ranked, key=lambda c: c.score):
         group = list(group_iter)
         if len(group) > 1:
             _, resolved_by = _tie_order(group, criteria)
             funding.ties.append(
                 Tie(
                     projects=tuple(c.id for c in group),
-                    votes=votes,
+                    score=score,
                     resolved_by=resolved_by,
                     changed_outcome=not stopped and _order_matters(group, funding.left, skip=skip),
                 )
@@ -263,9 +283,9 @@ def greedy(
     tie_break: Sequence[str] = DEFAULT_TIE_BREAK,
     seed: str = "",
 ) -> Allocation:
-    """Fund projects by votes, best first, while the money lasts.
+    """Fund projects by score, best first, while the money lasts.
 
-    Projects with fewer than ``min_votes`` votes are not eligible. The others are ranked by votes,
+    Projects whose score is below ``min_votes`` are not eligible. The others are ranked by score,
     descending; ties are broken by ``tie_break`` (see the module docstring) and finally by id.
     They are funded in that order; with ``skip`` (the usual rule, Pabulib ``greedy``) a project
     that does not fit in the money left is passed over and the next that fits is taken, without it
@@ -274,7 +294,7 @@ def greedy(
     listed = _check_candidates(candidates, budget)
     criteria = _criteria(tie_break, seed)
     ranked = _rank(listed, criteria)
-    eligible = [c for c in ranked if c.votes >= min_votes]
+    eligible = [c for c in ranked if c.score >= min_votes]
     funding = _Funding(funded=[], left=budget, ties=[])
     _fund_in_rank_order(eligible, funding, skip=skip, criteria=criteria)
     return _allocation(ranked, eligible, funding, budget, order=[c.id for c in ranked])
@@ -324,9 +344,12 @@ class _Voters:
 def _voters(
     ballots: Sequence[Sequence[str]] | Sequence[Mapping[str, int]],
     candidates: Mapping[str, Candidate],
+    satisfaction: str,
 ) -> _Voters:
-    """Cost utilities: a voter gets ``points * cost`` from a funded project (approval: points 1)."""
+    """Each voter's utility from each project: ``points * cost`` (``"cost"``) or ``points``
+    (``"points"``), points 1 for an approval."""
     groups: dict[frozenset[tuple[str, int]], int] = {}
+    scores = dict.fromkeys(candidates, 0)
     votes = dict.fromkeys(candidates, 0)
     for number, ballot in enumerate(ballots):
         points: dict[str, int] = {}
@@ -345,20 +368,27 @@ def _voters(
         for pid, p in points.items():
             if pid not in candidates:
                 raise TallyInputError(f"ballot {number} names unknown project {pid!r}")
-            votes[pid] += p
+            scores[pid] += p
+            votes[pid] += p > 0
         key = frozenset((pid, p) for pid, p in points.items() if p > 0)
         groups[key] = groups.get(key, 0) + 1
-    for pid, counted in votes.items():
-        if counted != candidates[pid].votes:
+    for pid, counted in scores.items():
+        candidate = candidates[pid]
+        if counted != candidate.score:
             raise TallyInputError(
-                f"project {pid!r} has {candidates[pid].votes} votes but the ballots give {counted}"
+                f"project {pid!r} has score {candidate.score} but the ballots give {counted}"
+            )
+        # A caller that leaves score unset gives point ballots' sum as votes: accept that too.
+        if candidate.votes not in (votes[pid], counted):
+            raise TallyInputError(
+                f"project {pid!r} has {candidate.votes} votes but {votes[pid]} ballots choose it"
             )
     multiplicity: list[int] = []
     supporters: dict[str, list[tuple[int, int]]] = {pid: [] for pid in candidates}
     for index, (key, count) in enumerate(groups.items()):
         multiplicity.append(count)
         for pid, p in sorted(key):
-            utility = p * candidates[pid].cost
+            utility = p * candidates[pid].cost if satisfaction == "cost" else p
             if utility > 0:
                 supporters[pid].append((index, utility))
     return _Voters(multiplicity=multiplicity, supporters=supporters, count=len(ballots))
@@ -471,21 +501,28 @@ def equal_shares(
     min_votes: int = 0,
     tie_break: Sequence[str] = DEFAULT_TIE_BREAK,
     seed: str = "",
+    satisfaction: str = "cost",
 ) -> Allocation:
-    """The Method of Equal Shares with cost utilities, computed exactly.
+    """The Method of Equal Shares, computed exactly.
 
     ``approvals`` holds one entry per ballot (empty ballots included: every voter gets a share):
-    a sequence of approved project ids, or a mapping of project id to points. A voter's utility
-    from a funded project is its cost times the points given to it (1 for an approval): pabutools'
-    ``Cost_Sat``. Every candidate's ``votes`` must equal the approvals (points) the ballots give.
+    a sequence of approved project ids, or a mapping of project id to points (cumulative points,
+    or the positional scores of a ranking). A voter's utility from a funded project is, with
+    ``satisfaction="cost"``, its cost times the points given to it (1 for an approval):
+    pabutools' ``Cost_Sat`` on approval ballots; with ``satisfaction="points"``, the points alone:
+    pabutools' ``Additive_Cardinal_Sat`` on cumulative ballots (``Cardinality_Sat`` on approval
+    ballots; on a ranking scored k, k-1, ..., 1 it is the positional satisfaction with those
+    scores). Every candidate's ``score`` must equal the points the ballots give it (approval: the
+    number of ballots naming it) and its ``votes`` the number of ballots giving it points.
 
     The budget is split equally between the voters. Each round, for each project whose supporters
     can still pay for it, find the least ρ such that supporters paying ``min(money, ρ·utility)``
     cover its cost; fund the project with the least ρ and charge its supporters. Ties on ρ go by
     ``tie_break`` and then by id (``tie_break=()`` is pabutools' default, by id). A project that
-    costs nothing gives nobody utility and is left to the completion. Projects below
+    costs nothing gives nobody utility under ``"cost"`` and is left to the completion; under
+    ``"points"`` its supporters buy it first, at ρ = 0. Projects whose score is below
     ``min_votes`` take no part. This is pabutools' ``method_of_equal_shares(instance, profile,
-    sat_class=Cost_Sat)`` with exact fractions.
+    sat_class=...)`` with exact fractions.
 
     ``completion`` spends what the method leaves:
 
@@ -493,7 +530,7 @@ def equal_shares(
     - ``"add1"``: pabutools' ``voter_budget_increment``: rerun with each voter's share raised by
       ``increment`` kopecks, until the outcome leaves no money for any further supported project
       (that outcome is kept) or overspends the budget (the previous outcome is kept);
-    - ``"greedy"``: then fund the rest by votes, as :func:`greedy` with skipping;
+    - ``"greedy"``: then fund the rest by score, as :func:`greedy` with skipping;
     - ``"add1-greedy"``: ``"add1"`` and then ``"greedy"``.
 
     In ``ties``, ``changed_outcome`` is judged at the share of the run that gave the outcome.
@@ -508,12 +545,16 @@ def equal_shares(
         )
     if isinstance(increment, bool) or not isinstance(increment, int) or increment <= 0:
         raise TallyInputError(f"increment must be a positive integer of kopecks, got {increment!r}")
+    if satisfaction not in SATISFACTIONS:
+        raise TallyInputError(
+            f"unknown satisfaction {satisfaction!r}; expected one of {', '.join(SATISFACTIONS)}"
+        )
     listed = _check_candidates(candidates, budget)
     criteria = _criteria(tie_break, seed)
     by_id = {c.id: c for c in listed}
-    voters = _voters(approvals, by_id)
+    voters = _voters(approvals, by_id, satisfaction)
     ranked = _rank(listed, criteria)
-    eligible = [c for c in ranked if c.votes >= min_votes]
+    eligible = [c for c in ranked if c.score >= min_votes]
     available = [c for c in eligible if voters.supporters[c.id]]
 
     def outcome(run: _MesRun) -> _Funding:
@@ -545,7 +586,7 @@ def equal_shares(
         mes_ties.append(
             Tie(
                 projects=tuple(c.id for c in tied),
-                votes=tied[0].votes,
+                score=tied[0].score,
                 resolved_by=resolved_by,
                 changed_outcome=changed,
             )

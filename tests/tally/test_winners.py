@@ -1,4 +1,4 @@
-"""Winner rules: greedy by votes and the Method of Equal Shares, by hand and against pabutools."""
+"""Winner rules: greedy by score and the Method of Equal Shares, by hand and against pabutools."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from tally.winners import (
 from tests.tally.oracle import TIE_BREAKS, Election
 
 
-def c(pid: str, cost: int, votes: int) -> Candidate:
+def c(pid: str, cost: int, votes: int, score: int | None = None) -> Candidate:
     """A candidate, briefly."""
-    return Candidate(id=pid, cost=cost, votes=votes)
+    return Candidate(id=pid, cost=cost, votes=votes, score=score)
 
 
 # --- greedy, by hand -----------------------------------------------------------------------------
@@ -209,12 +209,14 @@ IDS = ["a", "b", "c", "d", "e", "f", "g"]
 def elections(
     draw: st.DrawFn, *, cumulative: bool = False, max_projects: int = 6
 ) -> tuple[list[Candidate], int, list[list[str]] | list[dict[str, int]]]:
-    """A small election with real ballots: candidates (votes counted), budget, ballots."""
+    """A small election with real ballots: candidates (votes and score counted), budget,
+    ballots (approvals, or with ``cumulative`` points, 0 allowed as in Pabulib files)."""
     ids = draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=max_projects, unique=True))
     # Few distinct costs and votes make ties common.
     costs = {i: draw(st.sampled_from([0, 5, 10, 20, 25, 40, 60])) for i in ids}
     budget = draw(st.integers(0, 150))
     votes = dict.fromkeys(ids, 0)
+    scores = dict.fromkeys(ids, 0)
     ballots: list[list[str]] | list[dict[str, int]]
     if cumulative:
         ballots = draw(
@@ -222,13 +224,40 @@ def elections(
         )
         for weights in ballots:
             for i, n in weights.items():
-                votes[i] += n
+                votes[i] += n > 0
+                scores[i] += n
     else:
         ballots = draw(st.lists(st.lists(st.sampled_from(ids), unique=True), max_size=8))
         for chosen in ballots:
             for i in chosen:
                 votes[i] += 1
-    return [c(i, costs[i], votes[i]) for i in ids], budget, ballots
+                scores[i] += 1
+    return [c(i, costs[i], votes[i], scores[i]) for i in ids], budget, ballots
+
+
+@st.composite
+def ordinal_elections(
+    draw: st.DrawFn, *, max_projects: int = 6
+) -> tuple[list[Candidate], int, list[list[str]], int]:
+    """A small election of rankings of at most k projects (scored k, k-1, ...): candidates
+    (votes and positional scores counted), budget, rankings, k."""
+    ids = draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=max_projects, unique=True))
+    costs = {i: draw(st.sampled_from([0, 5, 10, 20, 25, 40, 60])) for i in ids}
+    budget = draw(st.integers(0, 150))
+    top = draw(st.integers(1, len(ids)))
+    rankings = draw(st.lists(st.lists(st.sampled_from(ids), unique=True, max_size=top), max_size=8))
+    votes = dict.fromkeys(ids, 0)
+    scores = dict.fromkeys(ids, 0)
+    for ranking in rankings:
+        for position, i in enumerate(ranking):
+            votes[i] += 1
+            scores[i] += top - position
+    return [c(i, costs[i], votes[i], scores[i]) for i in ids], budget, rankings, top
+
+
+def positional(ranking: Sequence[str], top: int) -> dict[str, int]:
+    """A ranking's positional scores, as the tally gives them to the winner rules."""
+    return {pid: top - position for position, pid in enumerate(ranking)}
 
 
 def _reference_fund(order: Sequence[Candidate], budget: int, *, skip: bool) -> frozenset[str]:
@@ -245,7 +274,7 @@ def _reference_fund(order: Sequence[Candidate], budget: int, *, skip: bool) -> f
 
 @settings(max_examples=300, deadline=None)
 @given(
-    election=elections(),
+    election=st.one_of(elections(), elections(cumulative=True)),
     skip=st.booleans(),
     min_votes=st.integers(0, 3),
     tie_break=st.sampled_from(
@@ -267,11 +296,13 @@ def test_greedy_invariants(
     placed = [*result.funded, *result.reserve, *result.below_threshold]
     assert sorted(placed) == sorted(by_id) == sorted(result.order)
     assert set(result.skipped) <= set(result.reserve)
-    assert all(by_id[i].votes < min_votes for i in result.below_threshold)
-    ranked = [by_id[i] for i in result.order if by_id[i].votes >= min_votes]
+    assert all(by_id[i].score < min_votes for i in result.below_threshold)
+    ranked = [by_id[i] for i in result.order if by_id[i].score >= min_votes]
     assert frozenset(result.funded) == _reference_fund(ranked, budget, skip=skip)
     assert [i for i in result.order if i in result.funded] == list(result.funded)
-    tied_groups = [[x.id for x in g] for _, g in itertools.groupby(ranked, key=lambda x: x.votes)]
+    order_scores = [by_id[i].score for i in result.order]
+    assert order_scores == sorted(order_scores, reverse=True)
+    tied_groups = [[x.id for x in g] for _, g in itertools.groupby(ranked, key=lambda x: x.score)]
     assert [t.projects for t in result.ties] == [tuple(g) for g in tied_groups if len(g) > 1]
     base = frozenset(result.funded)
     for tie in result.ties:
@@ -297,6 +328,51 @@ def test_greedy_funds_what_pabutools_greedy_funds(
     candidates, budget, ballots = election
     ours = greedy(candidates, budget, tie_break=tie_break)
     assert frozenset(ours.funded) == Election(candidates, budget, ballots).greedy(tie_break)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(election=elections(cumulative=True), tie_break=st.sampled_from(sorted(TIE_BREAKS)))
+def test_greedy_by_points_funds_what_pabutools_greedy_funds(
+    election: tuple[list[Candidate], int, list[dict[str, int]]], tie_break: tuple[str, ...]
+) -> None:
+    """Cumulative ballots: greedy by the sum of points, as pabutools' greedy welfare rule."""
+    candidates, budget, ballots = election
+    ours = greedy(candidates, budget, tie_break=tie_break)
+    assert frozenset(ours.funded) == Election(candidates, budget, ballots).greedy(tie_break)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(election=ordinal_elections(), tie_break=st.sampled_from(sorted(TIE_BREAKS)))
+def test_greedy_by_positional_score_funds_what_pabutools_greedy_funds(
+    election: tuple[list[Candidate], int, list[list[str]], int], tie_break: tuple[str, ...]
+) -> None:
+    """Rankings: greedy by positional score, as pabutools' greedy welfare rule on an ordinal
+    profile with positional scores k, k-1, ..."""
+    candidates, budget, rankings, top = election
+    ours = greedy(candidates, budget, tie_break=tie_break)
+    oracle = Election(candidates, budget, rankings, top=top)
+    assert frozenset(ours.funded) == oracle.greedy(tie_break)
+
+
+def test_greedy_ranks_by_score_not_by_voters() -> None:
+    """A project few voters gave many points beats one many voters gave one point."""
+    result = greedy([c("many", 50, 10, 10), c("few", 50, 3, 15)], 50)
+    assert result.funded == ("few",)
+    assert result.order == ("few", "many")
+
+
+def test_threshold_applies_to_the_score() -> None:
+    """min_votes is a threshold on the score: two voters with 3 points each pass 5."""
+    result = greedy([c("pointed", 10, 2, 6), c("broad", 10, 4, 4)], 100, min_votes=5)
+    assert result.funded == ("pointed",)
+    assert result.below_threshold == ("broad",)
+
+
+def test_ties_are_on_score() -> None:
+    """Projects with the same score tie whatever their number of voters."""
+    result = greedy([c("X", 30, 1, 3), c("Y", 40, 3, 3)], 50)
+    assert result.ties == (Tie(("X", "Y"), 3, "cost-ascending", True),)
+    assert result.funded == ("X",)
 
 
 # --- equal shares --------------------------------------------------------------------------------
@@ -421,6 +497,73 @@ def test_equal_shares_on_points_funds_what_pabutools_funds(
     )
     expected = Election(candidates, budget, ballots).equal_shares(completion, increment=1)
     assert frozenset(ours.funded) == expected
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    election=elections(cumulative=True),
+    completion=st.sampled_from(["none", "add1", "greedy", "add1-greedy"]),
+)
+def test_equal_shares_with_points_satisfaction_funds_what_pabutools_funds(
+    election: tuple[list[Candidate], int, list[dict[str, int]]], completion: str
+) -> None:
+    """Cumulative ballots, satisfaction the points (results' choice): same set as pabutools
+    with Additive_Cardinal_Sat, completed by score."""
+    candidates, budget, ballots = election
+    ours = equal_shares(
+        candidates,
+        budget,
+        ballots,
+        completion=completion,
+        increment=1,
+        tie_break=[],
+        satisfaction="points",
+    )
+    oracle = Election(candidates, budget, ballots, satisfaction="points")
+    assert frozenset(ours.funded) == oracle.equal_shares(completion, increment=1)
+    assert ours.spent + ours.left == budget >= ours.spent
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    election=ordinal_elections(),
+    completion=st.sampled_from(["none", "add1", "greedy", "add1-greedy"]),
+)
+def test_equal_shares_on_rankings_funds_what_pabutools_funds(
+    election: tuple[list[Candidate], int, list[list[str]], int], completion: str
+) -> None:
+    """Rankings as positional scores, satisfaction the points: same set as pabutools on the
+    ordinal profile with the positional satisfaction k, k-1, ..., completed by score."""
+    candidates, budget, rankings, top = election
+    ours = equal_shares(
+        candidates,
+        budget,
+        [positional(r, top) for r in rankings],
+        completion=completion,
+        increment=1,
+        tie_break=[],
+        satisfaction="points",
+    )
+    oracle = Election(candidates, budget, rankings, satisfaction="points", top=top)
+    assert frozenset(ours.funded) == oracle.equal_shares(completion, increment=1)
+
+
+def test_equal_shares_points_satisfaction_ignores_cost() -> None:
+    """Under points satisfaction a point buys as much of a cheap project as of a dear one, so
+    the cheap one goes first and leaves too little for the dear; under cost satisfaction a point
+    of the dear project is worth its cost, and it goes first."""
+    candidates = [c("dear", 95, 2, 2), c("cheap", 10, 1, 1)]
+    ballots = [{"dear": 1, "cheap": 1}, {"dear": 1}, {}]
+    by_points = equal_shares(candidates, 150, ballots, completion="none", satisfaction="points")
+    by_cost = equal_shares(candidates, 150, ballots, completion="none", satisfaction="cost")
+    assert by_points.funded == ("cheap",)
+    assert by_cost.funded == ("dear",)
+
+
+def test_equal_shares_refuses_unknown_satisfaction() -> None:
+    """Satisfactions other than cost and points are refused."""
+    with pytest.raises(TallyInputError):
+        equal_shares([c("A", 10, 1)], 100, [["A"]], satisfaction="borda")
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
