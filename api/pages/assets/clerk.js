@@ -1,5 +1,9 @@
 // The polling-point clerk's page: load the clerk key (kept in this page's memory only), type the
-// voter's identity number and the project numbers, Enter; see at once what the log decided.
+// voter's identity number and the ballot (project numbers; points beside them in a cumulative
+// category, the voter's order in an ordinal one: see ballot.js), Enter; see at once what the log
+// decided. Every limit the typed ballot alone breaks shows as it is typed, and Enter refuses it
+// on the page without sending anything; what only the log can know (the voter's earlier
+// ballots) comes back as the server's refusal, shown in its own words.
 //
 // Every request is a signed envelope made here: Ed25519 (WebCrypto) over "uchast/v1\n" + the
 // RFC 8785 canonical JSON of the payload. The identity number is sent once, beside a signed
@@ -24,7 +28,9 @@ import {
   time,
   uuid,
 } from "./common.js";
+import { describeFields, kindOf, readBallot } from "./ballot.js";
 import { KeyError, importSignerKey, signEnvelope } from "./crypto.js";
+import { MESSAGES } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -60,6 +66,18 @@ const HEADLINES = {
   "wrong-polling-point": "clerk.status.wrongPoint",
   "unknown-polling-point": "clerk.status.wrongPoint",
   network: "clerk.status.network",
+  // found on the page, before anything is sent (ballot.js)
+  "too-many-picks": "clerk.status.limit",
+  "over-cost-cap": "clerk.status.limit",
+  "too-many-points": "clerk.status.limit",
+  "too-many-total-points": "clerk.status.limit",
+  "too-many-categories": "clerk.status.limit",
+  "too-few-picks": "clerk.status.belowMin",
+  "under-min-cost": "clerk.status.belowMin",
+  "too-few-total-points": "clerk.status.belowMin",
+  "points-missing": "clerk.status.points",
+  "points-not-positive": "clerk.status.points",
+  "points-not-cumulative": "clerk.status.points",
 };
 
 function setStatus(status) {
@@ -161,6 +179,7 @@ async function loadElection(id) {
   state.election = await getJSON(electionUrl(id));
   state.projects = new Map(state.election.projects.map((p) => [p.id, p]));
   renderSetup();
+  entryHint();
   let saved = null;
   try {
     saved = localStorage.getItem(`uchast.point.${id}`);
@@ -232,73 +251,136 @@ function castAt() {
   return isoInZone(instant, zone);
 }
 
-// ---------------------------------------------------------------- projects
+// ---------------------------------------------------------------- the typed ballot
 
-// A clerk on the Ukrainian keyboard layout who types "Д07" meant "L07": letters by key position.
-const UK_LAYOUT = Object.fromEntries(
-  [..."йцукенгшщзфівапролдячсмить"].map((ch, i) => [ch, "qwertyuiopasdfghjklzxcvbnm"[i]]),
-);
-
-function latin(token) {
-  return [...token.toLowerCase()].map((ch) => UK_LAYOUT[ch] ?? ch).join("").toUpperCase();
+function reading() {
+  return readBallot($("projects").value, state.election, state.projects);
 }
 
-/** The project id a typed token means: exact, or letters plus the same number ("l7" → "L07"). */
-function resolveProject(token) {
-  const upper = latin(token);
-  if (state.projects.has(upper)) return upper;
-  const match = /^([A-Z]+)0*(\d+)$/.exec(upper);
-  if (match) {
-    for (const id of state.projects.keys()) {
-      const other = /^([A-Z]+)0*(\d+)$/.exec(id);
-      if (other && other[1] === match[1] && Number(other[2]) === Number(match[2])) return id;
-    }
+function categoryTitle(id) {
+  const category = state.election?.categories.find((c) => c.id === id);
+  return category ? pick(category.title) : id;
+}
+
+const MONEY_VARS = new Set(["cost", "limit"]);
+
+/** The variables of a problem as the clerk reads them: category titles, money in hryvnias. */
+function shownVars(problem) {
+  const vars = { ...problem.vars };
+  if (vars.category) vars.category = categoryTitle(vars.category);
+  if (problem.code === "over-cost-cap" || problem.code === "under-min-cost") {
+    for (const name of MONEY_VARS) vars[name] = money(vars[name]);
   }
-  return upper;
+  return vars;
 }
 
-function typedProjects() {
-  return $("projects")
-    .value.split(/[\s,;]+/)
-    .filter(Boolean)
-    .map(resolveProject);
+/** A problem found on the page, as a Problem in both languages (the language switch redraws it). */
+function localProblem(problem) {
+  const vars = shownVars(problem);
+  const text = (lang) => {
+    let out = MESSAGES[problem.key]?.[lang] ?? problem.key;
+    for (const [name, value] of Object.entries(vars)) out = out.replaceAll(`{${name}}`, String(value));
+    return out;
+  };
+  const found = new Problem(-1, { code: problem.code, message_uk: text("uk"), message_en: text("en") });
+  found.local = true;
+  return found;
+}
+
+function entryHint() {
+  const kinds = new Set((state.election?.categories || []).map(kindOf));
+  const parts = [];
+  for (const kind of ["approval", "knapsack", "cumulative", "ordinal"]) {
+    if (!kinds.has(kind)) continue;
+    const names = state.election.categories.filter((c) => kindOf(c) === kind).map((c) => pick(c.title));
+    parts.push(h("li", { dataset: { kind } }, h("strong", {}, names.join(", ")), ": ", t(`clerk.hint.${kind}`)));
+  }
+  $("entry-hint").replaceChildren(...parts);
+  $("entry-hint").hidden = !(kinds.size > 1 || !kinds.has("approval"));
+}
+
+function problemTag(problem) {
+  const shown = shownVars(problem);
+  return h(
+    "span",
+    { class: problem.certain ? "tag bad" : "tag note", dataset: { problem: problem.code }, title: localProblem(problem).message_() },
+    t(`clerk.preview.${problem.code}`, shown),
+  );
+}
+
+function categorySummary(sums) {
+  const { limits } = sums;
+  const vars = {
+    category: pick(sums.category.title),
+    count: sums.count,
+    max: limits.maxPicks,
+    cost: money(sums.cost),
+    cap: limits.maxTotalCost == null ? "" : money(limits.maxTotalCost),
+    points: sums.points,
+    maxPoints: limits.maxTotalPoints ?? "—",
+  };
+  return t(`clerk.preview.sum.${limits.kind}`, vars);
 }
 
 function renderPreview() {
   const list = $("preview");
   list.replaceChildren();
   if (!state.election) return;
-  const ids = typedProjects();
-  const seen = new Set();
-  const perCategory = new Map();
-  for (const id of ids) {
-    const project = state.projects.get(id);
-    let warning = null;
-    if (!project) warning = t("clerk.preview.unknown");
-    else if (seen.has(id)) warning = t("clerk.preview.repeated");
-    seen.add(id);
-    if (project) perCategory.set(project.category, (perCategory.get(project.category) || 0) + 1);
+  const read = reading();
+  const byCategory = new Map();
+  for (const problem of read.problems) {
+    const key = problem.category || problem.vars.project || `group:${problem.vars.group}`;
+    if (!byCategory.has(key)) byCategory.set(key, []);
+    byCategory.get(key).push(problem);
+  }
+  const seenProblems = new Set();
+  for (const entry of read.entries) {
+    const { project } = entry;
+    const tags = [];
+    if (entry.problem) {
+      const problem = read.problems.find((p) => p.code === entry.problem && p.vars.project === entry.id);
+      tags.push(problemTag(problem));
+    } else if (!seenProblems.has(entry.id)) {
+      seenProblems.add(entry.id);
+      for (const problem of byCategory.get(project.category) || []) {
+        if (problem.code === "too-many-points" && problem.vars.project === entry.id) tags.push(problemTag(problem));
+      }
+    }
+    const meta = [];
+    if (project) meta.push(`${pick(project.title)} · ${money(project.cost_kopecks)}`);
+    if (entry.kind === "cumulative" && Number.isSafeInteger(entry.points)) meta.push(t("clerk.preview.points", { points: entry.points }));
     list.append(
       h(
         "li",
-        { class: warning ? "warn" : "" },
-        h("strong", {}, id),
+        { class: entry.problem ? "warn" : "", dataset: { project: entry.id, kind: entry.kind || "", rank: entry.rank ?? "", points: entry.points ?? "" } },
+        entry.rank ? h("span", { class: "rank-no" }, `${entry.rank}.`) : null,
+        h("strong", {}, entry.id),
         " ",
-        project ? `${pick(project.title)} · ${money(project.cost_kopecks)}` : "",
-        warning ? h("span", { class: "tag bad" }, warning) : null,
+        meta.join(" · "),
+        tags,
       ),
     );
   }
-  for (const category of state.election.categories) {
-    const count = perCategory.get(category.id) || 0;
-    if (!count) continue;
-    const over = count > category.max_picks;
+  for (const sums of read.categories.values()) {
+    const problems = (byCategory.get(sums.category.id) || []).filter((p) => p.code !== "too-many-points");
     list.append(
       h(
         "li",
-        { class: over ? "warn summary" : "summary" },
-        t("clerk.preview.category", { category: pick(category.title), count, max: category.max_picks }),
-        over ? h("span", { class: "tag bad" }, t("clerk.preview.over")) : null,
+        { class: problems.some((p) => p.certain) ? "warn summary" : "summary", dataset: { category: sums.category.id } },
+        categorySummary(sums),
+        problems.map(problemTag),
+      ),
+    );
+  }
+  for (const { group, touched } of read.groups) {
+    if (!touched.length) continue;
+    const problems = byCategory.get(`group:${group.id}`) || [];
+    list.append(
+      h(
+        "li",
+        { class: problems.length ? "warn summary" : "summary", dataset: { group: group.id } },
+        t("clerk.preview.group", { group: group.id, count: touched.length, max: group.max_categories }),
+        problems.map(problemTag),
       ),
     );
   }
@@ -348,7 +430,8 @@ function setBusy(busy) {
 }
 
 async function sendBallot(url, envelope, kind) {
-  const { projects = null, reason = null } = envelope.payload;
+  const { reason = null } = envelope.payload;
+  const projects = envelope.payload.type === "paper-ballot" ? describeFields(envelope.payload) : null;
   state.pending = { url, envelope, kind, projects, reason };
   const answer = await postJSON(url, envelope);
   state.pending = null;
@@ -375,15 +458,28 @@ async function submitBallot() {
   const identityEl = $("identity");
   const projectsEl = $("projects");
   if (!ready()) return;
-  const projects = typedProjects();
+  const read = reading();
+  const projects = describeFields(read.fields);
   if (!identityEl.value.trim()) {
     setStatus({ kind: "refused", headline: "clerk.status.needIdentity" });
     identityEl.focus();
     return;
   }
-  if (!projects.length) {
+  if (!projectsEl.value.trim()) {
     setStatus({ kind: "refused", headline: "clerk.status.needProjects" });
     projectsEl.focus();
+    return;
+  }
+  // A limit this ballot alone breaks is refused here, before the voter lookup (an entry of the
+  // public log) and the ballot are sent: the server would refuse it whatever the voter sent before.
+  const certain = read.problems.find((p) => p.certain);
+  if (certain) {
+    showProblem(localProblem(certain), projectsEl.value.split(/[\s,;]+/).filter(Boolean));
+    rememberEntry("refused", null, projectsEl.value.split(/[\s,;]+/).filter(Boolean));
+    identityEl.value = "";
+    projectsEl.value = "";
+    renderPreview();
+    identityEl.focus();
     return;
   }
   state.pending = null; // a new ballot supersedes one whose answer was lost
@@ -403,7 +499,7 @@ async function submitBallot() {
         type: "paper-ballot",
         election,
         voter,
-        projects,
+        ...read.fields,
         polling_point: $("point-select").value,
         cast_at: castAt(),
         nonce: uuid(),
@@ -544,6 +640,7 @@ function wire() {
   });
   onLangChange(() => {
     renderSetup();
+    entryHint();
     renderPreview();
     renderStatus();
     renderRecent();

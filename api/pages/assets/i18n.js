@@ -71,10 +71,105 @@ export const MESSAGES = {
   "clerk.retry": { uk: "Надіслати ще раз", en: "Send again" },
   "clerk.spoiled.heading": { uk: "Зіпсований бюлетень: причина", en: "Spoiled ballot: reason" },
   "clerk.spoiled.submit": { uk: "Записати зіпсований бюлетень", en: "Record spoiled ballot" },
-  "clerk.preview.unknown": { uk: "немає такого проєкту", en: "no such project" },
-  "clerk.preview.repeated": { uk: "повторено", en: "repeated" },
-  "clerk.preview.category": { uk: "{category}: {count} з {max}", en: "{category}: {count} of {max}" },
-  "clerk.preview.over": { uk: "понад ліміт", en: "over the limit" },
+  "clerk.hint.approval": { uk: "номери проєктів (L07 S12)", en: "project numbers (L07 S12)" },
+  "clerk.hint.knapsack": {
+    uk: "номери проєктів; їхня загальна вартість у межах ліміту",
+    en: "project numbers; their total cost within the cap",
+  },
+  "clerk.hint.cumulative": {
+    uk: "номер проєкту і його бали: 7:3 або 7 3",
+    en: "a project number and its points: 7:3 or 7 3",
+  },
+  "clerk.hint.ordinal": {
+    uk: "номери проєктів у порядку переваги виборця: перший — місце 1",
+    en: "project numbers in the voter's order of preference: the first is rank 1",
+  },
+  "clerk.preview.points": { uk: "{points} бал.", en: "{points} pt" },
+  "clerk.preview.sum.approval": { uk: "{category}: {count} з {max}", en: "{category}: {count} of {max}" },
+  "clerk.preview.sum.knapsack": {
+    uk: "{category}: {count} проєкт. · вартість {cost} з {cap}",
+    en: "{category}: {count} project(s) · cost {cost} of {cap}",
+  },
+  "clerk.preview.sum.cumulative": {
+    uk: "{category}: {points} бал. з {maxPoints} · проєктів {count} з {max}",
+    en: "{category}: {points} of {maxPoints} points · {count} of {max} projects",
+  },
+  "clerk.preview.sum.ordinal": {
+    uk: "{category}: місць у рейтингу {count} з {max}",
+    en: "{category}: {count} of {max} ranks",
+  },
+  "clerk.preview.group": {
+    uk: "Група {group}: категорій {count} з {max}",
+    en: "Group {group}: {count} of {max} categories",
+  },
+  "clerk.preview.unknown-project": { uk: "немає такого проєкту", en: "no such project" },
+  "clerk.preview.project-repeated": { uk: "повторено", en: "repeated" },
+  "clerk.preview.points-missing": { uk: "введіть бали", en: "type the points" },
+  "clerk.preview.points-not-positive": { uk: "бали — ціле число від 1", en: "points: a whole number from 1" },
+  "clerk.preview.points-not-cumulative": { uk: "тут без балів", en: "no points here" },
+  "clerk.preview.too-many-picks": { uk: "понад ліміт: не більше {limit}", en: "over the limit: at most {limit}" },
+  "clerk.preview.too-few-picks": { uk: "замало: щонайменше {limit}", en: "too few: at least {limit}" },
+  "clerk.preview.over-cost-cap": { uk: "дорожче за {limit}", en: "costs more than {limit}" },
+  "clerk.preview.under-min-cost": { uk: "дешевше за {limit}", en: "costs less than {limit}" },
+  "clerk.preview.too-many-points": { uk: "понад {limit} бал. на проєкт", en: "over {limit} points a project" },
+  "clerk.preview.too-many-total-points": { uk: "понад {limit} бал. разом", en: "over {limit} points in all" },
+  "clerk.preview.too-few-total-points": { uk: "замало: щонайменше {limit} бал.", en: "too few: at least {limit} points" },
+  "clerk.preview.too-many-categories": { uk: "понад {limit} категорій", en: "over {limit} categories" },
+  "ballot.problem.unknown-project": {
+    uk: "Проєкту «{project}» немає в бюлетені цього голосування; перевірте номер.",
+    en: "Project {project} is not on this election's ballot; check the number.",
+  },
+  "ballot.problem.project-repeated": {
+    uk: "Проєкт «{project}» введено двічі; кожен проєкт вводиться один раз.",
+    en: "Project {project} is typed twice; type each project once.",
+  },
+  "ballot.problem.points-missing": {
+    uk: "Проєкт «{project}» у категорії з балами: введіть бали після номера ({project}:2 або {project} 2).",
+    en: "Project {project} is in a points category: type its points after the number ({project}:2 or {project} 2).",
+  },
+  "ballot.problem.points-not-positive": {
+    uk: "Бали проєкту «{project}» мають бути цілим числом від 1.",
+    en: "The points of project {project} must be a whole number from 1.",
+  },
+  "ballot.problem.points-not-cumulative": {
+    uk: "Проєкт «{project}» не в категорії з балами: введіть лише його номер.",
+    en: "Project {project} is not in a points category: type its number only.",
+  },
+  "ballot.problem.too-many-picks": {
+    uk: "«{category}»: вибрано {count} проєктів, дозволено не більше {limit}.",
+    en: "{category}: {count} projects chosen, at most {limit} allowed.",
+  },
+  "ballot.problem.too-few-picks": {
+    uk: "«{category}»: вибрано {count} проєктів, потрібно щонайменше {limit} (разом з іншими бюлетенями виборця).",
+    en: "{category}: {count} projects chosen, at least {limit} needed (with the voter's other ballots).",
+  },
+  "ballot.problem.over-cost-cap": {
+    uk: "«{category}»: вибрані проєкти коштують {cost}, дозволено не більше {limit}.",
+    en: "{category}: the chosen projects cost {cost}, at most {limit} allowed.",
+  },
+  "ballot.problem.under-min-cost": {
+    uk: "«{category}»: вибрані проєкти коштують {cost}, потрібно щонайменше {limit} (разом з іншими бюлетенями виборця).",
+    en: "{category}: the chosen projects cost {cost}, at least {limit} needed (with the voter's other ballots).",
+  },
+  "ballot.problem.too-many-points": {
+    uk: "«{category}»: проєкт «{project}» отримав {points} бал., одному проєкту можна дати не більше {limit}.",
+    en: "{category}: project {project} has {points} points, at most {limit} per project.",
+  },
+  "ballot.problem.too-many-total-points": {
+    uk: "«{category}»: разом {points} бал., дозволено не більше {limit}.",
+    en: "{category}: {points} points in all, at most {limit} allowed.",
+  },
+  "ballot.problem.too-few-total-points": {
+    uk: "«{category}»: разом {points} бал., потрібно щонайменше {limit} (разом з іншими бюлетенями виборця).",
+    en: "{category}: {points} points in all, at least {limit} needed (with the voter's other ballots).",
+  },
+  "ballot.problem.too-many-categories": {
+    uk: "Група {group}: голос у {count} категоріях ({categories}), дозволено не більше {limit}.",
+    en: "Group {group}: votes in {count} categories ({categories}), at most {limit} allowed.",
+  },
+  "clerk.status.belowMin": { uk: "НИЖЧЕ МІНІМУМУ", en: "BELOW THE MINIMUM" },
+  "clerk.status.points": { uk: "ПОМИЛКА В БАЛАХ", en: "POINTS WRONG" },
+  "clerk.status.ranked": { uk: "РЕЙТИНГ УЖЕ Є", en: "ALREADY RANKED" },
   "clerk.status.ready": { uk: "Готово до введення", en: "Ready" },
   "clerk.status.needKey": { uk: "Спершу завантажте ключ реєстратора", en: "Load the clerk key first" },
   "clerk.status.needPoint": { uk: "Виберіть дільницю", en: "Choose the polling point" },
@@ -144,6 +239,75 @@ export const MESSAGES = {
   "results.budgetChart": {
     uk: "Переможцям {spent} із бюджету {budget}",
     en: "{spent} to winners of a {budget} budget",
+  },
+  "results.rules": { uk: "Як визначають переможців", en: "How winners are chosen" },
+  "results.rule.approval": {
+    uk: "Бюлетень «за»: виборець підтримує до {max} проєктів.",
+    en: "Approval ballot: a voter supports up to {max} projects.",
+  },
+  "results.rule.knapsack": {
+    uk: "Бюлетень у межах бюджету: загальна вартість вибраних проєктів — не більше {cap}.",
+    en: "Budget ballot (knapsack): the chosen projects may cost at most {cap} in all.",
+  },
+  "results.rule.cumulative": {
+    uk: "Бюлетень з балами: до {maxPoints} бал. одному проєкту, до {maxTotal} бал. разом.",
+    en: "Points ballot (cumulative): up to {maxPoints} points to a project, up to {maxTotal} in all.",
+  },
+  "results.rule.ordinal": {
+    uk: "Рейтинговий бюлетень: виборець ставить до {max} проєктів у порядку переваги.",
+    en: "Ranking ballot (ordinal): a voter ranks up to {max} projects in order of preference.",
+  },
+  "results.rule.minPicks": { uk: "Щонайменше {min} проєкт(ів).", en: "At least {min} project(s)." },
+  "results.rule.maxPicks": { uk: "Не більше {max} проєктів.", en: "At most {max} projects." },
+  "results.rule.minCost": {
+    uk: "Вибрані проєкти мають коштувати щонайменше {minCost}.",
+    en: "The chosen projects must cost at least {minCost} in all.",
+  },
+  "results.rule.minPoints": { uk: "Щонайменше {minTotal} бал. разом.", en: "At least {minTotal} points in all." },
+  "results.score.approval": {
+    uk: "Оцінка проєкту — кількість виборців, які його підтримали.",
+    en: "A project's score is the number of voters who chose it.",
+  },
+  "results.score.knapsack": {
+    uk: "Оцінка проєкту — кількість виборців, які його підтримали.",
+    en: "A project's score is the number of voters who chose it.",
+  },
+  "results.score.cumulative": {
+    uk: "Оцінка проєкту — сума балів, які йому дали виборці.",
+    en: "A project's score is the sum of the points voters gave it.",
+  },
+  "results.score.ordinal": {
+    uk: "Оцінка за місцем: перше місце — {max} бал., друге — на 1 менше, … останнє — 1.",
+    en: "Scored by place: first place {max} points, each next place 1 fewer, down to 1.",
+  },
+  "results.method.greedy": {
+    uk: "Переможці — за оцінкою: проєкти фінансують від найвищої оцінки, доки вистачає бюджету категорії; проєкт, що не вміщується, пропускають.",
+    en: "Winners by score: projects are funded from the highest score while the category's budget lasts; a project that does not fit is skipped.",
+  },
+  "results.method.greedy-no-skip": {
+    uk: "Переможці — за оцінкою: проєкти фінансують від найвищої оцінки; зупиняються на першому, що не вміщується в бюджет.",
+    en: "Winners by score: projects are funded from the highest score, stopping at the first that does not fit the budget.",
+  },
+  "results.method.equal-shares": {
+    uk: "Переможці — методом рівних часток: бюджет ділять порівну між виборцями, і кожен проєкт оплачують ті, хто його обрав (пропорційно до оцінки).",
+    en: "Winners by the Method of Equal Shares: the budget is split equally among the voters, and each project is paid for by those who chose it (in proportion to its score).",
+  },
+  "results.method.threshold": {
+    uk: "Проєкт з оцінкою менше {n} не фінансують.",
+    en: "A project scoring under {n} is not funded.",
+  },
+  "results.group": {
+    uk: "Виборець голосує щонайбільше в {max} з категорій: {categories}.",
+    en: "A voter votes in at most {max} of the categories: {categories}.",
+  },
+  "results.votersOf": { uk: "виборців: {n}", en: "voters: {n}" },
+  "results.scoreLegend": {
+    uk: "Число — оцінка проєкту; під ним — скільки виборців його обрали.",
+    en: "The figure is the project's score; below it, how many voters chose it.",
+  },
+  "results.tieScore": {
+    uk: "Рівність оцінок ({votes}): {projects}; порядок визначено так: {how}.",
+    en: "Tie at score {votes}: {projects}; order set by: {how}.",
   },
   "results.andMore": { uk: "та ще {n}", en: "and {n} more" },
   "tieBreak.cost-ascending": { uk: "дешевший проєкт першим", en: "cheaper project first" },
@@ -290,6 +454,9 @@ export const MESSAGES = {
   "receipt.d.status": { uk: "Стан", en: "Status" },
   "receipt.d.type": { uk: "Вид", en: "Kind" },
   "receipt.d.projects": { uk: "Проєкти", en: "Projects" },
+  "receipt.d.points": { uk: "Бали", en: "Points" },
+  "receipt.d.pointsOf": { uk: "{points} бал.", en: "{points} pt" },
+  "receipt.d.ranking": { uk: "Рейтинг (у порядку переваги)", en: "Ranking (most preferred first)" },
   "receipt.d.point": { uk: "Дільниця", en: "Polling point" },
   "receipt.d.reason": { uk: "Причина", en: "Reason" },
   "receipt.d.castAt": { uk: "Час голосування", en: "Cast at" },

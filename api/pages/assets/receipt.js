@@ -266,6 +266,13 @@ function render() {
     ["receipt.d.type", t(`type.${payload.type}`)],
   ];
   if (Array.isArray(payload.projects)) rows.push(["receipt.d.projects", payload.projects.map(projectLine).join("\n"), "pre"]);
+  if (payload.points && typeof payload.points === "object") {
+    const lines = Object.entries(payload.points).map(([id, points]) => `${projectLine(id)}: ${t("receipt.d.pointsOf", { points })}`);
+    rows.push(["receipt.d.points", lines.join("\n"), "pre"]);
+  }
+  if (Array.isArray(payload.ranking)) {
+    rows.push(["receipt.d.ranking", payload.ranking.map((id, i) => `${i + 1}. ${projectLine(id)}`).join("\n"), "pre"]);
+  }
   if (payload.polling_point) rows.push(["receipt.d.point", pointTitle(payload.polling_point)]);
   if (payload.reason) rows.push(["receipt.d.reason", t(`reason.${payload.reason}`)]);
   if (payload.cast_at) rows.push(["receipt.d.castAt", dateTime(payload.cast_at, zone)]);

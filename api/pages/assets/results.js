@@ -1,5 +1,7 @@
-// Live results: totals and winners per category (SVG budget bar, CSS vote bars), turnout by
-// channel and the latest signed checkpoint of the log; refreshed every few seconds.
+// Live results: totals and winners per category (SVG budget bar, CSS vote bars), each
+// category's ballot rule in words (its kind and limits, how a project scores, how winners are
+// chosen), per project votes and score, turnout by channel and the latest signed checkpoint of
+// the log; refreshed every few seconds.
 
 import {
   Problem,
@@ -28,6 +30,7 @@ const SHOWN = 15;
 
 const state = {
   electionId: null,
+  definition: null, // the election definition: ballot kinds and limits
   results: null,
   note: null,
   updatedAt: null,
@@ -109,15 +112,88 @@ function budgetChart(category) {
   return chart;
 }
 
-function projectRow(project, maxVotes) {
+// ---------------------------------------------------------------- ballot rules
+
+function definitionOf(categoryId) {
+  return state.definition?.categories.find((c) => c.id === categoryId) || null;
+}
+
+function kindOf(categoryId) {
+  return definitionOf(categoryId)?.ballot || "approval";
+}
+
+/** Votes and score differ only where points or positions count. */
+function scored(categoryId) {
+  const kind = kindOf(categoryId);
+  return kind === "cumulative" || kind === "ordinal";
+}
+
+function scoreOf(project) {
+  return project.score ?? project.votes;
+}
+
+/** A category's ballot in words: its kind, every limit, and what a project's score is. */
+function ballotRule(categoryId, projectCount) {
+  const c = definitionOf(categoryId);
+  if (!c) return [];
+  const kind = c.ballot || "approval";
+  const maxPicks = c.max_picks ?? projectCount;
+  const lines = [t(`results.rule.${kind}`, {
+    max: maxPicks,
+    min: c.min_picks || 0,
+    cap: money(c.max_total_cost_kopecks ?? c.budget_kopecks),
+    minCost: money(c.min_total_cost_kopecks || 0),
+    maxPoints: c.max_points ?? "—",
+    maxTotal: c.max_total_points ?? "—",
+    minTotal: c.min_total_points || 0,
+    second: Math.max(maxPicks - 1, 1),
+  })];
+  if (c.min_picks) lines.push(t("results.rule.minPicks", { min: c.min_picks }));
+  if (kind === "knapsack" && maxPicks < projectCount) lines.push(t("results.rule.maxPicks", { max: maxPicks }));
+  if (kind === "knapsack" && c.min_total_cost_kopecks) lines.push(t("results.rule.minCost", { minCost: money(c.min_total_cost_kopecks) }));
+  if (kind === "cumulative" && c.min_total_points) lines.push(t("results.rule.minPoints", { minTotal: c.min_total_points }));
+  lines.push(t(`results.score.${kind}`, { max: maxPicks }));
+  return lines;
+}
+
+/** How winners are chosen, and which categories form a group, in words. */
+function renderRules() {
+  const rule = state.results?.rule || state.definition?.rule;
+  const items = [];
+  if (rule) {
+    items.push(h("li", { dataset: { rule: rule.method } }, t(`results.method.${rule.method}`)));
+    if (rule.min_votes) items.push(h("li", {}, t("results.method.threshold", { n: number(rule.min_votes) })));
+  }
+  for (const group of state.definition?.category_groups || []) {
+    const names = group.categories.map((id) => pick(definitionOf(id)?.title) || id).join(", ");
+    items.push(h("li", { dataset: { group: group.id } }, t("results.group", { max: group.max_categories, categories: names })));
+  }
+  $("rules").replaceChildren(...items);
+  $("rules-card").hidden = items.length === 0;
+}
+
+function projectRow(project, maxScore, withScore) {
   const bar = h("div", { class: "bar" }, h("span", { class: "bar-online" }), h("span", { class: "bar-paper" }));
-  const scale = maxVotes ? 100 / maxVotes : 0;
-  bar.children[0].style.width = `${project.votes_online * scale}%`;
-  bar.children[1].style.width = `${project.votes_paper * scale}%`;
+  const scale = maxScore ? 100 / maxScore : 0;
+  // Where points or positions count, the bar is the score, split online/paper in the voters' share.
+  const perVote = withScore && project.votes ? scoreOf(project) / project.votes : 1;
+  bar.children[0].style.width = `${project.votes_online * perVote * scale}%`;
+  bar.children[1].style.width = `${project.votes_paper * perVote * scale}%`;
   bar.title = `${t("results.online")}: ${number(project.votes_online)} · ${t("results.paper")}: ${number(project.votes_paper)}`;
+  const figure = withScore
+    ? h(
+        "span",
+        { class: "votes score" },
+        number(scoreOf(project)),
+        h("span", { class: "voters" }, t("results.votersOf", { n: number(project.votes) })),
+      )
+    : h("span", { class: "votes" }, number(project.votes));
   return h(
     "li",
-    { class: project.funded ? "project funded" : "project", dataset: { project: project.id, votes: String(project.votes) } },
+    {
+      class: project.funded ? "project funded" : "project",
+      dataset: { project: project.id, votes: String(project.votes), score: String(scoreOf(project)) },
+    },
     h("span", { class: "rank" }, project.rank ?? "—"),
     h(
       "span",
@@ -128,13 +204,14 @@ function projectRow(project, maxVotes) {
       h("span", { class: "meta" }, `${money(project.cost)}${project.district ? ` · ${project.district}` : ""}`),
     ),
     bar,
-    h("span", { class: "votes" }, number(project.votes)),
+    figure,
     h("span", { class: "badge" }, project.funded ? `✔ ${t("results.funded")}` : ""),
   );
 }
 
 function renderCategory(category) {
-  const maxVotes = Math.max(...category.projects.map((p) => p.votes), 0);
+  const withScore = scored(category.id);
+  const maxScore = Math.max(...category.projects.map(scoreOf), 0);
   const expanded = state.expanded.has(category.id);
   const shown = expanded ? category.projects : category.projects.slice(0, SHOWN);
   const rest = category.projects.length - shown.length;
@@ -157,12 +234,18 @@ function renderCategory(category) {
       .filter(Boolean)
       .map((name) => t(`tieBreak.${name}`))
       .join(", ");
-    return h("p", { class: "hint tie" }, t("results.tie", { projects, votes: tie.votes, how }));
+    const level = tie.score ?? tie.votes;
+    return h("p", { class: "hint tie" }, t(withScore ? "results.tieScore" : "results.tie", { projects, votes: level, how }));
   });
   return h(
     "section",
     { class: "card category", dataset: { category: category.id }, "aria-label": pick(category.title) },
     h("h2", {}, pick(category.title)),
+    h(
+      "ul",
+      { class: "ballot-rule", dataset: { kind: kindOf(category.id) } },
+      ballotRule(category.id, category.projects.length).map((line) => h("li", {}, line)),
+    ),
     h(
       "dl",
       { class: "facts inline" },
@@ -186,7 +269,10 @@ function renderCategory(category) {
       h("span", { class: "key funded" }),
       t("results.fundedLegend"),
     ),
-    h("ol", { class: "projects" }, shown.map((p) => projectRow(p, maxVotes))),
+    withScore
+      ? h("p", { class: "hint score-legend" }, t("results.scoreLegend"))
+      : null,
+    h("ol", { class: "projects" }, shown.map((p) => projectRow(p, maxScore, withScore))),
     ties,
     rest > 0 || expanded ? toggle : null,
   );
@@ -227,6 +313,7 @@ function render() {
   }
   $("csv-link").hidden = sealed;
   document.body.dataset.sealed = String(sealed);
+  renderRules();
   $("categories").replaceChildren(...(sealed ? [] : results.categories.map(renderCategory)));
   renderCheckpoint();
   const updated = state.updatedAt ? t("results.updated", { time: time(state.updatedAt), size: number(results.log.size) }) : "";
@@ -261,6 +348,8 @@ async function main() {
     state.electionId = id;
     $("csv-link").href = electionUrl(id, "/results?format=csv");
     $("json-link").href = electionUrl(id, "/results");
+    // The definition (ballot kinds and limits) is fixed once voting opens: read once.
+    state.definition = await getJSON(electionUrl(id)).catch(() => null);
     await refresh();
   } catch (error) {
     $("fatal").textContent = error instanceof Problem ? error.message_() : String(error.message || error);
