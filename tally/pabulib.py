@@ -599,11 +599,15 @@ def breaches(pb: PabulibFile) -> list[LimitBreach]:
 
 
 def candidates(pb: PabulibFile) -> list[Candidate]:
-    """The projects as :class:`~tally.winners.Candidate` s: cost in kopecks, recounted votes."""
-    counted = recount(pb)
+    """The projects as :class:`~tally.winners.Candidate` s: cost in kopecks, recounted votes
+    (voters) and score (approvals, points, positional scores)."""
+    score, votes = recount(pb), recount_votes(pb)
     return [
         Candidate(
-            id=p["project_id"], cost=project_cost_kopecks(p, line), votes=counted[p["project_id"]]
+            id=p["project_id"],
+            cost=project_cost_kopecks(p, line),
+            votes=votes[p["project_id"]],
+            score=score[p["project_id"]],
         )
         for p, line in _with_lines(pb.projects, pb.project_lines)
     ]

@@ -420,7 +420,7 @@ def test_cumulative_ballots_and_points() -> None:
     assert [b.weights() for b in ballots(pb)] == [{"A": 8, "B": 2}, {"A": 5}, {}]
     assert recount(pb) == file_totals(pb) == {"A": 13, "B": 2}
     assert max_sum_points(pb.meta) == 10
-    assert [c.votes for c in candidates(pb)] == [13, 2]
+    assert [(c.votes, c.score) for c in candidates(pb)] == [(2, 13), (1, 2)]
 
 
 def test_cumulative_points_must_pair_with_projects() -> None:
