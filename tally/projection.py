@@ -14,13 +14,22 @@ turns the counts and their position into bytes that the service saves as one row
 (:meth:`ledger.store.Store.save_projection`) and :meth:`Tally.restore` reads back, so a restart
 continues where the saved view stopped (a property test saves and restores at random positions).
 
+Each counted choice adds one to its project's ``votes`` (voters who chose it: the rules let a
+voter choose a project once) and its score to the project's ``score`` (DESIGN.md §3b): 1 for a
+project in ``projects`` (approval, knapsack), the points for one in ``points`` (cumulative), and
+``k - r + 1`` for the ``r``-th ranked project of an ordinal category in ``ranking``
+(``k = max_picks``), as :meth:`votes.rules.CountedBallot.scores` defines it. The tally keeps the
+votes per (day, channel) and per polling point, and each project's score above its votes in one
+more dict, which approval ballots never touch.
+
 Rebuilding reads every entry, so :meth:`Tally.apply` has a fast path for the common case, an
 online ballot (or a paper ballot without double entry) stored in the exact canonical form the
 ledger writes: one regular expression over the entry's bytes checks the whole shape and takes
-the four fields that count (voter, projects, polling point, cast_at) without building the JSON
-object. It accepts only strings free of escapes and control characters, which JSON decodes to
-exactly their bytes, so whatever it accepts it reads as ``json.loads`` would; anything else
-(another entry type, an extra field, an escape, other spacing) takes the straightforward path.
+the fields that count (voter, projects, points, ranking, polling point, cast_at) without building
+the JSON object. It accepts only strings free of escapes and control characters, which JSON
+decodes to exactly their bytes, and points as plain integers below 2**53, so whatever it accepts
+it reads as ``json.loads`` would; anything else (another entry type, an extra field, an escape,
+other spacing) takes the straightforward path.
 The day of ``cast_at`` is cached per hour (or minute) of the timestamp where the election's zone
 keeps one offset and one date across it (see :meth:`Tally._day`); a ballot then costs one dict
 update per project (see :class:`Tally`). ``Tally(election, fast=False)`` always takes the
@@ -33,7 +42,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -57,18 +66,24 @@ ONLINE = "online"
 PAPER = "paper"
 _UNIT = {ONLINE: 1, PAPER: 1 << 32}  # one ballot of the channel in a voter's packed count
 _ONLINE_MASK = (1 << 32) - 1
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
+"""2: with each project's score above its votes (``surplus``). A format 1 snapshot (before
+ballot kinds) restores only where every category is approval or knapsack, whose scores are their
+votes; otherwise :meth:`Tally.restore` refuses it and the service rebuilds from the log."""
+_SCORED_KINDS = ("cumulative", "ordinal")
 
 
 @dataclass(frozen=True, slots=True)
 class Counted:
-    """One counted ballot's contribution."""
+    """One counted ballot's contribution: a vote for each of ``projects`` and, in ``surplus``,
+    each project's score above that vote (zeros left out)."""
 
     voter: str
     projects: tuple[str, ...]
     channel: str
     point: str | None
     day: str
+    surplus: tuple[tuple[str, int], ...] = ()
 
 
 Fetch = Callable[[int], Awaitable[dict[str, Any]]]
@@ -88,14 +103,11 @@ def _day_of(cast_at: str, zone: ZoneInfo) -> str:
     return datetime.fromisoformat(cast_at).astimezone(zone).date().isoformat()
 
 
-def _counted(payload: dict[str, Any], channel: str, zone: ZoneInfo) -> Counted:
-    day = _day_of(payload["cast_at"], zone)
-    return Counted(
-        payload["voter"], tuple(payload["projects"]), channel, payload.get("polling_point"), day
-    )
-
-
 _CAPTURED = rb'"(' + JSON_CHARS + rb')"'  # a JSON_STRING, its value captured
+# The members of a canonical JSON object of such strings to integers 1 .. 2**53 - 1 (canonical
+# JSON writes those as plain digits).
+_POINT = JSON_STRING + rb":[1-9][0-9]{0,14}"
+_POINTS = rb"(?:" + _POINT + rb"(?:," + _POINT + rb")*)?"
 # cast_at, whole; in the usual form (as _STAMP) also its hour and offset.
 _CAST_AT = (
     rb'"((?:([0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3])):[0-5][0-9]'
@@ -109,8 +121,10 @@ _BALLOT_ENTRY = re.compile(
         rb'\{"cast_at":' + _CAST_AT
         + rb',"election":' + JSON_STRING
         + rb',"nonce":' + JSON_STRING
+        + rb'(?:,"points":\{(' + _POINTS + rb")\})?"
         + rb'(?:,"polling_point":' + _CAPTURED + rb")?"
-        + rb',"projects":\[(' + JSON_STRINGS + rb")\]"
+        + rb'(?:,"projects":\[(' + JSON_STRINGS + rb")\])?"
+        + rb'(?:,"ranking":\[(' + JSON_STRINGS + rb")\])?"
         + rb',"type":' + JSON_STRING
         + rb',"voter":' + _CAPTURED + rb"\}",
         rb'"(ballot|paper-ballot)"',
@@ -133,7 +147,7 @@ class Tally:
 
     The counts live in plain dicts keyed by project id, one per (day, channel) and one per
     polling point, so a ballot costs one dict update per project; :attr:`votes`,
-    :attr:`by_channel`, :attr:`by_day`, :attr:`by_point`, :attr:`ballots`,
+    :attr:`scores`, :attr:`by_channel`, :attr:`by_day`, :attr:`by_point`, :attr:`ballots`,
     :attr:`voter_ballots` and :attr:`voter_channels` are views of them (sums over days or
     channels), built when read and kept until the next entry is applied.
     """
@@ -146,9 +160,13 @@ class Tally:
         self._minutes: dict[tuple[str, str, str], str | None] = {}  # (hour, minute, offset)
         self._hours_b: dict[tuple[bytes, bytes], str | None] = {}  # _hours, as stored
         self._projects_of: dict[bytes, tuple[str, ...]] = {}  # projects as stored -> ids
+        # points or ranking as stored -> (ids, surplus): depends on the definition's kinds
+        self._scored_of: dict[tuple[bytes, bytes], Any] = {}
+        self._kinds(election)
         self.position = 0
         self._cells: dict[tuple[str, str], dict[str, int]] = {}  # (day, channel) -> project
         self._point: dict[str, dict[str, int]] = {}  # polling point -> project -> votes
+        self._surplus: dict[str, int] = {}  # project -> score above votes (where not 0)
         self._ballots: dict[str, int] = {}  # counted ballots by channel
         # Per voter with counted ballots: online ballots + paper ballots << 32 (one dict
         # operation per ballot instead of a dict per channel).
@@ -170,6 +188,54 @@ class Tally:
         self._hours_b.clear()
         self._hours.clear()
         self._minutes.clear()
+        self._scored_of.clear()
+        self._kinds(election)
+
+    def _kinds(self, election: Election) -> None:
+        """What scoring needs of the definition: each cumulative category's projects and each
+        ordinal category's projects with (category, max_picks)."""
+        kind = {c.id: c for c in election.categories}
+        self._cumulative = frozenset(
+            p.id for p in election.projects if kind[p.category].ballot == "cumulative"
+        )
+        self._ordinal = {
+            p.id: (p.category, kind[p.category].max_picks)
+            for p in election.projects
+            if kind[p.category].ballot == "ordinal"
+        }
+
+    def _scored(
+        self, points: Mapping[str, int], ranking: Sequence[str]
+    ) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
+        """The projects a ballot's ``points`` and ``ranking`` choose, and the score of each above
+        one (:meth:`votes.rules.CountedBallot.scores`: points on a cumulative category's project,
+        ``max_picks - rank + 1`` for the rank within an ordinal category, 1 for anything else)."""
+        surplus: list[tuple[str, int]] = []
+        for project, n in points.items():
+            if n != 1 and project in self._cumulative:
+                surplus.append((project, n - 1))
+        ranks: dict[str, int] = {}
+        for project in ranking:
+            ordinal = self._ordinal.get(project)
+            if ordinal is not None:
+                category, top = ordinal
+                rank = ranks[category] = ranks.get(category, 0) + 1
+                if top != rank:
+                    surplus.append((project, top - rank))
+        return (*points, *ranking), tuple(surplus)
+
+    def _counted(self, payload: Mapping[str, Any], channel: str) -> Counted:
+        """The contribution of a counted ballot or paper ballot with this payload."""
+        day = _day_of(payload["cast_at"], self.zone)
+        projects = tuple(payload.get("projects", ()))
+        points, ranking = payload.get("points", {}), payload.get("ranking", ())
+        surplus: tuple[tuple[str, int], ...] = ()
+        if points or ranking:
+            scored, surplus = self._scored(points, ranking)
+            projects += scored
+        return Counted(
+            payload["voter"], projects, channel, payload.get("polling_point"), day, surplus
+        )
 
     # -- views -------------------------------------------------------------------------------
 
@@ -191,6 +257,19 @@ class Tally:
     def votes(self) -> Counter[str]:
         """Counted votes per project."""
         return cast("Counter[str]", self._view("votes", lambda: self._sum(lambda p, d, c: p)))
+
+    @property
+    def scores(self) -> Counter[str]:
+        """Counted score per project (DESIGN.md §3b): its votes on approval and knapsack
+        ballots, the sum of its points on cumulative ballots, of its positional scores on
+        ordinal ones."""
+
+        def build() -> Counter[str]:
+            scores = Counter(self.votes)
+            scores.update(self._surplus)
+            return scores
+
+        return cast("Counter[str]", self._view("scores", build))
 
     @property
     def by_channel(self) -> Counter[tuple[str, str]]:
@@ -302,12 +381,21 @@ class Tally:
             cell[project] = cell.get(project, 0) + sign
             if point is not None:
                 point[project] = point.get(project, 0) + sign
+        for project, extra in counted.surplus:
+            self._add_surplus(project, sign * extra)
         self._ballots[counted.channel] = self._ballots.get(counted.channel, 0) + sign
         packed = self._voters.get(counted.voter, 0) + sign * _UNIT[counted.channel]
         if packed:
             self._voters[counted.voter] = packed
         else:
             self._voters.pop(counted.voter, None)
+
+    def _add_surplus(self, project: str, extra: int) -> None:
+        total = self._surplus.get(project, 0) + extra
+        if total:
+            self._surplus[project] = total
+        else:
+            self._surplus.pop(project, None)
 
     async def apply_data(self, start: int, chunk: Iterable[bytes], fetch: Fetch) -> None:
         """:meth:`apply` the consecutive entries ``start, start + 1, ...`` (their stored bytes,
@@ -348,14 +436,14 @@ class Tally:
         payload = envelope["payload"]
         kind = entry_type(obj)
         if kind == EntryType.BALLOT:
-            self._add(_counted(payload, ONLINE, self.zone), +1)
+            self._add(self._counted(payload, ONLINE), +1)
         elif kind == EntryType.PAPER_BALLOT:
             if self.election.double_entry:
                 voter = payload["voter"]
                 self._paper[voter].append(PriorEntry(position, kind, payload, envelope["key"]))
                 self._recount_paper(voter)
             else:
-                self._add(_counted(payload, PAPER, self.zone), +1)
+                self._add(self._counted(payload, PAPER), +1)
         elif kind == EntryType.SPOILED_BALLOT:
             self.spoiled += 1
         elif kind == EntryType.VOID:
@@ -376,7 +464,17 @@ class Tally:
                 data.decode("utf-8", "surrogatepass")
             except UnicodeDecodeError:
                 return False
-        raw_cast_at, hour, offset, raw_point, raw_projects, raw_voter, kind = match.groups()
+        (
+            raw_cast_at,
+            hour,
+            offset,
+            raw_points,
+            raw_point,
+            raw_projects,
+            raw_ranking,
+            raw_voter,
+            kind,
+        ) = match.groups()
         paper = kind == b"paper-ballot"
         if paper and self.election.double_entry:
             return False
@@ -394,14 +492,22 @@ class Tally:
         channel = PAPER if paper else ONLINE
         projects = self._projects_of.get(raw_projects)
         if projects is None:
-            projects = (
-                tuple(raw_projects[1:-1].decode("utf-8", "surrogatepass").split('","'))
-                if raw_projects
-                else ()
-            )
+            projects = _strings(raw_projects)
             if len(self._projects_of) > _CACHE_LIMIT:
                 self._projects_of.clear()
             self._projects_of[raw_projects] = projects
+        if raw_points is not None or raw_ranking is not None:
+            scored = self._scored_of.get((raw_points, raw_ranking))
+            if scored is None:
+                # Duplicate keys: json.loads keeps the last, as it does reading the whole entry.
+                points = json.loads(b"{" + raw_points + b"}") if raw_points is not None else {}
+                scored = self._scored(points, _strings(raw_ranking))
+                if len(self._scored_of) > _CACHE_LIMIT:
+                    self._scored_of.clear()
+                self._scored_of[(raw_points, raw_ranking)] = scored
+            projects = projects + scored[0]
+            for project, extra in scored[1]:
+                self._add_surplus(project, extra)
         cell = self._cells.get((day, channel))
         if cell is None:
             cell = self._cells[(day, channel)] = {}
@@ -430,14 +536,14 @@ class Tally:
         payload = entry_payload(obj)
         kind = entry_type(obj)
         if kind == EntryType.BALLOT:
-            self._add(_counted(payload, ONLINE, self.zone), -1)
+            self._add(self._counted(payload, ONLINE), -1)
         elif kind == EntryType.PAPER_BALLOT:
             if self.election.double_entry:
                 voter = payload["voter"]
                 self._paper[voter] = [e for e in self._paper[voter] if e.position != target]
                 self._recount_paper(voter)
             else:
-                self._add(_counted(payload, PAPER, self.zone), -1)
+                self._add(self._counted(payload, PAPER), -1)
         elif kind == EntryType.SPOILED_BALLOT:
             self.spoiled -= 1
 
@@ -446,7 +552,7 @@ class Tally:
             self._add(counted, -1)
         status = paper_status(self.election, self._paper[voter], voter)
         for pair in status.counted:
-            counted = _counted(dict(pair[0].payload), PAPER, self.zone)
+            counted = self._counted(pair[0].payload, PAPER)
             self._paper_counted[voter].append(counted)
             self._add(counted, +1)
 
@@ -477,6 +583,7 @@ class Tally:
             "voided": self.voided,
             "cells": [[day, channel, counts] for (day, channel), counts in self._cells.items()],
             "points": self._point,
+            "surplus": self._surplus,
             "ballots": self._ballots,
             "voters": self._voters,
             "voided_positions": sorted(self._voided_positions),
@@ -492,11 +599,17 @@ class Tally:
     def restore(cls, election: Election, snapshot: bytes, *, fast: bool = True) -> Tally:
         """The tally a :meth:`snapshot` was taken of, counting under ``election`` (its current
         definition) from the snapshot's position on. ValueError if the bytes are not a
-        snapshot of this election in this format."""
+        snapshot of this election in this format (or in format 1, which has no scores, where
+        some category's scores are not its votes: see :data:`SNAPSHOT_FORMAT`)."""
         try:
             state = json.loads(snapshot)
-            if state.get("format") != SNAPSHOT_FORMAT:
-                raise ValueError(f"snapshot format {state.get('format')!r}, not {SNAPSHOT_FORMAT}")
+            version = state.get("format")
+            if version == 1 and all(c.ballot not in _SCORED_KINDS for c in election.categories):
+                state["surplus"] = {}
+            elif version == 1:
+                raise ValueError("snapshot format 1 has no scores, and this election has some")
+            elif version != SNAPSHOT_FORMAT:
+                raise ValueError(f"snapshot format {version!r}, not {SNAPSHOT_FORMAT}")
             if state.get("election") != election.id:
                 raise ValueError(f"snapshot of {state.get('election')!r}, not {election.id!r}")
             tally = cls(election, fast=fast)
@@ -506,6 +619,7 @@ class Tally:
             tally.voided = _count(state["voided"])
             tally._cells = {(day, channel): _counts(c) for day, channel, c in state["cells"]}
             tally._point = {point: _counts(c) for point, c in state["points"].items()}
+            tally._surplus = _counts(state["surplus"])
             tally._ballots = _counts(state["ballots"])
             tally._voters = _counts(state["voters"])
             tally._voided_positions = {_count(p) for p in state["voided_positions"]}
@@ -513,11 +627,18 @@ class Tally:
                 tally._paper[voter] = [PriorEntry(p, t, payload, k) for p, t, payload, k in entries]
                 status = paper_status(election, tally._paper[voter], voter)
                 tally._paper_counted[voter] = [
-                    _counted(dict(pair[0].payload), PAPER, tally.zone) for pair in status.counted
+                    tally._counted(pair[0].payload, PAPER) for pair in status.counted
                 ]
         except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
             raise ValueError(f"not a tally snapshot: {exc!r}") from exc
         return tally
+
+
+def _strings(raw: bytes | None) -> tuple[str, ...]:
+    """The members of a canonical array of escape-free strings, from between its brackets."""
+    if not raw:
+        return ()
+    return tuple(raw[1:-1].decode("utf-8", "surrogatepass").split('","'))
 
 
 def _counts(value: Any) -> dict[str, int]:

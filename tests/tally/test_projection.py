@@ -182,7 +182,8 @@ def test_restore_refuses_what_is_not_a_snapshot_of_this_election() -> None:
     for bad in (
         b"not json",
         b"[]",
-        snapshot.replace(b'"format":1', b'"format":99'),
+        snapshot.replace(b'"format":2', b'"format":99'),
+        snapshot.replace(b'"surplus":{}', b'"surplus":[]'),
         snapshot.replace(b'"position":0', b'"position":-3'),
         snapshot.replace(b'"voters":{}', b'"voters":7'),
     ):

@@ -50,6 +50,7 @@ def state(tally: Tally) -> tuple[Any, ...]:
     """Everything a tally holds, as plain data (zero counts kept)."""
     return (
         dict(tally.votes),
+        dict(tally.scores),
         dict(tally.by_channel),
         dict(tally.by_point),
         dict(tally.by_day),
