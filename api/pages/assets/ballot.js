@@ -149,23 +149,23 @@ export function readBallot(text, election, projects) {
     const vars = { category: category.id, count: sums.count };
     const add = (code, certain, extra) =>
       problems.push({ code, key: `ballot.problem.${code}`, vars: { ...vars, ...extra }, certain, category: category.id });
-    if (sums.count > limits.maxPicks) add("too-many-picks", true, { limit: limits.maxPicks });
+    if (sums.count > limits.maxPicks) add("limit-exceeded", true, { limit: limits.maxPicks });
     if (sums.count < limits.minPicks) add("too-few-picks", minimaCertain, { limit: limits.minPicks });
     if (limits.maxTotalCost != null && sums.cost > limits.maxTotalCost) {
-      add("over-cost-cap", true, { cost: sums.cost, limit: limits.maxTotalCost });
+      add("over-cost-limit", true, { cost: sums.cost, limit: limits.maxTotalCost });
     }
-    if (sums.cost < limits.minTotalCost) add("under-min-cost", minimaCertain, { cost: sums.cost, limit: limits.minTotalCost });
+    if (sums.cost < limits.minTotalCost) add("under-cost-minimum", minimaCertain, { cost: sums.cost, limit: limits.minTotalCost });
     if (limits.kind === "cumulative") {
       for (const entry of entries) {
         if (!entry.problem && entry.project.category === category.id && limits.maxPoints != null && entry.points > limits.maxPoints) {
-          add("too-many-points", true, { project: entry.id, points: entry.points, limit: limits.maxPoints });
+          add("too-many-points-for-project", true, { project: entry.id, points: entry.points, limit: limits.maxPoints });
         }
       }
       if (limits.maxTotalPoints != null && sums.points > limits.maxTotalPoints) {
-        add("too-many-total-points", true, { points: sums.points, limit: limits.maxTotalPoints });
+        add("too-many-points", true, { points: sums.points, limit: limits.maxTotalPoints });
       }
       if (sums.points < limits.minTotalPoints) {
-        add("too-few-total-points", minimaCertain, { points: sums.points, limit: limits.minTotalPoints });
+        add("too-few-points", minimaCertain, { points: sums.points, limit: limits.minTotalPoints });
       }
     }
   }

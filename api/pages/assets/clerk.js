@@ -66,15 +66,16 @@ const HEADLINES = {
   "wrong-polling-point": "clerk.status.wrongPoint",
   "unknown-polling-point": "clerk.status.wrongPoint",
   network: "clerk.status.network",
-  // found on the page, before anything is sent (ballot.js)
-  "too-many-picks": "clerk.status.limit",
-  "over-cost-cap": "clerk.status.limit",
+  // limits of the ballot kinds; the codes ballot.js finds on the page before sending are the
+  // server's where the limit is the same
+  "over-cost-limit": "clerk.status.limit",
+  "too-many-points-for-project": "clerk.status.limit",
   "too-many-points": "clerk.status.limit",
-  "too-many-total-points": "clerk.status.limit",
   "too-many-categories": "clerk.status.limit",
   "too-few-picks": "clerk.status.belowMin",
-  "under-min-cost": "clerk.status.belowMin",
-  "too-few-total-points": "clerk.status.belowMin",
+  "under-cost-minimum": "clerk.status.belowMin",
+  "too-few-points": "clerk.status.belowMin",
+  "ranking-exists": "clerk.status.ranked",
   "points-missing": "clerk.status.points",
   "points-not-positive": "clerk.status.points",
   "points-not-cumulative": "clerk.status.points",
@@ -268,7 +269,7 @@ const MONEY_VARS = new Set(["cost", "limit"]);
 function shownVars(problem) {
   const vars = { ...problem.vars };
   if (vars.category) vars.category = categoryTitle(vars.category);
-  if (problem.code === "over-cost-cap" || problem.code === "under-min-cost") {
+  if (problem.code === "over-cost-limit" || problem.code === "under-cost-minimum") {
     for (const name of MONEY_VARS) vars[name] = money(vars[name]);
   }
   return vars;
@@ -343,7 +344,7 @@ function renderPreview() {
     } else if (!seenProblems.has(entry.id)) {
       seenProblems.add(entry.id);
       for (const problem of byCategory.get(project.category) || []) {
-        if (problem.code === "too-many-points" && problem.vars.project === entry.id) tags.push(problemTag(problem));
+        if (problem.code === "too-many-points-for-project" && problem.vars.project === entry.id) tags.push(problemTag(problem));
       }
     }
     const meta = [];
@@ -362,7 +363,7 @@ function renderPreview() {
     );
   }
   for (const sums of read.categories.values()) {
-    const problems = (byCategory.get(sums.category.id) || []).filter((p) => p.code !== "too-many-points");
+    const problems = (byCategory.get(sums.category.id) || []).filter((p) => p.code !== "too-many-points-for-project");
     list.append(
       h(
         "li",

@@ -107,13 +107,13 @@ export const MESSAGES = {
   "clerk.preview.points-missing": { uk: "введіть бали", en: "type the points" },
   "clerk.preview.points-not-positive": { uk: "бали — ціле число від 1", en: "points: a whole number from 1" },
   "clerk.preview.points-not-cumulative": { uk: "тут без балів", en: "no points here" },
-  "clerk.preview.too-many-picks": { uk: "понад ліміт: не більше {limit}", en: "over the limit: at most {limit}" },
+  "clerk.preview.limit-exceeded": { uk: "понад ліміт: не більше {limit}", en: "over the limit: at most {limit}" },
   "clerk.preview.too-few-picks": { uk: "замало: щонайменше {limit}", en: "too few: at least {limit}" },
-  "clerk.preview.over-cost-cap": { uk: "дорожче за {limit}", en: "costs more than {limit}" },
-  "clerk.preview.under-min-cost": { uk: "дешевше за {limit}", en: "costs less than {limit}" },
-  "clerk.preview.too-many-points": { uk: "понад {limit} бал. на проєкт", en: "over {limit} points a project" },
-  "clerk.preview.too-many-total-points": { uk: "понад {limit} бал. разом", en: "over {limit} points in all" },
-  "clerk.preview.too-few-total-points": { uk: "замало: щонайменше {limit} бал.", en: "too few: at least {limit} points" },
+  "clerk.preview.over-cost-limit": { uk: "дорожче за {limit}", en: "costs more than {limit}" },
+  "clerk.preview.under-cost-minimum": { uk: "дешевше за {limit}", en: "costs less than {limit}" },
+  "clerk.preview.too-many-points-for-project": { uk: "понад {limit} бал. на проєкт", en: "over {limit} points a project" },
+  "clerk.preview.too-many-points": { uk: "понад {limit} бал. разом", en: "over {limit} points in all" },
+  "clerk.preview.too-few-points": { uk: "замало: щонайменше {limit} бал.", en: "too few: at least {limit} points" },
   "clerk.preview.too-many-categories": { uk: "понад {limit} категорій", en: "over {limit} categories" },
   "ballot.problem.unknown-project": {
     uk: "Проєкту «{project}» немає в бюлетені цього голосування; перевірте номер.",
@@ -135,7 +135,7 @@ export const MESSAGES = {
     uk: "Проєкт «{project}» не в категорії з балами: введіть лише його номер.",
     en: "Project {project} is not in a points category: type its number only.",
   },
-  "ballot.problem.too-many-picks": {
+  "ballot.problem.limit-exceeded": {
     uk: "«{category}»: вибрано {count} проєктів, дозволено не більше {limit}.",
     en: "{category}: {count} projects chosen, at most {limit} allowed.",
   },
@@ -143,23 +143,23 @@ export const MESSAGES = {
     uk: "«{category}»: вибрано {count} проєктів, потрібно щонайменше {limit} (разом з іншими бюлетенями виборця).",
     en: "{category}: {count} projects chosen, at least {limit} needed (with the voter's other ballots).",
   },
-  "ballot.problem.over-cost-cap": {
+  "ballot.problem.over-cost-limit": {
     uk: "«{category}»: вибрані проєкти коштують {cost}, дозволено не більше {limit}.",
     en: "{category}: the chosen projects cost {cost}, at most {limit} allowed.",
   },
-  "ballot.problem.under-min-cost": {
+  "ballot.problem.under-cost-minimum": {
     uk: "«{category}»: вибрані проєкти коштують {cost}, потрібно щонайменше {limit} (разом з іншими бюлетенями виборця).",
     en: "{category}: the chosen projects cost {cost}, at least {limit} needed (with the voter's other ballots).",
   },
-  "ballot.problem.too-many-points": {
+  "ballot.problem.too-many-points-for-project": {
     uk: "«{category}»: проєкт «{project}» отримав {points} бал., одному проєкту можна дати не більше {limit}.",
     en: "{category}: project {project} has {points} points, at most {limit} per project.",
   },
-  "ballot.problem.too-many-total-points": {
+  "ballot.problem.too-many-points": {
     uk: "«{category}»: разом {points} бал., дозволено не більше {limit}.",
     en: "{category}: {points} points in all, at most {limit} allowed.",
   },
-  "ballot.problem.too-few-total-points": {
+  "ballot.problem.too-few-points": {
     uk: "«{category}»: разом {points} бал., потрібно щонайменше {limit} (разом з іншими бюлетенями виборця).",
     en: "{category}: {points} points in all, at least {limit} needed (with the voter's other ballots).",
   },
