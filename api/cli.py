@@ -408,6 +408,8 @@ def cmd_import_pabulib(args: argparse.Namespace) -> int:
     except PabulibImportError as exc:
         raise CommandError(str(exc)) from None
     print(format_report(report, args.file))
+    if args.report:
+        _write_output(args.report, json.dumps(report.to_dict(), indent=2) + "\n", "import report")
     return 0 if report.totals_match and not report.refused else 1
 
 
@@ -687,6 +689,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timezone", help="IANA zone of the voting dates (default: by country)")
     p.add_argument("--concurrency", type=int, default=64, help="concurrent casts (default 64)")
+    p.add_argument(
+        "--report",
+        metavar="FILE.json",
+        help="also write the report as JSON (ballots outside the file's limits by voter id...)",
+    )
     p.set_defaults(func=cmd_import_pabulib)
 
     p = sub.add_parser(

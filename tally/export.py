@@ -10,14 +10,21 @@ log size.
 - one VOTES row per voter with at least one counted ballot, holding the union of the projects
   their counted ballots support (:func:`votes.rules.voter_state`: voids, double entry and
   spoiled ballots taken into account), so each project's approvals in VOTES equal its total;
+  cumulative: ``vote`` and ``points`` parallel; ordinal: ``vote`` is the ranking, most
+  preferred first (every category must have the same ballot kind, and only approval elections
+  may have several categories: a Pabulib file has one ``vote_type`` and one set of limits);
 - voter ids are sequence numbers 1, 2, ... in the order of each voter's first ballot in the log;
   no token, nonce, key or time leaves the log; ``voting_method`` is ``internet``, ``paper``, or
   ``mixed`` for a voter counted on both channels;
 - PROJECTS: ``project_id;cost;votes;name;category;selected`` with the election's ids, costs in
-  main units (exact: kopecks / 100), the tally's totals and the results' funded set;
-- META: ``budget`` (the total), ``vote_type`` approval, ``rule`` (``greedy``,
+  main units (exact: kopecks / 100), the tally's totals and the results' funded set (and
+  ``score`` after ``votes`` on cumulative and ordinal files);
+- META: ``budget`` (the total), ``vote_type`` (``approval`` for approval and knapsack,
+  ``cumulative``, ``ordinal``), ``rule`` (``greedy``,
   ``greedy-threshold`` when ``min_votes`` > 0, ``greedy-no-skip``; ``equalshares``),
-  ``min_project_score_threshold``, ``max_length`` (the sum of the categories' maximums), the
+  ``min_project_score_threshold``, ``min_length`` and ``max_length`` (the sums of the
+  categories' minimums and maximums), ``min_sum_cost``/``max_sum_cost`` (knapsack),
+  ``max_points``/``min_sum_points``/``max_sum_points`` (cumulative), the
   voting dates; with several categories also the uchast keys ``budget_by_category`` and
   ``max_length_by_category`` (``id:value,id:value``), which ``uchast import-pabulib`` reads back.
 """
@@ -180,23 +187,33 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
     )
     funded = {pid for c in document["categories"] for pid in c["funded"]}
     order = {p.id: i for i, p in enumerate(election.projects)}
+    kind = _single_kind(election)
 
     votes: list[dict[str, str]] = []
     approvals: dict[str, int] = dict.fromkeys(order, 0)
+    scores: dict[str, int] = dict.fromkeys(order, 0)
     for voter, history in histories.items():
         state = voter_state(election, history, voter)
         if not state.ballots:
             continue
-        picks = sorted({p for ps in state.counted.values() for p in ps}, key=order.__getitem__)
+        marks = {p: m for ms in state.counted_marks(election).values() for p, m in ms.items()}
+        if kind == "ordinal":  # most preferred first; one ranking per category and voter
+            picks = sorted(marks, key=lambda p: (marks[p], order[p]))
+        else:
+            picks = sorted(marks, key=order.__getitem__)
         channels = {b.channel for b in state.ballots}
         method = "mixed" if len(channels) > 1 else ("paper" if "paper" in channels else "internet")
+        row = {"voter_id": str(len(votes) + 1), "vote": ",".join(picks)}
+        if kind == "cumulative":
+            row["points"] = ",".join(str(marks[p]) for p in picks)
         for pid in picks:
             approvals[pid] += 1
-        votes.append(
-            {"voter_id": str(len(votes) + 1), "vote": ",".join(picks), "voting_method": method}
-        )
+            scores[pid] += _score_of(election, pid, marks[pid])
+        row["voting_method"] = method
+        votes.append(row)
     counted = {p.id: tally.votes.get(p.id, 0) for p in election.projects}
-    if approvals != counted:
+    scored = {p.id: tally.scores.get(p.id, 0) for p in election.projects}
+    if approvals != counted or scores != scored:
         raise ValueError("the voters' counted picks disagree with the tally: the log is corrupt")
 
     zone = tally.zone
@@ -207,11 +224,11 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
         "num_projects": str(len(election.projects)),
         "num_votes": str(len(votes)),
         "budget": main_units(sum(c.budget for c in election.categories)),
-        "vote_type": "approval",
+        "vote_type": "approval" if kind == "knapsack" else kind,
         "rule": _rule_name(election),
         "date_begin": election.voting_opens.astimezone(zone).strftime("%d.%m.%Y"),
         "date_end": election.voting_closes.astimezone(zone).strftime("%d.%m.%Y"),
-        "max_length": str(sum(c.max_picks for c in election.categories)),
+        **_limits(election),
     }
     if election.rule.min_votes > 0:
         meta["min_project_score_threshold"] = str(election.rule.min_votes)
@@ -232,6 +249,7 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
             "project_id": p.id,
             "cost": main_units(p.cost),
             "votes": str(counted[p.id]),
+            **({"score": str(scored[p.id])} if kind in ("cumulative", "ordinal") else {}),
             "name": p.title.get("en") or next(iter(p.title.values())),
             "category": p.category,
             "selected": "1" if p.id in funded else "0",
@@ -239,3 +257,53 @@ async def pabulib_export(store: Store, log_id: str) -> tuple[str, int]:
         for p in election.projects
     ]
     return write_pabulib(PabulibFile(meta=meta, projects=projects, votes=votes)), end
+
+
+def _single_kind(election: Election) -> str:
+    """The one ballot kind of every category: a Pabulib file has one ``vote_type`` (and one
+    cost or points limit unless the election is approval)."""
+    kinds = {c.ballot for c in election.categories}
+    if len(kinds) != 1:
+        raise ValueError(
+            f"categories with different ballot kinds ({', '.join(sorted(kinds))}) do not fit one "
+            "Pabulib file (one vote_type)"
+        )
+    [kind] = kinds
+    if kind != "approval" and len(election.categories) > 1:
+        raise ValueError(
+            f"several {kind} categories do not fit one Pabulib file (its limits are per file)"
+        )
+    return kind
+
+
+def _score_of(election: Election, project_id: str, mark: int) -> int:
+    project = election.project(project_id)
+    category = election.category(project.category) if project is not None else None
+    if category is not None and category.ballot == "ordinal":
+        return category.max_picks - mark + 1
+    return mark if category is not None and category.ballot == "cumulative" else 1
+
+
+def _limits(election: Election) -> dict[str, str]:
+    """The META limits of the election's ballots, as ``uchast import-pabulib`` reads them back:
+    ``min_length``/``max_length`` (picks), ``min_sum_cost``/``max_sum_cost`` (knapsack, main
+    units), ``max_points``/``min_sum_points``/``max_sum_points`` (cumulative)."""
+    categories = election.categories
+    limits: dict[str, str] = {}
+    low = sum(c.min_picks for c in categories)
+    if low:
+        limits["min_length"] = str(low)
+    limits["max_length"] = str(sum(c.max_picks for c in categories))
+    [first, *_] = categories
+    if first.ballot == "knapsack" and first.max_total_cost is not None:
+        if first.min_total_cost:
+            limits["min_sum_cost"] = main_units(first.min_total_cost)
+        limits["max_sum_cost"] = main_units(first.max_total_cost)
+    if first.ballot == "cumulative":
+        if first.max_points is not None:
+            limits["max_points"] = str(first.max_points)
+        if first.min_total_points:
+            limits["min_sum_points"] = str(first.min_total_points)
+        if first.max_total_points is not None:
+            limits["max_sum_points"] = str(first.max_total_points)
+    return limits

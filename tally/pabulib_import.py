@@ -12,18 +12,35 @@ How the file maps onto an election:
 - **id**: the file name without ``.pb``, lowercased, transliterated to ASCII, every run of other
   characters turned into ``-`` (``Poland_Warszawa_2023_Wola.pb`` → ``poland-warszawa-2023-wola``),
   at most 63 characters; ``--election`` overrides it.
-- **projects**: a Pabulib project id that is not an uchast id (1-64 of ``A-Za-z0-9._-``, starting
-  with a letter or digit) has every other character replaced by ``-`` (``BAD/0018`` →
-  ``BAD-0018``; a clash gets ``-2``, ``-3``...). The title of such a project ends with
-  ``[Pabulib id BAD/0018]``: the mapping is kept in the definition itself.
-  Costs and budgets are converted to kopecks (minor units) exactly.
+- **projects**: a Pabulib project id is kept exactly when it is an uchast project id (1-64 of
+  ``A-Za-z0-9._/:+()-``, starting with a letter or digit: Gdynia's ``BAD/0018`` stays
+  ``BAD/0018``); any other id has every character outside ``A-Za-z0-9._-`` replaced by ``-``
+  (a clash gets ``-2``, ``-3``...), said in the report, and its title ends with
+  ``[Pabulib id ...]``. Costs and budgets are converted to kopecks (minor units) exactly.
+- **ballot kind and limits**: ``vote_type`` approval → ``approval`` (``min_length`` →
+  ``min_picks``, ``max_length`` → ``max_picks``, else no limit: the number of projects), or
+  ``knapsack`` when the file states ``max_sum_cost``/``min_sum_cost`` (→ ``max_total_cost``,
+  ``min_total_cost``); cumulative → ``cumulative`` (``max_points``, ``max_sum_points`` →
+  ``max_total_points``, ``min_sum_points`` → ``min_total_points``, lengths → picks); ordinal →
+  ``ordinal`` (``max_length`` → ``max_picks``, which scores a first place, as the file's
+  ``score``; ``min_length`` → ``min_picks``). Online and paper ballots carry ``projects``,
+  ``points`` or ``ranking`` (most preferred first) accordingly.
+- **ballots outside the file's own limits** (some Warsaw 2017 files hold knapsack ballots over
+  ``max_sum_cost`` that the city counted): the published totals count them, so they are cast,
+  and knowingly: each such limit is widened in the definition just enough to admit them (to the
+  most expensive ballot's cost, the longest ballot...), the category's title says so in the
+  signed definition (``the file's limits widened: max_sum_cost 110411 -> 123456, for 2
+  ballots the city counted outside them``), and the report lists every such ballot by voter id
+  and line (the summary and ``--report FILE``). The rules replayed by the auditor hold the
+  widened limits, so no ballot is accepted that the definition refuses. An ordinal ranking
+  longer than ``max_length`` cannot be scored as the file scores it: such a file is refused.
 - **categories**: Pabulib's ``category`` column is thematic (a Wola project has up to three) and a
-  file has one budget, so by default there is one category, ``all``, with the file's budget and,
-  as per-voter maximum, META ``max_length`` (else the longest ballot). Budget categories are used
-  when their budgets are known: META ``budget_by_category`` (``id:amount,id:amount``, written by
-  ``uchast export pabulib``) or ``--category-budget NAME=AMOUNT``; then every project must have
-  exactly one category, and a category's maximum is META ``max_length_by_category`` or the most
-  projects one ballot names in it.
+  file has one budget, so by default there is one category, ``all``, with the file's budget.
+  Budget categories (approval files without a cost limit only) are used when their budgets are
+  known: META ``budget_by_category`` (``id:amount,id:amount``, written by ``uchast export
+  pabulib``) or ``--category-budget NAME=AMOUNT``; then every project must have exactly one
+  category, and a category's maximum is META ``max_length_by_category`` or the most projects
+  one ballot names in it.
 - **rule**: ``greedy``/``greedy-threshold`` → greedy, ``greedy-no-skip`` → greedy-no-skip, with
   ``min_project_score_threshold`` as ``min_votes``; any other rule falls back to greedy (said in
   the report) unless ``--rule`` chooses. Ties: cost ascending, then the lottery with the seed
@@ -41,9 +58,9 @@ How the file maps onto an election:
   padding keeps them distinct, else the row number (1-based, 12 digits). The voter key is
   generated, new for every import.
 
-Only approval ballots are imported: cumulative (points), ordinal and scoring ballots would be
-mis-tallied as approvals, so such a file is refused before anything is written. An empty paper
-row becomes a spoiled ballot; an empty online row cannot be a ballot and is reported as skipped.
+``scoring`` files are refused before anything is written (uchast has no such ballot). An
+empty paper row becomes a spoiled ballot; an empty online row cannot be a ballot and is reported
+as skipped.
 """
 
 from __future__ import annotations
@@ -73,15 +90,26 @@ from ledger.log import Ledger
 from ledger.store import open_store
 from tally.export import replay_tally
 from tally.pabulib import (
+    LimitBreach,
+    PabulibBallot,
     PabulibError,
     PabulibFile,
     UnsupportedRuleError,
     ballots,
+    breaches,
     budget_kopecks,
     categories,
     file_totals,
+    file_votes,
     greedy_settings,
     max_length,
+    max_points,
+    max_sum_cost,
+    max_sum_points,
+    min_length,
+    min_points,
+    min_sum_cost,
+    min_sum_points,
     parse_pabulib,
     project_cost_kopecks,
     threshold,
@@ -128,7 +156,11 @@ ONLINE_METHODS = frozenset({"internet", "online", "electronic", "e-voting"})
 """``voting_method`` values cast as online ballots; any other is a paper polling point."""
 
 ONE_CATEGORY = "all"
-_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+KINDS = {"approval": "approval", "cumulative": "cumulative", "ordinal": "ordinal"}
+"""Pabulib ``vote_type`` → uchast ballot kind (approval with a cost limit → ``knapsack``)."""
+
+# The project id syntax of votes.election (kept as in the file when it fits).
+_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:+()-]{0,63}", re.ASCII)
 _NOT_ITEM = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
 _NOT_SLUG = re.compile(r"[^a-z0-9]+", re.ASCII)
 _LANGUAGE = re.compile(r"[a-z]{2,3}", re.ASCII)
@@ -169,7 +201,8 @@ def _item_slug(text: str, fallback: str) -> str:
 
 
 def map_project_ids(pabulib_ids: Sequence[str]) -> dict[str, str]:
-    """Pabulib project id → uchast project id: kept when valid, else characters outside
+    """Pabulib project id → uchast project id: kept exactly when it is a valid project id (1-64
+    of ``A-Za-z0-9._/:+()-``, starting with a letter or digit), else characters outside
     ``A-Za-z0-9._-`` become ``-``; clashes get ``-2``, ``-3``... (see the module docstring)."""
     mapping: dict[str, str] = {}
     taken = {pid for pid in pabulib_ids if _ITEM_ID.fullmatch(pid)}
@@ -207,13 +240,18 @@ def _category_ids(names: Sequence[str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class PlannedBallot:
-    """One VOTES row as it will be cast: ``point`` None for online, else the polling point."""
+    """One VOTES row as it will be cast: ``point`` None for online, else the polling point.
+
+    ``projects`` in the file's order (a ranking on ordinal ballots); ``points`` parallel to it
+    on cumulative ballots, else empty.
+    """
 
     line: int | None
     voter_id: str
     identity: str
     projects: tuple[str, ...]
     point: str | None
+    points: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -226,6 +264,10 @@ class ImportPlan:
     expected_totals: dict[str, int]  # uchast id -> the file's votes column
     selected: frozenset[str]  # uchast ids with selected == 1 (empty when the file has no column)
     notes: tuple[str, ...]
+    kind: str = "approval"  # the uchast ballot kind of every category
+    expected_scores: dict[str, int] = field(default_factory=dict)  # the file's score column
+    breaches: tuple[LimitBreach, ...] = ()  # ballots outside the file's own limits
+    lifted: tuple[str, ...] = ()  # "max_sum_cost 110411 -> 123456": limits the import widened
 
 
 def _amount_kopecks(text: str, what: str) -> int:
@@ -315,11 +357,12 @@ def plan_import(
     turns the file's categories into budget categories. ``rule_name``: ``greedy`` or
     ``greedy-no-skip`` instead of the file's rule. ``now``: the import time (paper deadline).
     """
-    kind = vote_type(pb.meta)
-    if kind != "approval":
+    file_kind = vote_type(pb.meta)
+    if file_kind not in KINDS:
         raise PabulibImportError(
-            f"{file_name}: vote_type {kind!r} cannot be imported: uchast ballots are approval "
-            f"ballots, and {kind} ballots would be miscounted as approvals; nothing was written"
+            f"{file_name}: vote_type {file_kind!r} cannot be imported: uchast has approval, "
+            f"knapsack, cumulative and ordinal ballots, and {file_kind} ballots would be "
+            "miscounted as one of them; nothing was written"
         )
     notes: list[str] = []
     meta = pb.meta
@@ -343,6 +386,9 @@ def plan_import(
         for p, line in zip(pb.projects, project_lines, strict=True)
     }
     rows = ballots(pb)  # checks every ballot against PROJECTS
+    outside = tuple(breaches(pb))
+    kind = file_kind
+    lifted: list[str] = []
 
     # Categories.
     budgets_text: dict[str, str] | None = None
@@ -353,23 +399,17 @@ def plan_import(
     project_category: dict[str, str] = {}
     category_rows: list[dict[str, Any]]
     if budgets_text is None:
-        total = budget_kopecks(meta)
-        longest = max((len(b.projects) for b in rows), default=1)
-        stated = max_length(meta)
-        picks = stated if stated is not None else max(longest, 1)
-        if longest > picks:
-            raise PabulibImportError(f"a ballot names {longest} projects but max_length is {picks}")
         project_category = dict.fromkeys(costs, ONE_CATEGORY)
-        category_rows = [
-            {
-                "id": ONE_CATEGORY,
-                "title": {"uk": "Усі проєкти", "en": "All projects"},
-                "max_picks": picks,
-                "budget_kopecks": total,
-                "max_cost_kopecks": max(costs.values()),
-            }
-        ]
+        row, kind, lifted = _one_category(meta, file_kind, rows, costs, outside, notes)
+        category_rows = [row]
     else:
+        if file_kind != "approval" or max_sum_cost(meta) is not None or outside:
+            raise PabulibImportError(
+                "budget categories are for approval files without a cost limit whose ballots "
+                f"keep to its limits; this file is {file_kind}"
+                + (" with max_sum_cost" if max_sum_cost(meta) is not None else "")
+                + (f" with {len(outside)} ballots outside its limits" if outside else "")
+            )
         names: list[str] = []
         for p in pb.projects:
             found = categories(p)
@@ -487,7 +527,14 @@ def plan_import(
             skipped += 1
             continue
         planned.append(
-            PlannedBallot(line, b.voter_id, identity, tuple(ids[p] for p in b.projects), point)
+            PlannedBallot(
+                line,
+                b.voter_id,
+                identity,
+                tuple(ids[p] for p in b.projects),
+                point,
+                b.points if file_kind == "cumulative" else (),
+            )
         )
     if skipped:
         notes.append(f"{skipped} empty online ballots skipped (an empty ballot supports nothing)")
@@ -539,7 +586,8 @@ def plan_import(
         election = election_from_dict(document)
     except ValueError as exc:
         raise PabulibImportError(f"the file does not make a valid election: {exc}") from None
-    totals = {ids[pid]: n for pid, n in file_totals(pb).items()}
+    totals = {ids[pid]: n for pid, n in file_votes(pb).items()}
+    scores = {ids[pid]: n for pid, n in file_totals(pb).items()}
     chosen = frozenset(
         ids[p["project_id"]] for p in pb.projects if p.get("selected", "").strip() == "1"
     )
@@ -550,7 +598,112 @@ def plan_import(
         expected_totals=totals,
         selected=chosen,
         notes=tuple(notes),
+        kind=kind,
+        expected_scores=scores,
+        breaches=outside,
+        lifted=tuple(lifted),
     )
+
+
+# What each of a file's limits is in an uchast category, and how a ballot measures against it:
+# META key -> (category key, is a maximum, measure of a PabulibBallot).
+def _measures(costs: Mapping[str, int]) -> dict[str, tuple[str, bool, Any]]:
+    def cost(b: PabulibBallot) -> int:
+        return sum(costs[p] for p in b.projects)
+
+    return {
+        "min_length": ("min_picks", False, lambda b: len(b.projects)),
+        "max_length": ("max_picks", True, lambda b: len(b.projects)),
+        "min_sum_cost": ("min_total_cost_kopecks", False, cost),
+        "max_sum_cost": ("max_total_cost_kopecks", True, cost),
+        "min_sum_points": ("min_total_points", False, lambda b: sum(b.points)),
+        "max_sum_points": ("max_total_points", True, lambda b: sum(b.points)),
+        "max_points": ("max_points", True, lambda b: max(b.points, default=0)),
+    }
+
+
+def _one_category(
+    meta: Mapping[str, str],
+    file_kind: str,
+    rows: Sequence[PabulibBallot],
+    costs: Mapping[str, int],
+    found: Sequence[LimitBreach],
+    notes: list[str],
+) -> tuple[dict[str, Any], str, list[str]]:
+    """The file's one category: its ballot kind and the file's limits, each lifted just enough
+    to admit the ballots the city counted beyond it (the returned list says which, and the
+    category's title says so too); returns the category, its kind and the lifted limits."""
+    total = budget_kopecks(meta)
+    cast = [b for b in rows if b.projects]  # empty rows are spoiled or skipped, never votes
+    stated: dict[str, int | None] = {
+        "min_length": min_length(meta),
+        "max_length": max_length(meta),
+    }
+    kind = KINDS[file_kind]
+    if file_kind == "approval":
+        stated["min_sum_cost"] = min_sum_cost(meta)
+        stated["max_sum_cost"] = max_sum_cost(meta)
+        if stated["max_sum_cost"] is not None or stated["min_sum_cost"] is not None:
+            kind = "knapsack"
+    elif file_kind == "cumulative":
+        stated["min_sum_points"] = min_sum_points(meta)
+        stated["max_sum_points"] = max_sum_points(meta)
+        stated["max_points"] = max_points(meta)
+        least = min_points(meta)
+        if least is not None and least > 1:
+            notes.append(
+                f"min_points {least} is not a limit uchast holds (any positive points count)"
+            )
+    row: dict[str, Any] = {
+        "id": ONE_CATEGORY,
+        "ballot": kind,
+        "budget_kopecks": total,
+        "max_cost_kopecks": max(costs.values()),
+    }
+    if file_kind == "cumulative" and stated["max_sum_points"] is None:
+        most = max((sum(b.points) for b in cast), default=1)
+        stated["max_sum_points"] = most
+        notes.append(f"the file states no max_sum_points: the largest ballot's {most} is used")
+    if kind in ("approval", "ordinal") and stated["max_length"] is None:
+        if kind == "approval":
+            row["max_picks"] = len(costs)
+        else:  # a ranking's first place scores max_picks: the longest ranking, as Pabulib does
+            row["max_picks"] = max((len(b.projects) for b in cast), default=1)
+            notes.append(
+                f"the file states no max_length: rankings are scored from {row['max_picks']}"
+            )
+    measures = _measures(costs)
+    broken = {b.key for b in found if b.key in measures}
+    lifted: list[str] = []
+    for key, limit in stated.items():
+        if limit is None:
+            continue
+        target, is_max, measure = measures[key]
+        value = limit
+        if key in broken and cast:
+            extreme = (max if is_max else min)(measure(b) for b in cast)
+            value = max(limit, extreme) if is_max else min(limit, extreme)
+            if value != limit:
+                lifted.append(f"{key} {_shown(key, limit)} -> {_shown(key, value)}")
+        row[target] = value
+    title = {"uk": "Усі проєкти", "en": "All projects"}
+    if lifted:
+        count = len({b.voter_id for b in found})
+        title = {
+            "uk": f"Усі проєкти (ліміти файлу розширено: {'; '.join(lifted)}, бо {count} "
+            "бюлетенів, які місто зарахувало, їх порушують)",
+            "en": f"All projects (the file's limits widened: {'; '.join(lifted)}, for {count} "
+            "ballots the city counted outside them)",
+        }
+    row["title"] = title
+    return row, kind, lifted
+
+
+def _shown(key: str, value: int) -> str:
+    """A limit's value as the file writes it: costs in main units."""
+    if key.endswith("_cost"):
+        return str(Decimal(value) / 100) if value % 100 else str(value // 100)
+    return str(value)
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -617,18 +770,56 @@ class ImportReport:
     seconds: float = 0.0
     log_vkey: str = ""
     admin_vkey: str = ""
+    kind: str = "approval"
+    scores: dict[str, int] = field(default_factory=dict)  # from the tally, uchast ids
+    expected_scores: dict[str, int] = field(default_factory=dict)  # the file's score column
+    breaches: tuple[LimitBreach, ...] = ()  # ballots outside the file's limits, cast knowingly
+    lifted: tuple[str, ...] = ()
+    seconds_casting: float = 0.0
 
     @property
     def totals_match(self) -> bool:
-        """Whether every project's total in the log equals the file's votes column."""
-        return self.totals == self.expected
+        """Whether every project's votes and score in the log equal the file's columns."""
+        return self.totals == self.expected and self.scores == self.expected_scores
 
     def differences(self) -> dict[str, tuple[int, int]]:
-        """Project → (ours, the file's) where they differ."""
+        """Project → (ours, the file's) where the votes, or else the scores, differ."""
+        ours, theirs = self.totals, self.expected
+        if ours == theirs:
+            ours, theirs = self.scores, self.expected_scores
         return {
-            p: (self.totals.get(p, 0), self.expected.get(p, 0))
-            for p in sorted(set(self.totals) | set(self.expected))
-            if self.totals.get(p, 0) != self.expected.get(p, 0)
+            p: (ours.get(p, 0), theirs.get(p, 0))
+            for p in sorted(set(ours) | set(theirs))
+            if ours.get(p, 0) != theirs.get(p, 0)
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-able data (``--report FILE``): what was cast, the ballots outside
+        the file's limits by voter id and the limits widened for them, totals compared."""
+        return {
+            "election": self.election,
+            "kind": self.kind,
+            "cast": dict(self.cast),
+            "refused": list(self.refused),
+            "outside_limits": [
+                {
+                    "voter_id": b.voter_id,
+                    "line": b.line,
+                    "limit": b.key,
+                    "stated": b.stated,
+                    "ballot": b.value,
+                }
+                for b in self.breaches
+            ],
+            "limits_widened": list(self.lifted),
+            "notes": list(self.notes),
+            "totals_match": self.totals_match,
+            "differences": {p: list(d) for p, d in self.differences().items()},
+            "funded": sorted(self.funded),
+            "selected": sorted(self.selected),
+            "log_size": self.log_size,
+            "log_vkey": self.log_vkey,
+            "admin_vkey": self.admin_vkey,
         }
 
 
@@ -721,16 +912,23 @@ async def import_pabulib(
                 notes=plan.notes,
                 log_vkey=keys.log.verifier.vkey,
                 admin_vkey=keys.admin.verifier.vkey,
+                kind=plan.kind,
+                expected_scores=plan.expected_scores,
+                breaches=plan.breaches,
+                lifted=plan.lifted,
             )
+            casting_started = monotonic()
             await _cast_all(casting, election, keys, plan, report, concurrency, progress)
+            report.seconds_casting = monotonic() - casting_started
         finally:
             await ledger.close()
         tally, size, _ = await replay_tally(store, election.id)
         report.totals = {p.id: tally.votes.get(p.id, 0) for p in election.projects}
+        report.scores = {p.id: tally.scores.get(p.id, 0) for p in election.projects}
         report.funded = frozenset(
             pid
             for c in election.categories
-            for pid in allocate(election, c.id, report.totals).funded
+            for pid in allocate(election, c.id, report.scores).funded
         )
         report.log_size = size
         report.seconds = monotonic() - started
@@ -739,7 +937,19 @@ async def import_pabulib(
         await store.close()
 
 
-def _envelope(election: Election, keys: ImportKeys, ballot: PlannedBallot) -> dict[str, Any]:
+def _choice(kind: str, ballot: PlannedBallot) -> dict[str, Any]:
+    """The payload field of a ballot's choice: ``projects`` (approval, knapsack), ``points``
+    (cumulative) or ``ranking`` (ordinal, most preferred first), as DESIGN.md §3b."""
+    if kind == "cumulative":
+        return {"points": dict(zip(ballot.projects, ballot.points, strict=True))}
+    if kind == "ordinal":
+        return {"ranking": list(ballot.projects)}
+    return {"projects": list(ballot.projects)}
+
+
+def _envelope(
+    election: Election, keys: ImportKeys, ballot: PlannedBallot, kind: str = "approval"
+) -> dict[str, Any]:
     """The signed envelope of one VOTES row: online ballot, paper ballot or spoiled ballot."""
     payload: dict[str, Any] = {
         "election": election.id,
@@ -748,12 +958,10 @@ def _envelope(election: Election, keys: ImportKeys, ballot: PlannedBallot) -> di
         "nonce": str(uuid.uuid4()),
     }
     if ballot.point is None:
-        payload.update(type="ballot", projects=list(ballot.projects))
+        payload.update(type="ballot", **_choice(kind, ballot))
         return sign_envelope(payload, keys.site)
     if ballot.projects:
-        payload.update(
-            type="paper-ballot", projects=list(ballot.projects), polling_point=ballot.point
-        )
+        payload.update(type="paper-ballot", **_choice(kind, ballot), polling_point=ballot.point)
     else:
         payload.update(type="spoiled-ballot", polling_point=ballot.point, reason="other")
     return sign_envelope(payload, keys.clerks[ballot.point])
@@ -782,7 +990,7 @@ async def _cast_all(
         while pending:
             ballot = pending.pop()
             try:
-                cast = await casting.submit(_envelope(election, keys, ballot))
+                cast = await casting.submit(_envelope(election, keys, ballot, plan.kind))
                 report.cast[channels[cast.entry.type]] += 1
             except VoteRefusedError as exc:
                 where = f"line {ballot.line}" if ballot.line else f"voter {ballot.voter_id}"
@@ -819,8 +1027,17 @@ def format_report(report: ImportReport, source: str) -> str:
         lines.append(f"  REFUSED {refusal}")
     if len(report.refused) > 10:
         lines.append(f"  ... {len(report.refused) - 10} more refusals")
+    if report.breaches:
+        voters = len({b.voter_id for b in report.breaches})
+        lines.append(
+            f"  OUTSIDE THE FILE'S LIMITS: {voters} ballots the city counted, cast as counted "
+            f"under the widened limits {', '.join(report.lifted) or '(none needed)'} (written "
+            "into the category's title in the signed definition):"
+        )
+        lines.extend(f"    {b}" for b in report.breaches)
+    columns = "votes column" if report.kind in ("approval", "knapsack") else "votes and score"
     if report.totals_match:
-        lines.append(f"  totals: all {len(report.totals)} projects equal the file's votes column")
+        lines.append(f"  totals: all {len(report.totals)} projects equal the file's {columns}")
     else:
         diffs = report.differences()
         shown = ", ".join(
