@@ -18,7 +18,13 @@ the stock eventsourcing DCB cast of bench/ingest_ledger.py (`run_baseline`: read
 events, conditional append, psycopg).
 
     .venv/bin/python bench/ingest_http.py [--n 20000] [--baseline-n 4000] [--concurrency 64]
-                                          [--servers 1] [--profile DIR]
+                                          [--servers 1] [--profile DIR] [--cumulative F]
+
+`--cumulative F` (0 to 1, default 0) mixes ballot kinds in the one run: the election is the
+example plus a cumulative category "points" (20 projects; at most 3 points a project, 7 in all,
+Toulouse 2019's limits), and a share F of the N ballots, spread evenly through the stream, are
+cumulative ballots (`"points"`, 1-4 projects, 1-3 points each, at most 7), the rest the approval
+ballots above; the same clients send both, and p50/p99 latency is also reported per kind.
 
 Each server is started and waited for through /readyz, so its live tally follows the log during
 the run, as it does under a readiness probe in production.
@@ -39,6 +45,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -81,17 +88,61 @@ def uchast(*args: str) -> str:
     return run.stdout
 
 
-def set_up_election(db: str, directory: Path) -> tuple[Election, SignerKey, bytes]:
-    """`uchast init` the example and `uchast keys add` a site key; returns (election, site key,
-    voter key)."""
-    election = parse_election_toml(EXAMPLE.read_text(encoding="utf-8"))
+POINTS_CATEGORY = """
+[[categories]]
+id = "points"
+title = { uk = "Проєкти за балами", en = "Projects by points" }
+ballot = "cumulative"
+max_points = 3
+max_total_points = 7
+budget = "3 000 000.00"
+max_cost = "500 000.00"
+"""
+POINTS_PROJECT = """
+[[projects]]
+id = "P{n:02d}"
+category = "points"
+title = {{ uk = "Проєкт за балами {n}", en = "Points project {n}" }}
+cost = "{uah} 000.00"
+district = "Koroliovskyi"
+"""
+
+
+def mixed_definition() -> str:
+    """The example with a cumulative category of 20 projects beside its two approval ones."""
+    source = EXAMPLE.read_text(encoding="utf-8")
+    # The top-level budget is the sum of the categories': without it the sum is taken.
+    source = re.sub(r'(?m)^budget = "15 219 100.73"\n', "", source, count=1)
+    return (
+        source
+        + POINTS_CATEGORY
+        + "".join(POINTS_PROJECT.format(n=n, uah=100 + 17 * n) for n in range(1, 21))
+    )
+
+
+def set_up_election(
+    db: str, directory: Path, mixed: bool = False
+) -> tuple[Election, SignerKey, bytes]:
+    """`uchast init` the example (``mixed``: with a cumulative category) and `uchast keys add` a
+    site key; returns (election, site key, voter key)."""
+    text = mixed_definition() if mixed else EXAMPLE.read_text(encoding="utf-8")
+    definition = directory / "election.toml"
+    definition.write_text(text, encoding="utf-8")
+    election = parse_election_toml(text)
     admin = directory / "admin.key"
     uchast("keygen", "admin.zhytomyr-2018.bench", "--out", str(admin))
     uchast("keygen", "uchast.bench/log", "--out", str(directory / "log.key"))
     site_vkey = uchast("keygen", "site.e-dem.bench", "--out", str(directory / "site.key")).strip()
     voter_key = directory / "voter.key"
     uchast(
-        "init", str(EXAMPLE), "--db", db, "--admin-key", str(admin), "--voter-key", str(voter_key)
+        "init",
+        str(definition),
+        "--db",
+        db,
+        "--admin-key",
+        str(admin),
+        "--voter-key",
+        str(voter_key),
     )
     uchast(
         "keys", "add", "--db", db, "--admin-key", str(admin), "--role", "site", "--vkey", site_vkey
@@ -100,29 +151,59 @@ def set_up_election(db: str, directory: Path) -> tuple[Election, SignerKey, byte
     return election, site, bytes.fromhex(voter_key.read_text().strip())
 
 
+def is_cumulative(i: int, n: int, share: float) -> bool:
+    """Whether ballot ``i`` of ``n`` is a cumulative one: a share ``share`` of them, evenly
+    spread through the stream (so both kinds are in flight together all along)."""
+    return int((i + 1) * share) > int(i * share)
+
+
 def make_ballots(
-    election: Election, site: SignerKey, voter_key: bytes, n: int, seed: int = 2018
+    election: Election,
+    site: SignerKey,
+    voter_key: bytes,
+    n: int,
+    seed: int = 2018,
+    cumulative: float = 0.0,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """``n`` signed online ballots of distinct voters: (voter token, envelope)."""
+    """``n`` signed online ballots of distinct voters: (voter token, envelope); a share
+    ``cumulative`` of them give points in the cumulative category, the rest pick projects in the
+    approval ones."""
     rng = random.Random(seed)
     by_category: dict[str, list[str]] = {}
     for project in election.projects:
         by_category.setdefault(project.category, []).append(project.id)
+    kinds = {c.id: c.ballot for c in election.categories}
+    approval = {c: p for c, p in by_category.items() if kinds[c] == "approval"}
+    points_category = next((c for c, kind in kinds.items() if kind == "cumulative"), None)
     limits = {c.id: c.max_picks for c in election.categories}
     opens = datetime(2018, 10, 1, tzinfo=KYIV)
     ballots: list[tuple[str, dict[str, Any]]] = []
     for i in range(n):
         token = voter_token(voter_key, election.id, f"{1_000_000_000 + i:010d}")
-        picks: list[str] = []
-        while not picks:
-            for category, projects in by_category.items():
-                picks += rng.sample(projects, rng.randint(0, limits[category]))
+        choice: dict[str, Any]
+        if cumulative and is_cumulative(i, n, cumulative):
+            assert points_category is not None
+            chosen = rng.sample(by_category[points_category], rng.randint(1, 4))
+            points: dict[str, int] = {}
+            left = 7
+            for chosen_id in chosen:
+                # At least a point left for each project still to come.
+                given = rng.randint(1, min(3, left - (len(chosen) - len(points) - 1)))
+                points[chosen_id] = given
+                left -= given
+            choice = {"points": points}
+        else:
+            picks: list[str] = []
+            while not picks:
+                for category, projects in approval.items():
+                    picks += rng.sample(projects, rng.randint(0, limits[category]))
+            choice = {"projects": picks}
         moment = opens + timedelta(seconds=rng.randrange(10 * 24 * 3600))
         payload = {
             "type": "ballot",
             "election": election.id,
             "voter": token,
-            "projects": picks,
+            **choice,
             "cast_at": moment.isoformat(),
             "nonce": str(uuid.uuid4()),
         }
@@ -271,21 +352,22 @@ def post_request(url: str, path: str, body: bytes) -> bytes:
 
 async def send_all(
     urls: list[str], election: str, bodies: list[bytes], concurrency: int, meter: CpuMeter
-) -> tuple[float, list[float], dict[int, int], list[bytes], dict[str, float]]:
+) -> tuple[float, list[float], dict[int, int], list[bytes], dict[str, float], list[int]]:
     """POST every body; returns (elapsed seconds, latencies in seconds, count by status, answer
-    bodies, CPU seconds by process kind).
+    bodies, CPU seconds by process kind, the index of the body each latency belongs to).
 
     Client i sends to server i mod S over one keep-alive connection, opened before timing.
     """
     path = f"/v1/elections/{election}/ballots"
     # Every request built before timing starts, as each ballot was signed before.
     requests = [post_request(urls[i % len(urls)], path, body) for i, body in enumerate(bodies)]
-    queues: list[list[bytes]] = [[] for _ in range(len(urls))]
+    queues: list[list[tuple[int, bytes]]] = [[] for _ in range(len(urls))]
     for i, raw in enumerate(requests):
-        queues[i % len(urls)].append(raw)
+        queues[i % len(urls)].append((i, raw))
     for queue in queues:
         queue.reverse()
     latencies: list[float] = []
+    which: list[int] = []
     statuses: dict[int, int] = {}
     answers: list[bytes] = []
     connections = [await HttpConnection.open(urls[i % len(urls)]) for i in range(concurrency)]
@@ -296,10 +378,11 @@ async def send_all(
         clock = time.perf_counter
         await ready.wait()
         while queue:
-            raw = queue.pop()
+            index, raw = queue.pop()
             started = clock()
             status, answer = await connection.request(raw)
             latencies.append(clock() - started)
+            which.append(index)
             statuses[status] = statuses.get(status, 0) + 1
             answers.append(answer)
 
@@ -314,7 +397,7 @@ async def send_all(
     cpu = CpuMeter.spent(cpu_before, meter.snapshot())
     for connection in connections:
         await connection.close()
-    return elapsed, latencies, statuses, answers, cpu
+    return elapsed, latencies, statuses, answers, cpu, which
 
 
 def check_receipts(answers: list[bytes], n: int) -> None:
@@ -359,9 +442,9 @@ def log_size(url: str, election: str) -> int:
 def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     db = create_database()
     try:
-        election, site, voter_key = set_up_election(db, directory)
+        election, site, voter_key = set_up_election(db, directory, mixed=args.cumulative > 0)
         progress(f"signing {args.n} ballots (before timing) ...")
-        ballots = make_ballots(election, site, voter_key, args.n)
+        ballots = make_ballots(election, site, voter_key, args.n, cumulative=args.cumulative)
         bodies = [json.dumps(envelope).encode() for _, envelope in ballots]
         urls, processes = start_servers(db, directory, args.servers)
         profilers: list[subprocess.Popen[bytes]] = []
@@ -394,7 +477,7 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                 "PostgreSQL"
             )
             meter = CpuMeter(db, [p.pid for p in processes])
-            elapsed, latencies, statuses, answers, cpu = asyncio.run(
+            elapsed, latencies, statuses, answers, cpu, which = asyncio.run(
                 send_all(urls, election.id, bodies, args.concurrency, meter)
             )
             for profiler in profilers:
@@ -426,6 +509,26 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             "  mean sequencer batch: "
             + ", ".join(f"{size:.1f} requests in {ms:.1f} ms" for size, ms in batches)
         )
+        by_kind: dict[str, list[float]] = {}
+        for index, latency in zip(which, latencies, strict=True):
+            kind = "cumulative" if "points" in ballots[index][1]["payload"] else "approval"
+            by_kind.setdefault(kind, []).append(latency)
+        kinds = {
+            kind: {
+                "n": len(values),
+                "p50_ms": round(percentile(values, 50) * 1000, 2),
+                "p99_ms": round(percentile(values, 99) * 1000, 2),
+            }
+            for kind, values in sorted(by_kind.items())
+        }
+        if len(kinds) > 1:
+            progress(
+                "  by kind: "
+                + ", ".join(
+                    f"{kind} {k['n']} ballots, p50 {k['p50_ms']:.1f} ms, p99 {k['p99_ms']:.1f} ms"
+                    for kind, k in kinds.items()
+                )
+            )
         per_ballot = {kind: seconds * 1000 / args.n for kind, seconds in cpu.items()}
         load = os.getloadavg()[0]
         progress(
@@ -441,6 +544,7 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             "p99_ms": percentile(latencies, 99) * 1000,
             "rss": rss,
             "cpu_ms_per_ballot": per_ballot,
+            "kinds": kinds,
             "ballots": ballots,
         }
     finally:
@@ -455,7 +559,16 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1, help="uchast serve processes")
     parser.add_argument("--skip-baseline", action="store_true", help="(for profiling runs)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy record each server into DIR")
+    parser.add_argument(
+        "--cumulative",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of cumulative (points) ballots beside the approval ones, 0 to 1",
+    )
     args = parser.parse_args()
+    if not 0 <= args.cumulative <= 1:
+        parser.error("--cumulative takes a share from 0 to 1")
 
     with tempfile.TemporaryDirectory(prefix="uchast-bench-") as tmp:
         ours = run_ours(args, Path(tmp))
@@ -486,6 +599,7 @@ def main() -> None:
                 "server_peak_rss_mib": round(max(ours["rss"]), 1),
                 "cpu_ms_per_ballot": {k: round(v, 3) for k, v in ours["cpu_ms_per_ballot"].items()},
                 "batch_requests_ms": [[round(n, 1), round(ms, 2)] for n, ms in ours["batches"]],
+                "kinds": ours["kinds"],
                 "load_average": round(ours["load"], 1),
                 "servers": args.servers,
                 "n": args.n,
