@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from votes.errors import DomainError
+from votes.money import Kopecks, format_uah
 
 __all__ = ["MESSAGES", "Message", "Rendered", "english", "render"]
 
@@ -160,6 +161,61 @@ def _sealed_uk(facts: Facts) -> str:
     )
 
 
+def _uah(facts: Facts, name: str) -> str:
+    return format_uah(Kopecks(facts[name]))
+
+
+def _over_cost_en(facts: Facts) -> str:
+    return (
+        f"In category {facts['category']!r} the projects a voter chooses may cost at most "
+        f"{_uah(facts, 'max_total_cost_kopecks')} UAH together; with this ballot they would cost "
+        f"{_uah(facts, 'total_cost_kopecks')} UAH. Remove a project from the ballot."
+    )
+
+
+def _over_cost_uk(facts: Facts) -> str:
+    return (
+        f"У категорії «{facts['category']}» обрані виборцем проєкти разом можуть коштувати не "
+        f"більше {_uah(facts, 'max_total_cost_kopecks')} грн; з цим бюлетенем вони коштували б "
+        f"{_uah(facts, 'total_cost_kopecks')} грн. Приберіть проєкт із бюлетеня."
+    )
+
+
+def _under_cost_en(facts: Facts) -> str:
+    return (
+        f"In category {facts['category']!r} the projects a voter chooses must cost at least "
+        f"{_uah(facts, 'min_total_cost_kopecks')} UAH together; with this ballot they would cost "
+        f"{_uah(facts, 'total_cost_kopecks')} UAH. Add a project to the ballot."
+    )
+
+
+def _under_cost_uk(facts: Facts) -> str:
+    return (
+        f"У категорії «{facts['category']}» обрані виборцем проєкти мають разом коштувати "
+        f"щонайменше {_uah(facts, 'min_total_cost_kopecks')} грн; з цим бюлетенем вони "
+        f"коштували б {_uah(facts, 'total_cost_kopecks')} грн. Додайте проєкт до бюлетеня."
+    )
+
+
+def _group_en(facts: Facts) -> str:
+    chosen = ", ".join(facts["categories"])
+    return (
+        f"A voter takes part in at most {facts['limit']} categories of group {facts['group']!r}; "
+        f"with this ballot this voter would take part in {len(facts['categories'])} ({chosen}). "
+        "Remove the projects of one of these categories from the ballot."
+    )
+
+
+def _group_uk(facts: Facts) -> str:
+    chosen = ", ".join(facts["categories"])
+    return (
+        f"Виборець може брати участь щонайбільше в {facts['limit']} категоріях групи "
+        f"«{facts['group']}»; з цим бюлетенем цей виборець брав би участь у "
+        f"{len(facts['categories'])} ({chosen}). Приберіть із бюлетеня проєкти однієї з цих "
+        "категорій."
+    )
+
+
 MESSAGES: dict[str, Message] = {
     # votes/errors.py: their facts are extension members of the problem.
     "vote-refused": Message(422, "The request was refused.", "Запит відхилено.", members=True),
@@ -169,6 +225,57 @@ MESSAGES: dict[str, Message] = {
         "this voter already has {already} and the ballot adds {adding}.",
         "У категорії «{category}» виборець може підтримати не більше {limit} "
         "проєкт(ів); цей виборець уже має {already}, а бюлетень додає {adding}.",
+        members=True,
+    ),
+    "too-few-picks": Message(
+        409,
+        "Category {category!r} needs at least {minimum} project(s) per voter; with this "
+        "ballot the voter would have {chosen}. Add projects to the ballot.",
+        "У категорії «{category}» виборець має обрати щонайменше {minimum} проєкт(ів); з цим "
+        "бюлетенем у нього було б {chosen}. Додайте проєкти до бюлетеня.",
+        members=True,
+    ),
+    "over-cost-limit": Message(409, _over_cost_en, _over_cost_uk, members=True),
+    "under-cost-minimum": Message(409, _under_cost_en, _under_cost_uk, members=True),
+    "too-many-points-for-project": Message(
+        409,
+        "Category {category!r} allows at most {limit} point(s) per project; the ballot gives "
+        "project {project!r} {points}. Lower its points.",
+        "У категорії «{category}» одному проєкту можна дати не більше {limit} бал(ів); "
+        "бюлетень дає проєкту «{project}» {points}. Зменште його бали.",
+        members=True,
+    ),
+    "too-many-points": Message(
+        409,
+        "Category {category!r} allows at most {limit} point(s) per voter in all; this voter "
+        "already gave {already} and with this ballot would give {total}. Lower the points.",
+        "У категорії «{category}» виборець може розподілити не більше {limit} бал(ів); цей "
+        "виборець уже дав {already}, а з цим бюлетенем дав би {total}. Зменште бали.",
+        members=True,
+    ),
+    "too-few-points": Message(
+        409,
+        "Category {category!r} needs at least {minimum} point(s) per voter in all; with this "
+        "ballot the voter would have given {total}. Add points.",
+        "У категорії «{category}» виборець має розподілити щонайменше {minimum} бал(ів); з "
+        "цим бюлетенем він дав би {total}. Додайте бали.",
+        members=True,
+    ),
+    "ranking-exists": Message(
+        409,
+        "This voter already has a ranking in category {category!r}; rankings do not combine, "
+        "so a second one is refused. To replace it, a supervisor voids the first ballot.",
+        "Цей виборець уже має рейтинг у категорії «{category}»; рейтинги не поєднуються, тож "
+        "другий відхилено. Щоб замінити його, супервізор анулює перший бюлетень.",
+        members=True,
+    ),
+    "too-many-categories": Message(409, _group_en, _group_uk, members=True),
+    "wrong-ballot-field": Message(
+        422,
+        "Project {project!r} is in category {category!r}, which takes a {ballot} ballot: "
+        "give it under {expected!r}, not under {field!r}.",
+        "Проєкт «{project}» належить до категорії «{category}» з бюлетенем типу {ballot}: "
+        "вкажіть його в «{expected}», а не в «{field}».",
         members=True,
     ),
     "project-repeated": Message(

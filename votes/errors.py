@@ -21,22 +21,31 @@ __all__ = [
     "AlreadyVotedError",
     "BadIdentityError",
     "BadPayloadError",
+    "CostLimitExceededError",
+    "CostTooLowError",
     "DisputedPaperBallotError",
     "DomainError",
     "ElectionDefinitionError",
     "ElectionFrozenError",
     "EmptyBallotError",
+    "GroupLimitExceededError",
     "LimitExceededError",
     "NonceReusedError",
     "OutsideWindowError",
     "PaperDeadlinePassedError",
+    "PointsLimitExceededError",
+    "ProjectPointsExceededError",
     "ProjectRepeatedError",
+    "RankingExistsError",
     "ResultsSealedError",
     "SameClerkError",
+    "TooFewPicksError",
+    "TooFewPointsError",
     "UnknownPollingPointError",
     "UnknownProjectError",
     "VoidRefusedError",
     "VoteRefusedError",
+    "WrongBallotFieldError",
     "WrongEntryTypeError",
     "WrongPollingPointError",
 ]
@@ -103,6 +112,107 @@ class LimitExceededError(VoteRefusedError):
     limit: int
     already: int
     adding: int = 0
+
+
+@dataclass(eq=False)
+class TooFewPicksError(VoteRefusedError):
+    """After the ballot the voter would have ``chosen`` projects in ``category``, fewer than
+    its ``minimum`` (``min_picks``)."""
+
+    code = "too-few-picks"
+    category: str
+    minimum: int
+    chosen: int
+
+
+@dataclass(eq=False)
+class CostLimitExceededError(VoteRefusedError):
+    """Knapsack: the projects the voter would have in ``category`` after the ballot cost
+    ``total_cost_kopecks`` together, more than its ``max_total_cost_kopecks``."""
+
+    code = "over-cost-limit"
+    category: str
+    max_total_cost_kopecks: int
+    total_cost_kopecks: int
+
+
+@dataclass(eq=False)
+class CostTooLowError(VoteRefusedError):
+    """Knapsack: the projects the voter would have in ``category`` after the ballot cost
+    ``total_cost_kopecks`` together, less than its ``min_total_cost_kopecks``."""
+
+    code = "under-cost-minimum"
+    category: str
+    min_total_cost_kopecks: int
+    total_cost_kopecks: int
+
+
+@dataclass(eq=False)
+class ProjectPointsExceededError(VoteRefusedError):
+    """Cumulative: the ballot gives ``project`` ``points``, more than ``category``'s
+    ``max_points`` per project (``limit``)."""
+
+    code = "too-many-points-for-project"
+    category: str
+    project: str
+    limit: int
+    points: int
+
+
+@dataclass(eq=False)
+class PointsLimitExceededError(VoteRefusedError):
+    """Cumulative: the voter would have given ``total`` points in ``category`` after the ballot,
+    more than its ``max_total_points`` (``limit``); ``already`` were given before."""
+
+    code = "too-many-points"
+    category: str
+    limit: int
+    already: int
+    total: int
+
+
+@dataclass(eq=False)
+class TooFewPointsError(VoteRefusedError):
+    """Cumulative: the voter would have given ``total`` points in ``category`` after the ballot,
+    fewer than its ``min_total_points`` (``minimum``)."""
+
+    code = "too-few-points"
+    category: str
+    minimum: int
+    total: int
+
+
+@dataclass(eq=False)
+class RankingExistsError(VoteRefusedError):
+    """Ordinal: the voter already has a ranking in ``category`` (counted, or waiting for a second
+    keying); rankings do not combine, so a second one is refused."""
+
+    code = "ranking-exists"
+    category: str
+
+
+@dataclass(eq=False)
+class GroupLimitExceededError(VoteRefusedError):
+    """After the ballot the voter would take part in ``categories`` of ``group``, more than its
+    ``limit`` (``max_categories``)."""
+
+    code = "too-many-categories"
+    group: str
+    limit: int
+    categories: tuple[str, ...]
+
+
+@dataclass(eq=False)
+class WrongBallotFieldError(VoteRefusedError):
+    """``project`` is in the payload's ``field`` but its category ``category`` takes a
+    ``ballot`` ballot, whose choices go in ``expected``."""
+
+    code = "wrong-ballot-field"
+    project: str
+    field: str
+    category: str
+    ballot: str
+    expected: str
 
 
 @dataclass(eq=False)

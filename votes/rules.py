@@ -18,6 +18,19 @@ the log (``history``) and the clock. The API turns a decision into one condition
 What a voter has counted is defined once, by :func:`voter_state`; the limit checks here and the
 tally's totals both use it.
 
+Ballot kinds (DESIGN.md §3b; :class:`~votes.election.Category`): a ballot names its choices in
+``projects`` (approval and knapsack categories), ``points`` (``{"P1": 3}``, cumulative) and
+``ranking`` (most preferred first, ordinal); any of the three may be absent, not all. Each
+project is named once, in the field of its category's kind. Every limit holds for the voter's
+counted ballots together, across channels: after the ballot, the voter's choices in each
+category it touches must satisfy the category's limits, minimums included (``min_picks``,
+``min_total_cost``, ``min_total_points``), and the categories the voter takes part in must
+satisfy every group's ``max_categories``. Ballots combine by union: a project chosen once is
+never chosen again (:class:`~votes.errors.ProjectRepeatedError`, so a project's points come from
+one ballot), and the points of a category add up across ballots. Rankings do not combine: a
+ballot ranking projects of an ordinal category where the voter already has a ranking is refused
+(:class:`~votes.errors.RankingExistsError`); to replace a ranking a supervisor voids it first.
+
 Double entry (``election.double_entry``) applies to paper ballots only. Each submission of a
 paper ballot is a *keying*; a voter's non-voided keyings, in log order, drive this machine::
 
@@ -40,34 +53,44 @@ push the voter over them. Spoiled ballots are single entries whatever the settin
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from votes.election import Election
+from votes.election import Category, Election
 from votes.entries import EntryType
 from votes.errors import (
     AlreadyVotedError,
     BadPayloadError,
+    CostLimitExceededError,
+    CostTooLowError,
     DisputedPaperBallotError,
     EmptyBallotError,
+    GroupLimitExceededError,
     LimitExceededError,
     NonceReusedError,
     OutsideWindowError,
     PaperDeadlinePassedError,
+    PointsLimitExceededError,
+    ProjectPointsExceededError,
     ProjectRepeatedError,
+    RankingExistsError,
     SameClerkError,
+    TooFewPicksError,
+    TooFewPointsError,
     UnknownPollingPointError,
     UnknownProjectError,
     VoidRefusedError,
+    WrongBallotFieldError,
     WrongPollingPointError,
 )
 from votes.tags import lookup_tag, nonce_tag, point_tag, project_tag, void_tag, voter_tag
 from votes.tokens import is_voter_token
 
 __all__ = [
+    "FIELD_OF_KIND",
     "SPOILED_REASONS",
     "VOIDABLE",
     "CountedBallot",
@@ -76,6 +99,7 @@ __all__ = [
     "PaperStatus",
     "PriorEntry",
     "VoterState",
+    "ballot_marks",
     "check_polling_point",
     "counted_picks",
     "decide_ballot",
@@ -104,8 +128,18 @@ _HAS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", re.ASCII
 _MAX_REASON = 1000
 _FIELD_NAME = re.compile(r"[a-z_]{1,32}", re.ASCII)
 
-_BALLOT_FIELDS = frozenset({"type", "election", "voter", "projects", "cast_at", "nonce"})
+_CHOICE_FIELDS = frozenset({"projects", "points", "ranking"})
+_BALLOT_FIELDS = frozenset({"type", "election", "voter", "cast_at", "nonce"})
 _PAPER_FIELDS = _BALLOT_FIELDS | {"polling_point"}
+_USUAL_BALLOT = _BALLOT_FIELDS | {"projects"}
+_USUAL_PAPER = _PAPER_FIELDS | {"projects"}
+FIELD_OF_KIND: dict[str, str] = {
+    "approval": "projects",
+    "knapsack": "projects",
+    "cumulative": "points",
+    "ordinal": "ranking",
+}
+"""The payload field that carries the choices of each ballot kind."""
 _SPOILED_FIELDS = frozenset({"type", "election", "polling_point", "reason", "cast_at", "nonce"})
 _VOID_FIELDS = frozenset({"type", "election", "entry", "reason", "nonce"})
 _LOOKUP_FIELDS = frozenset({"type", "election", "polling_point", "nonce"})
@@ -162,16 +196,39 @@ class Decision:
 
 @dataclass(frozen=True)
 class CountedBallot:
-    """A ballot whose projects count: one entry, or the two keyings of a double-entry ballot."""
+    """A ballot whose projects count: one entry, or the two keyings of a double-entry ballot.
+
+    ``projects``: every project it chooses, whatever the field. ``marks``: per chosen project,
+    1 for ``projects``, the points for ``points``, the rank within its category (1 = most
+    preferred) for ``ranking`` (see :func:`ballot_marks`).
+    """
 
     entries: tuple[int, ...]
     channel: str
     projects: frozenset[str]
+    marks: Mapping[str, int] = field(default_factory=dict, hash=False)
 
     @property
     def position(self) -> int:
         """The position of the entry that made the ballot count."""
         return self.entries[-1]
+
+    def scores(self, election: Election) -> dict[str, int]:
+        """What the ballot adds to each chosen project's ``score`` (DESIGN.md §3b): 1 for
+        approval and knapsack, the points for cumulative, ``max_picks - rank + 1`` for ordinal
+        (k, k-1, ..., 1 with k = ``max_picks``)."""
+        scores: dict[str, int] = {}
+        for project_id in self.projects:
+            mark = self.marks.get(project_id, 1)
+            project = election.project(project_id)
+            category = election.category(project.category) if project is not None else None
+            if category is not None and category.ballot == "ordinal":
+                scores[project_id] = category.max_picks - mark + 1
+            elif category is not None and category.ballot == "cumulative":
+                scores[project_id] = mark
+            else:
+                scores[project_id] = 1
+        return scores
 
 
 @dataclass(frozen=True)
@@ -209,14 +266,22 @@ class VoterState:
 
         New ballots are checked against these, so a keying confirmed later still fits.
         """
-        held = {c: set(projects) for c, projects in self.counted.items()}
+        return {c: frozenset(marks) for c, marks in self.held_marks(election).items()}
+
+    def counted_marks(self, election: Election) -> dict[str, dict[str, int]]:
+        """Per category (every category present), the counted projects and their marks."""
+        return _marks_by_category(election, (b.marks for b in self.ballots))
+
+    def held_marks(self, election: Election) -> dict[str, dict[str, int]]:
+        """:meth:`held` with each project's mark (points, rank; 1 for a plain pick)."""
         waiting = [self.pending] if self.pending is not None else []
-        for keying in (*waiting, *self.disputed):
-            for project_id in _projects_of(keying):
-                project = election.project(project_id)
-                if project is not None:
-                    held.setdefault(project.category, set()).add(project_id)
-        return {c: frozenset(projects) for c, projects in held.items()}
+        return _marks_by_category(
+            election,
+            (
+                *(b.marks for b in self.ballots),
+                *(ballot_marks(election, k.payload) for k in (*waiting, *self.disputed)),
+            ),
+        )
 
     @property
     def has_ballot(self) -> bool:
@@ -232,11 +297,66 @@ def _projects_of(entry: PriorEntry) -> list[str]:
     return [p for p in projects if isinstance(p, str)] if isinstance(projects, list) else []
 
 
+def _points_of(payload: Mapping[str, Any]) -> dict[str, int]:
+    points = payload.get("points", {})
+    if not isinstance(points, Mapping):
+        return {}
+    return {
+        p: n
+        for p, n in points.items()
+        if isinstance(p, str) and isinstance(n, int) and not isinstance(n, bool)
+    }
+
+
+def _ranking_of(payload: Mapping[str, Any]) -> list[str]:
+    ranking = payload.get("ranking", [])
+    return [p for p in ranking if isinstance(p, str)] if isinstance(ranking, list) else []
+
+
+def ballot_marks(election: Election, payload: Mapping[str, Any]) -> dict[str, int]:
+    """Every project a ballot payload chooses, in payload order (``projects``, ``points``,
+    ``ranking``), with its mark: 1 for ``projects``, the points for ``points``, and for
+    ``ranking`` the rank among the ranked projects of the same category (1 = most preferred).
+    Projects not on the ballot are left out."""
+    marks: dict[str, int] = {}
+    projects = payload.get("projects")
+    if isinstance(projects, list):
+        for project_id in projects:
+            if isinstance(project_id, str):
+                marks[project_id] = 1
+    if "points" in payload:
+        marks.update(_points_of(payload))
+    if "ranking" in payload:
+        ranks: dict[str, int] = {}
+        for project_id in _ranking_of(payload):
+            project = election.project(project_id)
+            if project is not None:
+                ranks[project.category] = ranks.get(project.category, 0) + 1
+                marks[project_id] = ranks[project.category]
+    return {p: m for p, m in marks.items() if election.project(p) is not None}
+
+
+def _marks_by_category(
+    election: Election, ballots: Iterable[Mapping[str, int]]
+) -> dict[str, dict[str, int]]:
+    by_category: dict[str, dict[str, int]] = {c.id: {} for c in election.categories}
+    for marks in ballots:
+        for project_id, mark in marks.items():
+            project = election.project(project_id)
+            if project is not None:
+                by_category[project.category][project_id] = mark
+    return by_category
+
+
 def _same_keying(a: PriorEntry, b: PriorEntry) -> bool:
+    """Two keyings of one paper ballot: same voter, polling point, projects (as a set), points,
+    and ranking (in order)."""
     return (
         a.payload.get("voter") == b.payload.get("voter")
         and a.payload.get("polling_point") == b.payload.get("polling_point")
         and set(_projects_of(a)) == set(_projects_of(b))
+        and _points_of(a.payload) == _points_of(b.payload)
+        and _ranking_of(a.payload) == _ranking_of(b.payload)
     )
 
 
@@ -305,15 +425,8 @@ def voter_state(
     live = [e for e in entries if e.position not in voided]
     paper = [e for e in live if e.type == EntryType.PAPER_BALLOT]
     groups, pending, disputed = _paper_machine(election, paper)
-    ballots = [
-        CountedBallot((e.position,), "online", frozenset(_projects_of(e)))
-        for e in live
-        if e.type == EntryType.BALLOT
-    ]
-    ballots += [
-        CountedBallot(tuple(k.position for k in group), "paper", frozenset(_projects_of(group[0])))
-        for group in groups
-    ]
+    ballots = [_counted((e,), "online", election) for e in live if e.type == EntryType.BALLOT]
+    ballots += [_counted(group, "paper", election) for group in groups]
     ballots.sort(key=lambda b: b.position)
     counted: dict[str, set[str]] = {c.id: set() for c in election.categories}
     for ballot in ballots:
@@ -329,6 +442,11 @@ def voter_state(
         spoiled=sum(1 for e in live if e.type == EntryType.SPOILED_BALLOT),
         voided=voided,
     )
+
+
+def _counted(group: Sequence[PriorEntry], channel: str, election: Election) -> CountedBallot:
+    marks = ballot_marks(election, group[0].payload)
+    return CountedBallot(tuple(k.position for k in group), channel, frozenset(marks), marks)
 
 
 def counted_picks(
@@ -415,16 +533,59 @@ def _text(payload: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _project_ids(payload: Mapping[str, Any]) -> list[str]:
-    projects = payload["projects"]
-    if not isinstance(projects, list):
-        raise BadPayloadError("projects", "must be a list of project ids")
-    if not projects:
-        raise EmptyBallotError()
-    for i, project in enumerate(projects):
+def _id_list(payload: Mapping[str, Any], name: str) -> list[str]:
+    listed = payload[name]
+    if not isinstance(listed, list):
+        raise BadPayloadError(name, "must be a list of project ids")
+    for i, project in enumerate(listed):
         if not isinstance(project, str) or not project:
-            raise BadPayloadError(f"projects[{i}]", "must be a project id (non-empty text)")
-    return projects
+            raise BadPayloadError(f"{name}[{i}]", "must be a project id (non-empty text)")
+    return listed
+
+
+def _choices(payload: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """The ballot's choices in payload order, as (field, project id, points), their form
+    checked; raises :class:`~votes.errors.EmptyBallotError` if there are none."""
+    choices: list[tuple[str, str, int]] = []
+    if "projects" in payload:
+        choices += [("projects", p, 1) for p in _id_list(payload, "projects")]
+    if "points" in payload:
+        points = payload["points"]
+        if not isinstance(points, Mapping) or not all(
+            isinstance(p, str) and p and type(n) is int and n > 0 for p, n in points.items()
+        ):
+            raise BadPayloadError(
+                "points", "must map project ids to whole numbers of points, each at least 1"
+            )
+        choices += [("points", p, n) for p, n in points.items()]
+    if "ranking" in payload:
+        choices += [("ranking", p, 1) for p in _id_list(payload, "ranking")]
+    if not choices:
+        raise EmptyBallotError()
+    return choices
+
+
+def _marks(election: Election, choices: Sequence[tuple[str, str, int]]) -> dict[str, int]:
+    """The ballot's marks (see :func:`ballot_marks`): each project known, named once, in the
+    field of its category's kind."""
+    marks: dict[str, int] = {}
+    ranks: dict[str, int] = {}
+    for name, project_id, points in choices:
+        project = election.project(project_id)
+        if project is None:
+            raise UnknownProjectError(project_id)
+        if project_id in marks:
+            raise ProjectRepeatedError(project_id)
+        category = election.category(project.category)
+        assert category is not None
+        expected = FIELD_OF_KIND[category.ballot]
+        if name != expected:
+            raise WrongBallotFieldError(project_id, name, category.id, category.ballot, expected)
+        if name == "ranking":
+            ranks[category.id] = ranks.get(category.id, 0) + 1
+            points = ranks[category.id]
+        marks[project_id] = points
+    return marks
 
 
 def _aware(now: datetime) -> datetime:
@@ -486,24 +647,76 @@ def read_tags_for_ballot(payload: Mapping[str, Any]) -> tuple[str, ...]:
     return (voter_tag(_voter(payload)), nonce_tag(_nonce(payload)))
 
 
+_NOTHING: Mapping[str, int] = {}
+
+
 def _fits(
     election: Election,
-    picks: Sequence[str],
-    held: Mapping[str, frozenset[str]],
+    marks: Mapping[str, int],
+    held: Mapping[str, Mapping[str, int]],
 ) -> None:
-    """Refuse ``picks`` if one is already held or a category would exceed its limit."""
-    adding: dict[str, int] = {}
-    for project_id in picks:
+    """Refuse the ballot's ``marks`` on top of what the voter ``held`` (per category, project
+    to mark), checking in this order: each choice, in payload order (a ranking where the voter
+    has one, a project already chosen); then each category the ballot touches, in definition
+    order (picks max and min, total cost max and min, points per project, total points max and
+    min); then each group, in definition order."""
+    touched: dict[str, dict[str, int]] = {}
+    for project_id, mark in marks.items():
         project = election.project(project_id)
         assert project is not None  # checked by the caller
-        if project_id in held.get(project.category, frozenset()):
-            raise ProjectRepeatedError(project_id)
-        adding[project.category] = adding.get(project.category, 0) + 1
+        before = held.get(project.category)
+        if before:
+            category = election.category(project.category)
+            assert category is not None
+            if category.ballot == "ordinal":
+                raise RankingExistsError(category.id)
+            if project_id in before:
+                raise ProjectRepeatedError(project_id)
+        touched.setdefault(project.category, {})[project_id] = mark
     for category in election.categories:
-        already = len(held.get(category.id, frozenset()))
-        new = adding.get(category.id, 0)
-        if new and already + new > category.max_picks:
-            raise LimitExceededError(category.id, category.max_picks, already, new)
+        new = touched.get(category.id)
+        if new:
+            _within(election, category, held.get(category.id) or _NOTHING, new)
+    for group in election.category_groups:
+        if any(c in touched for c in group.categories):
+            taking = tuple(c for c in group.categories if c in touched or held.get(c))
+            if len(taking) > group.max_categories:
+                raise GroupLimitExceededError(group.id, group.max_categories, taking)
+
+
+def _within(
+    election: Election, category: Category, before: Mapping[str, int], new: Mapping[str, int]
+) -> None:
+    """Refuse if the category's choices ``before`` and ``new`` together break a limit."""
+    already, adding = len(before), len(new)
+    if already + adding > category.max_picks:
+        raise LimitExceededError(category.id, category.max_picks, already, adding)
+    if already + adding < category.min_picks:
+        raise TooFewPicksError(category.id, category.min_picks, already + adding)
+    if category.ballot == "knapsack":
+        assert category.max_total_cost is not None
+        total = 0
+        for project_id in (*before, *new):
+            project = election.project(project_id)
+            assert project is not None
+            total += project.cost
+        if total > category.max_total_cost:
+            raise CostLimitExceededError(category.id, category.max_total_cost, total)
+        if total < category.min_total_cost:
+            raise CostTooLowError(category.id, category.min_total_cost, total)
+    elif category.ballot == "cumulative":
+        assert category.max_points is not None and category.max_total_points is not None
+        for project_id, points in new.items():
+            if points > category.max_points:
+                raise ProjectPointsExceededError(
+                    category.id, project_id, category.max_points, points
+                )
+        given = sum(before.values())
+        total = given + sum(new.values())
+        if total > category.max_total_points:
+            raise PointsLimitExceededError(category.id, category.max_total_points, given, total)
+        if total < category.min_total_points:
+            raise TooFewPointsError(category.id, category.min_total_points, total)
 
 
 def decide_ballot(
@@ -530,12 +743,15 @@ def decide_ballot(
     payload = _object(payload)
     kind = _type(payload, _BALLOT_TYPES)
     paper = kind == EntryType.PAPER_BALLOT
-    _fields(payload, _PAPER_FIELDS if paper else _BALLOT_FIELDS)
+    if payload.keys() != (_USUAL_PAPER if paper else _USUAL_BALLOT):
+        _fields(payload, _PAPER_FIELDS if paper else _BALLOT_FIELDS, _CHOICE_FIELDS)
+        if not payload.keys() & _CHOICE_FIELDS:
+            raise BadPayloadError("projects", "is required")
     _election(payload, election)
     voter = _voter(payload)
     nonce = _nonce(payload)
     cast_at = _cast_at(payload)
-    picks = _project_ids(payload)
+    choices = _choices(payload)
     now = _aware(now)
 
     replay_of = _replay(nonce, payload, history)
@@ -548,28 +764,23 @@ def decide_ballot(
         _before_paper_deadline(election, now)
         point = _known_point(election, payload)
 
-    seen: set[str] = set()
-    for project_id in picks:
-        if election.project(project_id) is None:
-            raise UnknownProjectError(project_id)
-        if project_id in seen:
-            raise ProjectRepeatedError(project_id)
-        seen.add(project_id)
+    marks = _marks(election, choices)
 
     outcome = Outcome.COUNTED
     if paper and election.double_entry:
         if key is None:
             raise ValueError("double entry needs the signer's key id to decide a paper ballot")
-        outcome = _decide_keying(election, payload, voter_state(election, history, voter), key)
+        state = voter_state(election, history, voter)
+        outcome = _decide_keying(election, payload, marks, state, key)
     elif not history:
-        _fits(election, picks, {})  # the voter's first entry: nothing held, no ballot yet
+        _fits(election, marks, {})  # the voter's first entry: nothing held, no ballot yet
     else:
         state = voter_state(election, history, voter)
         if state.has_ballot and not election.multiple_ballots:
             raise AlreadyVotedError()
-        _fits(election, picks, state.held(election))
+        _fits(election, marks, state.held_marks(election))
 
-    tags = [voter_tag(voter), nonce_tag(nonce), *(project_tag(p) for p in picks)]
+    tags = [voter_tag(voter), nonce_tag(nonce), *(project_tag(p) for p in marks)]
     if point is not None:
         tags.append(point_tag(point))
     return Decision(
@@ -580,17 +791,20 @@ def decide_ballot(
 
 
 def _decide_keying(
-    election: Election, payload: Mapping[str, Any], state: VoterState, key: str
+    election: Election,
+    payload: Mapping[str, Any],
+    marks: Mapping[str, int],
+    state: VoterState,
+    key: str,
 ) -> Outcome:
-    """The double-entry step for a new keying (picks already known and distinct)."""
-    picks: list[str] = payload["projects"]
+    """The double-entry step for a new keying (its choices already checked: ``marks``)."""
     if state.disputed:
         raise DisputedPaperBallotError(tuple(e.position for e in state.disputed))
     pending = state.pending
     if pending is None:
         if state.has_ballot and not election.multiple_ballots:
             raise AlreadyVotedError()
-        _fits(election, picks, state.held(election))
+        _fits(election, marks, state.held_marks(election))
         return Outcome.AWAITING_SECOND_KEYING
     if pending.key == key:
         raise SameClerkError(key)
@@ -598,7 +812,7 @@ def _decide_keying(
     # the keying it is compared with: a mistyped over-limit keying is refused at once.
     if state.ballots and not election.multiple_ballots:
         raise AlreadyVotedError()
-    _fits(election, picks, state.counted)
+    _fits(election, marks, state.counted_marks(election))
     keying = PriorEntry(-1, EntryType.PAPER_BALLOT, dict(payload), key)
     if _same_keying(pending, keying):
         return Outcome.CONFIRMED
@@ -683,9 +897,11 @@ def decide_lookup(
     number beside a replayed envelope is not signed, so a replay is never answered again); ``now``
     before voting opens (:class:`~votes.errors.OutsideWindowError`) or after the paper deadline;
     an unknown polling point; and a voter to whom no ballot can be added -- one ballot already
-    where the election allows one (:class:`~votes.errors.AlreadyVotedError`), or every category at
-    its limit (:class:`~votes.errors.LimitExceededError`) -- so the token leaves the server only
-    where a ballot can follow. The entry is tagged ``lookup:<token>``, never ``voter:``: a lookup
+    where the election allows one (:class:`~votes.errors.AlreadyVotedError`), or every category
+    closed to the voter: picks or points used up, a ranking held, no project left within the cost
+    cap, or a group's number of categories reached (:class:`~votes.errors.LimitExceededError`,
+    naming the first category) -- so the token leaves the server only where a ballot can follow.
+    The entry is tagged ``lookup:<token>``, never ``voter:``: a lookup
     is no part of the voter's history.
     """
     payload = _object(payload)
@@ -716,11 +932,11 @@ def decide_lookup(
             state.ballots or (state.has_ballot and not second_keying)
         ):
             raise AlreadyVotedError()
-        held = state.counted if second_keying else state.held(election)
-        if all(len(held.get(c.id, frozenset())) >= c.max_picks for c in election.categories):
+        held = state.counted_marks(election) if second_keying else state.held_marks(election)
+        if all(_closed(election, c, held) for c in election.categories):
             category = election.categories[0]
             raise LimitExceededError(
-                category.id, category.max_picks, len(held.get(category.id, frozenset()))
+                category.id, category.max_picks, len(held.get(category.id, _NOTHING))
             )
 
     return Decision(
@@ -728,6 +944,33 @@ def decide_lookup(
         condition_tags=(nonce_tag(nonce),),
         outcome=Outcome.LOOKED_UP,
     )
+
+
+def _closed(election: Election, category: Category, held: Mapping[str, Mapping[str, int]]) -> bool:
+    """Whether no further choice in ``category`` can fit what the voter ``held``: its picks or
+    points are used up, it holds a ranking, no project left fits the cost cap, or a group of
+    the category already has its number of other categories."""
+    before = held.get(category.id) or _NOTHING
+    if len(before) >= category.max_picks or (category.ballot == "ordinal" and before):
+        return True
+    if category.ballot == "cumulative":
+        assert category.max_total_points is not None
+        return sum(before.values()) >= category.max_total_points
+    if category.ballot == "knapsack":
+        assert category.max_total_cost is not None
+        room = category.max_total_cost - sum(_cost(election, p) for p in before)
+        if all(p.id in before or p.cost > room for p in election.projects_in(category.id)):
+            return True
+    if not before:
+        for group in election.groups_of(category.id):
+            if sum(1 for c in group.categories if held.get(c)) >= group.max_categories:
+                return True
+    return False
+
+
+def _cost(election: Election, project_id: str) -> int:
+    project = election.project(project_id)
+    return project.cost if project is not None else 0
 
 
 # -- voids --------------------------------------------------------------------------------------

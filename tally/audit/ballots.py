@@ -18,6 +18,15 @@ non-voided paper keyings drive this machine, in log order::
 
 Pending and disputed keyings never count but hold their projects against the voter's limits.
 
+Ballot kinds (``votes/rules.py``'s module docstring): a ballot chooses in ``projects``
+(approval, knapsack), ``points`` (cumulative) and ``ranking`` (ordinal). Here a ballot's
+choices are its projects in payload order with, when it has points or a ranking, a mark per
+project: 1 for ``projects``, the points, or the position in ``ranking`` (1 = first). Limits
+hold for the voter's counted and waiting choices together: per category picks (max, min),
+total cost (knapsack), points per project and in total (cumulative), one ranking (ordinal),
+then each group's number of categories. Two keyings agree when their marks agree (so a
+ranking in the same order).
+
 The rules that need no history (payload shape, window, deadline, projects, tags) run on the
 workers (:func:`check_stateless`); the main process keeps the history (:class:`BallotRules`):
 one small record per voter (their admitted ballot-like entries), the nonces, the voided
@@ -54,6 +63,8 @@ MAX_REASON = 1000
 METHODS = ("greedy", "greedy-no-skip", "equal-shares")
 TIE_BREAKS = ("cost-ascending", "cost-descending", "lottery")
 RESULTS_POLICIES = ("open", "sealed-until-close")
+KIND_FIELDS = {"approval": "projects", "knapsack": "projects", "cumulative": "points"}
+KIND_FIELDS["ordinal"] = "ranking"
 
 _NONCE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 _HAS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", re.ASCII)
@@ -61,6 +72,9 @@ _TOKEN = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 _BALLOT_FIELDS = frozenset({"type", "election", "voter", "projects", "cast_at", "nonce"})
 _PAPER_FIELDS = _BALLOT_FIELDS | {"polling_point"}
+_CHOICES = frozenset({"projects", "points", "ranking"})
+_BALLOT_BASE = _BALLOT_FIELDS - {"projects"}
+_PAPER_BASE = _PAPER_FIELDS - {"projects"}
 _SPOILED_FIELDS = frozenset({"type", "election", "polling_point", "reason", "cast_at", "nonce"})
 _VOID_FIELDS = frozenset({"type", "election", "entry", "reason", "nonce"})
 _LOOKUP_FIELDS = frozenset({"type", "election", "polling_point", "nonce"})
@@ -83,11 +97,18 @@ _KINDS = {
 
 @dataclass(frozen=True, slots=True)
 class Category:
-    """A category: its per-voter limit and budget (kopecks)."""
+    """A category: its ballot kind, per-voter limits and budget (kopecks)."""
 
     id: str
     max_picks: int
     budget: int
+    ballot: str = "approval"
+    min_picks: int = 0
+    max_total_cost: int = 0
+    min_total_cost: int = 0
+    max_points: int = 0
+    max_total_points: int = 0
+    min_total_points: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +145,10 @@ class Definition:
     """The smallest per-voter limit of any category: a ballot of no more picks is within all."""
     project_ids: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Each project id to itself: one string object per project for every ballot naming it."""
+    groups: tuple[tuple[str, tuple[str, ...], int], ...] = ()
+    """The category groups: (id, categories, max_categories)."""
+    plain: bool = True
+    """Every category approval without a minimum, and no groups: the limits are max_picks."""
 
 
 def _need(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -154,11 +179,7 @@ def parse_definition(value: object) -> Definition:
         where = f"categories[{i}]."
         if not isinstance(item, dict):
             raise ValueError(f"categories[{i}] is not an object")
-        category = Category(
-            _need(item, "id", str, where),
-            _need(item, "max_picks", int, where),
-            _need(item, "budget_kopecks", int, where),
-        )
+        category = _category(item, where)
         if category.id in categories:
             raise ValueError(f"{where}id {category.id!r} is repeated")
         categories[category.id] = category
@@ -198,6 +219,24 @@ def parse_definition(value: object) -> Definition:
     if results not in RESULTS_POLICIES:
         raise ValueError(f"results {results!r} is not one of {', '.join(RESULTS_POLICIES)}")
     deadline = _moment(value.get("paper_deadline"), "paper_deadline")
+    groups = []
+    for i, item in enumerate(value.get("category_groups", [])):
+        where = f"category_groups[{i}]."
+        if not isinstance(item, dict):
+            raise ValueError(f"category_groups[{i}] is not an object")
+        members = _need(item, "categories", list, where)
+        if not members or any(m not in categories for m in members):
+            raise ValueError(f"{where}categories names no or an unknown category")
+        groups.append(
+            (
+                _need(item, "id", str, where),
+                tuple(members),
+                _need(item, "max_categories", int, where),
+            )
+        )
+    plain = not groups and all(
+        c.ballot == "approval" and c.min_picks == 0 for c in categories.values()
+    )
     return Definition(
         id=election_id,
         opens=_moment(value.get("voting_opens"), "voting_opens"),
@@ -214,9 +253,41 @@ def parse_definition(value: object) -> Definition:
         double_entry=double,
         results=results,
         deadline_stamp=deadline.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        fewest_picks=min((c.max_picks for c in categories.values()), default=0),
+        fewest_picks=min((c.max_picks for c in categories.values()), default=0) if plain else 0,
         project_ids={p: p for p in projects},
+        groups=tuple(groups),
+        plain=plain,
     )
+
+
+def _category(item: Mapping[str, Any], where: str) -> Category:
+    """A category of the definition, with the limits of its ballot kind."""
+    ballot = item.get("ballot", "approval")
+    if ballot not in KIND_FIELDS:
+        raise ValueError(f"{where}ballot {ballot!r} is not one of {', '.join(KIND_FIELDS)}")
+    category = Category(
+        _need(item, "id", str, where),
+        _need(item, "max_picks", int, where),
+        _need(item, "budget_kopecks", int, where),
+        ballot,
+        item.get("min_picks", 0),
+    )
+    if not isinstance(category.min_picks, int) or isinstance(category.min_picks, bool):
+        raise ValueError(f"{where}min_picks is not int")
+    if ballot == "knapsack":
+        category = Category(
+            *(category.id, category.max_picks, category.budget, ballot, category.min_picks),
+            max_total_cost=_need(item, "max_total_cost_kopecks", int, where),
+            min_total_cost=_need(item, "min_total_cost_kopecks", int, where),
+        )
+    elif ballot == "cumulative":
+        category = Category(
+            *(category.id, category.max_picks, category.budget, ballot, category.min_picks),
+            max_points=_need(item, "max_points", int, where),
+            max_total_points=_need(item, "max_total_points", int, where),
+            min_total_points=_need(item, "min_total_points", int, where),
+        )
+    return category
 
 
 # --------------------------------------------------------------------------- stateless checks
@@ -239,6 +310,8 @@ class Ruled(NamedTuple):
     it breaks even for a voter with no history. ``tag_voters``: for voids, the voters its tags
     name (the main process knows whose entry the target is). ``point``: the polling point a
     paper or spoiled ballot names, even when refused (the clerk key's point is checked first).
+    ``marks``: for a ballot with points or a ranking, one mark per project (see the module
+    docstring); None when every choice is in ``projects``.
     """
 
     type: str
@@ -252,6 +325,7 @@ class Ruled(NamedTuple):
     target: int
     alone: Refusal | None
     tag_voters: tuple[str, ...]
+    marks: tuple[int, ...] | None = None
 
 
 _NO_STRINGS: tuple[str, ...] = ()
@@ -315,10 +389,20 @@ def _tags(expected: set[str], tags: Sequence[str]) -> None:
         raise _Refused("tags", "the tags the rules give", f"missing {missing}, extra {extra}")
 
 
+Held = Mapping[str, Mapping[str, int]]
+"""Per category, the projects a voter holds and their marks."""
+
+
 def _fits(
-    d: Definition, picks: Sequence[str], held: Mapping[str, set[str]] | None
+    d: Definition,
+    picks: Sequence[str],
+    held: Held | None,
+    marks: Sequence[int] | None = None,
 ) -> Refusal | None:
-    """The limit or repeat ``picks`` break on top of what the voter ``held`` (None: nothing)."""
+    """The limit or repeat ``picks`` (with ``marks``) break on top of what the voter ``held``
+    (None: nothing)."""
+    if not d.plain:
+        return _fits_kinds(d, picks, marks, held)
     adding: dict[str, int] = {}
     projects = d.projects
     for project_id in picks:
@@ -334,6 +418,87 @@ def _fits(
         if n and a + n > c.max_picks:
             return ("limit", f"at most {c.max_picks} in {c.id}", f"{a} held + {n} new")
     return None
+
+
+def _fits_kinds(
+    d: Definition, picks: Sequence[str], marks: Sequence[int] | None, held: Held | None
+) -> Refusal | None:
+    """:func:`_fits` for any ballot kinds and groups, in ``votes/rules.py``'s order: each
+    choice (a second ranking, a repeat), each category touched in definition order (picks max
+    and min, total cost max and min, points per project, total points max and min), each
+    group."""
+    touched: dict[str, dict[str, int]] = {}
+    projects, categories = d.projects, d.categories
+    for i, project_id in enumerate(picks):
+        category_id = projects[project_id].category
+        before = held.get(category_id) if held is not None else None
+        if before:
+            if categories[category_id].ballot == "ordinal":
+                return ("ranking-exists", f"one ranking in {category_id}", "a second ranking")
+            if project_id in before:
+                return ("project-repeated", "a project the voter has not chosen yet", project_id)
+        touched.setdefault(category_id, {})[project_id] = marks[i] if marks is not None else 1
+    for c in categories.values():
+        new = touched.get(c.id)
+        if not new:
+            continue
+        before = (held.get(c.id) if held is not None else None) or {}
+        n = len(before) + len(new)
+        if n > c.max_picks:
+            found = f"{len(before)} held + {len(new)} new"
+            return ("limit", f"at most {c.max_picks} in {c.id}", found)
+        if n < c.min_picks:
+            return ("too-few-picks", f"at least {c.min_picks} in {c.id}", f"{n} chosen")
+        if c.ballot == "knapsack":
+            cost = sum(projects[p].cost for p in (*before, *new))
+            if cost > c.max_total_cost:
+                return ("over-cost-limit", f"at most {c.max_total_cost} in {c.id}", str(cost))
+            if cost < c.min_total_cost:
+                return ("under-cost-minimum", f"at least {c.min_total_cost} in {c.id}", str(cost))
+        elif c.ballot == "cumulative":
+            for project_id, points in new.items():
+                if points > c.max_points:
+                    return (
+                        "too-many-points-for-project",
+                        f"at most {c.max_points} points per project in {c.id}",
+                        f"{points} for {project_id}",
+                    )
+            total = sum(before.values()) + sum(new.values())
+            if total > c.max_total_points:
+                return ("too-many-points", f"at most {c.max_total_points} in {c.id}", str(total))
+            if total < c.min_total_points:
+                return ("too-few-points", f"at least {c.min_total_points} in {c.id}", str(total))
+    for group, members, limit in d.groups:
+        if any(m in touched for m in members):
+            taking = [m for m in members if m in touched or (held is not None and held.get(m))]
+            if len(taking) > limit:
+                return ("too-many-categories", f"at most {limit} of {group}", _short(taking))
+    return None
+
+
+def ballot_scores(
+    d: Definition, projects: Sequence[str], marks: Sequence[int] | None
+) -> dict[str, int]:
+    """What a counted ballot adds to each project's score: 1 (approval, knapsack), its points
+    (cumulative), ``max_picks - rank + 1`` by its rank among the category's ranked projects
+    (ordinal)."""
+    if marks is None:
+        return dict.fromkeys(projects, 1)
+    scores: dict[str, int] = {}
+    ranked: dict[str, list[tuple[int, str]]] = {}
+    for project_id, mark in zip(projects, marks, strict=True):
+        category = d.categories[d.projects[project_id].category]
+        if category.ballot == "cumulative":
+            scores[project_id] = mark
+        elif category.ballot == "ordinal":
+            ranked.setdefault(category.id, []).append((mark, project_id))
+        else:
+            scores[project_id] = 1
+    for category_id, order in ranked.items():
+        top = d.categories[category_id].max_picks
+        for rank, (_, project_id) in enumerate(sorted(order), start=1):
+            scores[project_id] = top - rank + 1
+    return scores
 
 
 _HEX = "0123456789abcdef"
@@ -359,6 +524,10 @@ def online_ballot_picks(
         return None
     if len(set(picks)) != len(picks):
         return None
+    if not d.plain:
+        projects, categories = d.projects, d.categories
+        if any(KIND_FIELDS[categories[projects[p].category].ballot] != "projects" for p in picks):
+            return None
     return picks, None if len(picks) <= d.fewest_picks else _fits(d, picks, None)
 
 
@@ -398,7 +567,7 @@ def valid_online_ballot(
     if ruled is None:
         return None
     picks, alone = ruled
-    return ("ballot", key, sig, None, voter, nonce, picks, None, -1, alone, ())
+    return ("ballot", key, sig, None, voter, nonce, picks, None, -1, alone, (), None)
 
 
 def check_stateless(
@@ -448,29 +617,37 @@ def _check_stateless(
     target = -1
     alone: Refusal | None = None
     tag_voters = _NO_STRINGS
+    marks: tuple[int, ...] | None = None
     try:
         if entry_type == "ballot" or entry_type == "paper-ballot":
             paper = entry_type == "paper-ballot"
             point = _claimed_point(payload) if paper else None
-            _fields(payload, _PAPER_FIELDS if paper else _BALLOT_FIELDS)
+            if payload.keys() != (_PAPER_FIELDS if paper else _BALLOT_FIELDS):
+                _fields(payload, _PAPER_BASE if paper else _BALLOT_BASE, _CHOICES)
+                if not payload.keys() & _CHOICES:
+                    raise _Refused("payload-fields", "projects, points or ranking", "none")
             voter = _voter(payload)
-            listed = payload["projects"]
-            if type(listed) is not list or not set(map(type, listed)) <= {str} or "" in listed:
-                raise _Refused("projects", "a list of project ids", listed)
-            if not listed:
-                raise _Refused("empty-ballot", "at least one project", "none")
+            fields_of, listed, marked = _choices(payload)
+            marks = marked
             nonce = _nonce(payload)
             _window(d, payload)
             point = _paper(d, payload, recorded_at) if paper else None
             distinct = set(listed)
-            if len(distinct) != len(listed) or not distinct <= d.projects.keys():
+            if len(distinct) != len(listed) or not distinct <= d.projects.keys() or not d.plain:
                 seen: set[str] = set()
-                for project_id in listed:
+                for field_name, project_id in zip(fields_of, listed, strict=True):
                     if project_id not in d.projects:
                         raise _Refused("unknown-project", "a project on the ballot", project_id)
                     if project_id in seen:
                         raise _Refused("project-repeated", "each project once", project_id)
                     seen.add(project_id)
+                    ballot = d.categories[d.projects[project_id].category].ballot
+                    if KIND_FIELDS[ballot] != field_name:
+                        raise _Refused(
+                            "wrong-ballot-field",
+                            f"{project_id} under {KIND_FIELDS[ballot]}",
+                            f"under {field_name}",
+                        )
             expected = [f"key:{key}", f"nonce:{nonce}", f"voter:{voter}"]
             expected += ["project:" + p for p in listed]
             if point is not None:
@@ -480,7 +657,7 @@ def _check_stateless(
             if found != expected:  # tags are sorted (step 2), so lists compare
                 _tags(set(expected), tags)
             picks = tuple(listed)
-            alone = _fits(d, picks, None)
+            alone = _fits(d, picks, None, marks)
         elif entry_type == "spoiled-ballot":
             point = _claimed_point(payload)
             _fields(payload, _SPOILED_FIELDS, frozenset({"voter"}))
@@ -542,8 +719,61 @@ def _check_stateless(
             target,
             None,
             tag_voters,
+            marks,
         )
-    return (entry_type, key, sig, None, voter, nonce, picks, point, target, alone, tag_voters)
+    return (
+        entry_type,
+        key,
+        sig,
+        None,
+        voter,
+        nonce,
+        picks,
+        point,
+        target,
+        alone,
+        tag_voters,
+        marks,
+    )
+
+
+def _choices(
+    payload: Mapping[str, Any],
+) -> tuple[tuple[str, ...], list[str], tuple[int, ...] | None]:
+    """A ballot's choices in payload order: the field of each, the project ids, and their marks
+    (None when all are in ``projects``); their form checked, and at least one."""
+    fields_of: list[str] = []
+    listed: list[str] = []
+    marks: list[int] = []
+    if "projects" in payload:
+        projects = payload["projects"]
+        if type(projects) is not list or not set(map(type, projects)) <= {str} or "" in projects:
+            raise _Refused("projects", "a list of project ids", projects)
+        listed += projects
+        fields_of += ["projects"] * len(projects)
+        marks += [1] * len(projects)
+    plain = True
+    if "points" in payload:
+        points = payload["points"]
+        if type(points) is not dict or not all(
+            type(p) is str and p and type(n) is int and n > 0 for p, n in points.items()
+        ):
+            raise _Refused("points", "project ids to points of at least 1", points)
+        listed += points
+        fields_of += ["points"] * len(points)
+        marks += points.values()
+        plain = plain and not points
+    if "ranking" in payload:
+        ranking = payload["ranking"]
+        if type(ranking) is not list or not set(map(type, ranking)) <= {str} or "" in ranking:
+            raise _Refused("ranking", "a list of project ids", ranking)
+        listed += ranking
+        fields_of += ["ranking"] * len(ranking)
+        marks += range(1, len(ranking) + 1)
+        plain = plain and not ranking
+    if not listed:
+        raise _Refused("empty-ballot", "at least one project", "none")
+    return tuple(fields_of), listed, None if plain else tuple(marks)
 
 
 # --------------------------------------------------------------------------- voter state
@@ -557,6 +787,11 @@ class Keying(NamedTuple):
     key: str
     projects: tuple[str, ...]
     point: str | None
+    marks: tuple[int, ...] | None = None
+
+
+Counted = tuple[int, tuple[str, ...], tuple[int, ...] | None]
+"""A counted ballot: the position that made it count, its projects, their marks."""
 
 
 class VoterTally:
@@ -568,7 +803,7 @@ class VoterTally:
     def __init__(
         self,
         definition: Definition,
-        ballots: list[tuple[int, tuple[str, ...]]],
+        ballots: list[Counted],
         pending: Keying | None = None,
         disputed: list[Keying] | None = None,
     ) -> None:
@@ -576,31 +811,34 @@ class VoterTally:
         self.ballots = ballots
         self.pending = pending
         self.disputed = disputed if disputed is not None else []
-        self._counted: dict[str, set[str]] | None = None
+        self._counted: dict[str, dict[str, int]] | None = None
 
     @property
-    def counted(self) -> dict[str, set[str]]:
-        """Per category (every category present), the projects the voter has counted."""
+    def counted(self) -> dict[str, dict[str, int]]:
+        """Per category (every category present), the projects the voter has counted, each
+        with its mark."""
         if self._counted is None:
             projects = self.definition.projects
-            counted: dict[str, set[str]] = {c: set() for c in self.definition.categories}
-            for _, picks in self.ballots:
-                for project_id in picks:
+            counted: dict[str, dict[str, int]] = {c: {} for c in self.definition.categories}
+            for _, picks, marks in self.ballots:
+                for i, project_id in enumerate(picks):
                     project = projects.get(project_id)
                     if project is not None:
-                        counted[project.category].add(project_id)
+                        counted[project.category][project_id] = marks[i] if marks else 1
             self._counted = counted
         return self._counted
 
-    def held(self, definition: Definition) -> dict[str, set[str]]:
-        """Counted projects plus those of pending or disputed keyings, per category."""
-        held = {c: set(p) for c, p in self.counted.items()}
+    def held(self, definition: Definition) -> dict[str, dict[str, int]]:
+        """Counted projects plus those of pending or disputed keyings, per category, with
+        their marks."""
+        held = {c: dict(p) for c, p in self.counted.items()}
         waiting = [self.pending] if self.pending is not None else []
         for keying in (*waiting, *self.disputed):
-            for project_id in keying.projects:
+            for i, project_id in enumerate(keying.projects):
                 project = definition.projects.get(project_id)
                 if project is not None:
-                    held.setdefault(project.category, set()).add(project_id)
+                    mark = keying.marks[i] if keying.marks else 1
+                    held.setdefault(project.category, {})[project_id] = mark
         return held
 
     @property
@@ -609,7 +847,15 @@ class VoterTally:
 
 
 def _same(a: Keying, b: Keying) -> bool:
-    return a.point == b.point and set(a.projects) == set(b.projects)
+    if a.point != b.point:
+        return False
+    if a.marks is None and b.marks is None:
+        return set(a.projects) == set(b.projects)
+    return _marked(a) == _marked(b)
+
+
+def _marked(k: Keying) -> dict[str, int]:
+    return dict(zip(k.projects, k.marks or (1,) * len(k.projects), strict=True))
 
 
 def voter_tally(
@@ -619,25 +865,25 @@ def voter_tally(
     if len(keyings) == 1:  # most voters: one online ballot
         k = keyings[0]
         if k.kind == BALLOT and k.position not in voided:
-            return VoterTally(definition, [(k.position, k.projects)])
-    ballots: list[tuple[int, tuple[str, ...]]] = []
+            return VoterTally(definition, [(k.position, k.projects, k.marks)])
+    ballots: list[Counted] = []
     pending: Keying | None = None
     disputed: list[Keying] = []
     for k in keyings:
         if k.position in voided:
             continue
         if k.kind == BALLOT:
-            ballots.append((k.position, k.projects))
+            ballots.append((k.position, k.projects, k.marks))
         elif k.kind != PAPER:
             continue
         elif not definition.double_entry:
-            ballots.append((k.position, k.projects))
+            ballots.append((k.position, k.projects, k.marks))
         elif disputed:
             disputed.append(k)
         elif pending is None:
             pending = k
         elif k.key != pending.key and _same(pending, k):
-            ballots.append((k.position, pending.projects))
+            ballots.append((k.position, pending.projects, pending.marks))
             pending = None
         else:
             disputed = [pending, k]
@@ -695,7 +941,7 @@ class BallotRules:
                 stop = at
                 break
             nonces.add(nonce)
-            voters[voter] = [_new_keying(Keying, (start + at, BALLOT, key, projects, None))]
+            voters[voter] = [_new_keying(Keying, (start + at, BALLOT, key, projects, None, None))]
         self.kinds += _ADMITTED_BALLOT * (stop - offset)
         self.owners.extend(map(_voter_of, records[offset:stop]))
         return stop
@@ -715,7 +961,8 @@ class BallotRules:
             self.nonces.add(entry.nonce)
             self.kinds.append(BALLOT | ADMITTED)
             self.owners.append(voter)
-            self.voters[voter] = [Keying(index, BALLOT, entry.key, entry.projects, None)]
+            keying = Keying(index, BALLOT, entry.key, entry.projects, None, entry.marks)
+            self.voters[voter] = [keying]
             return None
         refusal = self._refusal(index, entry, clerk_point)
         if refusal is not None:
@@ -735,7 +982,7 @@ class BallotRules:
             self.lookups.append((index, entry.key, entry.tag_voters[0]))
         else:
             assert entry.voter is not None
-            keying = Keying(index, kind, entry.key, entry.projects, entry.point)
+            keying = Keying(index, kind, entry.key, entry.projects, entry.point, entry.marks)
             keyings = self.voters.get(entry.voter)
             if keyings is None:
                 self.voters[entry.voter] = [keying]
@@ -777,7 +1024,7 @@ class BallotRules:
             return self._keying(entry, state)
         if state.has_ballot and not d.multiple_ballots:
             return ("already-voted", "one ballot per voter", "a second ballot")
-        return _fits(d, entry.projects, state.held(d))
+        return _fits(d, entry.projects, state.held(d), entry.marks)
 
     def _keying(self, entry: Ruled, state: VoterTally) -> Refusal | None:
         """Double entry: a new keying against the voter's paper state."""
@@ -792,12 +1039,12 @@ class BallotRules:
         if pending is None:
             if state.has_ballot and not d.multiple_ballots:
                 return ("already-voted", "one ballot per voter", "a second ballot")
-            return _fits(d, entry.projects, state.held(d))
+            return _fits(d, entry.projects, state.held(d), entry.marks)
         if pending.key == entry.key:
             return ("same-clerk", "a second keying by another clerk", entry.key)
         if state.ballots and not d.multiple_ballots:
             return ("already-voted", "one ballot per voter", "a second ballot")
-        return _fits(d, entry.projects, state.counted)
+        return _fits(d, entry.projects, state.counted, entry.marks)
 
     def _void(self, entry: Ruled) -> Refusal | None:
         target = entry.target
@@ -820,13 +1067,25 @@ class BallotRules:
         counted: list[tuple[tuple[str, ...], ...]] = []
         for keyings in self.voters.values():
             if len(keyings) == 1:  # most voters: one online ballot
-                position, kind, _, projects, _ = keyings[0]
+                position, kind, _, projects, _, _ = keyings[0]
                 if kind == BALLOT and position not in voided:
                     counted.append((projects,))
                     continue
             ballots = voter_tally(d, keyings, voided).ballots
             if ballots:
-                counted.append(tuple(projects for _, projects in ballots))
+                counted.append(tuple(projects for _, projects, _ in ballots))
+        return counted
+
+    def counted_scores(self) -> list[tuple[dict[str, int], ...]]:
+        """As :meth:`counted`, each counted ballot as what it adds to each of its projects'
+        score (:func:`ballot_scores`): 1 per project for approval and knapsack, the points for
+        cumulative, by rank for ordinal."""
+        d, voided = self.definition, self.voided
+        counted: list[tuple[dict[str, int], ...]] = []
+        for keyings in self.voters.values():
+            ballots = voter_tally(d, keyings, voided).ballots
+            if ballots:
+                counted.append(tuple(ballot_scores(d, p, m) for _, p, m in ballots))
         return counted
 
     def unfollowed_lookups(self) -> dict[str, int]:
@@ -845,12 +1104,19 @@ class BallotRules:
         d, voided = self.definition, self.voided
         found: list[tuple[int, tuple[str, ...]]] = []
         for keyings in self.voters.values():
-            found += voter_tally(d, keyings, voided).ballots
+            found += [(p, projects) for p, projects, _ in voter_tally(d, keyings, voided).ballots]
         return sorted(found)
 
 
 _AFTER_NONCE = frozenset(
-    {"window", "paper-deadline", "polling-point", "unknown-project", "project-repeated"}
+    {
+        "window",
+        "paper-deadline",
+        "polling-point",
+        "unknown-project",
+        "project-repeated",
+        "wrong-ballot-field",
+    }
 )
 
 

@@ -507,7 +507,7 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
             else:
                 unsigned.append(at)
                 records.append(
-                    ("ballot", key, None, None, voter, nonce, picks, None, -1, alone, ())
+                    ("ballot", key, None, None, voter, nonce, picks, None, -1, alone, (), None)
                 )
             continue
         newline = data.find(b"\n", next_line)
@@ -620,7 +620,10 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
         fields = records[at]
         if fields is not None and len(fields) == FIRST_BALLOT:
             key, voter, nonce, picks = fields
-            records[at] = ("ballot", key, False, None, voter, nonce, picks, None, -1, None, ())
+            records[at] = (
+                *("ballot", key, False, None, voter, nonce, picks),
+                *(None, -1, None, (), None),
+            )
 
     checkpoints: list[tuple[int, Checkpoint | None, str]] = []
     for size, note in task.notes:

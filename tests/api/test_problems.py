@@ -75,6 +75,18 @@ SAMPLES: dict[str, DomainError] = {
     "wrong-polling-point": V.WrongPollingPointError("dilnytsia-1"),
     "results-sealed": V.ResultsSealedError(SEALED_UNTIL, "Europe/Kyiv"),
     "entry-too-large": L.EntryTooLargeError(70123, 65535),
+    # issue 11: one code per ballot-kind limit.
+    "too-few-picks": V.TooFewPicksError("czyzyny", 3, 2),
+    "over-cost-limit": V.CostLimitExceededError("bemowo", 100000000, 120000000),
+    "under-cost-minimum": V.CostTooLowError("bemowo", 50000000, 12000000),
+    "too-many-points-for-project": V.ProjectPointsExceededError("toulouse", "P7", 3, 4),
+    "too-many-points": V.PointsLimitExceededError("toulouse", 7, 5, 9),
+    "too-few-points": V.TooFewPointsError("gdansk", 5, 3),
+    "ranking-exists": V.RankingExistsError("czyzyny"),
+    "too-many-categories": V.GroupLimitExceededError("districts", 1, ("north", "south")),
+    "wrong-ballot-field": V.WrongBallotFieldError(
+        "P7", "projects", "toulouse", "cumulative", "points"
+    ),
 }
 
 # (status, body) of each sample as the API answered before the move, byte for byte.
@@ -523,6 +535,123 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'о запису подано 16 бітами). Нічого не записано; визначенню виборів так'
         'ого розміру потрібно менше текстів або коротші.", "size": 70123, "limi'
         't": 65535}'
+    ),
+    'too-few-picks': (
+        409,
+        '{"type": "urn:uchast:problem:too-few-picks", "title": "Too few picks", '
+        '"status": 409, "code": "too-few-picks", "detail": "Category \'czyzyny\' n'
+        'eeds at least 3 project(s) per voter; with this ballot the voter would '
+        'have 2. Add projects to the ballot.", "message_en": "Category \'czyzyny\''
+        ' needs at least 3 project(s) per voter; with this ballot the voter woul'
+        'd have 2. Add projects to the ballot.", "message_uk": "У категорії «czy'
+        'zyny» виборець має обрати щонайменше 3 проєкт(ів); з цим бюлетенем у нь'
+        'ого було б 2. Додайте проєкти до бюлетеня.", "category": "czyzyny", "mi'
+        'nimum": 3, "chosen": 2}',
+    ),
+    'over-cost-limit': (
+        409,
+        '{"type": "urn:uchast:problem:over-cost-limit", "title": "Over cost limi'
+        't", "status": 409, "code": "over-cost-limit", "detail": "In category \'b'
+        "emowo' the projects a voter chooses may cost at most 1 000 000.00 UAH t"
+        'ogether; with this ballot they would cost 1 200 000.00 UAH. Remove a pr'
+        'oject from the ballot.", "message_en": "In category \'bemowo\' the projec'
+        'ts a voter chooses may cost at most 1 000 000.00 UAH together; with thi'
+        's ballot they would cost 1 200 000.00 UAH. Remove a project from the ba'
+        'llot.", "message_uk": "У категорії «bemowo» обрані виборцем проєкти раз'
+        'ом можуть коштувати не більше 1 000 000.00 грн; з цим бюлетенем вони ко'
+        'штували б 1 200 000.00 грн. Приберіть проєкт із бюлетеня.", "category":'
+        ' "bemowo", "max_total_cost_kopecks": 100000000, "total_cost_kopecks": 1'
+        '20000000}',
+    ),
+    'under-cost-minimum': (
+        409,
+        '{"type": "urn:uchast:problem:under-cost-minimum", "title": "Under cost '
+        'minimum", "status": 409, "code": "under-cost-minimum", "detail": "In ca'
+        "tegory 'bemowo' the projects a voter chooses must cost at least 500 000"
+        '.00 UAH together; with this ballot they would cost 120 000.00 UAH. Add '
+        'a project to the ballot.", "message_en": "In category \'bemowo\' the proj'
+        'ects a voter chooses must cost at least 500 000.00 UAH together; with t'
+        'his ballot they would cost 120 000.00 UAH. Add a project to the ballot.'
+        '", "message_uk": "У категорії «bemowo» обрані виборцем проєкти мають ра'
+        'зом коштувати щонайменше 500 000.00 грн; з цим бюлетенем вони коштували'
+        ' б 120 000.00 грн. Додайте проєкт до бюлетеня.", "category": "bemowo", '
+        '"min_total_cost_kopecks": 50000000, "total_cost_kopecks": 12000000}',
+    ),
+    'too-many-points-for-project': (
+        409,
+        '{"type": "urn:uchast:problem:too-many-points-for-project", "title": "To'
+        'o many points for project", "status": 409, "code": "too-many-points-for'
+        '-project", "detail": "Category \'toulouse\' allows at most 3 point(s) per'
+        ' project; the ballot gives project \'P7\' 4. Lower its points.", "message'
+        '_en": "Category \'toulouse\' allows at most 3 point(s) per project; the b'
+        'allot gives project \'P7\' 4. Lower its points.", "message_uk": "У катего'
+        'рії «toulouse» одному проєкту можна дати не більше 3 бал(ів); бюлетень '
+        'дає проєкту «P7» 4. Зменште його бали.", "category": "toulouse", "proje'
+        'ct": "P7", "limit": 3, "points": 4}',
+    ),
+    'too-many-points': (
+        409,
+        '{"type": "urn:uchast:problem:too-many-points", "title": "Too many point'
+        's", "status": 409, "code": "too-many-points", "detail": "Category \'toul'
+        "ouse' allows at most 7 point(s) per voter in all; this voter already ga"
+        've 5 and with this ballot would give 9. Lower the points.", "message_en'
+        '": "Category \'toulouse\' allows at most 7 point(s) per voter in all; thi'
+        's voter already gave 5 and with this ballot would give 9. Lower the poi'
+        'nts.", "message_uk": "У категорії «toulouse» виборець може розподілити '
+        'не більше 7 бал(ів); цей виборець уже дав 5, а з цим бюлетенем дав би 9'
+        '. Зменште бали.", "category": "toulouse", "limit": 7, "already": 5, "to'
+        'tal": 9}',
+    ),
+    'too-few-points': (
+        409,
+        '{"type": "urn:uchast:problem:too-few-points", "title": "Too few points"'
+        ', "status": 409, "code": "too-few-points", "detail": "Category \'gdansk\''
+        ' needs at least 5 point(s) per voter in all; with this ballot the voter'
+        ' would have given 3. Add points.", "message_en": "Category \'gdansk\' nee'
+        'ds at least 5 point(s) per voter in all; with this ballot the voter wou'
+        'ld have given 3. Add points.", "message_uk": "У категорії «gdansk» вибо'
+        'рець має розподілити щонайменше 5 бал(ів); з цим бюлетенем він дав би 3'
+        '. Додайте бали.", "category": "gdansk", "minimum": 5, "total": 3}',
+    ),
+    'ranking-exists': (
+        409,
+        '{"type": "urn:uchast:problem:ranking-exists", "title": "Ranking exists"'
+        ', "status": 409, "code": "ranking-exists", "detail": "This voter alread'
+        "y has a ranking in category 'czyzyny'; rankings do not combine, so a se"
+        'cond one is refused. To replace it, a supervisor voids the first ballot'
+        '.", "message_en": "This voter already has a ranking in category \'czyzyn'
+        "y'; rankings do not combine, so a second one is refused. To replace it,"
+        ' a supervisor voids the first ballot.", "message_uk": "Цей виборець уже'
+        ' має рейтинг у категорії «czyzyny»; рейтинги не поєднуються, тож другий'
+        ' відхилено. Щоб замінити його, супервізор анулює перший бюлетень.", "ca'
+        'tegory": "czyzyny"}',
+    ),
+    'too-many-categories': (
+        409,
+        '{"type": "urn:uchast:problem:too-many-categories", "title": "Too many c'
+        'ategories", "status": 409, "code": "too-many-categories", "detail": "A '
+        "voter takes part in at most 1 categories of group 'districts'; with thi"
+        's ballot this voter would take part in 2 (north, south). Remove the pro'
+        'jects of one of these categories from the ballot.", "message_en": "A vo'
+        "ter takes part in at most 1 categories of group 'districts'; with this "
+        'ballot this voter would take part in 2 (north, south). Remove the proje'
+        'cts of one of these categories from the ballot.", "message_uk": "Виборе'
+        'ць може брати участь щонайбільше в 1 категоріях групи «districts»; з ци'
+        'м бюлетенем цей виборець брав би участь у 2 (north, south). Приберіть і'
+        'з бюлетеня проєкти однієї з цих категорій.", "group": "districts", "lim'
+        'it": 1, "categories": ["north", "south"]}',
+    ),
+    'wrong-ballot-field': (
+        422,
+        '{"type": "urn:uchast:problem:wrong-ballot-field", "title": "Wrong ballo'
+        't field", "status": 422, "code": "wrong-ballot-field", "detail": "Proje'
+        "ct 'P7' is in category 'toulouse', which takes a cumulative ballot: giv"
+        'e it under \'points\', not under \'projects\'.", "message_en": "Project \'P7'
+        "' is in category 'toulouse', which takes a cumulative ballot: give it u"
+        'nder \'points\', not under \'projects\'.", "message_uk": "Проєкт «P7» належ'
+        'ить до категорії «toulouse» з бюлетенем типу cumulative: вкажіть його в'
+        ' «points», а не в «projects».", "project": "P7", "field": "projects", "'
+        'category": "toulouse", "ballot": "cumulative", "expected": "points"}',
     ),
 }
 

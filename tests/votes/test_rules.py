@@ -452,6 +452,15 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "DisputedPaperBallotError": ((5, 6),),
     "WrongPollingPointError": ("school-5",),
     "WrongEntryTypeError": (("ballot", "paper-ballot"), "void"),
+    "TooFewPicksError": ("czyzyny", 3, 2),
+    "CostLimitExceededError": ("bemowo", 100_000_000, 120_000_000),
+    "CostTooLowError": ("bemowo", 50_000_000, 12_000_000),
+    "ProjectPointsExceededError": ("toulouse", "P7", 3, 4),
+    "PointsLimitExceededError": ("toulouse", 7, 5, 9),
+    "TooFewPointsError": ("gdansk", 5, 3),
+    "RankingExistsError": ("czyzyny",),
+    "GroupLimitExceededError": ("districts", 1, ("north", "south")),
+    "WrongBallotFieldError": ("P7", "projects", "toulouse", "cumulative", "points"),
 }
 
 
