@@ -947,11 +947,13 @@ def decide_lookup(
 
 
 def _closed(election: Election, category: Category, held: Mapping[str, Mapping[str, int]]) -> bool:
-    """Whether no further choice in ``category`` can fit what the voter ``held``: its picks or
-    points are used up, it holds a ranking, no project left fits the cost cap, or a group of
-    the category already has its number of other categories."""
+    """Whether no further choice in ``category`` can fit what the voter ``held``: its picks,
+    projects or points are used up, it holds a ranking, no project left fits the cost cap, or
+    a group of the category already has its number of other categories."""
     before = held.get(category.id) or _NOTHING
     if len(before) >= category.max_picks or (category.ballot == "ordinal" and before):
+        return True
+    if all(p.id in before for p in election.projects_in(category.id)):
         return True
     if category.ballot == "cumulative":
         assert category.max_total_points is not None

@@ -277,7 +277,21 @@ def test_project_ids_keep_pabulib_punctuation() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["BAD 0018", "L:01", "/etc", "-1", "=1+2", "a;b", "a,b", 'a"b', "a\nb", "a\tb", "x" * 65, "", "ł1"],
+    [
+        "BAD 0018",
+        "L:01",
+        "/etc",
+        "-1",
+        "=1+2",
+        "a;b",
+        "a,b",
+        'a"b',
+        "a\nb",
+        "a\tb",
+        "x" * 65,
+        "",
+        "ł1",
+    ],
 )
 def test_unsafe_project_ids_are_refused(bad: str) -> None:
     """No whitespace, control characters, CSV separators or quotes; letter or digit first;
