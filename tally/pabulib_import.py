@@ -5,7 +5,7 @@ VOTES row is cast as a signed ballot through the write path the HTTP endpoints u
 (:func:`import_pabulib`, :class:`ledger.casting.Casting`): sign, verify, read the voter's
 entries, decide with :mod:`votes.rules`, append under the DCB condition. Nothing is counted
 here: the totals are the live tally's, replayed from the log afterwards and compared with the
-file's ``votes`` column.
+file's ``votes`` and ``score`` columns (``score`` is ``votes`` on approval files).
 
 How the file maps onto an election:
 
