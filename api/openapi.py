@@ -320,16 +320,34 @@ SCHEMAS: dict[str, Any] = {
                     "required": ["id", "budget", "projects"],
                     "properties": {
                         "id": {"type": "string"},
+                        "ballot": {
+                            "enum": ["approval", "knapsack", "cumulative", "ordinal"],
+                            "description": "The category's ballot kind (DESIGN.md §3b).",
+                        },
                         "budget": {"type": "integer"},
                         "projects": {
                             "type": "array",
                             "items": {
                                 "type": "object",
-                                "required": ["id", "cost", "votes", "funded"],
+                                "required": ["id", "cost", "votes", "score", "funded"],
                                 "properties": {
                                     "id": {"type": "string"},
                                     "cost": {"type": "integer"},
-                                    "votes": {"type": "integer", "minimum": 0},
+                                    "votes": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "Voters who chose the project.",
+                                    },
+                                    "score": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": (
+                                            "What winners rank by: the votes (approval,"
+                                            " knapsack), the sum of points (cumulative), the"
+                                            " sum of positional scores k, k-1, ..., 1 with"
+                                            " k = max_picks (ordinal)."
+                                        ),
+                                    },
                                     "funded": {"type": "boolean"},
                                 },
                             },

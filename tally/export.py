@@ -123,13 +123,19 @@ def _add_to_histories(entry: StoredEntry, histories: dict[str, list[PriorEntry]]
 
 def approvals_of(
     election: Election, histories: dict[str, list[PriorEntry]]
-) -> list[frozenset[str]]:
-    """Each voter's counted picks (by :func:`votes.rules.voter_state`), for equal shares."""
+) -> list[dict[str, int]]:
+    """Each voter's counted choices (by :func:`votes.rules.voter_state`), for equal shares: per
+    project chosen, the score the voter's ballots give it (:meth:`votes.rules.CountedBallot.scores`:
+    1 on approval and knapsack ballots, the points, the positional score)."""
     approvals = []
     for voter, history in histories.items():
         state = voter_state(election, history, voter)
         if state.ballots:
-            approvals.append(frozenset(p for ps in state.counted.values() for p in ps))
+            choices: dict[str, int] = {}
+            for ballot in state.ballots:
+                for project, score in ballot.scores(election).items():
+                    choices[project] = choices.get(project, 0) + score
+            approvals.append(choices)
     return approvals
 
 

@@ -1,5 +1,10 @@
 """Results: totals and winners per category, stamped with the log size and root they came from.
 
+Each project carries ``votes`` (voters who chose it) and ``score`` (DESIGN.md §3b: the votes on
+approval and knapsack ballots, the sum of points on cumulative ones, of positional scores k, k-1,
+..., 1 on ordinal ones); winners rank by score. The Method of Equal Shares gives each voter, per
+funded project, the satisfaction matching the category's kind (:data:`SATISFACTION`).
+
 Mirrored by tally/audit/recount.py; tests/tally/audit/test_differential.py proves they agree.
 """
 
@@ -8,7 +13,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,39 +25,67 @@ from votes.election import Election
 # but takes minutes on a city-sized election, too slow for live results.
 EQUAL_SHARES_COMPLETION = "greedy"
 
+SATISFACTION = {
+    "approval": "cost",
+    "knapsack": "cost",
+    "cumulative": "points",
+    "ordinal": "points",
+}
+"""Equal shares' satisfaction per ballot kind (:func:`tally.winners.equal_shares`): a funded
+project's cost for approval and knapsack ballots (pabutools ``Cost_Sat``), the points given to it
+for cumulative ballots (``Additive_Cardinal_Sat``) and its positional score k, k-1, ..., 1 for
+ordinal ballots (a positional satisfaction with those scores)."""
+
+Choices = Collection[str] | Mapping[str, int]
+"""One voter's counted choices, for equal shares: the projects (each scoring 1), or each
+project's score from the voter (points, positional score), as :func:`tally.export.approvals_of`
+gives them."""
+
 
 def allocate(
     election: Election,
     category: str,
-    votes: dict[str, int],
-    approvals: Sequence[Collection[str]] | None = None,
+    votes: Mapping[str, int],
+    approvals: Sequence[Choices] | None = None,
     *,
     method: str | None = None,
+    scores: Mapping[str, int] | None = None,
 ) -> Allocation:
-    """Winners of one category by the election's rule (or ``method``): greedy, skipping or
-    stopping at a project that does not fit, or Method of Equal Shares, which needs the counted
-    ballots (``approvals``: each voter's counted picks)."""
+    """Winners of one category by the election's rule (or ``method``), by score (``scores``;
+    when None, the votes): greedy, skipping or stopping at a project that does not fit, or
+    Method of Equal Shares, which needs the counted ballots (``approvals``: each voter's
+    counted choices) and uses the satisfaction of the category's kind (:data:`SATISFACTION`)."""
     rule = election.rule
     method = method or rule.method
+    scored = votes if scores is None else scores
     candidates = [
-        Candidate(p.id, p.cost, votes.get(p.id, 0))
+        Candidate(p.id, p.cost, votes.get(p.id, 0), scored.get(p.id, 0))
         for p in election.projects
         if p.category == category
     ]
-    budget = next(c.budget for c in election.categories if c.id == category)
+    kind = next(c for c in election.categories if c.id == category)
+    budget = kind.budget
     if method == "equal-shares":
         if approvals is None:
             raise ValueError("the equal-shares rule needs the voters' counted ballots")
         in_category = {c.id for c in candidates}
-        ballots = [[p for p in picks if p in in_category] for picks in approvals]
+        ballots: list[dict[str, int]] = []
+        for choices in approvals:
+            if isinstance(choices, Mapping):
+                mine = {p: s for p, s in choices.items() if p in in_category}
+            else:
+                mine = {p: 1 for p in choices if p in in_category}
+            if mine:
+                ballots.append(mine)
         return equal_shares(
             candidates,
             budget,
-            [b for b in ballots if b],
+            ballots,
             completion=EQUAL_SHARES_COMPLETION,
             min_votes=rule.min_votes,
             tie_break=rule.tie_break,
             seed=rule.seed,
+            satisfaction=SATISFACTION[kind.ballot],
         )
     return greedy(
         candidates,
@@ -65,25 +98,30 @@ def allocate(
 
 
 def results_document(
-    tally: Tally, size: int, root: bytes, approvals: Sequence[Collection[str]] | None = None
+    tally: Tally, size: int, root: bytes, approvals: Sequence[Choices] | None = None
 ) -> dict[str, Any]:
     """The published results (DESIGN.md §3): money in kopecks, every figure from ``tally``.
 
-    ``approvals`` (each voter's counted picks) is required when the rule is equal shares; when
+    ``approvals`` (each voter's counted choices) is required when the rule is equal shares; when
     given under a greedy rule, each category also carries what equal shares would fund
     (``equal_shares_annex``), for comparison.
     """
     election = tally.election
     votes = dict(tally.votes)
+    scores = dict(tally.scores)
     by_point, by_day = tally.by_point, tally.by_day
     days = sorted({day for _, day in by_day})
     categories = []
     for category in election.categories:
-        allocation = allocate(election, category.id, votes, approvals)
+        allocation = allocate(election, category.id, votes, approvals, scores=scores)
         annex = None
         if approvals is not None and election.rule.method != "equal-shares":
-            mes = allocate(election, category.id, votes, approvals, method="equal-shares")
+            mes = allocate(
+                election, category.id, votes, approvals, method="equal-shares", scores=scores
+            )
             annex = {"funded": list(mes.funded), "spent": mes.spent}
+        # On approval and knapsack ballots a tie's common score is a common vote count too.
+        ties_in_votes = category.ballot not in ("cumulative", "ordinal")
         funded = set(allocation.funded)
         rank = {project: i + 1 for i, project in enumerate(allocation.order)}
         projects = [
@@ -93,6 +131,7 @@ def results_document(
                 "cost": p.cost,
                 "district": p.district,
                 "votes": votes.get(p.id, 0),
+                "score": scores.get(p.id, 0),
                 "votes_online": tally.by_channel[(p.id, ONLINE)],
                 "votes_paper": tally.by_channel[(p.id, PAPER)],
                 "votes_by_point": {
@@ -110,6 +149,7 @@ def results_document(
             {
                 "id": category.id,
                 "title": category.title,
+                "ballot": category.ballot,
                 "budget": category.budget,
                 "max_picks": category.max_picks,
                 "spent": allocation.spent,
@@ -119,7 +159,8 @@ def results_document(
                 "ties": [
                     {
                         "projects": list(t.projects),
-                        "votes": t.score,
+                        "score": t.score,
+                        **({"votes": t.score} if ties_in_votes else {}),
                         "resolved_by": t.resolved_by,
                         "changed_outcome": t.changed_outcome,
                     }
@@ -201,7 +242,8 @@ def breakdown(tally: Tally, categories: Sequence[dict[str, Any]]) -> dict[str, A
 
 
 def results_csv(document: dict[str, Any]) -> str:
-    """One row per project: category, id, cost (kopecks), votes by channel, rank, funded."""
+    """One row per project: category, id, cost (kopecks), votes, score, votes by channel, rank,
+    funded."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
@@ -210,6 +252,7 @@ def results_csv(document: dict[str, Any]) -> str:
             "project",
             "cost_kopecks",
             "votes",
+            "score",
             "votes_online",
             "votes_paper",
             "rank",
@@ -226,6 +269,7 @@ def results_csv(document: dict[str, Any]) -> str:
                     p["id"],
                     p["cost"],
                     p["votes"],
+                    p["score"],
                     p["votes_online"],
                     p["votes_paper"],
                     p["rank"] or "",

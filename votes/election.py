@@ -146,11 +146,17 @@ class PollingPoint:
 class AllocationRule:
     """How winners are chosen inside each category's budget.
 
-    ``method``: ``greedy`` funds projects by votes and skips one that no longer fits;
+    ``method``: ``greedy`` funds projects by score and skips one that no longer fits;
     ``greedy-no-skip`` stops at the first that does not fit; ``equal-shares`` is the Method of
-    Equal Shares. Projects with fewer than ``min_votes`` votes are never funded. Ties in votes
-    are broken by the ``tie_break`` criteria in order (``lottery`` draws with ``seed``, so it is
-    always last); projects still tied are ordered by id.
+    Equal Shares (each voter's satisfaction from a funded project: its cost on approval and
+    knapsack ballots, the points given to it on cumulative ones, its positional score on ordinal
+    ones). A project's score (DESIGN.md §3b) is its number of votes on approval and knapsack
+    ballots, the sum of its points on cumulative ballots and of its positional scores k, k-1,
+    ..., 1 (k = ``max_picks``) on ordinal ones. ``min_votes`` is a threshold on the score (as
+    Pabulib's ``min_project_score_threshold``; the name is older than ballot kinds): projects
+    scoring less are never funded. Ties in score are broken by the ``tie_break`` criteria in
+    order (``lottery`` draws with ``seed``, so it is always last); projects still tied are
+    ordered by id.
     """
 
     method: AllocationMethod

@@ -3,18 +3,24 @@
 Step 6: totals and winners recomputed from the replayed log, and compared with the results
 the server published.
 
+Each project has ``votes`` (the counted ballots choosing it: one per voter, as the rules allow a
+voter to choose a project once) and a ``score``, the sum of what each counted ballot gives it:
+1 on approval and knapsack ballots, its points on cumulative ones, ``max_picks - rank + 1`` on
+ordinal ones (the auditor's ``ballot_scores`` in tally/audit/ballots.py).
+
 Winners mirror ``tally/winners.py`` (read there, re-implemented here), per category of the
 election's ``rule``:
 
-- ``greedy``: projects ranked by votes (descending), ties broken by the rule's ``tie_break``
-  criteria in order and finally by id; projects with fewer than ``min_votes`` are not eligible;
-  funded in rank order while the money lasts, a project that does not fit is skipped;
+- ``greedy``: projects ranked by score (descending), ties broken by the rule's ``tie_break``
+  criteria in order and finally by id; projects scoring less than ``min_votes`` are not
+  eligible; funded in rank order while the money lasts, a project that does not fit is skipped;
 - ``greedy-no-skip``: the same, but funding stops at the first project that does not fit;
-- ``equal-shares``: the Method of Equal Shares with cost utilities and exact fractions, each
-  voter's share the category budget over its voters (those with a counted project in it), then
-  completed greedily: the money left funds the remaining eligible projects by votes, skipping
-  what does not fit (as the service publishes it; pabutools' "add one" completion takes
-  minutes on a city-sized election).
+- ``equal-shares``: the Method of Equal Shares with exact fractions, each voter's share the
+  category budget over its voters (those with a counted project in it), a voter's utility from
+  a project its cost (approval, knapsack) or the score the voter gave it (cumulative, ordinal);
+  then completed greedily: the money left funds the remaining eligible projects by score,
+  skipping what does not fit (as the service publishes it; pabutools' "add one" completion
+  takes minutes on a city-sized election).
 
 Tie-break criteria: ``cost-ascending``, ``cost-descending``, ``lottery`` (the smaller
 ``SHA-256(f"{seed}:{project_id}")`` hex digest first).
@@ -25,7 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import chain
@@ -34,7 +40,14 @@ from typing import Any
 from tally.audit.ballots import Definition
 from tally.audit.errors import Violation
 
-__all__ = ["Recount", "compare_results", "recount"]
+__all__ = ["SCORED_KINDS", "Ballot", "Recount", "compare_results", "recount"]
+
+Ballot = tuple[str, ...] | Mapping[str, int]
+"""A counted ballot as the recount takes it: its projects (each scoring 1), or what it adds to
+each of its projects' score (``BallotRules.counted_scores``)."""
+
+SCORED_KINDS = ("cumulative", "ordinal")
+"""The kinds whose score is not the vote count; equal shares gives their voters the score."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,7 @@ class _Candidate:
     id: str
     cost: int
     votes: int
+    score: int
 
 
 def lottery_ticket(seed: str, project_id: str) -> str:
@@ -51,7 +65,7 @@ def lottery_ticket(seed: str, project_id: str) -> str:
 
 def _sort_key(tie_break: Sequence[str], seed: str) -> Callable[[_Candidate], tuple[Any, ...]]:
     def key(c: _Candidate) -> tuple[Any, ...]:
-        parts: list[Any] = [-c.votes]
+        parts: list[Any] = [-c.score]
         for criterion in tie_break:
             if criterion == "cost-ascending":
                 parts.append(c.cost)
@@ -79,12 +93,12 @@ def greedy(
     tie_break: Sequence[str],
     seed: str,
 ) -> list[str]:
-    """Fund by votes, best first, while the money lasts (see the module docstring)."""
+    """Fund by score, best first, while the money lasts (see the module docstring)."""
     ranked = sorted(candidates, key=_sort_key(tie_break, seed))
     funded: list[str] = []
     left = budget
     for c in ranked:
-        if c.votes < min_votes:
+        if c.score < min_votes:
             break
         if c.cost <= left:
             funded.append(c.id)
@@ -97,24 +111,29 @@ def greedy(
 def equal_shares(
     candidates: Sequence[_Candidate],
     budget: int,
-    approvals: Sequence[frozenset[str]],
+    approvals: Sequence[frozenset[tuple[str, int]]],
     *,
     min_votes: int,
     tie_break: Sequence[str],
     seed: str,
+    by_score: bool = False,
 ) -> list[str]:
-    """The Method of Equal Shares, cost utilities, greedy completion (module docstring)."""
-    eligible = [c for c in candidates if c.votes >= min_votes]
-    groups: dict[frozenset[str], int] = {}
+    """The Method of Equal Shares, greedy completion (module docstring). ``approvals``: each
+    voter's (project, score) pairs; a voter's utility from a project is its cost, or with
+    ``by_score`` the score the voter gave it."""
+    eligible = [c for c in candidates if c.score >= min_votes]
+    groups: dict[frozenset[tuple[str, int]], int] = {}
     for ballot in approvals:
         groups[ballot] = groups.get(ballot, 0) + 1
     weight = list(groups.values())
     supporters: dict[str, list[tuple[int, int]]] = {c.id: [] for c in eligible}
     costs = {c.id: c.cost for c in eligible}
     for g, ballot in enumerate(groups):
-        for project_id in sorted(ballot):
-            if project_id in supporters and costs[project_id] > 0:
-                supporters[project_id].append((g, costs[project_id]))
+        for project_id, score in sorted(ballot):
+            if project_id in supporters:
+                utility = score if by_score else costs[project_id]
+                if utility > 0:
+                    supporters[project_id].append((g, utility))
     available = [c for c in eligible if supporters[c.id]]
     tie_key = _tie_key(tie_break, seed)
 
@@ -152,7 +171,7 @@ def equal_shares(
 
     funded = run(Fraction(budget, len(approvals))) if approvals else []
     # Completion as tally/results.py publishes it (EQUAL_SHARES_COMPLETION = "greedy"): the
-    # money the method leaves funds the remaining eligible projects by votes, skipping what
+    # money the method leaves funds the remaining eligible projects by score, skipping what
     # does not fit.
     left = budget - sum(costs[p] for p in funded)
     done = set(funded)
@@ -200,25 +219,33 @@ class Recount:
     spoiled: int
     votes: dict[str, int]
     funded: dict[str, list[str]] = field(default_factory=dict)
+    scores: dict[str, int] = field(default_factory=dict)
+    """Each project's score; the same as ``votes`` where every ballot counted 1 per project."""
 
 
 def recount(
     definition: Definition,
-    counted: Sequence[Sequence[tuple[str, ...]]],
+    counted: Sequence[Sequence[Ballot]],
     spoiled: int,
     size: int,
     root: bytes,
 ) -> Recount:
-    """Project totals (counted ballots naming each project) and each category's winners, from
-    the projects of each voter's counted ballots (voters without any left out)."""
+    """Project totals (counted ballots naming each project, and their scores) and each
+    category's winners, from each voter's counted ballots (voters without any left out): each
+    ballot its projects, or its projects' scores (:data:`Ballot`)."""
     named = Counter(chain.from_iterable(chain.from_iterable(counted)))
     votes = {project_id: named[project_id] for project_id in definition.projects}
+    scored: Counter[str] = Counter()
+    for ballots_of_voter in counted:
+        for ballot in ballots_of_voter:
+            scored.update(ballot)  # a mapping adds its scores, a tuple 1 per project
+    scores = {project_id: scored[project_id] for project_id in definition.projects}
     voters = len(counted)
     ballots = sum(map(len, counted))
     funded: dict[str, list[str]] = {}
     for category in definition.categories.values():
         candidates = [
-            _Candidate(p.id, p.cost, votes[p.id])
+            _Candidate(p.id, p.cost, votes[p.id], scores[p.id])
             for p in definition.projects.values()
             if p.category == category.id
         ]
@@ -229,13 +256,33 @@ def recount(
         }
         if definition.method == "equal-shares":
             in_category = {c.id for c in candidates}
-            chosen = (in_category.intersection(chain.from_iterable(v)) for v in counted)
-            approvals = [frozenset(projects) for projects in chosen if projects]
-            funded[category.id] = equal_shares(candidates, category.budget, approvals, **options)
+            approvals = [
+                frozenset(mine.items())
+                for mine in (_voter_scores(v, in_category) for v in counted)
+                if mine
+            ]
+            funded[category.id] = equal_shares(
+                candidates,
+                category.budget,
+                approvals,
+                by_score=category.ballot in SCORED_KINDS,
+                **options,
+            )
         else:
             skip = definition.method == "greedy"
             funded[category.id] = greedy(candidates, category.budget, skip=skip, **options)
-    return Recount(size, root, voters, ballots, spoiled, votes, funded)
+    return Recount(size, root, voters, ballots, spoiled, votes, funded, scores)
+
+
+def _voter_scores(ballots: Sequence[Ballot], projects: set[str]) -> dict[str, int]:
+    """One voter's score per project of ``projects``, over their counted ballots."""
+    mine: dict[str, int] = {}
+    for ballot in ballots:
+        pairs = ballot.items() if isinstance(ballot, Mapping) else ((p, 1) for p in ballot)
+        for project_id, score in pairs:
+            if project_id in projects:
+                mine[project_id] = mine.get(project_id, 0) + score
+    return mine
 
 
 def compare_results(
@@ -304,6 +351,12 @@ def compare_results(
                 differs(f"cost:{project.id}", project.cost, row.get("cost"))
             if row.get("votes") != counted.votes[project.id]:
                 differs(f"votes:{project.id}", counted.votes[project.id], row.get("votes"))
+            # Results published before ballot kinds have no score, which is then the votes.
+            votes = counted.votes[project.id]
+            score = counted.scores.get(project.id, votes)
+            must_show = "score" in row or score != votes
+            if must_show and row.get("score") != score:
+                differs(f"score:{project.id}", score, row.get("score"))
             if row.get("funded") is not (project.id in winners):
                 differs(f"funded:{project.id}", project.id in winners, row.get("funded"))
     return found

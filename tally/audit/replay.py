@@ -75,7 +75,7 @@ from tally.audit.entries import (
 from tally.audit.entries import record as entry_record
 from tally.audit.errors import Violation, error_for
 from tally.audit.receipts import proof_checkpoint
-from tally.audit.recount import Recount, compare_results, recount
+from tally.audit.recount import SCORED_KINDS, Ballot, Recount, compare_results, recount
 from tally.audit.sources import (
     CheckpointLine,
     Outline,
@@ -1004,11 +1004,19 @@ class _Auditor:
         assert self.results_size is not None
         self.snapshot = recount(
             self.definition,
-            self.rules.counted(),
+            self._counted(),
             self.rules.spoiled,
             self.results_size,
             self.snapshot_root,
         )
+
+    def _counted(self) -> Sequence[Sequence[Ballot]]:
+        """Each voter's counted ballots for the recount: their projects, or where some category
+        scores other than 1 per choice (cumulative, ordinal), what each adds to each score."""
+        assert self.definition is not None and self.rules is not None
+        if any(c.ballot in SCORED_KINDS for c in self.definition.categories.values()):
+            return self.rules.counted_scores()
+        return self.rules.counted()
 
     def _finish(self, done: int) -> None:
         report = self.report
@@ -1020,7 +1028,7 @@ class _Auditor:
             )
             return
         final = recount(
-            self.definition, self.rules.counted(), self.rules.spoiled, done, self.frontier.root()
+            self.definition, self._counted(), self.rules.spoiled, done, self.frontier.root()
         )
         report.ballots, report.voters, report.spoiled = final.ballots, final.voters, final.spoiled
         report.lookups = len(self.rules.lookups)
