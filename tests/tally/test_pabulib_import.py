@@ -591,3 +591,15 @@ async def test_export_writes_every_kind_back_with_the_files_ids_and_limits(
     assert again.totals_match and again.refused == []
     assert again.scores == report.scores and again.totals == report.totals
     assert again.kind == report.kind
+
+
+@pytest.mark.parametrize("name", [ALEKSANDROW, CZYZYNY, ANIOLKI])
+async def test_every_kind_imports_on_postgresql(name: str, pg_url: str, tmp_path: Path) -> None:
+    """The knapsack, ordinal and cumulative files through the write path on PostgreSQL: votes and
+    score equal the file's columns, and the export of that log reads back to the same columns."""
+    pb = parse_pabulib(data_file(name).read_text(encoding="utf-8"))
+    report = await import_pabulib(data_file(name), pg_url, tmp_path / "keys")
+    assert report.refused == [] and report.kind == KIND_OF[name]
+    assert report.totals == file_votes(pb) and report.scores == file_totals(pb)
+    exported = parse_pabulib(await export_text(pg_url, report.election))
+    assert file_votes(exported) == file_votes(pb) and file_totals(exported) == file_totals(pb)
