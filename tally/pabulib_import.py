@@ -13,7 +13,7 @@ How the file maps onto an election:
   characters turned into ``-`` (``Poland_Warszawa_2023_Wola.pb`` → ``poland-warszawa-2023-wola``),
   at most 63 characters; ``--election`` overrides it.
 - **projects**: a Pabulib project id is kept exactly when it is an uchast project id (1-64 of
-  ``A-Za-z0-9._/:+()-``, starting with a letter or digit: Gdynia's ``BAD/0018`` stays
+  ``A-Za-z0-9._/-``, starting with a letter or digit: Gdynia's ``BAD/0018`` stays
   ``BAD/0018``); any other id has every character outside ``A-Za-z0-9._-`` replaced by ``-``
   (a clash gets ``-2``, ``-3``...), said in the report, and its title ends with
   ``[Pabulib id ...]``. Costs and budgets are converted to kopecks (minor units) exactly.
@@ -160,7 +160,7 @@ KINDS = {"approval": "approval", "cumulative": "cumulative", "ordinal": "ordinal
 """Pabulib ``vote_type`` → uchast ballot kind (approval with a cost limit → ``knapsack``)."""
 
 # The project id syntax of votes.election (kept as in the file when it fits).
-_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:+()-]{0,63}", re.ASCII)
+_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", re.ASCII)
 _NOT_ITEM = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
 _NOT_SLUG = re.compile(r"[^a-z0-9]+", re.ASCII)
 _LANGUAGE = re.compile(r"[a-z]{2,3}", re.ASCII)
@@ -202,7 +202,7 @@ def _item_slug(text: str, fallback: str) -> str:
 
 def map_project_ids(pabulib_ids: Sequence[str]) -> dict[str, str]:
     """Pabulib project id → uchast project id: kept exactly when it is a valid project id (1-64
-    of ``A-Za-z0-9._/:+()-``, starting with a letter or digit), else characters outside
+    of ``A-Za-z0-9._/-``, starting with a letter or digit), else characters outside
     ``A-Za-z0-9._-`` become ``-``; clashes get ``-2``, ``-3``... (see the module docstring)."""
     mapping: dict[str, str] = {}
     taken = {pid for pid in pabulib_ids if _ITEM_ID.fullmatch(pid)}

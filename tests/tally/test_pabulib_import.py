@@ -47,8 +47,9 @@ from tally.pabulib_import import (
 from tally.projection import Tally
 from tally.results import results_document
 from tally.winners import Candidate, greedy
+from tests.factories import example_definition
 from tests.tally.election_log import AuditKeys, election_log, standard_log
-from votes.election import Election
+from votes.election import Election, election_from_dict
 from votes.errors import CostLimitExceededError
 from votes.tokens import voter_token
 
@@ -265,8 +266,14 @@ def test_ids_follow_the_documented_mapping() -> None:
         "BAD 0018": "BAD-0018-2",
         "307": "307",
         "_x": "x",
-        "A(1):+2": "A(1):+2",
+        "A(1):+2": "A-1-2",
     }
+    # Kept or mapped, every id is one the election reader takes (the syntaxes agree).
+    document = example_definition()
+    for project, pid in zip(document["projects"], mapping.values(), strict=False):
+        project["id"] = pid
+    ids = [p.id for p in election_from_dict(document).projects]
+    assert ids[: len(mapping)] == list(mapping.values())
 
 
 # --- export pabulib ------------------------------------------------------------------------------
