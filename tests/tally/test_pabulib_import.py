@@ -31,6 +31,7 @@ from tally.pabulib import (
     greedy_settings,
     parse_pabulib,
     project_cost_kopecks,
+    recount,
     recount_votes,
     selected,
     threshold,
@@ -610,3 +611,54 @@ async def test_every_kind_imports_on_postgresql(name: str, pg_url: str, tmp_path
     assert report.totals == file_votes(pb) and report.scores == file_totals(pb)
     exported = parse_pabulib(await export_text(pg_url, report.election))
     assert file_votes(exported) == file_votes(pb) and file_totals(exported) == file_totals(pb)
+
+
+def edited(name: str, tmp_path: Path, vote: str, points: str | None = None) -> tuple[Path, str]:
+    """``name`` with its first VOTES row changed to ``vote`` (and ``points``), its votes and score
+    columns recounted: the file and that row's voter id."""
+    pb = parse_pabulib(data_file(name).read_text(encoding="utf-8"))
+    row = {**pb.votes[0], "vote": vote}
+    if points is not None:
+        row["points"] = points
+    pb.votes[0] = row
+    votes, score = recount_votes(pb), recount(pb)
+    for project in pb.projects:
+        project["votes"] = str(votes[project["project_id"]])
+        if "score" in project:
+            project["score"] = str(score[project["project_id"]])
+    path = tmp_path / f"edited-{name}"
+    path.write_text(write_pabulib(pb), encoding="utf-8")
+    return path, row["voter_id"]
+
+
+@pytest.mark.parametrize(
+    ("name", "vote", "points", "widened", "field", "value"),
+    [
+        (ANIOLKI, "1,2", "5,1", "max_sum_points 5 -> 6", "max_total_points", 6),
+        (GDYNIA, "BAD/0001,BAD/0006,BAD/0018,BAD/0002", None, "max_length 3 -> 4", "max_picks", 4),
+        (CZYZYNY, "6,3", None, "min_length 3 -> 2", "min_picks", 2),
+    ],
+)
+async def test_each_broken_limit_is_widened_just_enough_and_reported(
+    name: str,
+    vote: str,
+    points: str | None,
+    widened: str,
+    field: str,
+    value: int,
+    tmp_path: Path,
+) -> None:
+    """Too many points, too many picks, too short a ranking: the limit the ballot breaks is
+    widened to that ballot, the others stay as the file states them, the ballot is reported by
+    voter id, and the totals equal the file's columns."""
+    path, voter = edited(name, tmp_path, vote, points)
+    pb = parse_pabulib(path.read_text(encoding="utf-8"))
+    report = await import_pabulib(path, f"sqlite:///{tmp_path / 'u.db'}", tmp_path / "k")
+    assert report.refused == [] and report.totals_match
+    assert report.lifted == (widened,)
+    assert [b.voter_id for b in report.breaches] == [voter]
+    assert report.totals == file_votes(pb) and report.scores == file_totals(pb)
+    tally, _ = await replayed(f"sqlite:///{tmp_path / 'u.db'}", report.election)
+    [category] = tally.election.categories
+    assert getattr(category, field) == value
+    assert widened in category.title["en"] and widened in category.title["uk"]
