@@ -798,3 +798,326 @@ def test_the_auditor_reports_exactly_what_the_rules_refuse(
     exactly their positions, each under the check that names the rules' refusal, and left out
     of the count."""
     asyncio.run(catch(*data.draw(smuggling_scenarios(method, double_entry))))
+
+
+# -- 3. every ballot kind ------------------------------------------------------------------------
+# Random elections whose categories are approval, knapsack, cumulative or ordinal (with their
+# minimums and maximums, and at times a category group), and random streams of ballots of
+# every kind through the write path -- over and under every limit, in the wrong field, second
+# rankings, paper keyed twice alike (points reordered, projects reversed) or differently,
+# voids -- give the same counted ballots, totals, scores and winners on both sides; and
+# entries breaking a kind's limit, smuggled in through the Ledger, are reported under the
+# check that names the rules' refusal.
+
+CHECK_OF_CODE.update(
+    {
+        "too-few-picks": "too-few-picks",
+        "over-cost-limit": "over-cost-limit",
+        "under-cost-minimum": "under-cost-minimum",
+        "too-many-points-for-project": "too-many-points-for-project",
+        "too-many-points": "too-many-points",
+        "too-few-points": "too-few-points",
+        "ranking-exists": "ranking-exists",
+        "too-many-categories": "too-many-categories",
+        "wrong-ballot-field": "wrong-ballot-field",
+    }
+)
+KINDS = ("approval", "knapsack", "cumulative", "ordinal")
+
+
+@st.composite
+def kind_elections(draw: st.DrawFn, method: str, double_entry: bool) -> dict[str, Any]:
+    """:func:`elections` with every category of a random kind and limits, and at times a group
+    of two categories of which a voter takes part in one."""
+    overrides = draw(elections(method, double_entry))
+    for category in overrides["categories"]:
+        ours = [p for p in overrides["projects"] if p["category"] == category["id"]]
+        kind = draw(st.sampled_from(KINDS))
+        category["max_picks"] = draw(st.integers(1, max(1, len(ours))))
+        if kind != "approval":
+            category["ballot"] = kind
+        if draw(st.booleans()):
+            category["min_picks"] = draw(st.integers(0, min(2, category["max_picks"])))
+        if kind == "knapsack":
+            costs = sorted(p["cost_kopecks"] for p in ours)
+            category["max_total_cost_kopecks"] = draw(st.integers(costs[-1], sum(costs) + 1))
+            category["min_total_cost_kopecks"] = draw(st.sampled_from([0, 0, costs[0]]))
+        elif kind == "cumulative":
+            total = draw(st.integers(1, 6))
+            category["max_total_points"] = total
+            category["max_points"] = draw(st.integers(1, 4))
+            category["min_total_points"] = draw(st.integers(0, min(2, total)))
+    if len(overrides["categories"]) >= 2 and draw(st.booleans()):
+        members = [c["id"] for c in overrides["categories"][:2]]
+        overrides["category_groups"] = [{"id": "g", "categories": members, "max_categories": 1}]
+    return overrides
+
+
+Choices = dict[str, Any]
+
+
+def kind_of(overrides: dict[str, Any], project_id: str) -> str:
+    category = next(p["category"] for p in overrides["projects"] if p["id"] == project_id)
+    return str(
+        next(c.get("ballot", "approval") for c in overrides["categories"] if c["id"] == category)
+    )
+
+
+@st.composite
+def kind_choices(draw: st.DrawFn, overrides: dict[str, Any]) -> Choices:
+    """Choices of a ballot: projects, each in its kind's field (or, at times, in the wrong one),
+    with random points and ranking order; at times an unknown project."""
+    ids = project_ids(overrides)
+    chosen = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=4, unique=True))
+    choices: Choices = {}
+    for project_id in chosen:
+        field_name = {"cumulative": "points", "ordinal": "ranking"}.get(
+            kind_of(overrides, project_id), "projects"
+        )
+        if draw(st.integers(0, 19)) == 0:
+            field_name = draw(st.sampled_from(["projects", "points", "ranking"]))
+        if field_name == "points":
+            choices.setdefault("points", {})[project_id] = draw(st.integers(1, 4))
+        else:
+            choices.setdefault(field_name, []).append(project_id)
+    if draw(st.integers(0, 19)) == 0:
+        choices.setdefault("projects", []).append(UNKNOWN_PROJECT)
+    return choices
+
+
+def rekeyed(choices: Choices, same: bool) -> Choices:
+    """A second keying of ``choices``: alike (projects reversed, points reordered, the ranking
+    as it was), or different (the last choice dropped, or a point more)."""
+    if same:
+        again: Choices = {}
+        if "projects" in choices:
+            again["projects"] = list(reversed(choices["projects"]))
+        if "points" in choices:
+            again["points"] = dict(reversed(list(choices["points"].items())))
+        if "ranking" in choices:
+            again["ranking"] = list(choices["ranking"])
+        return again
+    if "ranking" in choices and len(choices["ranking"]) > 1:
+        return {**choices, "ranking": list(reversed(choices["ranking"]))}
+    if "points" in choices:
+        first = next(iter(choices["points"]))
+        return {**choices, "points": {**choices["points"], first: choices["points"][first] + 1}}
+    return {**choices, "projects": choices.get("projects", [])[1:] or [UNKNOWN_PROJECT]}
+
+
+def kind_payload(voter: int, choices: Choices, *, point: str | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "type": "ballot" if point is None else "paper-ballot",
+        "election": ELECTION,
+        "voter": voter_token(voter),
+        "cast_at": IN_WINDOW[2],
+        "nonce": str(uuid.uuid4()),
+        **choices,
+    }
+    if point is not None:
+        payload["polling_point"] = point
+    return payload
+
+
+def kind_stream(overrides: dict[str, Any]) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """Online ballots, paper ballots at the council (clerk 1 or 2), second keyings alike or
+    not, and voids of accepted entries; voters 0-5 so that ballots combine."""
+    voter = st.integers(0, 5)
+    online = st.tuples(st.just("online"), voter, kind_choices(overrides))
+    paper = st.tuples(st.just("paper"), voter, kind_choices(overrides), st.sampled_from([1, 2]))
+    rekey = st.tuples(st.just("rekey"), st.integers(0, 99), st.booleans())
+    void = st.tuples(st.just("void"), st.integers(0, 99))
+    return st.lists(st.one_of(online, online, paper, rekey, void), min_size=4, max_size=24)
+
+
+async def write_kinds(log: ElectionLog, stream: list[tuple[Any, ...]]) -> int:
+    """Submit ``stream`` through the write path; returns how many entries were refused."""
+    clerks = {1: log.keys.clerk, 2: log.keys.clerk2}
+    casting = Casting(log.ledger, lambda: NOW)
+    accepted: list[int] = []
+    keyings: list[tuple[int, Choices, int]] = []
+    refused = 0
+    for operation in stream:
+        try:
+            match operation:
+                case ("online", voter, choices):
+                    envelope = sign_envelope(kind_payload(voter, choices), log.keys.site)
+                case ("paper", voter, choices, clerk):
+                    payload = kind_payload(voter, choices, point="council")
+                    envelope = sign_envelope(payload, clerks[clerk])
+                    keyings.append((voter, choices, clerk))
+                case ("rekey", ref, same) if keyings:
+                    voter, choices, first = keyings[ref % len(keyings)]
+                    payload = kind_payload(voter, rekeyed(choices, same), point="council")
+                    envelope = sign_envelope(payload, clerks[3 - first])
+                case ("void", ref) if accepted:
+                    accepted.append(await log.void(accepted[ref % len(accepted)]))
+                    continue
+                case _:
+                    continue
+            cast = await casting.submit(envelope)
+            accepted.append(cast.position)
+        except VoteRefusedError as refusal:
+            refused += 1
+            event(f"refused: {refusal.code}")
+    return refused
+
+
+def server_scores(
+    server: ServerView, histories: dict[str, list[rules.PriorEntry]]
+) -> dict[str, int]:
+    scores = dict.fromkeys(server.totals, 0)
+    for voter, history in histories.items():
+        for ballot in rules.voter_state(server.election, history, voter).ballots:
+            for project_id, score in ballot.scores(server.election).items():
+                scores[project_id] += score
+    return scores
+
+
+async def agree_on_kinds(overrides: dict[str, Any], stream: list[tuple[Any, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'uchast.db'}"
+        keys = AuditKeys()
+        async with election_log(url, keys, **overrides) as log:
+            refused = await write_kinds(log, stream)
+        server = await server_view(url)
+        store = open_store(url)
+        await store.open()
+        try:
+            histories = await voter_histories(store, ELECTION, server.size)
+        finally:
+            await store.close()
+        path = Path(tmp) / "log.jsonl"
+        await export(url, path)
+        report = audited(path, keys, results=server.results)
+
+    assert report.ok, "\n".join(report.summary())
+    assert report.results_compared
+    assert counted_by_auditor(report) == server.ballots
+    assert report.totals == server.totals
+    scores = server_scores(server, histories)
+    published = {
+        p["id"]: p["score"]
+        for c in server.results["categories"]
+        for p in c["projects"]
+        if "score" in p
+    }
+    if published:  # the results carry scores (tally/results.py): they are the rules' scores
+        assert published == scores
+    auditor_scores = getattr(report, "scores", None)
+    if auditor_scores:
+        assert auditor_scores == scores
+    assert report.winners == server.winners
+    kinds = sorted({c.ballot for c in server.election.categories})
+    event(f"kinds: {'+'.join(kinds)}; groups: {len(server.election.category_groups)}")
+    event(f"refused: {bucket(refused, 5)}; counted ballots: {bucket(len(server.ballots), 4)}")
+
+
+@pytest.mark.parametrize("double_entry", [False, True])
+@pytest.mark.parametrize("method", METHODS)
+@PROPERTY
+@given(data=st.data())
+def test_the_auditor_counts_every_ballot_kind_as_the_server(
+    method: str, double_entry: bool, data: st.DataObject
+) -> None:
+    """Whatever the kinds, limits and groups, and whatever ballots of every kind were submitted
+    online and on paper (over and under each limit, wrong fields, second rankings, keyings
+    alike and not, voids), the auditor passes the log and finds the server's counted ballots,
+    totals, scores and winners."""
+    overrides = data.draw(kind_elections(method, double_entry))
+    stream = data.draw(kind_stream(overrides))
+    asyncio.run(agree_on_kinds(overrides, stream))
+
+
+# Refusals of the kinds' limits, smuggled in: (kind of entry, a function building its choices
+# from the election, or None when this election has nothing to break that way).
+def _smuggled_choices(election: Election, kind: str) -> Choices | None:
+    for category in election.categories:
+        ours = election.projects_in(category.id)
+        field_name = rules.FIELD_OF_KIND[category.ballot]
+        ids = [p.id for p in ours]
+        if kind == "over-max-picks" and len(ids) > category.max_picks:
+            picks = ids[: category.max_picks + 1]
+        elif kind == "under-min-picks" and category.min_picks >= 2:
+            picks = ids[:1]
+        elif kind == "over-cost" and category.ballot == "knapsack":
+            assert category.max_total_cost is not None
+            cheap = sorted(ours, key=lambda p: p.cost)
+            total, picks = 0, []
+            for p in cheap:
+                picks.append(p.id)
+                total += p.cost
+                if total > category.max_total_cost:
+                    break
+            if total <= category.max_total_cost or len(picks) > category.max_picks:
+                continue
+            if len(picks) < category.min_picks:
+                continue
+        elif kind == "over-points" and category.ballot == "cumulative":
+            assert category.max_points is not None
+            return {"points": {ids[0]: category.max_points + 1}}
+        elif kind == "wrong-field":
+            wrong = "points" if field_name != "points" else "projects"
+            return {wrong: {ids[0]: 1}} if wrong == "points" else {wrong: [ids[0]]}
+        else:
+            continue
+        if field_name == "points":
+            return {"points": dict.fromkeys(picks, 1)}
+        return {field_name: picks}
+    return None
+
+
+KIND_SMUGGLED = ("over-max-picks", "under-min-picks", "over-cost", "over-points", "wrong-field")
+
+
+async def catch_kinds(
+    overrides: dict[str, Any], stream: list[tuple[Any, ...]], smuggled: list[str]
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'uchast.db'}"
+        keys = AuditKeys()
+        appended: dict[int, str] = {}
+        async with election_log(url, keys, **overrides) as log:
+            await write_kinds(log, stream)
+            for n, kind in enumerate(smuggled):
+                choices = _smuggled_choices(log.election, kind)
+                if choices is None:
+                    continue
+                payload = kind_payload(700 + n, choices)
+                tags = tags_of(payload)
+                tags += [
+                    f"project:{p}"
+                    for p in [*choices.get("points", {}), *choices.get("ranking", [])]
+                ]
+                position = await log.smuggle(payload, keys.site, tags)
+                appended[position] = kind
+                event(f"smuggled: {kind}")
+            logged = await read_log(log)
+            election = log.election
+        path = Path(tmp) / "log.jsonl"
+        await export(url, path)
+        report = audited(path, keys)
+
+    found = {v.entry: v.check for v in report.violations}
+    honest = [e for e in logged if e.prior.position not in appended]
+    expected = {
+        position: refusal_check(
+            election, logged[position], [e for e in honest if e.prior.position < position]
+        )
+        for position in appended
+    }
+    assert found == expected, (appended, "\n".join(report.summary()))
+
+
+@pytest.mark.parametrize("double_entry", [False, True])
+@PROPERTY
+@given(data=st.data())
+def test_the_auditor_reports_every_kind_limit_the_rules_refuse(
+    double_entry: bool, data: st.DataObject
+) -> None:
+    """Ballots over or under a kind's limit, or with a choice in the wrong field, appended
+    straight through the Ledger, are reported at their positions under the rules' refusal."""
+    overrides = data.draw(kind_elections("greedy", double_entry))
+    stream = data.draw(kind_stream(overrides))
+    smuggled = data.draw(st.lists(st.sampled_from(KIND_SMUGGLED), min_size=1, max_size=4))
+    asyncio.run(catch_kinds(overrides, stream, smuggled))
