@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -196,6 +196,10 @@ def parse_definition(value: object) -> Definition:
         if project.id in projects or project.category not in categories:
             raise ValueError(f"{where}id is repeated or its category unknown")
         projects[project.id] = project
+    for category in list(categories.values()):
+        if category.max_picks == 0:  # knapsack, cumulative: at most every project of it
+            count = sum(p.category == category.id for p in projects.values())
+            categories[category.id] = replace(category, max_picks=count)
     points = frozenset(
         _need(p, "id", str, f"polling_points[{i}].") if isinstance(p, dict) else ""
         for i, p in enumerate(value.get("polling_points", []))
@@ -261,33 +265,42 @@ def parse_definition(value: object) -> Definition:
 
 
 def _category(item: Mapping[str, Any], where: str) -> Category:
-    """A category of the definition, with the limits of its ballot kind."""
+    """A category of the definition, with the limits of its ballot kind. A limit the signed
+    definition leaves out takes the default ``votes/election.py`` gives it (``uchast`` writes
+    them all, a definition posted by other means may not): ``max_picks`` 0 here for knapsack
+    and cumulative, which :func:`parse_definition` turns into the category's project count."""
     ballot = item.get("ballot", "approval")
     if ballot not in KIND_FIELDS:
         raise ValueError(f"{where}ballot {ballot!r} is not one of {', '.join(KIND_FIELDS)}")
+    budget = _need(item, "budget_kopecks", int, where)
+    counted = ballot in ("knapsack", "cumulative") and "max_picks" not in item
     category = Category(
         _need(item, "id", str, where),
-        _need(item, "max_picks", int, where),
-        _need(item, "budget_kopecks", int, where),
+        0 if counted else _need(item, "max_picks", int, where),
+        budget,
         ballot,
-        item.get("min_picks", 0),
+        _optional(item, "min_picks", 0, where),
     )
-    if not isinstance(category.min_picks, int) or isinstance(category.min_picks, bool):
-        raise ValueError(f"{where}min_picks is not int")
     if ballot == "knapsack":
-        category = Category(
-            *(category.id, category.max_picks, category.budget, ballot, category.min_picks),
-            max_total_cost=_need(item, "max_total_cost_kopecks", int, where),
-            min_total_cost=_need(item, "min_total_cost_kopecks", int, where),
+        category = replace(
+            category,
+            max_total_cost=_optional(item, "max_total_cost_kopecks", budget, where),
+            min_total_cost=_optional(item, "min_total_cost_kopecks", 0, where),
         )
     elif ballot == "cumulative":
-        category = Category(
-            *(category.id, category.max_picks, category.budget, ballot, category.min_picks),
-            max_points=_need(item, "max_points", int, where),
-            max_total_points=_need(item, "max_total_points", int, where),
-            min_total_points=_need(item, "min_total_points", int, where),
+        total = _need(item, "max_total_points", int, where)
+        category = replace(
+            category,
+            max_points=_optional(item, "max_points", total, where),
+            max_total_points=total,
+            min_total_points=_optional(item, "min_total_points", 0, where),
         )
     return category
+
+
+def _optional(item: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    """An integer of the definition that may be left out (``default``)."""
+    return default if key not in item else int(_need(item, key, int, where))
 
 
 # --------------------------------------------------------------------------- stateless checks

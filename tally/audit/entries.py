@@ -612,7 +612,9 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
         fields = records[at]
         assert fields is not None
         ok = at not in failed
-        if ok and fields[0] == "ballot" and fields[3] is None and fields[9] is None:
+        # The short form has no marks: a ballot with points or a ranking keeps the long one.
+        short = fields[0] == "ballot" and fields[3] is None and fields[9] is None
+        if ok and short and fields[11] is None:
             records[at] = (fields[1], fields[4], fields[5], fields[6])  # see FIRST_BALLOT
         else:
             records[at] = (*fields[:2], ok, *fields[3:])
