@@ -188,6 +188,25 @@ SCHEMAS: dict[str, Any] = {
                         ],
                     },
                     "election": {"type": "string"},
+                    "projects": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Ballots: the chosen projects of approval and knapsack "
+                        "categories (DESIGN.md §3b).",
+                    },
+                    "points": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer", "minimum": 1},
+                        "description": "Ballots: points by project id, for projects of "
+                        'cumulative categories, e.g. `{"P1": 3, "P7": 2}`.',
+                    },
+                    "ranking": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Ballots: projects of ordinal categories, most preferred "
+                        "first; scored k, k-1, ..., 1 by position with k = the category's "
+                        "`max_picks`.",
+                    },
                 },
                 "examples": [
                     {
@@ -282,6 +301,30 @@ SCHEMAS: dict[str, Any] = {
                         "max_picks": {"type": "integer"},
                         "budget_kopecks": {"type": "integer"},
                         "max_cost_kopecks": {"type": "integer"},
+                        "ballot": {
+                            "enum": ["approval", "knapsack", "cumulative", "ordinal"],
+                            "description": "Absent: approval.",
+                        },
+                        "min_picks": {"type": "integer", "description": "Absent: 0."},
+                        "max_total_cost_kopecks": {"type": "integer", "description": "Knapsack."},
+                        "min_total_cost_kopecks": {"type": "integer", "description": "Knapsack."},
+                        "max_points": {"type": "integer", "description": "Cumulative."},
+                        "max_total_points": {"type": "integer", "description": "Cumulative."},
+                        "min_total_points": {"type": "integer", "description": "Cumulative."},
+                    },
+                },
+            },
+            "category_groups": {
+                "type": "array",
+                "description": "A voter takes part in at most `max_categories` of a group's "
+                "categories. Absent: no groups.",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "categories", "max_categories"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "categories": {"type": "array", "items": {"type": "string"}},
+                        "max_categories": {"type": "integer", "minimum": 1},
                     },
                 },
             },
@@ -566,7 +609,10 @@ PATHS: dict[str, Any] = {
         "post": write_operation(
             "Cast an online ballot",
             "Signed by the voting site. Payload: `{type: ballot, election, voter (64 hex), "
-            "projects, cast_at, nonce}`. Per-voter limits hold across channels and processes.",
+            "projects, cast_at, nonce}`, with `points` (cumulative categories) or `ranking` "
+            "(ordinal) beside or instead of `projects`. Per-voter limits (each with its own "
+            "problem code) hold for the voter's counted ballots together, across channels and "
+            "processes.",
             "an online ballot",
             roles="site keys",
         )
