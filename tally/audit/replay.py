@@ -177,6 +177,9 @@ class AuditReport:
     totals: dict[str, int] = field(default_factory=dict)
     winners: dict[str, list[str]] = field(default_factory=dict)
     results_compared: bool = False
+    scores: dict[str, int] = field(default_factory=dict)
+    """Each project's score (``totals`` are its votes): the sum of points or positional scores
+    on cumulative and ordinal ballots, the votes on the others."""
     rechecked: int = 0
     """Entries the main process checked again because what a worker was given turned out not
     to be in force at them (a refused key registration or amendment); 0 on an honest log."""
@@ -1034,6 +1037,7 @@ class _Auditor:
         report.lookups = len(self.rules.lookups)
         report.unfollowed_lookups = self.rules.unfollowed_lookups()
         report.totals = final.votes
+        report.scores = final.scores
         report.winners = final.funded
         if self.list_counted:
             report.counted = self.rules.counted_ballots()

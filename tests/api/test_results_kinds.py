@@ -126,6 +126,7 @@ async def test_live_export_and_audit_carry_the_scores(
     )
     assert report.violations == [], report.violations[:3]
     assert report.winners == {c["id"]: c["funded"] for c in document["categories"]}
+    assert {p: (report.totals[p], report.scores[p]) for p in EXPECTED} == EXPECTED
 
 
 async def test_older_saved_tally_is_replayed_not_misread(
