@@ -543,10 +543,20 @@ class LimitBreach:
     value: int
 
     def __str__(self) -> str:
+        """``voter 137 (line 29): max_sum_cost 110411, the ballot has 209267`` (costs in the
+        file's main units, as META writes them)."""
         where = f" (line {self.line})" if self.line else ""
-        return (
-            f"voter {self.voter_id}{where}: {self.key} {self.stated}, the ballot has {self.value}"
+        stated, value = (
+            (_main_units(self.stated), _main_units(self.value))
+            if self.key.endswith("_cost")
+            else (str(self.stated), str(self.value))
         )
+        return f"voter {self.voter_id}{where}: {self.key} {stated}, the ballot has {value}"
+
+
+def _main_units(kopecks: int) -> str:
+    whole, fraction = divmod(kopecks, 100)
+    return str(whole) if fraction == 0 else f"{whole}.{fraction:02d}"
 
 
 def breaches(pb: PabulibFile) -> list[LimitBreach]:

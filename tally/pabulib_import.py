@@ -795,7 +795,8 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-able data (``--report FILE``): what was cast, the ballots outside
-        the file's limits by voter id and the limits widened for them, totals compared."""
+        the file's limits by voter id (``stated`` and ``ballot`` values; costs in kopecks) and
+        the limits widened for them, totals compared."""
         return {
             "election": self.election,
             "kind": self.kind,

@@ -199,8 +199,9 @@ def test_ballots_over_their_files_limits_are_found_by_voter() -> None:
         (pb.votes[7]["voter_id"], "min_length", 1, 0),
     ]
     assert found[0].line == pb.vote_lines[3]
-    assert f"voter {pb.votes[3]['voter_id']} (line {pb.vote_lines[3]}): max_sum_cost" in str(
-        found[0]
+    assert str(found[0]) == (
+        f"voter {pb.votes[3]['voter_id']} (line {pb.vote_lines[3]}): max_sum_cost 110411, "
+        f"the ballot has {sum(costs.values()) // 100}"
     )
     cumulative = parse_pabulib(CUMULATIVE.replace("1;A,B;8,2", "1;A,B;9,2"))
     assert [(b.voter_id, b.key, b.stated, b.value) for b in breaches(cumulative)] == [

@@ -480,8 +480,11 @@ def test_ballots_over_the_files_cap_are_cast_knowingly_and_reported(
     assert status == 0, out + err
     assert "OUTSIDE THE FILE'S LIMITS: 2 ballots the city counted" in out
     assert f"max_sum_cost 110411 -> {cost // 100}" in out
-    for voter in over:
-        assert f"voter {voter} (line " in out
+    for row in pb.votes:
+        if row["voter_id"] in over:
+            cost_of = OVER_CAP_COSTS[row["vote"]] // 100
+            assert f"voter {row['voter_id']} (line " in out
+            assert f"max_sum_cost 110411, the ballot has {cost_of}\n" in out
     report = json.loads(report_file.read_text(encoding="utf-8"))
     assert [
         (b["voter_id"], b["limit"], b["stated"], b["ballot"]) for b in report["outside_limits"]
