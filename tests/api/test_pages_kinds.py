@@ -499,3 +499,85 @@ async def test_the_page_refuses_exactly_what_the_rules_refuse_a_first_ballot(
             accepted += 1
     assert refused > 30 and accepted > 30, (refused, accepted)
     clean(browser)
+
+
+# --------------------------------------------------------------------------- the example files
+
+EXAMPLES = EXAMPLE.parent
+# (file, its own election id and polling point, what a clerk types, the payload's choices,
+#  a typed ballot the page refuses at once and its code)
+EXAMPLE_BALLOTS = [
+    (
+        "knapsack-district.toml",
+        ("knapsack-example-2026", "district-office"),
+        "w1 w-4 W03",
+        {"projects": ["W-01", "W-04", "W-03"]},
+        ("W-01 W-02 W-04", "over-cost-limit"),
+    ),
+    (
+        "cumulative-city.toml",
+        ("cumulative-example-2026", "town-hall"),
+        "t1:3 T-02 2 t3 2",
+        {"points": {"T-01": 3, "T-02": 2, "T-03": 2}},
+        ("T-01:3 T-02:3 T-03:2", "too-many-points"),
+    ),
+    (
+        "ordinal-districts.toml",
+        ("ordinal-example-2026", "city-hall"),
+        "n3 n1 N-2 c2 c1 c3",
+        {"ranking": ["N-3", "N-1", "N-2", "C-2", "C-1", "C-3"]},
+        ("N-1 N-2", "too-few-picks"),
+    ),
+]
+
+
+def example_definition_in_2018(name: str, election: str, point: str) -> dict[str, Any]:
+    """An example file as the test server runs it: the test election's id, the clerk's polling
+    point and the test clock's window (October 2018); every limit as in the file."""
+    source = (EXAMPLES / name).read_text(encoding="utf-8")
+    source = source.replace(f'id = "{election}"', f'id = "{ELECTION}"', 1)
+    source = source.replace(f'id = "{point}"', 'id = "city-council"', 1)
+    for was, now in (("2026-06-01", "2018-10-01"), ("2026-06-14", "2018-10-10")):
+        source = source.replace(was, now)
+    source = source.replace("2026-06-16", "2018-10-11")
+    return election_to_dict(parse_election_toml(source))
+
+
+@pytest.mark.parametrize(
+    ("name", "ids", "ballot", "choices", "refused"),
+    EXAMPLE_BALLOTS,
+    ids=[row[0] for row in EXAMPLE_BALLOTS],
+)
+async def test_clerk_takes_the_example_elections(
+    make_site: SiteFactory,
+    chromium: Any,
+    name: str,
+    ids: tuple[str, str],
+    ballot: str,
+    choices: dict[str, Any],
+    refused: tuple[str, str],
+) -> None:
+    """Each example file beside zhytomyr-2018.toml: short numbers resolve to its project ids
+    ("t1" is T-01), a valid ballot counts with the choices in its kind's field, a broken limit
+    shows at once, and the results page states every category's rule."""
+    site = await make_site(example_definition_in_2018(name, *ids))
+    browser, page = await open_clerk(chromium, site)
+    assert await typed(page, ballot) == []
+    assert "ok" in await enter(page, "5555555555", ballot)
+    _, payload = await counted_payload(site, page)
+    assert {k: payload[k] for k in ("projects", "points", "ranking") if k in payload} == choices
+    bad, code = refused
+    assert code in await typed(page, bad)
+
+    results = await browser.page("/results", lang="en")
+    for category in (await site.get_json(f"/v1/elections/{ELECTION}"))["categories"]:
+        rule = await text(results, f"section.category[data-category={category['id']}] .ballot-rule")
+        assert rule.startswith(
+            {
+                "knapsack": "Budget ballot (knapsack)",
+                "cumulative": "Points ballot (cumulative)",
+                "ordinal": "Ranking ballot (ordinal)",
+            }[category["ballot"]]
+        )
+    await results.screenshot(path=str(SHOTS / f"uchast-results-{name[:-5]}.png"), full_page=True)
+    clean(browser)

@@ -39,19 +39,25 @@ function latin(token) {
   return [...token.toLowerCase()].map((ch) => UK_LAYOUT[ch] ?? ch).join("").toUpperCase();
 }
 
-const NUMBERED = /^([A-Z]*[/._-]?)0*(\d+)$/;
+const NUMBERED = /^([A-Z/._-]*?)[/._-]?0*(\d+)$/;
 
-/** The project id a typed token means: exact, or letters plus the same number ("l7" → "L07",
- * "7" → "007"); the token itself (upper case) when nothing matches. */
+/** Letters and number of an id, separators and leading zeros aside: "T-01" → "T|1". */
+function numbered(id) {
+  const match = NUMBERED.exec(id.toUpperCase());
+  return match ? `${match[1].replace(/[/._-]/g, "")}|${Number(match[2])}` : null;
+}
+
+/** The project id a typed token means: exact, or the same letters and number ("l7" → "L07",
+ * "t1" → "T-01", "bad18" → "BAD/0018", "7" → "007"); the token itself (upper case) when nothing
+ * matches. */
 export function resolveProject(token, projects) {
   if (projects.has(token)) return token;
   const upper = latin(token);
   if (projects.has(upper)) return upper;
-  const match = NUMBERED.exec(upper);
-  if (match) {
+  const wanted = numbered(upper);
+  if (wanted) {
     for (const id of projects.keys()) {
-      const other = NUMBERED.exec(id.toUpperCase());
-      if (other && other[1] === match[1] && Number(other[2]) === Number(match[2])) return id;
+      if (numbered(id) === wanted) return id;
     }
   }
   return upper;
@@ -150,7 +156,9 @@ export function readBallot(text, election, projects) {
     const add = (code, certain, extra) =>
       problems.push({ code, key: `ballot.problem.${code}`, vars: { ...vars, ...extra }, certain, category: category.id });
     if (sums.count > limits.maxPicks) add("limit-exceeded", true, { limit: limits.maxPicks });
-    if (sums.count < limits.minPicks) add("too-few-picks", minimaCertain, { limit: limits.minPicks });
+    // A ranking cannot be added to later (ranking-exists): its minimum is this ballot's alone.
+    const rankingAlone = limits.kind === "ordinal";
+    if (sums.count < limits.minPicks) add("too-few-picks", minimaCertain || rankingAlone, { limit: limits.minPicks });
     if (limits.maxTotalCost != null && sums.cost > limits.maxTotalCost) {
       add("over-cost-limit", true, { cost: sums.cost, limit: limits.maxTotalCost });
     }
