@@ -1,0 +1,89 @@
+"""Every ballot kind's limits through HTTP, online and on paper: each refusal leaves as
+problem+json with its own code, status and both languages, writes nothing, and ballots within
+the limits of every kind get receipts (DESIGN.md §3b)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from api.app import create_app
+from api.service import ServiceConfig
+from ledger.keys import sign_envelope
+from tests.api.conftest import VOTER_KEY, VOTING_DAY, Setup
+from tests.api.test_points_limit_race import kinds_definition
+from tests.factories import ELECTION, Keys, opened_ledger, voter_token
+
+BASE = f"/v1/elections/{ELECTION}"
+
+
+@pytest.fixture
+async def kinds_service(
+    aiohttp_client: Callable[[Any], Awaitable[TestClient[Any, Any]]], sqlite_url: str
+) -> AsyncIterator[Setup]:
+    """The example election with knapsack "large" (cap: the three cheapest large projects) and
+    cumulative "small" (3 points a project, 5 in all); "small" also needs 2 points at least."""
+    keys = Keys()
+    definition = kinds_definition()
+    definition["categories"][1]["min_total_points"] = 2
+    async with opened_ledger(sqlite_url, keys, definition=definition):
+        pass
+    config = ServiceConfig(sqlite_url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY)
+    yield Setup(await aiohttp_client(create_app(config)), keys, sqlite_url)
+
+
+async def cast(setup: Setup, voter: int, paper: bool, **choices: Any) -> tuple[int, Any]:
+    payload: dict[str, Any] = {
+        "type": "paper-ballot" if paper else "ballot",
+        "election": ELECTION,
+        "voter": voter_token(voter),
+        "cast_at": "2018-10-05T11:00:00+03:00",
+        "nonce": str(uuid.uuid4()),
+        **choices,
+    }
+    if paper:
+        payload["polling_point"] = "city-council"
+    signer = setup.keys.clerk if paper else setup.keys.site
+    response = await setup.client.post(
+        f"{BASE}/{'paper-ballots' if paper else 'ballots'}", json=sign_envelope(payload, signer)
+    )
+    return response.status, await response.json(content_type=None)
+
+
+def large_by_cost(setup: Setup) -> list[str]:
+    definition = kinds_definition()
+    ours = [p for p in definition["projects"] if p["category"] == "large"]
+    return [p["id"] for p in sorted(ours, key=lambda p: p["cost_kopecks"])]
+
+
+@pytest.mark.parametrize("paper", [False, True], ids=["online", "paper"])
+async def test_each_kind_limit_over_http(kinds_service: Setup, paper: bool) -> None:
+    """Within the limits a ballot of points and projects counts; each limit broken, alone or
+    with the voter's earlier ballot, is refused under its code, writing nothing."""
+    setup = kinds_service
+    large = large_by_cost(setup)
+    status, body = await cast(setup, 1, paper, projects=large[:2], points={"S01": 3})
+    assert status == 201, body
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"projects": [large[3]]}, 409, "over-cost-limit"),
+        ({"points": {"S02": 3}}, 409, "too-many-points"),
+        ({"points": {"S01": 1}}, 409, "project-repeated"),
+        ({"projects": ["S02"]}, 422, "wrong-ballot-field"),
+        ({"points": {"S02": 0}}, 422, "bad-payload"),
+        ({"ranking": ["S02"]}, 422, "wrong-ballot-field"),
+    ]
+    for choices, expected_status, code in cases:
+        status, body = await cast(setup, 1, paper, **choices)
+        assert (status, body["code"]) == (expected_status, code), (choices, body)
+        assert body["message_uk"] and body["message_en"] != body["message_uk"]
+    status, body = await cast(setup, 2, paper, points={"S03": 4})
+    assert (status, body["code"], body["limit"]) == (409, "too-many-points-for-project", 3)
+    status, body = await cast(setup, 2, paper, points={"S03": 1})
+    assert (status, body["code"], body["minimum"]) == (409, "too-few-points", 2)
+    # What still fits counts: the third cheapest, and 2 more points.
+    status, body = await cast(setup, 1, paper, projects=[large[2]], points={"S02": 2})
+    assert status == 201, body
