@@ -157,7 +157,10 @@ class Election:
         return {frozenset(p.name for p in o) for o in outcomes}
 
     def equal_shares_outcomes(self) -> set[frozenset[str]]:
-        """Every set pabutools' equal shares (no completion) can fund, over all tie-breaks."""
+        """Every set pabutools' equal shares (no completion) can fund, over all tie-breaks.
+
+        Cost satisfaction only: with other satisfactions pabutools 1.2.3's irresolute run fails
+        at a tie (its deepcopy of MESProject hashes a project before it has a name)."""
         outcomes = method_of_equal_shares(
             self.instance, self.profile, sat_class=self.mes_sat, resoluteness=False
         )
