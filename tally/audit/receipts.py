@@ -115,6 +115,18 @@ class ReceiptProof:
     election: str
     projects: tuple[str, ...]
     cosigners: tuple[str, ...]
+    points: tuple[tuple[str, int], ...] = ()
+    """Cumulative ballots: the points given, by project."""
+    ranking: tuple[str, ...] = ()
+    """Ordinal ballots: the ranking, most preferred first."""
+
+    def choices(self) -> str:
+        """The ballot's choices in words: projects, then points, then the ranking."""
+        parts = list(self.projects)
+        parts += [f"{p} ({n} points)" for p, n in self.points]
+        if self.ranking:
+            parts.append("ranking " + " > ".join(self.ranking))
+        return ", ".join(parts) or "no project"
 
 
 def proof_checkpoint(text: str) -> str:
@@ -262,7 +274,19 @@ def verify_receipt_proof(text: str, log_key: VerifierKey, code: str | None = Non
         if isinstance(projects, list)
         else (),
         cosigners=_cosigners(note, log_key),
+        points=_points(payload.get("points")),
+        ranking=_ids(payload.get("ranking")),
     )
+
+
+def _points(value: object) -> tuple[tuple[str, int], ...]:
+    if not isinstance(value, dict):
+        return ()
+    return tuple((p, n) for p, n in value.items() if isinstance(p, str) and type(n) is int)
+
+
+def _ids(value: object) -> tuple[str, ...]:
+    return tuple(p for p in value if isinstance(p, str)) if isinstance(value, list) else ()
 
 
 def _cosigners(note: str, log_key: VerifierKey) -> tuple[str, ...]:
@@ -320,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kind = "a paper ballot" if proof.entry_type == "paper-ballot" else "an online ballot"
     print(
         f"VERIFIED: receipt {proof.code} is entry {proof.index} of {proof.origin}, "
-        f"{kind} for {', '.join(proof.projects) or 'no project'}, in the log of "
+        f"{kind} for {proof.choices()}, in the log of "
         f"{proof.size} entries signed by {log_key.key_id}."
     )
     if proof.cosigners:

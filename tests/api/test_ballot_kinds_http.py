@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient
 from api.app import create_app
 from api.service import ServiceConfig
 from ledger.keys import sign_envelope
+from tally.audit.crypto import VerifierKey
+from tally.audit.receipts import verify_receipt_proof
 from tests.api.conftest import VOTER_KEY, VOTING_DAY, Setup
 from tests.api.test_points_limit_race import kinds_definition
 from tests.factories import ELECTION, Keys, opened_ledger, voter_token
@@ -87,3 +89,19 @@ async def test_each_kind_limit_over_http(kinds_service: Setup, paper: bool) -> N
     # What still fits counts: the third cheapest, and 2 more points.
     status, body = await cast(setup, 1, paper, projects=[large[2]], points={"S02": 2})
     assert status == 201, body
+
+
+async def test_a_points_ballot_receipt_proof_shows_its_points(kinds_service: Setup) -> None:
+    """The receipt's offline proof file names the points given, as the voter cast them."""
+    setup = kinds_service
+    large = large_by_cost(setup)
+    status, accepted = await cast(setup, 3, False, projects=[large[0]], points={"S04": 2})
+    assert status == 201
+    code = accepted["receipt"]
+    response = await setup.client.get(f"{BASE}/receipts/{code}/proof")
+    assert response.status == 200
+    proof = verify_receipt_proof(
+        await response.text(), VerifierKey.parse(setup.keys.log.verifier.vkey), code
+    )
+    assert (proof.projects, proof.points, proof.ranking) == ((large[0],), (("S04", 2),), ())
+    assert proof.choices() == f"{large[0]}, S04 (2 points)"
