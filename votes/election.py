@@ -199,12 +199,23 @@ class Election:
     _projects: dict[str, Project] = field(init=False, repr=False, compare=False, hash=False)
     _categories: dict[str, Category] = field(init=False, repr=False, compare=False, hash=False)
     _points: dict[str, PollingPoint] = field(init=False, repr=False, compare=False, hash=False)
+    _plain: bool = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         # Lookups sit on the ballot hot path; index once.
         object.__setattr__(self, "_projects", {p.id: p for p in self.projects})
         object.__setattr__(self, "_categories", {c.id: c for c in self.categories})
         object.__setattr__(self, "_points", {p.id: p for p in self.polling_points})
+        plain = not self.category_groups and all(
+            c.ballot == "approval" and c.min_picks == 0 for c in self.categories
+        )
+        object.__setattr__(self, "_plain", plain)
+
+    @property
+    def only_max_picks(self) -> bool:
+        """Whether every category is approval without a minimum and there are no groups: the
+        only limits are ``max_picks`` (the rules' fast path)."""
+        return self._plain
 
     def project(self, project_id: str) -> Project | None:
         """The project with ``project_id``, or None when it is not on the ballot."""

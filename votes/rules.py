@@ -570,12 +570,16 @@ def _marks(election: Election, choices: Sequence[tuple[str, str, int]]) -> dict[
     field of its category's kind."""
     marks: dict[str, int] = {}
     ranks: dict[str, int] = {}
+    plain = election.only_max_picks
     for name, project_id, points in choices:
         project = election.project(project_id)
         if project is None:
             raise UnknownProjectError(project_id)
         if project_id in marks:
             raise ProjectRepeatedError(project_id)
+        if plain and name == "projects":
+            marks[project_id] = 1
+            continue
         category = election.category(project.category)
         assert category is not None
         expected = FIELD_OF_KIND[category.ballot]
@@ -660,6 +664,9 @@ def _fits(
     has one, a project already chosen); then each category the ballot touches, in definition
     order (picks max and min, total cost max and min, points per project, total points max and
     min); then each group, in definition order."""
+    if election.only_max_picks:
+        _fits_max_picks(election, marks, held)
+        return
     touched: dict[str, dict[str, int]] = {}
     for project_id, mark in marks.items():
         project = election.project(project_id)
@@ -682,6 +689,24 @@ def _fits(
             taking = tuple(c for c in group.categories if c in touched or held.get(c))
             if len(taking) > group.max_categories:
                 raise GroupLimitExceededError(group.id, group.max_categories, taking)
+
+
+def _fits_max_picks(
+    election: Election, marks: Mapping[str, int], held: Mapping[str, Mapping[str, int]]
+) -> None:
+    """:func:`_fits` where the only limits are ``max_picks`` (approval, no minimum, no group)."""
+    adding: dict[str, int] = {}
+    for project_id in marks:
+        project = election.project(project_id)
+        assert project is not None  # checked by the caller
+        if project_id in held.get(project.category, _NOTHING):
+            raise ProjectRepeatedError(project_id)
+        adding[project.category] = adding.get(project.category, 0) + 1
+    for category in election.categories:
+        new = adding.get(category.id, 0)
+        already = len(held.get(category.id, _NOTHING)) if new else 0
+        if new and already + new > category.max_picks:
+            raise LimitExceededError(category.id, category.max_picks, already, new)
 
 
 def _within(
