@@ -115,8 +115,22 @@ _CAST_AT = (
     rb'(?="))?' + JSON_CHARS + rb')"'
 )
 # The canonical (RFC 8785) entry of a ballot or paper ballot whose payload has exactly the
-# fields the rules allow: members in sorted order, no spaces.
+# fields the rules allow: members in sorted order, no spaces. Most ballots have projects alone:
+# _BALLOT_ENTRY takes them (a pattern without points and ranking is a few percent faster), and
+# _SCORED_BALLOT_ENTRY any other.
 _BALLOT_ENTRY = re.compile(
+    entry_pattern(
+        rb'\{"cast_at":' + _CAST_AT
+        + rb',"election":' + JSON_STRING
+        + rb',"nonce":' + JSON_STRING
+        + rb'(?:,"polling_point":' + _CAPTURED + rb")?"
+        + rb',"projects":\[(' + JSON_STRINGS + rb")\]"
+        + rb',"type":' + JSON_STRING
+        + rb',"voter":' + _CAPTURED + rb"\}",
+        rb'"(ballot|paper-ballot)"',
+    )
+)  # fmt: skip
+_SCORED_BALLOT_ENTRY = re.compile(
     entry_pattern(
         rb'\{"cast_at":' + _CAST_AT
         + rb',"election":' + JSON_STRING
@@ -161,7 +175,7 @@ class Tally:
         self._hours_b: dict[tuple[bytes, bytes], str | None] = {}  # _hours, as stored
         self._projects_of: dict[bytes, tuple[str, ...]] = {}  # projects as stored -> ids
         # points or ranking as stored -> (ids, surplus): depends on the definition's kinds
-        self._scored_of: dict[tuple[bytes, bytes], Any] = {}
+        self._scored_of: dict[tuple[bytes | None, bytes | None], Any] = {}
         self._kinds(election)
         self.position = 0
         self._cells: dict[tuple[str, str], dict[str, int]] = {}  # (day, channel) -> project
@@ -456,25 +470,30 @@ class Tally:
     def _apply_fast(self, data: bytes) -> bool:
         """Count a canonical online ballot (or paper ballot without double entry) straight from
         its bytes; False, having changed nothing, for any other entry."""
+        raw_points = raw_ranking = None
         match = _BALLOT_ENTRY.fullmatch(data)
-        if match is None:
-            return False
+        if match is not None:
+            raw_cast_at, hour, offset, raw_point, raw_projects, raw_voter, kind = match.groups()
+        else:
+            match = _SCORED_BALLOT_ENTRY.fullmatch(data)
+            if match is None:
+                return False
+            (
+                raw_cast_at,
+                hour,
+                offset,
+                raw_points,
+                raw_point,
+                raw_projects,
+                raw_ranking,
+                raw_voter,
+                kind,
+            ) = match.groups()
         if not data.isascii():
             try:  # json.loads decodes the whole entry first: UTF-8, lone surrogates allowed
                 data.decode("utf-8", "surrogatepass")
             except UnicodeDecodeError:
                 return False
-        (
-            raw_cast_at,
-            hour,
-            offset,
-            raw_points,
-            raw_point,
-            raw_projects,
-            raw_ranking,
-            raw_voter,
-            kind,
-        ) = match.groups()
         paper = kind == b"paper-ballot"
         if paper and self.election.double_entry:
             return False

@@ -84,6 +84,8 @@ def test_scores_by_kind() -> None:
         entry(ballot(2, 3, {}, ["S03"])),
     ]
     tally = tallies(kinds_election(), entries)
+    # Canonical point and ranking ballots take the fast path.
+    assert all(Tally(kinds_election())._apply_fast(data) for data in entries)
     assert +tally.votes == Counter({"L01": 2, "L02": 1, "S01": 2, "S02": 2, "S03": 2})
     assert +tally.scores == Counter({"L01": 5, "L02": 1, "S01": 5, "S02": 4, "S03": 5})
 
