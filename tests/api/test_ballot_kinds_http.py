@@ -21,6 +21,8 @@ from tests.api.test_points_limit_race import kinds_definition
 from tests.factories import ELECTION, Keys, opened_ledger, voter_token
 
 BASE = f"/v1/elections/{ELECTION}"
+# The tests type faster than a clerk may (api/ratelimit.py): the clerk's limit is lifted.
+FAST_CLERKS: dict[str, Any] = {"role_rate_limits": (("clerk", 0.0),)}
 
 
 @pytest.fixture
@@ -28,13 +30,18 @@ async def kinds_service(
     aiohttp_client: Callable[[Any], Awaitable[TestClient[Any, Any]]], sqlite_url: str
 ) -> AsyncIterator[Setup]:
     """The example election with knapsack "large" (cap: the three cheapest large projects) and
-    cumulative "small" (3 points a project, 5 in all); "small" also needs 2 points at least."""
+    cumulative "small" (3 points a project, 5 in all); "small" also needs 2 points at least,
+    and "large" a total cost above the cheapest project's."""
     keys = Keys()
     definition = kinds_definition()
     definition["categories"][1]["min_total_points"] = 2
+    cheapest = min(p["cost_kopecks"] for p in definition["projects"] if p["category"] == "large")
+    definition["categories"][0]["min_total_cost_kopecks"] = cheapest + 1
     async with opened_ledger(sqlite_url, keys, definition=definition):
         pass
-    config = ServiceConfig(sqlite_url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY)
+    config = ServiceConfig(
+        sqlite_url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY, **FAST_CLERKS
+    )
     yield Setup(await aiohttp_client(create_app(config)), keys, sqlite_url)
 
 
@@ -86,6 +93,8 @@ async def test_each_kind_limit_over_http(kinds_service: Setup, paper: bool) -> N
     assert (status, body["code"], body["limit"]) == (409, "too-many-points-for-project", 3)
     status, body = await cast(setup, 2, paper, points={"S03": 1})
     assert (status, body["code"], body["minimum"]) == (409, "too-few-points", 2)
+    status, body = await cast(setup, 2, paper, projects=[large[0]])
+    assert (status, body["code"]) == (409, "under-cost-minimum")
     # What still fits counts: the third cheapest, and 2 more points.
     status, body = await cast(setup, 1, paper, projects=[large[2]], points={"S02": 2})
     assert status == 201, body
@@ -95,7 +104,7 @@ async def test_a_points_ballot_receipt_proof_shows_its_points(kinds_service: Set
     """The receipt's offline proof file names the points given, as the voter cast them."""
     setup = kinds_service
     large = large_by_cost(setup)
-    status, accepted = await cast(setup, 3, False, projects=[large[0]], points={"S04": 2})
+    status, accepted = await cast(setup, 3, False, projects=[large[1]], points={"S04": 2})
     assert status == 201
     code = accepted["receipt"]
     response = await setup.client.get(f"{BASE}/receipts/{code}/proof")
@@ -103,5 +112,55 @@ async def test_a_points_ballot_receipt_proof_shows_its_points(kinds_service: Set
     proof = verify_receipt_proof(
         await response.text(), VerifierKey.parse(setup.keys.log.verifier.vkey), code
     )
-    assert (proof.projects, proof.points, proof.ranking) == ((large[0],), (("S04", 2),), ())
-    assert proof.choices() == f"{large[0]}, S04 (2 points)"
+    assert (proof.projects, proof.points, proof.ranking) == ((large[1],), (("S04", 2),), ())
+    assert proof.choices() == f"{large[1]}, S04 (2 points)"
+
+
+@pytest.fixture
+async def ranked_service(
+    aiohttp_client: Callable[[Any], Awaitable[TestClient[Any, Any]]], sqlite_url: str
+) -> AsyncIterator[Setup]:
+    """The example election with "large" ordinal (rank 2 or 3) and "small" approval needing one
+    pick at least, in one group: a voter takes part in one of the two."""
+    keys = Keys()
+    definition = kinds_definition()
+    large, small = definition["categories"]
+    for name in ("max_total_cost_kopecks", "min_total_cost_kopecks"):
+        del large[name]
+    for name in ("max_points", "max_total_points", "min_total_points"):
+        del small[name]
+    large.update(ballot="ordinal", min_picks=2, max_picks=3)
+    small.update(ballot="approval", min_picks=1, max_picks=2)
+    definition["category_groups"] = [
+        {"id": "one-list", "categories": ["large", "small"], "max_categories": 1}
+    ]
+    async with opened_ledger(sqlite_url, keys, definition=definition):
+        pass
+    config = ServiceConfig(
+        sqlite_url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY, **FAST_CLERKS
+    )
+    yield Setup(await aiohttp_client(create_app(config)), keys, sqlite_url)
+
+
+@pytest.mark.parametrize("paper", [False, True], ids=["online", "paper"])
+async def test_rankings_and_groups_over_http(ranked_service: Setup, paper: bool) -> None:
+    """A ranking counts once; a second is refused (ranking-exists), as is one too short, and a
+    ballot joining the group's other category (too-many-categories)."""
+    setup = ranked_service
+    status, body = await cast(setup, 1, paper, ranking=["L03", "L01"])
+    assert status == 201, body
+    cases: list[tuple[dict[str, Any], str, dict[str, Any]]] = [
+        ({"ranking": ["L04", "L05"]}, "ranking-exists", {"category": "large"}),
+        ({"projects": ["S01"]}, "too-many-categories", {"categories": ["large", "small"]}),
+        ({"projects": ["L04"]}, "wrong-ballot-field", {"expected": "ranking"}),
+    ]
+    for choices, code, facts in cases:
+        status, body = await cast(setup, 1, paper, **choices)
+        assert (status, body["code"]) == (409 if code != "wrong-ballot-field" else 422, code)
+        assert facts.items() <= body.items(), body
+    status, body = await cast(setup, 2, paper, ranking=["L02"])
+    assert (status, body["code"], body["minimum"]) == (409, "too-few-picks", 2)
+    status, body = await cast(setup, 2, paper, ranking=["L01", "L02", "L03", "L04"])
+    assert (status, body["code"], body["limit"]) == (409, "limit-exceeded", 3)
+    status, body = await cast(setup, 2, paper, projects=["S01", "S02"])
+    assert status == 201, body
