@@ -646,7 +646,12 @@ def _check_stateless(
             _window(d, payload)
             point = _paper(d, payload, recorded_at) if paper else None
             distinct = set(listed)
-            if len(distinct) != len(listed) or not distinct <= d.projects.keys() or not d.plain:
+            if (
+                len(distinct) != len(listed)
+                or not distinct <= d.projects.keys()
+                or not d.plain
+                or marks is not None  # points or a ranking: their fields are checked
+            ):
                 seen: set[str] = set()
                 for field_name, project_id in zip(fields_of, listed, strict=True):
                     if project_id not in d.projects:

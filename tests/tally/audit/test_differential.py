@@ -1067,7 +1067,49 @@ def _smuggled_choices(election: Election, kind: str) -> Choices | None:
     return None
 
 
-KIND_SMUGGLED = ("over-max-picks", "under-min-picks", "over-cost", "over-points", "wrong-field")
+def _smuggled_for_voter(
+    election: Election, honest: list[rules.PriorEntry], kind: str
+) -> tuple[int, Choices] | None:
+    """For the kinds that need a voter's history: an honest voter and choices the rules refuse
+    given what that voter holds (a second ranking, a category across a group, points over the
+    total), or None when no voter holds what it takes."""
+    for voter in range(6):
+        held = rules.voter_state(election, honest, voter_token(voter)).held_marks(election)
+        for category in election.categories:
+            mine = held[category.id]
+            free = [p.id for p in election.projects_in(category.id) if p.id not in mine]
+            if kind == "second-ranking" and category.ballot == "ordinal" and mine:
+                return voter, {"ranking": (free or list(mine))[:1]}
+            if kind == "over-total-points" and category.ballot == "cumulative" and free:
+                assert category.max_total_points is not None
+                return voter, {
+                    "points": {free[0]: category.max_total_points - sum(mine.values()) + 1}
+                }
+        if kind == "group-crossing":
+            for group in election.category_groups:
+                taking = [c for c in group.categories if held[c]]
+                others = [c for c in group.categories if not held[c]]
+                if len(taking) >= group.max_categories and others:
+                    other = election.category(others[0])
+                    assert other is not None
+                    project = election.projects_in(other.id)[0].id
+                    field_name = rules.FIELD_OF_KIND[other.ballot]
+                    if field_name == "points":
+                        return voter, {"points": {project: 1}}
+                    return voter, {field_name: [project]}
+    return None
+
+
+KIND_SMUGGLED = (
+    "over-max-picks",
+    "under-min-picks",
+    "over-cost",
+    "over-points",
+    "wrong-field",
+    "second-ranking",
+    "group-crossing",
+    "over-total-points",
+)
 
 
 async def catch_kinds(
@@ -1080,10 +1122,12 @@ async def catch_kinds(
         async with election_log(url, keys, **overrides) as log:
             await write_kinds(log, stream)
             for n, kind in enumerate(smuggled):
-                choices = _smuggled_choices(log.election, kind)
+                so_far = [e.prior for e in await read_log(log) if e.prior.position not in appended]
+                history_based = _smuggled_for_voter(log.election, so_far, kind)
+                voter, choices = history_based or (700 + n, _smuggled_choices(log.election, kind))
                 if choices is None:
                     continue
-                payload = kind_payload(700 + n, choices)
+                payload = kind_payload(voter, choices)
                 tags = tags_of(payload)
                 tags += [
                     f"project:{p}"
