@@ -35,7 +35,7 @@ Double entry (``election.double_entry``) applies to paper ballots only. Each sub
 paper ballot is a *keying*; a voter's non-voided keyings, in log order, drive this machine::
 
     none ──keying k──▶ pending(k)
-    pending(p) ──k by another clerk, same voter, projects and polling point──▶ none
+    pending(p) ──k by another clerk, same voter, choices and polling point──▶ none
                  (p and k together are one counted paper ballot)
     pending(p) ──k differs, or comes from p's clerk──▶ disputed(p, k)
     disputed(...) ──any further keying──▶ disputed(..., k)
@@ -46,8 +46,10 @@ voiding one keying of a confirmed pair makes the other pending again. Live decis
 machine simple: while a voter's paper ballot is disputed every new keying is refused
 (:class:`~votes.errors.DisputedPaperBallotError`), and a second keying by the first keying's
 clerk is refused (:class:`~votes.errors.SameClerkError`). Pending and disputed keyings never
-count, but their projects are held against the voter's limits, so a later confirmation cannot
-push the voter over them. Spoiled ballots are single entries whatever the setting.
+count, but their choices are held against the voter's limits, so a later confirmation cannot
+push the voter over them. Two keyings have the same choices when their projects are the same set,
+their points the same, and their rankings the same list (order matters). Spoiled ballots are
+single entries whatever the setting.
 """
 
 from __future__ import annotations
