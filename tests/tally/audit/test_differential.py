@@ -996,17 +996,9 @@ async def agree_on_kinds(overrides: dict[str, Any], stream: list[tuple[Any, ...]
     assert counted_by_auditor(report) == server.ballots
     assert report.totals == server.totals
     scores = server_scores(server, histories)
-    published = {
-        p["id"]: p["score"]
-        for c in server.results["categories"]
-        for p in c["projects"]
-        if "score" in p
-    }
-    if published:  # the results carry scores (tally/results.py): they are the rules' scores
-        assert published == scores
-    auditor_scores = getattr(report, "scores", None)
-    if auditor_scores:
-        assert auditor_scores == scores
+    published = {p["id"]: p["score"] for c in server.results["categories"] for p in c["projects"]}
+    assert published == scores  # the published results' scores are the rules' scores
+    assert report.scores == scores  # and the auditor's
     assert report.winners == server.winners
     kinds = sorted({c.ballot for c in server.election.categories})
     event(f"kinds: {'+'.join(kinds)}; groups: {len(server.election.category_groups)}")
