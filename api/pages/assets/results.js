@@ -119,7 +119,8 @@ function definitionOf(categoryId) {
 }
 
 function kindOf(categoryId) {
-  return definitionOf(categoryId)?.ballot || "approval";
+  const published = state.results?.categories?.find((c) => c.id === categoryId)?.ballot;
+  return definitionOf(categoryId)?.ballot || published || "approval";
 }
 
 /** Votes and score differ only where points or positions count. */
