@@ -41,8 +41,12 @@ from votes.errors import DomainError
 from votes.rules import decide_ballot
 
 LARGE = 'max_picks = 2\nbudget = "10 653 370.51"'
+COSTS = {p.id: int(p.cost) for p in parse_election_toml(EXAMPLE.read_text("utf-8")).projects}
+# The knapsack cap: L01 and L02 fit, rounded up to the next 100 000.00 UAH; a third large project
+# (each costs more than that) does not.
+CAP = -(-(COSTS["L01"] + COSTS["L02"]) // 10_000_000) * 10_000_000
 KINDS = {
-    "knapsack": 'ballot = "knapsack"\nmax_total_cost = "2 000 000.00"',
+    "knapsack": f'ballot = "knapsack"\nmax_total_cost_kopecks = {CAP}',
     "cumulative": 'ballot = "cumulative"\nmax_points = 3\nmax_total_points = 5',
     "ordinal": 'ballot = "ordinal"\nmax_picks = 3',
 }
@@ -52,6 +56,11 @@ id = "one-list"
 categories = ["large", "small"]
 max_categories = 1
 """
+
+
+def uah(kopecks: int) -> str:
+    """Money as the English pages write it: 1,889,600.38 UAH."""
+    return f"{kopecks // 100:,}.{kopecks % 100:02d} UAH"
 
 
 def kinds_definition(kind: str, *, group: bool = False) -> dict[str, Any]:
@@ -201,17 +210,17 @@ async def test_clerk_knapsack_running_cost_and_the_cap(
     hint = await text(page, "#entry-hint")
     assert "total cost within the cap" in hint and "project numbers (L07 S12)" in hint
 
-    # L01 916 071.25 + L02 973 529.13 = 1 889 600.38 of 2 000 000.00; L03 (1 145 315.06) breaks it.
     assert await typed(page, "l1 L02 s1") == []
     summary = await text(page, "#preview li[data-category=large]")
     assert "2 project(s)" in summary
-    assert "cost 1,889,600.38 UAH of 2,000,000.00 UAH" in summary
+    assert f"cost {uah(COSTS['L01'] + COSTS['L02'])} of {uah(CAP)}" in summary
     assert await typed(page, "L01 L02 L03") == ["over-cost-limit"]
     await page.screenshot(path=str(SHOTS / "uchast-clerk-knapsack.png"))
 
     detail = await refused_on_the_page(browser, page, "1111111111", "L01 L02 L03")
     assert await text(page, "#status-headline") == "OVER THE LIMIT"
-    assert "cost 3,034,915.44 UAH, at most 2,000,000.00 UAH" in detail
+    three = COSTS["L01"] + COSTS["L02"] + COSTS["L03"]
+    assert f"cost {uah(three)}, at most {uah(CAP)}" in detail
     assert "(over-cost-limit)" in detail
     assert await page.input_value("#projects") == ""
 
@@ -388,7 +397,7 @@ async def test_results_page_shows_scores_and_the_ballot_rule(
             "first place 3 points, each next place 1 fewer, down to 1.",
         ],
         "knapsack": [
-            "Budget ballot (knapsack): the chosen projects may cost at most 2,000,000.00 UAH",
+            f"Budget ballot (knapsack): the chosen projects may cost at most {uah(CAP)}",
             "A project's score is the number of voters who chose it.",
         ],
     }[kind]
