@@ -588,5 +588,7 @@ async def test_clerk_takes_the_example_elections(
                 "ordinal": "Ranking ballot (ordinal)",
             }[category["ballot"]]
         )
+        if category.get("min_picks") == category["max_picks"]:
+            assert f"Exactly {category['max_picks']} project(s)." in rule
     await results.screenshot(path=str(SHOTS / f"uchast-results-{name[:-5]}.png"), full_page=True)
     clean(browser)

@@ -257,6 +257,7 @@ export const MESSAGES = {
     uk: "Рейтинговий бюлетень: виборець ставить до {max} проєктів у порядку переваги.",
     en: "Ranking ballot (ordinal): a voter ranks up to {max} projects in order of preference.",
   },
+  "results.rule.exactPicks": { uk: "Рівно {min} проєкт(и).", en: "Exactly {min} project(s)." },
   "results.rule.minPicks": { uk: "Щонайменше {min} проєкт(ів).", en: "At least {min} project(s)." },
   "results.rule.maxPicks": { uk: "Не більше {max} проєктів.", en: "At most {max} projects." },
   "results.rule.minCost": {

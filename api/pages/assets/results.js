@@ -149,7 +149,8 @@ function ballotRule(categoryId, projectCount) {
     minTotal: c.min_total_points || 0,
     second: Math.max(maxPicks - 1, 1),
   })];
-  if (c.min_picks) lines.push(t("results.rule.minPicks", { min: c.min_picks }));
+  if (c.min_picks && c.min_picks === maxPicks) lines.push(t("results.rule.exactPicks", { min: c.min_picks }));
+  else if (c.min_picks) lines.push(t("results.rule.minPicks", { min: c.min_picks }));
   if (kind === "knapsack" && maxPicks < projectCount) lines.push(t("results.rule.maxPicks", { max: maxPicks }));
   if (kind === "knapsack" && c.min_total_cost_kopecks) lines.push(t("results.rule.minCost", { minCost: money(c.min_total_cost_kopecks) }));
   if (kind === "cumulative" && c.min_total_points) lines.push(t("results.rule.minPoints", { minTotal: c.min_total_points }));
