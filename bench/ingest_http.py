@@ -19,12 +19,21 @@ events, conditional append, psycopg).
 
     .venv/bin/python bench/ingest_http.py [--n 20000] [--baseline-n 4000] [--concurrency 64]
                                           [--servers 1] [--profile DIR] [--cumulative F]
+                                          [--skip-ceiling]
 
 `--cumulative F` (0 to 1, default 0) mixes ballot kinds in the one run: the election is the
 example plus a cumulative category "points" (20 projects; at most 3 points a project, 7 in all,
 Toulouse 2019's limits), and a share F of the N ballots, spread evenly through the stream, are
 cumulative ballots (`"points"`, 1-4 projects, 1-3 points each, at most 7), the rest the approval
 ballots above; the same clients send both, and p50/p99 latency is also reported per kind.
+
+Ceiling, in the same run, on a fresh database of the same PostgreSQL server, driven by the same
+clients (:func:`send_all`, same C, the same signed ballots): bench/ingest_ceiling.py, a bare
+aiohttp handler that verifies the ballot's one Ed25519 signature and appends the same entry
+through the ledger's own batched PostgreSQL write (``ledger.sequencer.Sequencer`` on
+``ledger.postgres.PostgresStore``), with no DCB read, rules or condition. The JSON line's
+``ceiling_ratio`` is ours / ceiling (aim: at least 0.8); ``ratio`` stays ours / the stock cast.
+`--skip-ceiling` leaves it out.
 
 Each server is started and waited for through /readyz, so its live tally follows the log during
 the run, as it does under a readiness probe in production.
@@ -546,6 +555,90 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             "cpu_ms_per_ballot": per_ballot,
             "kinds": kinds,
             "ballots": ballots,
+            "election": election.id,
+            "site": site,
+        }
+    finally:
+        drop_database(db)
+
+
+def start_ceiling(
+    db: str, directory: Path, election: str, site: SignerKey
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start bench/ingest_ceiling.py on ``db`` (signing checkpoints with the run's log key) and
+    wait until it answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = open(directory / f"ceiling-{port}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.ingest_ceiling",
+            "--db",
+            db,
+            "--port",
+            str(port),
+            "--log-key",
+            str(directory / "log.key"),
+            "--site-vkey",
+            site.verifier.vkey,
+            "--election",
+            election,
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_serving([url], [process], "/readyz")
+    return url, process
+
+
+def run_ceiling(
+    args: argparse.Namespace,
+    directory: Path,
+    election: str,
+    site: SignerKey,
+    ballots: list[tuple[str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """The same signed ballots, from the same clients, to the bare server of
+    bench/ingest_ceiling.py on a fresh database."""
+    db = create_database()
+    try:
+        bodies = [json.dumps(envelope).encode() for _, envelope in ballots]
+        url, process = start_ceiling(db, directory, election, site)
+        try:
+            progress(f"ceiling (bare aiohttp + Ed25519 + batched write): {args.n} ballots")
+            meter = CpuMeter(db, [process.pid])
+            elapsed, latencies, statuses, answers, cpu, _ = asyncio.run(
+                send_all([url], election, bodies, args.concurrency, meter)
+            )
+            rss = peak_rss_mib(process.pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if statuses != {201: args.n}:
+            raise RuntimeError(f"the ceiling did not accept every ballot: {statuses}")
+        check_receipts(answers, args.n)
+        rate = args.n / elapsed
+        per_ballot = {kind: seconds * 1000 / args.n for kind, seconds in cpu.items()}
+        progress(
+            f"  {rate:,.0f} ballots/s, p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 99) * 1000:.1f} ms, peak RSS {rss:.0f} MiB; CPU per "
+            "ballot: " + ", ".join(f"{kind} {ms:.3f} ms" for kind, ms in per_ballot.items())
+        )
+        return {
+            "rate": rate,
+            "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000,
+            "rss": rss,
+            "cpu_ms_per_ballot": per_ballot,
         }
     finally:
         drop_database(db)
@@ -558,6 +651,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent clients/threads")
     parser.add_argument("--servers", type=int, default=1, help="uchast serve processes")
     parser.add_argument("--skip-baseline", action="store_true", help="(for profiling runs)")
+    parser.add_argument(
+        "--skip-ceiling", action="store_true", help="leave out bench/ingest_ceiling.py's run"
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy record each server into DIR")
     parser.add_argument(
         "--cumulative",
@@ -572,6 +668,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="uchast-bench-") as tmp:
         ours = run_ours(args, Path(tmp))
+        ceiling = None
+        if not args.skip_ceiling:
+            election, site = ours["election"], ours["site"]
+            ceiling = run_ceiling(args, Path(tmp), election, site, ours["ballots"])
 
     baseline = None
     if not args.skip_baseline:
@@ -600,7 +700,18 @@ def main() -> None:
                 "cpu_ms_per_ballot": {k: round(v, 3) for k, v in ours["cpu_ms_per_ballot"].items()},
                 "batch_requests_ms": [[round(n, 1), round(ms, 2)] for n, ms in ours["batches"]],
                 "kinds": ours["kinds"],
+                "ceiling": None if ceiling is None else round(ceiling["rate"], 1),
+                "ceiling_ratio": None
+                if ceiling is None
+                else round(ours["rate"] / ceiling["rate"], 2),
+                "ceiling_p50_ms": None if ceiling is None else round(ceiling["p50_ms"], 2),
+                "ceiling_p99_ms": None if ceiling is None else round(ceiling["p99_ms"], 2),
+                "ceiling_cpu_ms_per_ballot": None
+                if ceiling is None
+                else {k: round(v, 3) for k, v in ceiling["cpu_ms_per_ballot"].items()},
+                "ceiling_peak_rss_mib": None if ceiling is None else round(ceiling["rss"], 1),
                 "load_average": round(ours["load"], 1),
+                "load_average_end": round(os.getloadavg()[0], 1),
                 "servers": args.servers,
                 "n": args.n,
                 "baseline_n": args.baseline_n,
