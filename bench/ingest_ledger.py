@@ -11,6 +11,12 @@ append. Also reports ours on SQLite.
 
     .venv/bin/python bench/ingest_ledger.py [--n 20000] [--baseline-n 4000] [--concurrency 64]
 
+Each rate comes with the CPU it cost per entry, in µs: this process's CPU time over the timed
+window (ours: the whole write path in one process, verification threads included; baseline: its C
+threads and psycopg), the CPU of the database's PostgreSQL backends over the same window, and the
+CPU of one bare Ed25519 verification on this machine (``verify_us``), so that what ours spends
+beyond its one signature check can be compared across machines.
+
 The last line printed is one JSON object.
 """
 
@@ -25,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,7 +96,51 @@ def drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A run's rate and the CPU it cost per entry (µs): this process's, the PostgreSQL
+    backends' (0 on SQLite)."""
+
+    rate: float
+    cpu_us: float
+    postgres_cpu_us: float
+
+
+def backend_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to ``url``'s database."""
+    if not url.startswith("postgresql"):
+        return {}
+    from bench.ingest_http import backend_pids, cpu_seconds
+
+    return {pid: cpu_seconds(pid) for pid in backend_pids(url)}
+
+
+def backend_cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def verify_cost_us(samples: int = 3000) -> float:
+    """CPU µs of one bare Ed25519 verification (pyca/cryptography, one thread) here."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    message = b"uchast/v1\n" + bytes(200)
+    signature = key.sign(message)
+    started = time.thread_time()
+    for _ in range(samples):
+        public.verify(signature, message)
+    return (time.thread_time() - started) * 1e6 / samples
+
+
 async def run_ours(url: str, ballots: list[tuple[str, dict[str, Any]]], concurrency: int) -> float:
+    """Ours: entries per second."""
+    return (await run_ours_measured(url, ballots, concurrency)).rate
+
+
+async def run_ours_measured(
+    url: str, ballots: list[tuple[str, dict[str, Any]]], concurrency: int
+) -> Measured:
     admin = SignerKey.generate("admin.bench")
     store = open_store(url)
     if url.startswith("postgresql"):
@@ -113,20 +164,32 @@ async def run_ours(url: str, ballots: list[tuple[str, dict[str, Any]]], concurre
                 _, envelope = queue.pop()
                 await casting.submit(envelope)
 
+        backends = backend_cpu(url)
+        cpu = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(producer() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        postgres = backend_cpu_spent(backends, backend_cpu(url))
         assert await ledger.size() == len(ballots) + 2
         assert (await ledger.verified_checkpoint()) is not None
         stats = ledger.sequencer.stats
         progress(f"  {stats.batches} batches, mean {stats.entries / max(1, stats.batches):.0f}")
-        return len(ballots) / elapsed
+        n = len(ballots)
+        return Measured(n / elapsed, cpu * 1e6 / n, postgres * 1e6 / n)
     finally:
         await ledger.close()
         await store.close()
 
 
 def run_baseline(url: str, ballots: list[tuple[str, dict[str, Any]]], concurrency: int) -> float:
+    """The stock eventsourcing cast: casts per second."""
+    return run_baseline_measured(url, ballots, concurrency).rate
+
+
+def run_baseline_measured(
+    url: str, ballots: list[tuple[str, dict[str, Any]]], concurrency: int
+) -> Measured:
     from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
     from eventsourcing.postgres import PostgresDatastore
 
@@ -158,15 +221,20 @@ def run_baseline(url: str, ballots: list[tuple[str, dict[str, Any]]], concurrenc
                     conflicts += 1
 
     threads = [threading.Thread(target=producer) for _ in range(concurrency)]
+    backends = backend_cpu(url)
+    cpu = time.process_time()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    postgres = backend_cpu_spent(backends, backend_cpu(url))
     datastore.close()
     assert conflicts == 0, f"{conflicts} baseline casts failed"
-    return len(ballots) / elapsed
+    n = len(ballots)
+    return Measured(n / elapsed, cpu * 1e6 / n, postgres * 1e6 / n)
 
 
 SITE = SignerKey.generate("site.bench")
@@ -191,41 +259,58 @@ def main() -> None:
 
     progress(f"signing {args.n} ballots ...")
     ballots = make_ballots(SITE, args.n)
+    verify_us = verify_cost_us()
+    progress(f"one Ed25519 verification: {verify_us:.1f} µs of CPU")
 
     pg_ours = create_database()
     try:
         progress(f"ours on PostgreSQL: {args.n} ballots, {args.concurrency} producers")
-        ours = asyncio.run(run_ours(pg_ours, ballots, args.concurrency))
-        progress(f"  {ours:,.0f} entries/s")
+        ours = asyncio.run(run_ours_measured(pg_ours, ballots, args.concurrency))
+        progress(
+            f"  {ours.rate:,.0f} entries/s; CPU per entry {ours.cpu_us:.0f} µs here, "
+            f"{ours.postgres_cpu_us:.0f} µs in PostgreSQL"
+        )
     finally:
         drop_database(pg_ours)
 
     pg_base = create_database()
     try:
         progress(f"baseline (eventsourcing PostgresDCBRecorderTT): {args.baseline_n} ballots")
-        baseline = run_baseline(pg_base, ballots[: args.baseline_n], args.concurrency)
-        progress(f"  {baseline:,.0f} casts/s")
+        baseline = run_baseline_measured(pg_base, ballots[: args.baseline_n], args.concurrency)
+        progress(
+            f"  {baseline.rate:,.0f} casts/s; CPU per cast {baseline.cpu_us:.0f} µs here, "
+            f"{baseline.postgres_cpu_us:.0f} µs in PostgreSQL"
+        )
     finally:
         drop_database(pg_base)
 
-    sqlite_rate = None
+    on_sqlite = None
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             progress(f"ours on SQLite: {args.n} ballots")
-            sqlite_rate = asyncio.run(
-                run_ours(f"sqlite:///{tmp}/bench.db", ballots, args.concurrency)
+            on_sqlite = asyncio.run(
+                run_ours_measured(f"sqlite:///{tmp}/bench.db", ballots, args.concurrency)
             )
-            progress(f"  {sqlite_rate:,.0f} entries/s")
+            progress(f"  {on_sqlite.rate:,.0f} entries/s; CPU per entry {on_sqlite.cpu_us:.0f} µs")
 
     print(
         json.dumps(
             {
                 "bench": "ingest_ledger",
-                "ours": round(ours, 1),
-                "baseline": round(baseline, 1),
-                "ratio": round(ours / baseline, 2),
+                "ours": round(ours.rate, 1),
+                "baseline": round(baseline.rate, 1),
+                "ratio": round(ours.rate / baseline.rate, 2),
                 "unit": "entries/s",
-                "sqlite": None if sqlite_rate is None else round(sqlite_rate, 1),
+                "sqlite": None if on_sqlite is None else round(on_sqlite.rate, 1),
+                "cpu_us_per_entry": {
+                    "ours": round(ours.cpu_us, 1),
+                    "ours_postgres": round(ours.postgres_cpu_us, 1),
+                    "baseline": round(baseline.cpu_us, 1),
+                    "baseline_postgres": round(baseline.postgres_cpu_us, 1),
+                    "sqlite": None if on_sqlite is None else round(on_sqlite.cpu_us, 1),
+                },
+                "verify_us": round(verify_us, 1),
+                "load_average": round(os.getloadavg()[0], 1),
                 "n": args.n,
                 "baseline_n": args.baseline_n,
                 "concurrency": args.concurrency,
