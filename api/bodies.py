@@ -94,7 +94,11 @@ async def body_deadline(request: web.Request, handler: Handler) -> web.StreamRes
     """Read the whole body, if there is one, within BODY_TIMEOUT seconds; else answer 408
     problem+json ``body-timeout`` and close the connection. aiohttp keeps the body read here
     for the handler (``request.read()`` again costs nothing)."""
-    if request.body_exists:
+    if request.body_exists and request.content.is_eof():
+        # Already all here (a ballot comes in the headers' packet): nothing to wait for, and
+        # wait_for's task would cost about 17 µs of CPU per request.
+        await request.read()
+    elif request.body_exists:
         try:
             await asyncio.wait_for(request.read(), BODY_TIMEOUT)
         except TimeoutError:
