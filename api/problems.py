@@ -54,7 +54,11 @@ def problem_response(
         "message_uk": message_uk,
         **extra,
     }
-    headers = {"Retry-After": "5"} if status == 503 else None
+    # A 404 is cacheable by default (RFC 9111 §4.2.2): a CDN in front of the tiles would go on
+    # serving "no such tile" after the tile exists. No refusal is worth keeping.
+    headers = {"Cache-Control": "no-store"}
+    if status == 503:
+        headers["Retry-After"] = "5"
     return web.Response(
         status=status,
         body=json.dumps(body, ensure_ascii=False).encode(),
