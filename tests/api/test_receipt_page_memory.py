@@ -1,6 +1,7 @@
 """Threat: a log rewritten or rolled back between two visits of a voter. The receipt page
 remembers the last checkpoint it verified (localStorage, per log origin) and on the next visit
-checks in the browser that the new checkpoint extends it, warning when it does not."""
+checks in the browser that the new checkpoint extends it and is signed by the same log key,
+warning when it does not."""
 
 from __future__ import annotations
 
@@ -91,6 +92,20 @@ async def test_the_page_checks_the_log_only_grew_since_the_last_visit(
         assert "комісію" in str(await page.locator("#log-memory").inner_text())
         kept = json.loads(await page.evaluate(f"localStorage.getItem({json.dumps(key)})"))
         assert kept == memory
+
+    # The same log presented under another key than the one this browser verified it with:
+    # whatever the new key signs proves nothing about the old log. Warned, memory kept.
+    log_vkey = (await site.get_json(f"/v1/elections/{ELECTION}/log/key"))["vkey"]
+    assert grown["vkey"] == log_vkey  # what the page verified with is remembered
+    swapped = {**grown, "vkey": grown["vkey"] + "-another"}
+    await page.evaluate(
+        f"localStorage.setItem({json.dumps(key)}, {json.dumps(json.dumps(swapped))})"
+    )
+    assert await _visit(page, site, code) == "key-changed"
+    assert await page.get_attribute("#log-memory", "class") == "banner bad"
+    assert "ключем" in str(await page.locator("#log-memory").inner_text())
+    kept = json.loads(await page.evaluate(f"localStorage.getItem({json.dumps(key)})"))
+    assert kept == swapped
     await context.close()
 
 

@@ -408,6 +408,10 @@ export const MESSAGES = {
     uk: "УВАГА: підписаний стан журналу не продовжує той, що цей браузер бачив раніше ({old} записів): журнал переписано. Повідомте виборчу комісію.",
     en: "WARNING: the log's signed state does not extend the one this browser saw before ({old} entries): the log was rewritten. Tell the election commission.",
   },
+  "receipt.memory.key-changed": {
+    uk: "УВАГА: журнал тепер підписано іншим ключем, ніж коли цей браузер перевіряв його востаннє ({old} записів). Новий ключ нічого не доводить про попередній журнал. Повідомте виборчу комісію.",
+    en: "WARNING: the log is now signed with another key than when this browser last checked it ({old} entries). The new key proves nothing about the earlier log. Tell the election commission.",
+  },
   "receipt.notFound": { uk: "Бюлетень не знайдено", en: "Ballot not found" },
   "receipt.notFound.detail": {
     uk: "У журналі немає бюлетеня з таким кодом. Перевірте код; якщо він правильний, зверніться до виборчої комісії.",

@@ -92,15 +92,16 @@ async function verify(answer) {
     }),
   );
   const ok = checks.every((c) => c.ok);
-  if (ok) await checkLog(checkpoint);
+  if (ok) await checkLog(checkpoint, vkey);
   return { answer, checks, checkpoint, signer, vkey, ok };
 }
 
 // ---------------------------------------------------------------- the log this browser saw
 
-// This browser keeps the last checkpoint it verified, per log origin: {size, root}. On each
-// later visit the new checkpoint must extend it (RFC 9162 consistency proof, checked here), so a
-// log that was rewritten or rolled back since shows a warning instead of a quiet "verified".
+// This browser keeps the last checkpoint it verified, per log origin: {size, root, vkey}. On
+// each later visit the new checkpoint must extend it (RFC 9162 consistency proof, checked here)
+// and be signed by the same log key, so a log that was rewritten or rolled back since, or a server
+// that now presents another key for the same log, shows a warning instead of a quiet "verified".
 function memoryKey() {
   return `uchast.checkpoint.${state.logKey.origin}`;
 }
@@ -109,7 +110,8 @@ function remembered() {
   try {
     const saved = JSON.parse(localStorage.getItem(memoryKey()));
     if (saved && /^[0-9]+$/.test(String(saved.size)) && typeof saved.root === "string") {
-      return { size: BigInt(saved.size), root: b64decode(saved.root) };
+      const vkey = typeof saved.vkey === "string" ? saved.vkey : null;
+      return { size: BigInt(saved.size), root: b64decode(saved.root), vkey };
     }
   } catch {
     // nothing usable remembered: start afresh
@@ -117,9 +119,10 @@ function remembered() {
   return null;
 }
 
-function remember(checkpoint) {
+function remember(checkpoint, vkey) {
   try {
-    localStorage.setItem(memoryKey(), JSON.stringify({ size: String(checkpoint.size), root: b64encode(checkpoint.root) }));
+    const memory = { size: String(checkpoint.size), root: b64encode(checkpoint.root), vkey };
+    localStorage.setItem(memoryKey(), JSON.stringify(memory));
   } catch {
     // private mode: nothing kept
   }
@@ -139,13 +142,15 @@ async function extensionProblem(older, newer) {
   }
 }
 
-async function compareWithMemory(checkpoint) {
+async function compareWithMemory(checkpoint, vkey) {
   const old = remembered();
   const facts = { old: old ? number(Number(old.size)) : "", size: number(Number(checkpoint.size)) };
   if (!old) {
-    remember(checkpoint);
+    remember(checkpoint, vkey);
     return { state: "first", ...facts };
   }
+  // Another key for the same log: whatever it signs proves nothing about what the old key signed.
+  if (old.vkey && old.vkey !== vkey) return { state: "key-changed", ...facts };
   if (checkpoint.size < old.size) {
     // An older checkpoint is no alarm by itself (a receipt is proved against the published,
     // cosigned one, which may lag the latest): the log must prove that the one remembered here
@@ -155,15 +160,15 @@ async function compareWithMemory(checkpoint) {
   }
   const problem = await extensionProblem(old, checkpoint);
   if (problem) return { state: "inconsistent", problem, ...facts };
-  remember(checkpoint);
+  remember(checkpoint, vkey);
   return { state: checkpoint.size === old.size ? "unchanged" : "consistent", ...facts };
 }
 
 /** Compare a verified checkpoint with the remembered one, once per checkpoint per page. */
-async function checkLog(checkpoint) {
+async function checkLog(checkpoint, vkey) {
   const last = state.memory;
   if (last && last.checkpoint.size === checkpoint.size && equalBytes(last.checkpoint.root, checkpoint.root)) return;
-  state.memory = { ...(await compareWithMemory(checkpoint)), checkpoint };
+  state.memory = { ...(await compareWithMemory(checkpoint, vkey)), checkpoint };
 }
 
 /** On arrival, before any code is typed: the log's current checkpoint, verified with the log
@@ -176,7 +181,7 @@ async function checkLogOnArrival() {
   } catch {
     return; // no checkpoint yet, or one that does not verify: checking a code says which
   }
-  if (checkpoint.origin === state.logKey.origin) await checkLog(checkpoint);
+  if (checkpoint.origin === state.logKey.origin) await checkLog(checkpoint, vkey);
 }
 
 function renderMemory() {
@@ -184,7 +189,8 @@ function renderMemory() {
   const box = $("log-memory");
   box.hidden = !memory;
   if (!memory) return;
-  box.className = memory.state === "rollback" || memory.state === "inconsistent" ? "banner bad" : "banner note";
+  const alarm = ["rollback", "inconsistent", "key-changed"].includes(memory.state);
+  box.className = alarm ? "banner bad" : "banner note";
   box.dataset.state = memory.state;
   box.textContent = t(`receipt.memory.${memory.state}`, memory) + (memory.problem ? ` (${memory.problem})` : "");
 }
