@@ -155,6 +155,16 @@ class Monitor:
         self.reader = reader or TileReader(url)
         self.url = url
         self.log_key = VerifierKey.parse(log_vkey)
+        if (
+            policy is not None
+            and policy.logs
+            and all(log.public != self.log_key.public for log in policy.logs)
+        ):
+            # The policy says which logs its witnesses cosign: quorum on another log means nothing.
+            raise ValueError(
+                f"the witness policy's log lines do not name the log key {self.log_key.key_id}:"
+                " check --log-vkey and --witness-policy"
+            )
         self.admin_vkey = admin_vkey
         self.policy = policy
         self.state = state

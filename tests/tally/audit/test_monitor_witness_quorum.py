@@ -135,3 +135,16 @@ async def test_a_served_log_cosigned_by_real_witnesses_meets_the_quorum(
             )
             assert code == 6, lines
             assert "is cosigned by no witness of the policy: not its quorum (S)" in lines[-1]
+
+
+async def test_a_policy_for_another_log_is_refused_at_start(tmp_path: Path) -> None:
+    """A policy whose log lines name other log keys says nothing about this log's quorum: the
+    monitor refuses to start (exit 2), naming the key, instead of counting cosignatures."""
+    keys = Keys()
+    out = await published(tmp_path, keys)
+    other = Keys()
+    code, lines = run(
+        out, "--log-vkey", keys.log.verifier.vkey, "--witness-policy", policy(tmp_path, other)
+    )
+    assert code == 2, lines
+    assert f"do not name the log key {keys.log.verifier.key_id}" in lines[-1], lines
