@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -10,6 +11,9 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,3 +95,21 @@ def serving(
                 process.kill()
         for log in logs:
             log.close()
+
+
+async def race_two_servers(
+    db: str, keydir: Path, election: str, requests: Sequence[tuple[str, object]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """Send every (endpoint, body) of ``requests`` at once, alternately to two `uchast serve`
+    processes on one database (the clerk's human-pace limit lifted: a race, not a rate); each
+    answer's status and JSON body, in order."""
+    with serving(db, keydir, count=2, args=UNLIMITED_CLERK) as (urls, _):
+        async with aiohttp.ClientSession() as session:
+
+            async def send(n: int) -> tuple[int, dict[str, Any]]:
+                path, body = requests[n]
+                url = f"{urls[n % 2]}/v1/elections/{election}/{path}"
+                async with session.post(url, json=body) as response:
+                    return response.status, await response.json(content_type=None)
+
+            return await asyncio.gather(*(send(n) for n in range(len(requests))))

@@ -8,18 +8,15 @@ the ballots interleave the voter's counted choices stay within the cap and the p
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from ledger.entry import entry_object
 from ledger.keys import sign_envelope
-from tests.api.servers import UNLIMITED_CLERK, serving
+from tests.api.servers import race_two_servers
 from tests.factories import ELECTION, Keys, example_definition, opened_ledger
 from votes.election import election_from_dict
 from votes.rules import PriorEntry, voter_state
@@ -91,16 +88,7 @@ async def test_racing_ballots_never_spend_more_than_the_cap_or_the_points(
         return "ballots", sign_envelope(payload, keys.site)
 
     requests = [ballot(n) for n in range(200)]
-    with serving(store_url, tmp_path, count=2, args=UNLIMITED_CLERK) as (urls, _):
-        async with aiohttp.ClientSession() as session:
-
-            async def send(n: int) -> tuple[int, dict[str, Any]]:
-                path, body = requests[n]
-                url = f"{urls[n % 2]}/v1/elections/{ELECTION}/{path}"
-                async with session.post(url, json=body) as response:
-                    return response.status, await response.json(content_type=None)
-
-            outcomes = await asyncio.gather(*(send(n) for n in range(200)))
+    outcomes = await race_two_servers(store_url, tmp_path, ELECTION, requests)
 
     accepted = [body for status, body in outcomes if status == 201]
     refused = Counter(body.get("code") for status, body in outcomes if status != 201)
