@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
+import importlib
 import json
 import secrets
 import sys
@@ -825,50 +827,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_witness)
 
-    # The auditor keeps its own parser (tally/audit/cli.py) and imports none of the server.
-    p = sub.add_parser(
-        "audit",
-        help="replay a log independently: signatures, Merkle roots, rules, results",
-        add_help=False,
-        prefix_chars="\0",
-    )
-    p.add_argument("audit_args", nargs=argparse.REMAINDER, metavar="SOURCE ...")
-    p.set_defaults(func=cmd_audit)
-    p = sub.add_parser(
-        "verify-receipt",
-        help="check a receipt's proof file (C2SP tlog-proof) offline against the log key",
-        add_help=False,
-        prefix_chars="\0",
-    )
-    p.add_argument("verify_args", nargs=argparse.REMAINDER, metavar="FILE --log-vkey V")
-    p.set_defaults(func=cmd_verify_receipt)
-    p = sub.add_parser(
-        "monitor",
-        help="follow a live log's tiles: signatures, witnesses, consistency, audit; alarms",
-        add_help=False,
-        prefix_chars="\0",
-    )
-    p.add_argument("monitor_args", nargs=argparse.REMAINDER, metavar="URL --log-vkey V")
-    p.set_defaults(func=cmd_monitor)
+    # The auditor's commands keep their own parsers (tally/audit/) and import none of the server:
+    # everything after the command's name is theirs.
+    for name, (module, summary, metavar) in AUDITOR_COMMANDS.items():
+        p = sub.add_parser(name, help=summary, add_help=False, prefix_chars="\0")
+        p.add_argument("tool_args", nargs=argparse.REMAINDER, metavar=metavar)
+        p.set_defaults(func=functools.partial(cmd_auditor, module))
     return parser
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    from tally.audit.cli import main as audit_main
+AUDITOR_COMMANDS = {
+    "audit": (
+        "tally.audit.cli",
+        "replay a log independently: signatures, Merkle roots, rules, results",
+        "SOURCE ...",
+    ),
+    "verify-receipt": (
+        "tally.audit.receipts",
+        "check a receipt's proof file (C2SP tlog-proof) offline against the log key",
+        "FILE --log-vkey V",
+    ),
+    "monitor": (
+        "tally.audit.monitor",
+        "follow a live log's tiles: signatures, witnesses, consistency, audit; alarms",
+        "URL --log-vkey V",
+    ),
+}
+"""Commands the auditor's package runs: name -> (module with ``main(argv)``, help, usage)."""
 
-    return audit_main(args.audit_args)
 
-
-def cmd_monitor(args: argparse.Namespace) -> int:
-    from tally.audit.monitor import main as monitor_main
-
-    return monitor_main(args.monitor_args)
-
-
-def cmd_verify_receipt(args: argparse.Namespace) -> int:
-    from tally.audit.receipts import main as verify_main
-
-    return verify_main(args.verify_args)
+def cmd_auditor(module: str, args: argparse.Namespace) -> int:
+    main: Callable[[list[str]], int] = importlib.import_module(module).main
+    return main(args.tool_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
