@@ -289,11 +289,17 @@ class Book:
         }
 
     def record(self, ballot: Counted, answer: Answer) -> None:
+        """Count a definitive answer. A ballot acknowledged again (sent again after an
+        interruption: the service answers its nonce with the original receipt) is counted once."""
         code = str(answer.body.get("code", ""))
         if answer.status in (200, 201):
-            self.acknowledged[ballot.nonce] = int(answer.body["position"])
             if answer.status == 200:
                 self.replays += 1
+            if ballot.nonce in self.acknowledged:
+                if self.acknowledged[ballot.nonce] != int(answer.body["position"]):
+                    self.surprises.append(f"{ballot.nonce}: acknowledged at two positions")
+                return
+            self.acknowledged[ballot.nonce] = int(answer.body["position"])
             if ballot.refusal is not None:
                 self.surprises.append(f"{ballot.nonce}: accepted, expected {ballot.refusal}")
             self.votes.update(ballot.projects)
@@ -305,6 +311,17 @@ class Book:
                 self.surprises.append(
                     f"{ballot.nonce}: {answer.status} {code}, expected {ballot.refusal or 'OK'}"
                 )
+
+    def merge(self, other: Book) -> None:
+        """Add another book's answers (of other ballots: a trial's next chunk of voters)."""
+        self.acknowledged.update(other.acknowledged)
+        self.refused.update(other.refused)
+        self.votes.update(other.votes)
+        self.voters |= other.voters
+        self.ballots.update(other.ballots)
+        self.replays += other.replays
+        self.transient.update(other.transient)
+        self.surprises.extend(other.surprises)
 
 
 def _body(body: Any) -> dict[str, Any]:

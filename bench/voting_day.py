@@ -21,6 +21,15 @@ else, and `uchast audit` passes on the exported log.
 
     .venv/bin/python bench/voting_day.py --scale 10          # 125,270 voters
     .venv/bin/python bench/voting_day.py                     # x100: 1,252,700 voters
+    .venv/bin/python bench/voting_day.py --work /var/tmp/vd  # state kept in /var/tmp/vd
+    .venv/bin/python bench/voting_day.py --resume /var/tmp/vd
+
+A run is resumable: its work directory (``--work``, else a temporary one) holds the database
+URL, the keys, the election and the state, saved after every ``--chunk`` voters and every phase
+and stage. Interrupted (Ctrl-C, kill, ``--stop-after``), it prints the command that continues it
+on the same database: the servers are started again, the chunk that was in flight is sent again
+whole (answered as replays), then the checks and the audit. The database is dropped once the
+run completes (unless ``--keep``). Peak memory is each process's VmHWM, per phase and overall.
 
 The last line printed is one JSON object.
 """
@@ -29,10 +38,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
+import pickle
 import re
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,6 +73,7 @@ from bench.loadgen import (  # noqa: E402
     Electorate,
     Sender,
     Signers,
+    cast_now,
     check_log,
     export_and_audit,
     served_votes,
@@ -190,11 +204,15 @@ def _load(directory: str, seed: int, paper: float) -> None:
     _electorate = Electorate(signers, seed=seed, paper=paper, split=0.1, over_limit=0.02)
 
 
-def _voters(span: tuple[int, int]) -> list[list[Request]]:
+def _voters(work: tuple[int, int, str]) -> list[list[Request]]:
+    """Voters ``low`` to ``high`` (excluded), their ballots cast at ``cast_at``: the same
+    ballots each time (a chunk sent again after an interruption is a replay)."""
+    low, high, cast_at = work
     assert _electorate is not None
+    _electorate.cast_at = lambda _rng: cast_at
     election = _electorate.signers.election
     voters = []
-    for n in range(*span):
+    for n in range(low, high):
         requests = []
         for ballot in _electorate.voter(n):
             token_body = None
@@ -242,6 +260,15 @@ class PhaseReport:
     target_rate: float | None = None
     client_cpu: float = 0.0  # seconds of CPU the generator's process spent in the phase
     echo: float | None = None  # requests/s of a trivial echo server just before the phase
+
+    def add(self, other: PhaseReport) -> None:
+        """Another chunk of the same phase."""
+        self.voters += other.voters
+        self.ballots += other.ballots
+        self.requests += other.requests
+        self.seconds += other.seconds
+        self.latencies.extend(other.latencies)
+        self.client_cpu += other.client_cpu
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -396,99 +423,358 @@ def start_servers(directory: Path, db: str, count: int, extra: list[str]) -> lis
     return servers
 
 
-def rss_mib(pid: int) -> float:
+# Peak memory: VmHWM, the resident set's high-water mark, reset at each phase's start.
+
+
+def peak_rss_mib(pid: int | str = "self") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
 
 
-async def trial(args: argparse.Namespace, directory: Path, db: str) -> dict[str, Any]:
-    vkeys = set_up(directory, db)
+def reset_peak_rss(pid: int | str = "self") -> None:
+    # "5": reset the high-water mark to the current resident set (Linux 4.0+); where refused,
+    # each phase's figure is the peak since the process started.
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+# The run's state in its work directory, so that an interrupted run can be resumed.
+#
+# state.json (small, rewritten by rename after every chunk of voters, phase and stage): the
+# arguments, the database, the stages done, the next voter, each phase's casting time, echo
+# rate and pace, the peaks of memory, and the outcomes of the final checks. Each completed chunk
+# of voters has its own file chunk-<first voter>.pickle (written, by rename, before state.json
+# names it): its book (answers, votes, replays, surprises) and its PhaseReport with the
+# latencies. A chunk not yet named in state.json is sent again whole on resume: the service
+# answers an already-cast ballot with its original receipt ("replay"), which the chunk's fresh
+# book counts once. Voters are regenerated from the seed and their index (Electorate), signed
+# with the phase's recorded casting time, so a ballot sent again is the same payload.
+
+RESUMABLE = ("scale", "servers", "concurrency", "paper", "seed", "signers", "serve_arg",
+             "no_audit", "chunk")  # fmt: skip
+
+
+class Stopped(Exception):
+    """--stop-after reached: the state is saved, the run can be resumed."""
+
+
+@dataclass
+class State:
+    directory: Path
+    args: dict[str, Any]
+    db: str
+    total: int
+    done: list[str] = field(default_factory=list)  # "setup", the phases, "log", "totals", ...
+    next_voter: int = 0
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)  # cast_at, echo, rates
+    chunks: list[str] = field(default_factory=list)
+    rss: dict[str, dict[str, float]] = field(default_factory=dict)  # phase/stage -> process -> MiB
+    vkeys: dict[str, str] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)  # "log", "totals", "audit"
+    servers: list[int] = field(default_factory=list)  # pids, to stop leftovers of a killed run
+    sittings: int = 1
+
+    def save(self) -> None:
+        data = {k: v for k, v in self.__dict__.items() if k != "directory"}
+        temporary = self.directory / "state.json.tmp"
+        temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(temporary, self.directory / "state.json")
+
+    @classmethod
+    def load(cls, directory: Path) -> State:
+        data = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+        return cls(directory=directory, **data)
+
+    def save_chunk(self, first: int, report: PhaseReport, book: Book) -> None:
+        name = f"chunk-{first:09d}.pickle"
+        temporary = self.directory / f"{name}.tmp"
+        with open(temporary, "wb") as out:
+            pickle.dump((report, book), out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, self.directory / name)
+        self.chunks.append(name)
+
+    def load_chunks(self) -> tuple[dict[str, PhaseReport], Book]:
+        reports: dict[str, PhaseReport] = {}
+        book = Book()
+        for name in self.chunks:
+            with open(self.directory / name, "rb") as chunk:
+                report, part = pickle.load(chunk)  # this run's own files
+            if report.name in reports:
+                reports[report.name].add(report)
+            else:
+                reports[report.name] = report
+            book.merge(part)
+        return reports, book
+
+    def peak(self, stage: str, name: str, mib: float) -> None:
+        self.rss.setdefault(stage, {})
+        self.rss[stage][name] = max(self.rss[stage].get(name, 0.0), mib)
+
+    def resume_command(self) -> str:
+        return shlex.join(
+            [sys.executable, str(Path(__file__).resolve()), "--resume", str(self.directory)]
+        )
+
+
+def phase_bounds(total: int) -> list[tuple[Phase, int, int]]:
+    bounds = []
+    first = 0
+    for k, phase in enumerate(PHASES):
+        count = total - first if k == len(PHASES) - 1 else round(total * phase.share)
+        bounds.append((phase, first, first + count))
+        first += count
+    return bounds
+
+
+def stop_leftovers(state: State) -> None:
+    """Stop servers a killed sitting left running on this run's database."""
+    for pid in state.servers:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(state.directory / "log.key").encode() in command:
+            progress(f"stopping server {pid} left by the interrupted sitting")
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(300):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
+    state.servers = []
+
+
+def stop_servers(servers: list[Server]) -> None:
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.terminate()
+    for server in servers:
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+def set_up_stage(state: State) -> None:
+    if "setup" in state.done:
+        return
+    directory = state.directory
+    for leftover in [*directory.glob("*.key"), directory / "election.toml"]:
+        leftover.unlink(missing_ok=True)  # an interrupted set-up starts over on a fresh database
+    if state.vkeys or (directory / "started").exists():
+        drop_database(state.db)
+        state.db = create_database()
+    (directory / "started").touch()
+    state.save()
+    state.vkeys = set_up(directory, state.db)
+    state.done.append("setup")
+    state.save()
+
+
+async def phases_stage(
+    state: State,
+    servers: list[Server],
+    reports: dict[str, PhaseReport],
+    book: Book,
+    stop_after: str | None,
+    interrupt_after: int | None,
+) -> None:
+    args = state.args
+    directory = state.directory
     election = parse_election_toml((directory / "election.toml").read_text(encoding="utf-8"))
-    total = max(1, round(VOTERS_2018 * args.scale))
-    servers = start_servers(directory, db, args.servers, args.serve_arg)
     urls = [s.url for s in servers]
-    progress(f"{total:,} voters against {len(urls)} servers on {db.rsplit('/', 1)[1]}")
-    book = Book()
-    reports: list[PhaseReport] = []
-    rss: dict[str, list[float]] = {s.url: [] for s in servers}
+    sent = 0
     context = multiprocessing.get_context("fork")
-    workers = max(1, args.signers)
     with context.Pool(
-        workers, initializer=_load, initargs=(str(directory), args.seed, args.paper)
+        max(1, args["signers"]),
+        initializer=_load,
+        initargs=(str(directory), args["seed"], args["paper"]),
     ) as pool:
-        first = 0
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            sender = Sender(session, lambda: urls, election.id, book, timeout=60)
-            for k, phase in enumerate(PHASES):
-                count = total - first if k == len(PHASES) - 1 else round(total * phase.share)
+            sender = Sender(session, lambda: urls, election.id, Book(), timeout=60)
+            for phase, first, last in phase_bounds(state.total):
+                if phase.name in state.done:
+                    continue
+                meta = state.phases.get(phase.name)
+                if meta is None:
+                    meta = {"cast_at": cast_now()}
+                    if phase.paced is None:  # the machine's speed now (it may be shared)
+                        meta["echo"] = await calibrate(args["concurrency"])
+                        progress(f"{phase.name}: echo server {meta['echo']:,.0f} requests/s")
+                    else:
+                        morning = reports[PHASES[0].name]
+                        meta["target_rate"] = phase.paced * morning.ballots / morning.seconds
+                        meta["voter_rate"] = phase.paced * morning.voters / morning.seconds
+                    state.phases[phase.name] = meta
+                    state.save()
+                start = max(first, state.next_voter)
                 began = time.monotonic()
-                voters = [
-                    v for chunk in pool.imap(_voters, spans(first, first + count)) for v in chunk
-                ]
+                work = [(low, high, meta["cast_at"]) for low, high in spans(start, last)]
+                voters = [v for chunk in pool.imap(_voters, work) for v in chunk]
                 progress(
-                    f"{phase.name}: {count:,} voters signed in {time.monotonic() - began:.1f}s"
+                    f"{phase.name}: {last - start:,} voters signed in "
+                    f"{time.monotonic() - began:.1f}s"
                 )
-                first += count
-                report = PhaseReport(phase.name, count)
-                if phase.paced is None:  # the machine's speed now (it may be shared)
-                    report.echo = await calibrate(args.concurrency)
-                    progress(f"{phase.name}: echo server {report.echo:,.0f} requests/s")
-                rate = None
-                if phase.paced is not None and reports:
-                    morning = reports[0]
-                    report.target_rate = phase.paced * morning.ballots / morning.seconds
-                    rate = phase.paced * morning.voters / morning.seconds
-                await send_phase(
-                    report,
-                    voters,
-                    sender,
-                    phase.concurrency or args.concurrency,
-                    rate,
-                )
+                for process in [*(s.process.pid for s in servers), "self"]:
+                    reset_peak_rss(process)
+                for low in range(start, last, args["chunk"]):
+                    high = min(low + args["chunk"], last)
+                    part = PhaseReport(phase.name, high - low)
+                    part.echo = meta.get("echo")
+                    part.target_rate = meta.get("target_rate")
+                    sender.book = Book()
+                    todo = voters[low - start : high - start]
+                    if interrupt_after is not None and sent + len(todo) > interrupt_after:
+                        todo = todo[: max(0, interrupt_after - sent)]  # test hook: then Ctrl-C
+                    await send_phase(
+                        part,
+                        todo,
+                        sender,
+                        phase.concurrency or args["concurrency"],
+                        meta.get("voter_rate"),
+                    )
+                    sent += len(todo)
+                    if interrupt_after is not None and sent >= interrupt_after:
+                        progress(f"interrupting after {sent} voters (--interrupt-after-voters)")
+                        raise KeyboardInterrupt
+                    state.save_chunk(low, part, sender.book)
+                    if phase.name in reports:
+                        reports[phase.name].add(part)
+                    else:
+                        reports[phase.name] = part
+                    book.merge(sender.book)
+                    state.next_voter = high
+                    for k, server in enumerate(servers):
+                        state.peak(phase.name, f"server-{k}", peak_rss_mib(server.process.pid))
+                    state.peak(phase.name, "generator", peak_rss_mib())
+                    state.save()
+                    progress(f"{phase.name}: {high - first:,} of {last - first:,} voters")
                 del voters
-                reports.append(report)
-                for server in servers:
-                    rss[server.url].append(rss_mib(server.process.pid))
-                progress(f"{phase.name}: {json.dumps(report.summary())}")
-    progress(f"book: {json.dumps(book.summary())}")
+                state.done.append(phase.name)
+                state.save()
+                progress(f"{phase.name}: {json.dumps(reports[phase.name].summary())}")
+                if stop_after == phase.name:
+                    raise Stopped(phase.name)
 
-    log = await check_log(db, election.id, book)
-    progress(f"log: {log.size:,} entries, {log.ballots:,} ballots, ok={log.ok}")
-    async with aiohttp.ClientSession() as session:
-        served = [await served_votes(session, url, election.id, log.size, 300) for url in urls]
-    totals_match = all(votes == +book.votes for votes in served)
-    progress(f"totals match the generator's on every server: {totals_match}")
-    for server in servers:
-        server.process.terminate()
-        server.process.wait(timeout=30)
 
-    audit = None
-    if not args.no_audit:
+async def checks_stage(
+    state: State, servers: list[Server], book: Book, stop_after: str | None
+) -> None:
+    """The log holds each acknowledged ballot once; every server's totals are the book's."""
+    election = parse_election_toml(
+        (state.directory / "election.toml").read_text(encoding="utf-8")
+    ).id
+    if "log" not in state.done:
+        progress("checking the log against the book ...")
+        began = time.monotonic()
+        log = await check_log(state.db, election, book)
+        state.results["log"] = {
+            "size": log.size,
+            "ballots": log.ballots,
+            "duplicates": len(log.duplicates),
+            "unacknowledged": len(log.unacknowledged),
+            "lost": len(log.lost),
+            "ok": log.ok,
+            "seconds": round(time.monotonic() - began, 1),
+        }
+        state.done.append("log")
+        state.save()
+        progress(f"log: {json.dumps(state.results['log'])}")
+        if stop_after == "log":
+            raise Stopped("log")
+    if "totals" not in state.done:
+        size = state.results["log"]["size"]
+        async with aiohttp.ClientSession() as session:
+            served = [await served_votes(session, s.url, election, size, 300) for s in servers]
+        state.results["totals"] = {
+            "servers": len(served),
+            "match": all(votes == +book.votes for votes in served),
+        }
+        for k, server in enumerate(servers):
+            state.peak("checks", f"server-{k}", peak_rss_mib(server.process.pid))
+        state.peak("checks", "generator", peak_rss_mib())
+        state.done.append("totals")
+        state.save()
+        progress(f"totals match the generator's on every server: {state.results['totals']}")
+        if stop_after == "totals":
+            raise Stopped("totals")
+
+
+def audit_stage(state: State) -> None:
+    if "audit" in state.done:
+        return
+    if not state.args["no_audit"]:
         progress("exporting and auditing the log ...")
-        run_ = export_and_audit(
-            db, election.id, directory / "log.jsonl", vkeys["log"], vkeys["admin"]
-        )
-        audit = {
+        election = parse_election_toml(
+            (state.directory / "election.toml").read_text(encoding="utf-8")
+        ).id
+        out = state.directory / "log.jsonl"
+        run_ = export_and_audit(state.db, election, out, state.vkeys["log"], state.vkeys["admin"])
+        size = state.results["log"]["size"]
+        state.results["audit"] = {
             "ok": run_.ok,
             "export_seconds": round(run_.export_seconds, 1),
             "audit_seconds": round(run_.audit_seconds, 1),
-            "entries_per_s": round(log.size / run_.audit_seconds) if run_.audit_seconds else 0,
+            "entries_per_s": round(size / run_.audit_seconds) if run_.audit_seconds else 0,
         }
         progress(run_.output.splitlines()[0] if run_.output else "(no audit output)")
         if not run_.ok:
             progress(run_.output[-3000:])
-    peak = [r for r in reports if r.target_rate is None]
+        out.unlink(missing_ok=True)
+    state.done.append("audit")
+    state.save()
+
+
+async def trial(state: State, stop_after: str | None, interrupt_after: int | None) -> None:
+    set_up_stage(state)
+    if stop_after == "setup":
+        raise Stopped("setup")
+    reports, book = state.load_chunks()
+    if "totals" in state.done:
+        return
+    stop_leftovers(state)
+    servers = start_servers(state.directory, state.db, state.args["servers"],
+                            state.args["serve_arg"])  # fmt: skip
+    try:
+        state.servers = [s.process.pid for s in servers]
+        state.save()
+        progress(
+            f"{state.total:,} voters against {len(servers)} servers on "
+            f"{state.db.rsplit('/', 1)[1]}, from voter {state.next_voter:,} (sitting "
+            f"{state.sittings})"
+        )
+        await phases_stage(state, servers, reports, book, stop_after, interrupt_after)
+        progress(f"book: {json.dumps(book.summary())}")
+        await checks_stage(state, servers, book, stop_after)
+    finally:
+        stop_servers(servers)
+        state.servers = []
+        state.save()
+
+
+def result(state: State) -> dict[str, Any]:
+    reports, book = state.load_chunks()
+    phases = [reports[p.name] for p in PHASES]
+    peak = [r for r in phases if r.target_rate is None]
     all_peak = sum(r.ballots for r in peak) / sum(r.seconds for r in peak)
+    overall: dict[str, float] = {}
+    for peaks in state.rss.values():
+        for name, mib in peaks.items():
+            overall[name] = max(overall.get(name, 0.0), mib)
+    log = state.results["log"]
+    totals_match = state.results["totals"]["match"]
+    audit = state.results.get("audit")
     return {
         "bench": "voting_day",
-        "scale": args.scale,
-        "voters": total,
-        "servers": len(urls),
-        "concurrency": args.concurrency,
-        "ballots_sent": sum(r.ballots for r in reports),
+        "scale": state.args["scale"],
+        "voters": state.total,
+        "servers": state.args["servers"],
+        "concurrency": state.args["concurrency"],
+        "sittings": state.sittings,
+        "ballots_sent": sum(r.ballots for r in phases),
         "acknowledged": len(book.acknowledged),
         "refused": dict(Counter(book.refused.values())),
         "paper_ballots": book.ballots["paper"],
@@ -497,16 +783,37 @@ async def trial(args: argparse.Namespace, directory: Path, db: str) -> dict[str,
         "replays": book.replays,
         "transient": dict(book.transient),
         "surprises": len(book.surprises),
-        "phases": {r.name: r.summary() for r in reports},
+        "phases": {r.name: r.summary() for r in phases},
         "peak_ballots_per_s": round(all_peak, 1),
-        "log": {"size": log.size, "ballots": log.ballots, "ok": log.ok},
+        "log": log,
         "totals_match": totals_match,
-        "server_rss_mib": rss,
+        "peak_rss_mib": {"overall": overall, **state.rss},
         "audit": audit,
         "ok": bool(
-            log.ok and totals_match and not book.surprises and (audit is None or audit["ok"])
+            log["ok"] and totals_match and not book.surprises and (audit is None or audit["ok"])
         ),
     }
+
+
+def print_summary(outcome: dict[str, Any]) -> None:
+    progress(
+        "phase           ballots   ballots/s  p50 ms  p99 ms  peak RSS MiB (servers; generator)"
+    )
+    for name, phase in outcome["phases"].items():
+        peaks = outcome["peak_rss_mib"].get(name, {})
+        servers = ", ".join(f"{v:g}" for k, v in sorted(peaks.items()) if k != "generator")
+        progress(
+            f"{name:<14} {phase['ballots']:>9,} {phase['ballots_per_s']:>10,.1f}"
+            f" {phase['p50_ms']:>7} {phase['p99_ms']:>7}  {servers}; {peaks.get('generator')}"
+        )
+    audit = outcome["audit"]
+    if audit:
+        progress(
+            f"export {audit['export_seconds']} s, audit {audit['audit_seconds']} s "
+            f"({audit['entries_per_s']:,} entries/s), ok={audit['ok']}"
+        )
+    progress(f"log check {outcome['log']['seconds']} s, ok={outcome['log']['ok']}; "
+             f"totals match on every server: {outcome['totals_match']}")  # fmt: skip
 
 
 def main() -> None:
@@ -525,19 +832,64 @@ def main() -> None:
     )
     parser.add_argument("--no-audit", action="store_true", help="skip export and audit")
     parser.add_argument("--keep", action="store_true", help="keep the database and files")
+    parser.add_argument("--chunk", type=int, default=20_000,
+                        help="voters between saves of the state (default 20,000)")  # fmt: skip
+    parser.add_argument("--work", type=Path,
+                        help="work directory (new or empty): database, keys, state")  # fmt: skip
+    parser.add_argument("--resume", type=Path, metavar="DIR",
+                        help="continue the interrupted run in DIR (its own arguments)")  # fmt: skip
+    parser.add_argument(
+        "--stop-after",
+        choices=["setup", *(p.name for p in PHASES), "log", "totals"],
+        help="save the state and stop after this phase or stage (resume with --resume)",
+    )
+    parser.add_argument("--interrupt-after-voters", type=int, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="uchast-voting-day-"))
-    db = create_database()
-    try:
-        result = asyncio.run(trial(args, directory, db))
-    finally:
-        if args.keep:
-            progress(f"kept {db} and {directory}")
+
+    if args.resume is not None:
+        state = State.load(args.resume.resolve())
+        state.sittings += 1
+    else:
+        if args.work is not None:
+            args.work.mkdir(parents=True, exist_ok=True)
+            if any(args.work.iterdir()):
+                raise SystemExit(f"{args.work} is not empty (to continue a run: --resume)")
+            directory = args.work.resolve()
         else:
-            drop_database(db)
-            subprocess.run(["rm", "-rf", str(directory)], check=False)
-    print(json.dumps(result))
-    sys.exit(0 if result["ok"] else 1)
+            directory = Path(tempfile.mkdtemp(prefix="uchast-voting-day-"))
+        saved = {name: getattr(args, name) for name in RESUMABLE}
+        total = max(1, round(VOTERS_2018 * args.scale))
+        state = State(directory, saved, create_database(), total)
+    state.save()
+
+    def terminated(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        asyncio.run(trial(state, args.stop_after, args.interrupt_after_voters))
+        audit_stage(state)
+    except (KeyboardInterrupt, Stopped) as exc:
+        how = f"stopped after {exc}" if isinstance(exc, Stopped) else "interrupted"
+        progress(f"{how}; the state is in {state.directory}; to continue:")
+        progress(f"  {state.resume_command()}")
+        print(json.dumps({"bench": "voting_day", "ok": False, "stopped": how,
+                          "next_voter": state.next_voter, "done": state.done,
+                          "resume": state.resume_command()}))  # fmt: skip
+        sys.exit(3 if isinstance(exc, Stopped) else 130)
+    outcome = result(state)
+    print_summary(outcome)
+    (state.directory / "result.json").write_text(json.dumps(outcome), encoding="utf-8")
+    if args.keep:
+        progress(f"kept {state.db} and {state.directory}")
+    else:
+        drop_database(state.db)
+        if args.work is None and args.resume is None:
+            subprocess.run(["rm", "-rf", str(state.directory)], check=False)
+        else:
+            progress(f"dropped the database; result.json and the state stay in {state.directory}")
+    print(json.dumps(outcome))
+    sys.exit(0 if outcome["ok"] else 1)
 
 
 if __name__ == "__main__":
