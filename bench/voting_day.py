@@ -190,6 +190,8 @@ _clerks: dict[str, SignerKey] = {}
 
 def _load(directory: str, seed: int, paper: float) -> None:
     global _electorate
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the generator stops its workers itself
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     path = Path(directory)
     text = (path / "election.toml").read_text(encoding="utf-8")
     definition = election_to_dict(parse_election_toml(text))
@@ -487,13 +489,14 @@ class State:
         data = json.loads((directory / "state.json").read_text(encoding="utf-8"))
         return cls(directory=directory, **data)
 
-    def save_chunk(self, first: int, report: PhaseReport, book: Book) -> None:
+    def save_chunk(self, first: int, report: PhaseReport, book: Book) -> str:
+        """Write a completed chunk's file; it counts once state.json names it."""
         name = f"chunk-{first:09d}.pickle"
         temporary = self.directory / f"{name}.tmp"
         with open(temporary, "wb") as out:
             pickle.dump((report, book), out, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(temporary, self.directory / name)
-        self.chunks.append(name)
+        return name
 
     def load_chunks(self) -> tuple[dict[str, PhaseReport], Book]:
         reports: dict[str, PhaseReport] = {}
@@ -542,7 +545,6 @@ def stop_leftovers(state: State) -> None:
                 if not Path(f"/proc/{pid}").exists():
                     break
                 time.sleep(0.1)
-    state.servers = []
 
 
 def stop_servers(servers: list[Server]) -> None:
@@ -618,7 +620,7 @@ async def phases_stage(
                     f"{phase.name}: {last - start:,} voters signed in "
                     f"{time.monotonic() - began:.1f}s"
                 )
-                for process in [*(s.process.pid for s in servers), "self"]:
+                for process in [*(str(s.process.pid) for s in servers), "self"]:
                     reset_peak_rss(process)
                 for low in range(start, last, args["chunk"]):
                     high = min(low + args["chunk"], last)
@@ -640,12 +642,13 @@ async def phases_stage(
                     if interrupt_after is not None and sent >= interrupt_after:
                         progress(f"interrupting after {sent} voters (--interrupt-after-voters)")
                         raise KeyboardInterrupt
-                    state.save_chunk(low, part, sender.book)
+                    name = state.save_chunk(low, part, sender.book)
                     if phase.name in reports:
                         reports[phase.name].add(part)
                     else:
                         reports[phase.name] = part
                     book.merge(sender.book)
+                    state.chunks.append(name)
                     state.next_voter = high
                     for k, server in enumerate(servers):
                         state.peak(phase.name, f"server-{k}", peak_rss_mib(server.process.pid))
@@ -749,10 +752,8 @@ async def trial(state: State, stop_after: str | None, interrupt_after: int | Non
         await phases_stage(state, servers, reports, book, stop_after, interrupt_after)
         progress(f"book: {json.dumps(book.summary())}")
         await checks_stage(state, servers, book, stop_after)
-    finally:
+    finally:  # the state is not saved here: interrupted, it may be half updated
         stop_servers(servers)
-        state.servers = []
-        state.save()
 
 
 def result(state: State) -> dict[str, Any]:
