@@ -219,36 +219,48 @@ _TAG_SEPARATOR = "\x1f"
 
 # A whole batch in one statement, one round trip: entries, their tags, the new tree nodes, the
 # checkpoint, the new size, and the notification that wakes subscribers after commit. Everything
-# is gated on moving the size from exactly $17: under the sequencing lock that always holds; run on
+# is gated on moving the size from exactly $11: under the sequencing lock that always holds; run on
 # its own (PostgresStore.write_if_size) it is what makes the write safe without the lock, as the
 # size of a log moves only with its entries.
+#
+# Few and wide parameters, as asyncpg checks and encodes every element of an array parameter
+# (its cost per batch grew with the number of elements): the entries' positions follow from the
+# size (they are gapless), their tag rows from their tag strings, the 32-byte hashes travel as one
+# string each (entries' leaves, then the nodes'), a node's level and index as one number.
 _WRITE_SQL = """
 WITH moved AS (
-    UPDATE uchast_logs SET size = $12 WHERE id = $1 AND size = $17 RETURNING id
+    UPDATE uchast_logs SET size = $7 WHERE id = $1 AND size = $11 RETURNING id
+), batch AS (
+    SELECT $11 + u.n - 1 AS position, u.type, u.tags, u.data,
+           substring($5::bytea FROM (32 * u.n - 31)::int FOR 32) AS leaf_hash
+      FROM unnest($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS u(type, tags, data, n)
 ), new_entries AS (
     INSERT INTO uchast_entries (log, position, type, tags, data, leaf_hash)
-    SELECT $1, u.position, u.type,
-           CASE WHEN u.tags = '' THEN '{}'::text[] ELSE string_to_array(u.tags, E'\\x1f') END,
-           u.data, u.leaf_hash
-      FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::bytea[])
-           AS u(position, type, tags, data, leaf_hash)
+    SELECT $1, b.position, b.type,
+           CASE WHEN b.tags = '' THEN '{}'::text[] ELSE string_to_array(b.tags, E'\\x1f') END,
+           b.data, b.leaf_hash
+      FROM batch b
      WHERE EXISTS (SELECT FROM moved)
 ), new_tags AS (
     INSERT INTO uchast_entry_tags (log, tag, position)
-    SELECT $1, u.tag, u.position FROM unnest($7::text[], $8::bigint[]) AS u(tag, position)
-     WHERE EXISTS (SELECT FROM moved)
+    SELECT DISTINCT $1, t.tag, b.position
+      FROM batch b CROSS JOIN LATERAL unnest(string_to_array(b.tags, E'\\x1f')) AS t(tag)
+     WHERE b.tags <> '' AND EXISTS (SELECT FROM moved)
 ), new_nodes AS (
     INSERT INTO uchast_nodes (log, level, idx, hash)
-    SELECT $1, u.level, u.idx, u.hash
-      FROM unnest($9::smallint[], $10::bigint[], $11::bytea[]) AS u(level, idx, hash)
+    SELECT $1, (u.id & 63)::smallint, u.id >> 6,
+           substring($6::bytea FROM (32 * u.n - 31)::int FOR 32)
+      FROM unnest($12::bigint[]) WITH ORDINALITY AS u(id, n)
      WHERE EXISTS (SELECT FROM moved)
 ), new_checkpoint AS (
     INSERT INTO uchast_checkpoints (log, size, note, created_at)
-    SELECT $1, $13, $14, $15 WHERE $13::bigint IS NOT NULL AND EXISTS (SELECT FROM moved)
+    SELECT $1, $8, $9, $10 WHERE $8::bigint IS NOT NULL AND EXISTS (SELECT FROM moved)
     ON CONFLICT DO NOTHING
 )
-SELECT pg_notify('uchast_log', $16) FROM moved
+SELECT pg_notify('uchast_log', $13) FROM moved
 """
+
+_HASH_SIZE = 32
 
 
 async def _write(
@@ -260,27 +272,28 @@ async def _write(
     checkpoint: StoredCheckpoint | None,
 ) -> bool:
     """Run _WRITE_SQL for entries at ``size ..``; whether the size was still ``size``."""
-    new_size = entries[-1].position + 1 if entries else size
-    tag_rows = [(tag, e.position) for e in entries for tag in set(e.tags)]
+    new_size = size + len(entries)
+    if entries and (entries[0].position != size or entries[-1].position != new_size - 1):
+        raise ValueError(f"log {log_id}: a batch must hold the positions {size}..{new_size - 1}")
+    leaves = b"".join([e.leaf_hash for e in entries])
+    hashes = b"".join([h for _, h in nodes])
+    if len(leaves) != _HASH_SIZE * len(entries) or len(hashes) != _HASH_SIZE * len(nodes):
+        raise ValueError(f"log {log_id}: tree hashes must be {_HASH_SIZE} bytes")
     moved = await conn.fetch(
         _WRITE_SQL,
         log_id,
-        [e.position for e in entries],
         [e.type for e in entries],
         [_TAG_SEPARATOR.join(e.tags) for e in entries],
         [e.data for e in entries],
-        [e.leaf_hash for e in entries],
-        [tag for tag, _ in tag_rows],
-        [position for _, position in tag_rows],
-        [level for (level, _), _ in nodes],
-        [idx for (_, idx), _ in nodes],
-        [h for _, h in nodes],
+        leaves,
+        hashes,
         new_size,
         None if checkpoint is None else checkpoint.size,
         None if checkpoint is None else checkpoint.note,
         None if checkpoint is None else checkpoint.created_at,
-        f"{new_size} {log_id}",
         size,
+        [idx << 6 | level for (level, idx), _ in nodes],
+        f"{new_size} {log_id}",
     )
     return bool(moved)
 
