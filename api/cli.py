@@ -490,6 +490,25 @@ def routes_file(path: str, default_db: str) -> Path:
     return Path(path)
 
 
+async def _check_replicas(urls: Sequence[str]) -> None:
+    """``serve --read-only``: refuse to start on a database without the schema (a read-only
+    server creates nothing). One that does not answer is left to the service, as without."""
+    from api.routing import redact
+    from ledger.errors import SchemaMissingError, StoreUnavailableError
+    from ledger.store import open_store
+
+    for url in urls:
+        store = open_store(url, read_only=True)
+        try:
+            await store.open()
+        except SchemaMissingError as exc:
+            raise CommandError(f"{redact(url)}: {exc}") from None
+        except StoreUnavailableError:
+            continue
+        finally:
+            await store.close()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -498,13 +517,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ledger.checkpoint import JOURNAL_SUFFIX
 
     journal = Path(args.checkpoint_journal or args.log_key + JOURNAL_SUFFIX)
-    try:  # found unwritable at the first checkpoint, every write would fail: say so now
-        journal.open("ab").close()
-    except OSError as exc:
-        raise CommandError(
-            f"cannot write the checkpoint journal {journal}: {exc.strerror}; give"
-            " --checkpoint-journal a file on a writable disk that outlives the server"
-        ) from None
+    if args.read_only:  # the primary's servers keep the journal; a replica never opens it
+        urls = [args.db]
+        if args.routes:
+            from api.routing import RoutesError, RoutesFile
+
+            try:
+                urls = RoutesFile(Path(args.routes)).read(args.db).urls()
+            except RoutesError as exc:
+                raise CommandError(str(exc)) from None
+        import asyncio
+
+        asyncio.run(_check_replicas(urls))
+    else:
+        try:  # found unwritable at the first checkpoint, every write would fail: say so now
+            journal.open("ab").close()
+        except OSError as exc:
+            raise CommandError(
+                f"cannot write the checkpoint journal {journal}: {exc.strerror}; give"
+                " --checkpoint-journal a file on a writable disk that outlives the server"
+            ) from None
     config = ServiceConfig(
         db_url=args.db,
         log_key=load_signer(args.log_key, "log key"),
@@ -517,6 +549,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_burst=args.rate_burst,
         role_rate_limits=tuple(args.rate_limit_role),
         ready_max_lag=args.ready_max_lag,
+        read_only=args.read_only,
     )
     if args.lookup_limit is not None:
         config = dataclasses.replace(config, lookup_limit=args.lookup_limit)
@@ -724,6 +757,13 @@ def build_parser() -> argparse.ArgumentParser:
         "when it changes (README: Many elections, many clusters)",
     )
     p.add_argument("--log-key", required=True, help="private key that signs checkpoints")
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="serve reads from a replica (a hot standby; with --routes, the file names each"
+        " election's replica): creates, writes, signs and cosigns nothing, answers every write"
+        " 503 read-only (README: How reads scale)",
+    )
     p.add_argument(
         "--checkpoint-journal",
         metavar="FILE",

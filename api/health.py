@@ -6,7 +6,10 @@ tally is within ``ServiceConfig.ready_max_lag`` entries of its log (so ``/result
 Otherwise 503 problem+json with ``Retry-After``, code ``not-ready`` and a ``reason``
 (``database``, ``log-rolled-back`` or ``projection-lag``). Under ``serve --routes`` "the
 database" is each of them: the server is ready while one answers (``"database": "degraded"``
-when not all do) and the report names each (``clusters``), see :func:`readiness`.
+when not all do) and the report names each (``clusters``), see :func:`readiness`. A read-only
+server (``serve --read-only``) says so (``"read_only": true``) and reports each database as a
+replica (``replicas``: in recovery or not, age in seconds of its last replayed commit); its
+``elections`` sizes are the replica's, to compare with the primary's servers'.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ async def readiness(service: Service) -> dict[str, Any]:
             }
             for c in clusters
         }
+    if service.config.read_only:
+        extra["read_only"] = True
+        extra["replicas"] = await service.replica_statuses()
     if not any(c.available for c in clusters):
         raise ProblemError(
             503,

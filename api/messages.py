@@ -434,6 +434,15 @@ MESSAGES: dict[str, Message] = {
     "store-unavailable": Message(
         503, "{message}", "База даних тимчасово недоступна; спробуйте за хвилину."
     ),
+    # 503 without Retry-After (api/problems.py): this server will never take the write, the
+    # primary's servers do; a load balancer may pass it on, a client must not retry it here.
+    "read-only": Message(
+        503,
+        "this server reads a replica of the election's database and writes nothing ({method}"
+        " refused, nothing was written); send writes to the primary's servers",
+        "Цей сервер читає копію бази даних і нічого не записує; надсилайте запити на запис до"
+        " серверів основної бази.",
+    ),
     # 500, not 503: nothing transient to wait out (no Retry-After), the operator must restore the
     # database; and not 409, since nothing in the request is at fault and changing it cannot help.
     "log-rolled-back": Message(

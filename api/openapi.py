@@ -579,6 +579,25 @@ SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+            "read_only": {
+                "const": True,
+                "description": "With `serve --read-only` only: this server reads replicas and "
+                "answers every write 503 `read-only`, without Retry-After.",
+            },
+            "replicas": {
+                "type": "object",
+                "description": "With `serve --read-only` only: each database by its URL without "
+                "the password: whether it is a standby in recovery and the age in seconds of "
+                "the last commit it replayed (null: none, or not a standby; it also grows "
+                "while the primary is idle). Null when the database did not answer.",
+                "additionalProperties": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "in_recovery": {"type": "boolean"},
+                        "replay_age_seconds": {"type": ["number", "null"]},
+                    },
+                },
+            },
         },
     },
 }
@@ -874,7 +893,9 @@ DOCUMENT: dict[str, Any] = {
         "summary": "Event-sourced, verifiable vote tallying for participatory budgets.",
         "description": "Every write is a signed envelope appended to the election's Merkle log "
         "(RFC 9162, C2SP checkpoints). Errors are RFC 9457 `application/problem+json` with a "
-        "stable `code`, `message_uk` and `message_en`; 503 always carries `Retry-After`.",
+        "stable `code`, `message_uk` and `message_en`; 503 carries `Retry-After`, but for "
+        "`read-only`: a server on a read replica (`serve --read-only`) answers every write so, "
+        "and a retry there never succeeds; writes go to the primary's servers.",
         "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
     },
     "paths": {**PATHS, **PAGE_PATHS},

@@ -41,6 +41,10 @@ class ProblemError(Exception):
         self.data = data or {}  # extension members of the problem document
 
 
+NEVER_HERE = frozenset({"read-only"})
+"""503 problems that no retry to the same server can change: answered without Retry-After."""
+
+
 def problem_response(
     status: int, code: str, message_en: str, message_uk: str, **extra: Any
 ) -> web.Response:
@@ -57,7 +61,7 @@ def problem_response(
     # A 404 is cacheable by default (RFC 9111 §4.2.2): a CDN in front of the tiles would go on
     # serving "no such tile" after the tile exists. No refusal is worth keeping.
     headers = {"Cache-Control": "no-store"}
-    if status == 503:
+    if status == 503 and code not in NEVER_HERE:
         headers["Retry-After"] = "5"
     return web.Response(
         status=status,

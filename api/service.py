@@ -72,6 +72,11 @@ class ServiceConfig:
     routes_file: Path | None = None
     # `serve --witness-policy`: checkpoints are published once its quorum cosigned them.
     witness_policy: Policy | None = None
+    # `serve --read-only`: the databases are replicas (hot standbys). Nothing is created,
+    # written, signed or cosigned; no checkpoint journal is read or written (the primary's
+    # servers keep it); writes answer 503 read-only. Results, receipts, the log and its
+    # checkpoints (the latest the primary stored) are served as the replica has them.
+    read_only: bool = False
 
 
 BatchObserver = Callable[[str, int, float], None]
@@ -116,7 +121,7 @@ class Service:
 
     def __init__(self, config: ServiceConfig, store: Store | None = None) -> None:
         self.config = config
-        self.store = store or open_store(config.db_url)
+        self.store = store or open_store(config.db_url, read_only=config.read_only)
         self._stores: dict[str, Store] = {config.db_url: self.store}
         self._opened: set[str] = set()  # URLs whose store is open
         self._store_locks: dict[str, asyncio.Lock] = {}
@@ -137,7 +142,9 @@ class Service:
         self.clock = config.clock
         self.batch_observers: list[BatchObserver] = []
         self.journal = (
-            CheckpointJournal(config.checkpoint_journal) if config.checkpoint_journal else None
+            CheckpointJournal(config.checkpoint_journal)
+            if config.checkpoint_journal and not config.read_only
+            else None
         )
 
     @property
@@ -208,7 +215,7 @@ class Service:
         timeout."""
         store = self._stores.get(url)
         if store is None:
-            store = self._stores[url] = open_store(url)
+            store = self._stores[url] = open_store(url, read_only=self.config.read_only)
         if url not in self._opened:
             self._refuse_if_tried_lately(url)
             async with self._store_locks.setdefault(url, asyncio.Lock()):
@@ -310,17 +317,20 @@ class Service:
             if election not in self._castings:
                 if election not in await store.log_ids():
                     raise UnknownElectionError(election)
+                read_only = self.config.read_only
                 ledger = Ledger(
                     store,
                     election,
-                    log_signer=self.config.log_key,
+                    # Read-only: no signer, no journal, no sequencer started (a replica that
+                    # lags is not a rollback, and it has nothing to sign or write).
+                    log_signer=None if read_only else self.config.log_key,
                     deployment=self.config.deployment,
                     checkpoint_interval=self.config.checkpoint_interval,
                     on_batch=functools.partial(self._batch_done, election),
                     journal=self.journal,
                 )
                 try:
-                    await ledger.open()
+                    await (ledger.refresh_keys() if read_only else ledger.open())
                 except BaseException:
                     await ledger.close()  # no sequencer left running without its ledger
                     raise
@@ -396,6 +406,8 @@ class Service:
     async def _save_tally(self, election: str) -> None:
         """Save the tally's view with its position if it moved (one row, one statement), and
         add the refusals counted since the last save, in the same transaction."""
+        if self.config.read_only:  # the primary's servers save the view
+            return
         tally = self._tallies.get(election)
         moved = tally is not None and tally.position > self._saved.get(election, 0)
         refusals = self._refusals.pop(election, None)
@@ -492,6 +504,17 @@ class Service:
             if published is not None and published.size > position:
                 return published, True
         return await ledger.latest_checkpoint(), False
+
+    async def replica_statuses(self) -> dict[str, Any]:
+        """Read-only: each open database (by its URL without the password) as a replica, for
+        /readyz: in recovery or not, age of its last replayed commit (ledger.postgres)."""
+        statuses: dict[str, Any] = {}
+        for url in list(self._opened):
+            try:
+                statuses[redact(url)] = await self._stores[url].replica_status()
+            except StoreUnavailableError:
+                statuses[redact(url)] = None
+        return statuses
 
     def open_ledgers(self) -> list[Ledger]:
         return [casting.ledger for casting in self._castings.values()]

@@ -14,8 +14,8 @@ their own shuffled orders):
 * baseline: straight to the service (`GET /v1/elections/{e}/receipts/{code}`);
 * proxy: through nginx, deploy/nginx/nginx.conf rewritten for here as tests/deploy do, without
   a cache (what the proxy alone costs; reported, not in the ratio);
-* ours: the same nginx with the receipt micro-cache of :data:`RECEIPT_CACHE` (README: "How
-  reads scale"): an answer is reused for at most 1 s, one request per receipt goes to the
+* ours: the same nginx with the receipt micro-cache deploy/nginx/nginx.conf holds (README:
+  "How reads scale"): an answer is reused for at most 1 s, one request per receipt goes to the
   service at a time, the others get the stale copy meanwhile.
 
 Both nginx runs drop the config's per-address `limit_req` (here every request comes from one
@@ -65,50 +65,34 @@ from bench.loadgen import ReadRun, read_load, wait_until_serving
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = "/usr/sbin/nginx"
 
-# Inserted into deploy/nginx/nginx.conf's server block before `location /` (README shows it).
-RECEIPT_CACHE = """\
-        # Receipts: a micro-cache. A receipt's status can change (a void) and its proof grows
-        # with the log, so an answer is reused for 1 s only; while it is refreshed, one request
-        # per receipt goes to uchast and the others get the copy being replaced.
-        location ~ ^/v1/elections/[^/]+/receipts/[^/]+$ {
-            limit_req zone=reads burst=200 nodelay;
-            proxy_cache receipts;
-            proxy_cache_valid 200 404 1s;
-            proxy_cache_lock on;
-            proxy_cache_use_stale updating;
-            proxy_cache_background_update on;
-            add_header X-Cache $upstream_cache_status always;
-            proxy_pass http://uchast;
-        }
-
-"""
-CACHE_PATH = (
-    "proxy_cache_path {dir} levels=1:2 keys_zone=receipts:10m max_size=256m inactive=10m"
-    " use_temp_path=off;"
-)
+# deploy/nginx/nginx.conf holds the receipt micro-cache (README: "How reads scale").
+RECEIPT_CACHE = "proxy_cache receipts;"
 
 
 def nginx_config(tmp: Path, backend: int, listen: int, cache: bool) -> Path:
-    """deploy/nginx/nginx.conf pointed at one local uchast, listening on ``listen``, its pid,
-    temporary files and cache under ``tmp``, without the per-address request limits; with
-    ``cache``, the receipt micro-cache added."""
+    """deploy/nginx/nginx.conf pointed at one local uchast (both upstreams: the primary's
+    servers and the read one), listening on ``listen``, its pid, temporary files and cache under
+    ``tmp``, without the per-address request limits; without ``cache``, its receipt micro-cache
+    turned off."""
     text = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
     servers = re.findall(r"(?m)^\s*server uchast-\d+:8080.*\n", text)
-    if not servers:
-        raise RuntimeError("deploy/nginx/nginx.conf: no upstream servers found")
-    text = text.replace(servers[0], f"        server 127.0.0.1:{backend};\n", 1)
-    for server in servers[1:]:
+    upstreams = re.findall(r"(?m)^\s*upstream \w+ \{\n", text)
+    if not servers or len(upstreams) != 2 or RECEIPT_CACHE not in text:
+        raise RuntimeError("deploy/nginx/nginx.conf: not the two upstreams and the cache expected")
+    for server in servers:
         text = text.replace(server, "", 1)
+    for upstream in upstreams:
+        text = text.replace(upstream, f"{upstream}        server 127.0.0.1:{backend};\n", 1)
     text = text.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
     text = text.replace("pid /tmp/nginx.pid;", f"pid {tmp}/nginx.pid;")
     text = re.sub(r"(?m)^\s*access_log /dev/stdout.*\n", "", text)
     text = re.sub(r"(?m)^\s*error_log .*\n", f"error_log {tmp}/error.log warn;\n", text)
-    location = RECEIPT_CACHE if cache else ""
-    text = text.replace("        location / {", location + "        location / {", 1)
-    text = re.sub(r"(?m)^\s*limit_req zone=.*\n", "", text)  # after the insertion: all of them
+    cache_dir = tmp / ("cache" if cache else "cache-unused")  # the two may run at once
+    text = text.replace("proxy_cache_path /var/cache/nginx/uchast", f"proxy_cache_path {cache_dir}")
+    if not cache:
+        text = text.replace(RECEIPT_CACHE, "proxy_cache off;")
+    text = re.sub(r"(?m)^\s*limit_req zone=.*\n", "", text)
     paths = [f"client_body_temp_path {tmp}/body;", f"proxy_temp_path {tmp}/proxy;"]
-    if cache:
-        paths.append(CACHE_PATH.format(dir=tmp / "cache"))
     # One client address holds C connections for the whole run (nginx closes one after 1000
     # requests by default, which the lean client does not follow).
     paths += ["access_log off;", "keepalive_requests 10000000;"]

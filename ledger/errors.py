@@ -35,6 +35,8 @@ __all__ = [
     "LogStateError",
     "ProofError",
     "RoleForbiddenError",
+    "SchemaMissingError",
+    "StoreReadOnlyError",
     "StoreUnavailableError",
     "UnknownElectionError",
     "UnknownKeyError",
@@ -162,6 +164,21 @@ class StoreUnavailableError(LedgerError):
     """The database cannot be reached; nothing was written. Safe to retry."""
 
     code = "store-unavailable"
+
+
+class SchemaMissingError(StoreUnavailableError):
+    """A store opened read-only (``serve --read-only``) holds no uchast schema: a replica creates
+    nothing, the primary's ``uchast serve`` (or ``uchast init``) makes the tables."""
+
+
+@dataclass(eq=False)
+class StoreReadOnlyError(LedgerError):
+    """A write reached a server that reads a replica (``serve --read-only``): nothing was
+    written, and this server never will; writes go to the primary's servers."""
+
+    code = "read-only"
+
+    method: str
 
 
 class ProofError(LedgerError):

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from ledger.errors import StoreUnavailableError
+from ledger.errors import SchemaMissingError, StoreUnavailableError
 from ledger.merkle import NodeId
 from ledger.store import (
     SavedProjection,
@@ -81,6 +81,12 @@ CREATE TABLE IF NOT EXISTS uchast_projection_counts (
 """
 
 NOTIFY_CHANNEL = "uchast_log"
+
+_SCHEMA_TABLES = tuple(
+    line.split()[5] for line in SCHEMA.splitlines() if line.startswith("CREATE TABLE")
+)
+POLL_INTERVAL = 0.25
+"""Seconds between reads of a log's size on a read-only store, which gets no NOTIFY."""
 
 _ENTRY_COLUMNS = "position, type, tags, data, leaf_hash"
 _PAGE_SQL = (
@@ -362,8 +368,10 @@ class PostgresStore(Store):
         connect_timeout: float = 10.0,
         acquire_timeout: float = 10.0,
         command_timeout: float = 10.0,
+        read_only: bool = False,
     ) -> None:
         self.url = url
+        self.read_only = read_only
         self._pool: Any = None
         self._min_size = min_size
         self._max_size = max_size
@@ -395,10 +403,59 @@ class PostgresStore(Store):
             )
         except Exception as exc:  # no connection at all, whatever the server said
             raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+        if self.read_only:
+            await self._check_schema()
+            return
         # Two processes starting at once must not race on CREATE TABLE.
         async with self._conn() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(7347202118)")
             await conn.execute(SCHEMA)
+
+    # -- read-only (serve --read-only, on a hot standby): no DDL, no write, no LISTEN --------
+
+    async def _check_schema(self) -> None:
+        """Read-only open: every table of SCHEMA must be there (a standby cannot create them,
+        and a missing one would fail later, on some request)."""
+        try:
+            async with self._conn() as conn:
+                missing = await conn.fetchval(
+                    "SELECT count(*) FROM unnest($1::text[]) AS t(name)"
+                    " WHERE to_regclass(t.name) IS NULL",
+                    list(_SCHEMA_TABLES),
+                )
+        except BaseException:
+            await self.close()
+            raise
+        if missing:
+            await self.close()
+            raise SchemaMissingError(
+                "PostgreSQL: this database has no uchast schema (a read-only server creates"
+                " nothing): run uchast serve or uchast init against the primary first"
+            )
+
+    async def replica_status(self) -> dict[str, Any] | None:
+        """Whether the database is a standby in recovery, and the age in seconds of the last
+        commit it replayed (None when not a standby, or nothing replayed yet). The age also
+        grows while the primary commits nothing: compare log sizes to see entries behind."""
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT pg_is_in_recovery(),"
+                " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
+            )
+        return {"in_recovery": bool(row[0]), "replay_age_seconds": row[1]}
+
+    async def _poll_growth(self, log_id: str, known_size: int, timeout: float) -> int:
+        """wait_for_growth without LISTEN (a standby refuses it): one primary-key read of the
+        log's size every POLL_INTERVAL seconds, so at most POLL_INTERVAL behind the standby."""
+        deadline = time.monotonic() + timeout
+        while True:
+            size = await self.size(log_id)
+            left = deadline - time.monotonic()
+            if size > known_size or left <= 0:
+                return size
+            await asyncio.sleep(min(POLL_INTERVAL, left))
+
+    # ------------------------------------------------------------------------------------------
 
     async def _connect(self, *_dsn: Any, **options: Any) -> Any:
         """A connection to the first host of the URL that accepts one and suits it (with
@@ -408,6 +465,9 @@ class PostgresStore(Store):
         options = {k: v for k, v in options.items() if k != "loop"}
         options["timeout"] = self._connect_timeout
         options.setdefault("command_timeout", self._command_timeout)
+        if self.read_only:  # a write by mistake fails in the database, even on a primary
+            settings = dict(options.get("server_settings") or {})
+            options["server_settings"] = settings | {"default_transaction_read_only": "on"}
         if len(self._hosts) == 1:
             return await asyncpg.connect(self._hosts[0], **options)
         attempts = [asyncio.ensure_future(asyncpg.connect(h, **options)) for h in self._hosts]
@@ -745,6 +805,8 @@ class PostgresStore(Store):
             await conn.execute("SELECT pg_logical_emit_message(true, 'uchast', 'durable')")
 
     async def wait_for_growth(self, log_id: str, known_size: int, timeout: float) -> int:
+        if self.read_only:
+            return await self._poll_growth(log_id, known_size, timeout)
         await self._ensure_listener()
         event = self._growth.setdefault(log_id, asyncio.Event())
         event.clear()

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger.errors import StoreUnavailableError
+from ledger.errors import SchemaMissingError, StoreUnavailableError
 from ledger.merkle import NodeId
 from ledger.store import (
     SavedProjection,
@@ -101,6 +101,11 @@ def _path_from_url(url: str) -> str:
     if not path:
         raise ValueError("SQLite URL names no file: use sqlite:///PATH")
     return path
+
+
+_SCHEMA_TABLES = {
+    line.split()[5] for line in SCHEMA.splitlines() if line.startswith("CREATE TABLE")
+}
 
 
 def _create_private(path: str) -> None:
@@ -271,8 +276,9 @@ class SQLiteStore(Store):
     """Logs in one SQLite file. Safe for several processes: ``BEGIN IMMEDIATE`` serialises
     writers across processes, WAL lets readers go on meanwhile."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only
         self.path = _path_from_url(url)
         self._writer = _Connection(self.path, "uchast-sqlite-writer")
         self._reader = _Connection(self.path, "uchast-sqlite-reader")
@@ -282,6 +288,9 @@ class SQLiteStore(Store):
         parent = Path(self.path).parent
         if not parent.exists():
             raise StoreUnavailableError(f"SQLite: directory {parent} does not exist")
+        if self.read_only:
+            await self._open_read_only()
+            return
         _create_private(self.path)
         await self._writer.open()
         await self._writer.run(lambda: self._writer.c().executescript(SCHEMA))
@@ -290,6 +299,26 @@ class SQLiteStore(Store):
     async def close(self) -> None:
         await self._reader.close()
         await self._writer.close()
+
+    async def _open_read_only(self) -> None:
+        """One connection, ``query_only`` (every write fails: StoreUnavailableError), for
+        reads and writes both, on a file that holds the schema (SchemaMissingError if not)."""
+        tables: set[str] = set()
+        if Path(self.path).is_file():
+            self._writer = self._reader
+            await self._reader.open()
+
+            def schema() -> list[Any]:
+                conn = self._reader.c()
+                conn.execute("PRAGMA query_only=ON")
+                return conn.execute("SELECT name FROM sqlite_master").fetchall()
+
+            tables = {row[0] for row in await self._reader.run(schema)}
+        if not tables >= _SCHEMA_TABLES:  # the caller closes, as after any failed open
+            raise SchemaMissingError(
+                f"SQLite: {self.path} has no uchast schema (a read-only server creates"
+                " nothing): run uchast serve or uchast init on it first"
+            )
 
     async def create_log(self, log_id: str) -> None:
         await self._writer.run(

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from eventsourcing.dcb.api import DCBQuery, DCBQueryItem
 
@@ -108,10 +109,14 @@ class Store(ABC):
     """Persistence for logs. Implementations: :mod:`ledger.sqlite`, :mod:`ledger.postgres`."""
 
     url: str
+    # Opened for a server that reads a replica (``serve --read-only``): ``open`` creates nothing
+    # and raises :class:`~ledger.errors.SchemaMissingError` when the schema is not there, every
+    # connection refuses writes, and ``wait_for_growth`` polls (a hot standby takes no LISTEN).
+    read_only: bool = False
 
     @abstractmethod
     async def open(self) -> None:
-        """Connect and create the schema if absent."""
+        """Connect and create the schema if absent (read-only: check it is there)."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -239,6 +244,11 @@ class Store(ABC):
         replay) waits here first. A store without replicas has nothing to wait for."""
         return None
 
+    async def replica_status(self) -> dict[str, Any] | None:
+        """What a read-only server reports of its database in /readyz (PostgreSQL: whether it
+        is a standby in recovery and how old its last replayed commit is); None if nothing."""
+        return None
+
 
 # The stores by URL scheme, as "module:Class": imported only when a URL asks for one, so this
 # interface imports no store (each store imports it) and SQLite needs no asyncpg.
@@ -249,13 +259,14 @@ STORES = {
 }
 
 
-def open_store(url: str) -> Store:
-    """Pick the store for a ``--db`` URL: ``sqlite:///PATH`` or ``postgresql://...``."""
+def open_store(url: str, *, read_only: bool = False) -> Store:
+    """Pick the store for a ``--db`` URL: ``sqlite:///PATH`` or ``postgresql://...``;
+    ``read_only`` for a server that reads a replica (:attr:`Store.read_only`)."""
     scheme, separator, _ = url.partition("://")
     if not separator or scheme not in STORES:
         raise ValueError(
             f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
         )
     module, _, name = STORES[scheme].partition(":")
-    store: Callable[[str], Store] = getattr(importlib.import_module(module), name)
-    return store(url)
+    store: Callable[..., Store] = getattr(importlib.import_module(module), name)
+    return store(url, read_only=read_only)

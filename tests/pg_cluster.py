@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,24 +27,29 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 class PgCluster:
     """A cluster in a temporary directory, trust authentication, user postgres, listening on
-    127.0.0.1 at ``port``. ``stop`` and ``start`` it at will; ``remove`` drops it for good."""
+    127.0.0.1 at ``port``. ``stop`` and ``start`` it at will; ``remove`` drops it for good.
 
-    def __init__(self) -> None:
+    ``standby_of``: instead of a new cluster, a hot standby of that (running) one, copied by
+    ``pg_basebackup -R``: it streams the primary's WAL and answers reads only."""
+
+    def __init__(self, standby_of: PgCluster | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="uchast-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         self.data = self.dir / "data"
         self.port = free_port()
-        subprocess.run(
-            _as_postgres(
-                [
-                    *(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres"),
-                    *("--auth=trust", "-E", "UTF8", "--no-sync"),
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        if standby_of is None:
+            command = [
+                *(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres"),
+                *("--auth=trust", "-E", "UTF8", "--no-sync"),
+            ]
+        else:  # initdb's pg_hba.conf lets 127.0.0.1 replicate, trusted
+            command = [
+                *(str(PG_BIN / "pg_basebackup"), "-D", str(self.data), "-U", "postgres"),
+                *("-h", "127.0.0.1", "-p", str(standby_of.port), "-R", "-X", "stream"),
+                "--no-sync",
+            ]
+        subprocess.run(_as_postgres(command), check=True, capture_output=True)
 
     @property
     def url(self) -> str:
@@ -82,3 +88,20 @@ def require_pg_bin() -> None:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+def replicated_pg_clusters() -> Iterator[tuple[PgCluster, PgCluster]]:
+    """A fresh primary and a hot standby streaming from it, both running; removed afterwards.
+    (A generator for a module- or session-scoped fixture: two clusters cost a few seconds.)"""
+    require_pg_bin()
+    primary = PgCluster()
+    standby: PgCluster | None = None
+    try:
+        primary.start()
+        standby = PgCluster(standby_of=primary)
+        standby.start()
+        yield primary, standby
+    finally:
+        if standby is not None:
+            standby.remove()
+        primary.remove()

@@ -58,6 +58,8 @@ SAMPLES: dict[str, DomainError] = {
     "condition-failed-none": L.ConditionFailedError(None),
     "not-initialised": L.LogNotInitialisedError("the first entry must define the election"),
     "store-unavailable": L.StoreUnavailableError("PostgreSQL: connection refused"),
+    "schema-missing": L.SchemaMissingError("PostgreSQL: this database has no uchast schema"),
+    "read-only": L.StoreReadOnlyError("POST"),
     "log-rolled-back": L.LogRolledBackError("zhytomyr-2018", 1207, 6, "shorter"),
     "log-rolled-back-forked": L.LogRolledBackError(
         "zhytomyr-2018", 1207, 1210, "different-history"
@@ -422,6 +424,25 @@ EXPECTED: dict[str, tuple[int, str]] = {
         ': connection refused", "message_en": "PostgreSQL: connection refused", "'
         'message_uk": "База даних тимчасово недоступна; спробуйте за хвилину."}',
     ),
+    'schema-missing': (
+        503,
+        '{"type": "urn:uchast:problem:store-unavailable", "title": "Store unavaila'
+        'ble", "status": 503, "code": "store-unavailable", "detail": "PostgreSQL: '
+        'this database has no uchast schema", "message_en": "PostgreSQL: this data'
+        'base has no uchast schema", "message_uk": "База даних тимчасово недоступн'
+        'а; спробуйте за хвилину."}',
+    ),
+    'read-only': (
+        503,
+        '{"type": "urn:uchast:problem:read-only", "title": "Read only", "status": '
+        '503, "code": "read-only", "detail": "this server reads a replica of the e'
+        "lection's database and writes nothing (POST refused, nothing was written)"
+        '; send writes to the primary\'s servers", "message_en": "this server reads'
+        " a replica of the election's database and writes nothing (POST refused, n"
+        'othing was written); send writes to the primary\'s servers", "message_uk":'
+        ' "Цей сервер читає копію бази даних і нічого не записує; надсилайте запит'
+        'и на запис до серверів основної бази."}',
+    ),
     'bad-proof': (
         400,
         '{"type": "urn:uchast:problem:bad-proof", "title": "Bad proof", "status":'
@@ -664,7 +685,9 @@ def test_problem_body_is_unchanged(name: str) -> None:
     status, body = EXPECTED[name]
     assert response.status == status
     assert response.body == body.encode()
-    assert response.headers.get("Retry-After") == ("5" if status == 503 else None)
+    # Retry-After on every 503 but a read-only server's refusal: retrying there never helps.
+    retry = status == 503 and name != "read-only"
+    assert response.headers.get("Retry-After") == ("5" if retry else None)
 
 
 def _error_types(base: type[DomainError]) -> list[type[DomainError]]:

@@ -21,7 +21,14 @@ from ledger.keys import SignerKey
 from ledger.policy import parse_policy
 from tally.audit.monitor import Metrics as MonitorMetrics
 from tests.api.conftest import VOTER_KEY, VOTING_DAY
-from tests.deploy.tools import DEPLOY, ROOT, VENV_BIN, nginx_config_here, require_tool
+from tests.deploy.tools import (
+    DEPLOY,
+    ROOT,
+    VENV_BIN,
+    nginx_config_here,
+    require_tool,
+    upstream_servers,
+)
 from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
 
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
@@ -54,7 +61,8 @@ def test_compose_file_wires_the_stack_together() -> None:
         assert secret["file"].startswith("./secrets/")
     assert "secrets/" in (DEPLOY / ".gitignore").read_text().split()
     nginx = (DEPLOY / "nginx" / "nginx.conf").read_text()
-    assert sorted(re.findall(r"server (uchast-\d+):8080", nginx)) == sorted(instances)
+    for upstream in ("uchast", "uchast_read"):  # as shipped: no replica, reads on the primary's
+        assert sorted(upstream_servers(nginx, upstream)) == sorted(f"{i}:8080" for i in instances)
     prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     [job] = [j for j in prometheus["scrape_configs"] if j["job_name"] == "uchast"]
     assert sorted(job["static_configs"][0]["targets"]) == sorted(f"{i}:8080" for i in instances)

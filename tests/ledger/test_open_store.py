@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ledger.postgres import PostgresStore
@@ -41,3 +43,34 @@ def test_every_table_entry_names_a_store_class() -> None:
     for scheme in STORES:
         url = f"{scheme}:///uchast.db"
         assert open_store(url).url == url
+
+
+async def test_read_only_store_creates_nothing_and_writes_nothing(
+    store_url: str,
+) -> None:
+    """``read_only`` (serve --read-only): on a database without the schema, open raises
+    SchemaMissingError and creates nothing; once the schema is there it reads, sees the log
+    grow without LISTEN (a standby has none), and every write fails, nothing written."""
+    from ledger.errors import SchemaMissingError, StoreUnavailableError
+
+    reader = open_store(store_url, read_only=True)
+    assert reader.read_only
+    with pytest.raises(SchemaMissingError):
+        await reader.open()
+    await reader.close()
+    if store_url.startswith("sqlite"):
+        assert not Path(SQLiteStore(store_url).path).exists()
+    writer = open_store(store_url)
+    await writer.open()
+    reader = open_store(store_url, read_only=True)
+    await reader.open()
+    try:
+        await writer.create_log("e")
+        assert await reader.log_ids() == ["e"]
+        assert await reader.wait_for_growth("e", 0, 0.05) == 0
+        with pytest.raises(StoreUnavailableError):
+            await reader.create_log("other")
+        assert await writer.log_ids() == ["e"]
+    finally:
+        await reader.close()
+        await writer.close()
