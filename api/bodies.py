@@ -36,6 +36,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_PARSED = web.RequestKey("parsed_body", tuple)
+"""The request's key for its body as parsed by :func:`parsed_body`: parsed once, shared by the
+rate limiter (the envelope's key) and the handler."""
+
+
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body; 415 for another content type, 400 for malformed JSON."""
     if request.content_type != "application/json":
@@ -45,7 +50,28 @@ async def read_json(request: web.Request) -> Any:
             "send the body as application/json",
             "надсилайте тіло запиту як application/json",
         )
-    raw = await request.read()
+    return await parsed_body(request)
+
+
+async def parsed_body(request: web.Request) -> Any:
+    """The body parsed as :func:`parse_json` parses it (whatever the content type), once per
+    request: a second call answers the first's value, or raises its problem again."""
+    parsed = request.get(_PARSED)
+    if parsed is None:
+        try:
+            parsed = (True, parse_json(await request.read()))
+        except ProblemError as exc:
+            parsed = (False, exc)
+        request[_PARSED] = parsed
+    ok, value = parsed
+    if not ok:
+        raise value
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8, no repeated key in an object, at most MAX_DEPTH levels deep; else
+    :class:`ProblemError` 400 ``bad-json``."""
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except UnicodeDecodeError:
@@ -89,11 +115,11 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-@web.middleware
-async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read the whole body, if there is one, within BODY_TIMEOUT seconds; else answer 408
-    problem+json ``body-timeout`` and close the connection. aiohttp keeps the body read here
-    for the handler (``request.read()`` again costs nothing)."""
+async def wait_for_body(request: web.Request) -> web.StreamResponse | None:
+    """Read the whole body, if there is one, within BODY_TIMEOUT seconds; None once it is in,
+    else the 408 problem+json ``body-timeout`` already sent (and the connection closed), to be
+    returned as the answer. aiohttp keeps the body read here for the handler (``request.read()``
+    again costs nothing)."""
     if request.body_exists and request.content.is_eof():
         # Already all here (a ballot comes in the headers' packet): nothing to wait for, and
         # wait_for's task would cost about 17 µs of CPU per request.
@@ -115,4 +141,12 @@ async def body_deadline(request: web.Request, handler: Handler) -> web.StreamRes
             await response.write_eof()
             request.protocol.force_close()
             return response
-    return await handler(request)
+    return None
+
+
+@web.middleware
+async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """:func:`wait_for_body`, then the handler. With rate limits on, the rate limiter's
+    middleware takes this one's place and does the same first (api/ratelimit.py)."""
+    refused = await wait_for_body(request)
+    return refused if refused is not None else await handler(request)

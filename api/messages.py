@@ -377,6 +377,15 @@ MESSAGES: dict[str, Message] = {
     "ledger-error": Message(400, "{message}"),
     "bad-envelope": Message(400, "{message}", "Запит має неправильну форму підписаного конверта."),
     "bad-key": Message(400, "{message}", "Ключ записано неправильно."),
+    "bad-batch": Message(400, "{message}", 'Пакет має бути {{"envelopes": [конверт, ...]}}.'),
+    "batch-too-large": Message(
+        413,
+        "a batch holds at most {most} envelopes; this one holds {count}. Nothing was written;"
+        " send them in smaller batches",
+        "Пакет містить щонайбільше {most} конвертів, а цей — {count}. Нічого не записано;"
+        " надішліть їх меншими пакетами.",
+        members=True,
+    ),
     "bad-signature": Message(
         401,
         "the signature does not verify under the key the envelope names",

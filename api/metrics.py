@@ -7,6 +7,9 @@ every refusal as the problem document the client got):
   (spoiled paper ballots included);
 * ``uchast_ballots_replayed_total{channel}`` — retries answered with the original receipt (200);
 * ``uchast_ballots_refused_total{channel,code}`` — refusals, by the problem ``code``;
+
+  (each envelope of a batch, ``POST .../ballot-batches``, counts in these three as a ballot
+  sent alone would);
 * ``uchast_append_latency_seconds{endpoint}`` — request to durable receipt, for every write
   endpoint that appended (or replayed);
 * ``uchast_http_responses_total{route,method,status}`` — every response, by route template;
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -50,6 +54,8 @@ from ledger.postgres import PostgresStore
 # POST routes that append, by route template: (endpoint label, ballot channel or None).
 WRITE_ROUTES: dict[str, tuple[str, str | None]] = {
     "/v1/elections/{election}/ballots": ("ballots", "online"),
+    # Each envelope of a batch is counted by the handler (Metrics.observe_items).
+    "/v1/elections/{election}/ballot-batches": ("ballot-batches", None),
     "/v1/elections/{election}/paper-ballots": ("paper-ballots", "paper"),
     "/v1/elections/{election}/voids": ("voids", None),
 }
@@ -200,6 +206,24 @@ class Metrics:
             elif status >= 400:
                 self._refusal_routes.add((route, method, status))
         return responses, latency, outcome
+
+    def observe_items(
+        self, request: web.Request, channel: str, results: list[dict[str, Any]]
+    ) -> None:
+        """Count each item answered in a batch as its own request would be counted: written,
+        replayed, or refused by its problem code."""
+        election = request.match_info.get("election")
+        for result in results:
+            status = result["status"]
+            if status == 201:
+                self.accepted.labels(channel).inc()
+            elif status == 200:
+                self.replayed.labels(channel).inc()
+            else:
+                code = result["code"]
+                self.refused.labels(channel, code).inc()
+                if election is not None:
+                    request.app[SERVICE].count_refusal(election, channel, code)
 
     def observe_batch(self, election: str, requests: int, seconds: float) -> None:
         self.batch_size.labels(election).observe(requests)

@@ -238,6 +238,44 @@ SCHEMAS: dict[str, Any] = {
             "replay": {"type": "boolean"},
         },
     },
+    "BallotBatch": {
+        "type": "object",
+        "required": ["envelopes"],
+        "additionalProperties": False,
+        "properties": {
+            "envelopes": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 64,
+                "items": ref("SignedEnvelope"),
+            }
+        },
+    },
+    "BatchResults": {
+        "type": "object",
+        "required": ["results"],
+        "properties": {
+            "results": {
+                "type": "array",
+                "description": "One per envelope, in order: a receipt or a problem document, "
+                "each with the HTTP `status` that envelope sent alone would have got.",
+                "items": {
+                    "oneOf": [
+                        {
+                            "allOf": [
+                                ref("Receipt"),
+                                {
+                                    "required": ["status"],
+                                    "properties": {"status": {"enum": [200, 201]}},
+                                },
+                            ]
+                        },
+                        ref("Problem"),
+                    ]
+                },
+            }
+        },
+    },
     "VoterToken": {
         "type": "object",
         "required": ["voter", "lookup", "receipt", "position", "leaf_hash", "type", "replay"],
@@ -635,6 +673,49 @@ PATHS: dict[str, Any] = {
             "an online ballot",
             roles="site keys",
         )
+    },
+    f"{V1}/ballot-batches": {
+        "post": {
+            "summary": "Cast online ballots in a batch",
+            "description": "The voting site forwards up to 64 online ballots in one request, "
+            "each its own signed envelope (exactly what `POST .../ballots` takes, with its own "
+            "nonce and receipt). Each is cast on its own, as if sent alone: the voter's limits, "
+            "nonce replays and durability before the answer hold per envelope, and two "
+            "envelopes of one voter in one batch are decided one after the other. 200 with one "
+            "result per envelope, in order: its receipt (`status` 201, or 200 for a replay) or "
+            "its problem document (`status` 4xx/5xx, the code `POST .../ballots` would answer). "
+            "Each envelope counts against its key's rate limit as a request of its own; those "
+            "past it are answered `rate-limited` (with `retry_after`) and not cast.",
+            "parameters": [ELECTION_PARAM],
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": ref("BallotBatch")}},
+                "description": "1 to 64 signed envelopes, each of an online ballot.",
+            },
+            "responses": {
+                "200": json_body(
+                    ref("BatchResults"),
+                    "Every envelope answered; those accepted are durable when this is sent.",
+                ),
+                "400": problem(
+                    "Malformed JSON, or not `{envelopes: [1 to 64 envelopes]}` (`bad-json`, "
+                    "`bad-batch`)."
+                ),
+                "404": problem("No such election (`unknown-election`)."),
+                "413": problem(
+                    "More than 64 envelopes (`batch-too-large`) or a body larger than the "
+                    "server's limit (`too-large`, 64 KiB by default); nothing was written."
+                ),
+                "415": problem("Body is not `application/json` (`unsupported-media-type`)."),
+                "429": {
+                    "description": "Too many unverified requests from this address "
+                    "(`rate-limited`); nothing was cast. Retry after the given seconds.",
+                    "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                    "content": {PROBLEM: {"schema": ref("Problem")}},
+                },
+                "503": unavailable(),
+            },
+        }
     },
     f"{V1}/paper-ballots": {
         "post": write_operation(

@@ -45,10 +45,11 @@ NEVER_HERE = frozenset({"read-only"})
 """503 problems that no retry to the same server can change: answered without Retry-After."""
 
 
-def problem_response(
+def problem_body(
     status: int, code: str, message_en: str, message_uk: str, **extra: Any
-) -> web.Response:
-    body = {
+) -> dict[str, Any]:
+    """The problem document, as JSON-ready members."""
+    return {
         "type": f"urn:uchast:problem:{code}",
         "title": code.replace("-", " ").capitalize(),
         "status": status,
@@ -58,6 +59,12 @@ def problem_response(
         "message_uk": message_uk,
         **extra,
     }
+
+
+def problem_response(
+    status: int, code: str, message_en: str, message_uk: str, **extra: Any
+) -> web.Response:
+    body = problem_body(status, code, message_en, message_uk, **extra)
     # A 404 is cacheable by default (RFC 9111 §4.2.2): a CDN in front of the tiles would go on
     # serving "no such tile" after the tile exists. No refusal is worth keeping.
     headers = {"Cache-Control": "no-store"}
@@ -69,6 +76,20 @@ def problem_response(
         content_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+def problem_document(exc: BaseException) -> dict[str, Any] | None:
+    """The problem document :func:`to_problem` answers for ``exc`` (None if it is not a domain
+    error): what an item of a batch answers in place of a response."""
+    if isinstance(exc, ProblemError):
+        return problem_body(exc.status, exc.code, exc.message_en, exc.message_uk, **exc.data)
+    if isinstance(exc, DomainError):
+        rendered = render(exc)
+        if rendered is not None:
+            return problem_body(
+                rendered.status, rendered.code, rendered.en, rendered.uk, **rendered.members
+            )
+    return None
 
 
 def to_problem(exc: BaseException) -> web.Response | None:

@@ -38,7 +38,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from api.problems import Handler, problem_response
+from api.bodies import body_deadline, parsed_body, wait_for_body
+from api.problems import Handler, ProblemError, problem_body, problem_response
 
 WRITE_PREFIX = "/v1/elections/"
 
@@ -61,6 +62,8 @@ MAX_BUCKETS = 100_000
 UNVERIFIED_CODES = frozenset(
     {
         "bad-json",
+        "bad-batch",
+        "batch-too-large",
         "bad-envelope",
         "bad-key",
         "bad-signature",
@@ -88,10 +91,12 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    def wait(self, now: float) -> float:
-        """Seconds until a token is there (0.0: there is one now); takes nothing."""
+    def wait(self, now: float, ahead: int = 0) -> float:
+        """Seconds until a token is there (0.0: there is one now) once ``ahead`` requests
+        before this one have taken theirs; takes nothing."""
         self.refill(now)
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+        tokens = self.tokens - ahead
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def take(self, now: float) -> float:
         """Take a token: 0.0 if there was one, else the seconds until there will be."""
@@ -193,10 +198,11 @@ class RateLimiter:
         bucket = self._key_bucket(election, key, role)
         return 0.0 if bucket is None else bucket.take(self.clock())
 
-    def key_wait(self, election: str, key: str, role: str | None) -> float:
-        """Seconds before the key may write again (0.0: now); takes nothing."""
+    def key_wait(self, election: str, key: str, role: str | None, *, ahead: int = 0) -> float:
+        """Seconds before the key may write again (0.0: now) with ``ahead`` of its requests
+        already let through before this one; takes nothing."""
         bucket = self._key_bucket(election, key, role)
-        return 0.0 if bucket is None else bucket.wait(self.clock())
+        return 0.0 if bucket is None else bucket.wait(self.clock(), ahead)
 
     def charge_key(self, election: str, key: str, role: str | None) -> None:
         """Count a request the key's signature verified (already let through)."""
@@ -231,6 +237,12 @@ def envelope_key(body: bytes) -> str | None:
         obj = json.loads(body)
     except (ValueError, RecursionError):
         return None
+    return key_of(obj)
+
+
+def key_of(obj: Any) -> str | None:
+    """The ``"key"`` string of a parsed envelope (or of the one under a voter lookup's
+    ``"envelope"``), unverified; None if there is none."""
     if isinstance(obj, dict) and isinstance(obj.get("envelope"), dict):
         obj = obj["envelope"]
     if isinstance(obj, dict):
@@ -254,29 +266,45 @@ def _registered_role(request: web.Request, election: str, key: str | None) -> st
     return None
 
 
-def too_many(
+def rate_limited(
     wait: float, message_en: str, message_uk: str, *, same_nonce: bool = True
-) -> web.Response:
-    """429 ``rate-limited`` with Retry-After: ``wait`` seconds, rounded up. ``same_nonce``: the
-    retry repeats the request as it was (a voter lookup's may not: it needs a new nonce)."""
+) -> dict[str, Any]:
+    """The problem document ``rate-limited``: retry after ``wait`` seconds, rounded up (its
+    ``retry_after``). ``same_nonce``: the retry repeats the request as it was (a voter lookup's
+    may not: it needs a new nonce)."""
     retry_after = max(1, math.ceil(wait))
     en_nonce, uk_nonce = (" with the same nonce", " з тим самим nonce") if same_nonce else ("", "")
-    response = problem_response(
+    return problem_body(
         429,
         "rate-limited",
         f"{message_en}; retry after {retry_after} s{en_nonce}",
         f"{message_uk}; повторіть через {retry_after} с{uk_nonce}",
         retry_after=retry_after,
     )
-    response.headers["Retry-After"] = str(retry_after)
+
+
+def too_many(
+    wait: float, message_en: str, message_uk: str, *, same_nonce: bool = True
+) -> web.Response:
+    """429 :func:`rate_limited` with Retry-After."""
+    body = rate_limited(wait, message_en, message_uk, same_nonce=same_nonce)
+    response = problem_response(
+        429, "rate-limited", body["message_en"], body["message_uk"], retry_after=body["retry_after"]
+    )
+    response.headers["Retry-After"] = str(body["retry_after"])
     return response
 
 
 def middleware(limiter: RateLimiter) -> Middleware:
-    """The aiohttp middleware counting signed writes against ``limiter``."""
+    """The aiohttp middleware counting signed writes against ``limiter``. It takes the place of
+    :func:`api.bodies.body_deadline` (one middleware less on every request) and so first reads
+    the body under its deadline, as that one does."""
 
     @web.middleware
     async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = await wait_for_body(request)
+        if refused is not None:
+            return refused
         if request.method != "POST" or not request.path.startswith(WRITE_PREFIX):
             return await handler(request)
         address = request.remote or ""
@@ -289,13 +317,22 @@ def middleware(limiter: RateLimiter) -> Middleware:
             )
         election = request.match_info.get("election", "")
         try:
-            # Reading the body here is what the handler would do first anyway; aiohttp keeps
-            # it for the handler (and refuses bodies over the size limit with 413).
-            body = await request.read()
+            # Parsed once: the handler's read_json answers this same value (or problem).
+            body = await parsed_body(request)
+        except ProblemError:
+            body = None
         except web.HTTPException:
             limiter.charge_unverified(address)
             raise
-        key = envelope_key(body)
+        if isinstance(body, dict) and "envelopes" in body:
+            # A batch (api/vote_routes.py): the handler counts each envelope as a request of
+            # its own (charge_items); the address pays only for a batch refused whole.
+            try:
+                return await handler(request)
+            except Exception:
+                limiter.charge_unverified(address)
+                raise
+        key = key_of(body)
         role = _registered_role(request, election, key)
         if key is None or role is None:
             # Nothing this process could hold a budget for: the sender's address pays.
@@ -319,6 +356,48 @@ def middleware(limiter: RateLimiter) -> Middleware:
         return response
 
     return rate_limit
+
+
+def item_waits(request: web.Request, envelopes: list[Any]) -> list[float]:
+    """For each envelope of a batch, in order, the seconds its key must wait (0.0: it may go
+    now): a batch of k envelopes under one key needs k of its tokens, as k requests would.
+    Takes nothing (:func:`charge_items` counts them once answered)."""
+    limiter = request.app.get(LIMITER)
+    if limiter is None:
+        return [0.0] * len(envelopes)
+    election = request.match_info.get("election", "")
+    wanted: dict[tuple[str, str], int] = {}
+    waits = []
+    for envelope in envelopes:
+        key = key_of(envelope)
+        role = _registered_role(request, election, key)
+        if key is None or role is None:
+            waits.append(0.0)
+            continue
+        earlier = wanted.get((key, role), 0)
+        wanted[(key, role)] = earlier + 1
+        waits.append(limiter.key_wait(election, key, role, ahead=earlier))
+    return waits
+
+
+def charge_items(request: web.Request, envelopes: list[Any], codes: list[str | None]) -> None:
+    """Count each answered envelope of a batch as the middleware counts a request: its key's
+    budget if its signature verified (``codes``: the item's problem code, None if written or
+    replayed), its sender's address if not; nothing for an item refused ``rate-limited``."""
+    limiter = request.app.get(LIMITER)
+    if limiter is None:
+        return
+    election = request.match_info.get("election", "")
+    address = request.remote or ""
+    for envelope, code in zip(envelopes, codes, strict=True):
+        if code == "rate-limited":
+            continue
+        key = key_of(envelope)
+        role = _registered_role(request, election, key)
+        if key is None or role is None or code in UNVERIFIED_CODES:
+            limiter.charge_unverified(address)
+        else:
+            limiter.charge_key(election, key, role)
 
 
 def _unverified_status(exc: BaseException) -> bool:
@@ -352,7 +431,8 @@ def setup(app: web.Application) -> None:
             limiter.role_bursts.pop(role, None)  # an explicit rate: one second's burst
     if limiter.enabled:
         app[LIMITER] = limiter
-        app.middlewares.append(middleware(limiter))
+        # In the body deadline's place: the limiter's middleware waits for the body first.
+        app.middlewares[app.middlewares.index(body_deadline)] = middleware(limiter)
 
 
 LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -1,4 +1,5 @@
-"""Write endpoints: online ballots, paper ballots (and spoiled ones), voids, voter lookups.
+"""Write endpoints: online ballots (one by one, or in batches from the voting site), paper ballots
+(and spoiled ones), voids, voter lookups.
 
 Each handler reads the body and hands the signed envelope to the election's
 :class:`~ledger.casting.Casting` (verify, read, decide, append, retry), then answers with the
@@ -16,10 +17,11 @@ from api.bodies import read_json
 from api.keys import SERVICE
 from api.lookups import lookup_limiter
 from api.metrics import METRICS
-from api.problems import ProblemError
-from api.ratelimit import too_many
-from ledger.casting import Cast
+from api.problems import ProblemError, problem_document
+from api.ratelimit import charge_items, item_waits, rate_limited, too_many
+from ledger.casting import MAX_BATCH, Cast, batch_of
 from ledger.entry import entry_envelope
+from ledger.errors import BadBatchError
 from ledger.store import StoredEntry
 from votes.admin import voter_key_id
 from votes.election import election_to_dict
@@ -60,6 +62,51 @@ async def _submit(request: web.Request, *types: str) -> web.Response:
 @routes.post("/v1/elections/{election}/ballots")
 async def post_ballot(request: web.Request) -> web.Response:
     return await _submit(request, EntryType.BALLOT)
+
+
+@routes.post("/v1/elections/{election}/ballot-batches")
+async def post_ballot_batch(request: web.Request) -> web.Response:
+    """The voting site forwards online ballots in groups: ``{"envelopes": [envelope, ...]}``, 1
+    to MAX_BATCH of them, each exactly what ``POST .../ballots`` takes and each cast on its own
+    (its voter's limits, its nonce, durable before the answer; ledger.casting.submit_all).
+
+    200 with ``{"results": [...]}`` in the envelopes' order: for each, the receipt the single
+    endpoint answers, or its problem document, with that answer's HTTP status as ``"status"``.
+    Each envelope counts against its key's rate limit as a request of its own; those past the
+    limit answer ``rate-limited`` (and are not cast), the others go on. A body not of that
+    shape (400 ``bad-batch``), over MAX_BATCH envelopes (413 ``batch-too-large``) or over the
+    body size limit (413), or for an unknown election (404), is refused whole.
+    """
+    body = await read_json(request)
+    if not isinstance(body, dict) or set(body) != {"envelopes"}:
+        raise BadBatchError(f'a batch is {{"envelopes": [1 to {MAX_BATCH} signed envelopes]}}')
+    envelopes = batch_of(body["envelopes"])
+    casting = await request.app[SERVICE].casting(request.match_info["election"])
+    waits = item_waits(request, envelopes)
+    going = [envelope for envelope, wait in zip(envelopes, waits, strict=True) if wait == 0]
+    outcomes = iter(await casting.submit_all(going, types=(EntryType.BALLOT,)))
+    results: list[dict[str, Any]] = []
+    for wait in waits:
+        if wait > 0:
+            results.append(
+                rate_limited(
+                    wait, "too many requests under this key", "забагато запитів з цим ключем"
+                )
+            )
+            continue
+        outcome = next(outcomes)
+        if isinstance(outcome, Cast):
+            answer = receipt(outcome.entry, replay=outcome.replay, code=outcome.receipt)
+            results.append({**answer, "status": 200 if outcome.replay else 201})
+        else:
+            document = problem_document(outcome)
+            if document is None:  # an error with no row in the table: a bug, answered 500
+                raise outcome
+            results.append(document)
+    codes = [result.get("code") if result["status"] >= 400 else None for result in results]
+    charge_items(request, envelopes, codes)
+    request.app[METRICS].observe_items(request, "online", results)
+    return web.json_response({"results": results}, headers={"Cache-Control": "no-store"})
 
 
 @routes.get("/v1/elections/{election}")

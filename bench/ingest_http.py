@@ -19,7 +19,7 @@ events, conditional append, psycopg).
 
     .venv/bin/python bench/ingest_http.py [--n 20000] [--baseline-n 4000] [--concurrency 64]
                                           [--servers 1] [--profile DIR] [--cumulative F]
-                                          [--skip-ceiling]
+                                          [--skip-ceiling] [--group K]
 
 `--cumulative F` (0 to 1, default 0) mixes ballot kinds in the one run: the election is the
 example plus a cumulative category "points" (20 projects; at most 3 points a project, 7 in all,
@@ -34,6 +34,11 @@ through the ledger's own batched PostgreSQL write (``ledger.sequencer.Sequencer`
 ``ledger.postgres.PostgresStore``), with no DCB read, rules or condition. The JSON line's
 ``ceiling_ratio`` is ours / ceiling (aim: at least 0.8); ``ratio`` stays ours / the stock cast.
 `--skip-ceiling` leaves it out.
+
+`--group K` (default 1): ours sends the ballots K at a time, each request one batch of K signed
+envelopes to ``POST /v1/elections/{e}/ballot-batches`` (as a voting site forwarding ballots in
+groups would; each envelope still its own nonce and receipt), from the same C clients; latency is
+then per batch. The ceiling and the baseline are unchanged (one ballot a request).
 
 Each server is started and waited for through /readyz, so its live tally follows the log during
 the run, as it does under a readiness probe in production.
@@ -360,14 +365,19 @@ def post_request(url: str, path: str, body: bytes) -> bytes:
 
 
 async def send_all(
-    urls: list[str], election: str, bodies: list[bytes], concurrency: int, meter: CpuMeter
+    urls: list[str],
+    election: str,
+    bodies: list[bytes],
+    concurrency: int,
+    meter: CpuMeter,
+    endpoint: str = "ballots",
 ) -> tuple[float, list[float], dict[int, int], list[bytes], dict[str, float], list[int]]:
     """POST every body; returns (elapsed seconds, latencies in seconds, count by status, answer
     bodies, CPU seconds by process kind, the index of the body each latency belongs to).
 
     Client i sends to server i mod S over one keep-alive connection, opened before timing.
     """
-    path = f"/v1/elections/{election}/ballots"
+    path = f"/v1/elections/{election}/{endpoint}"
     # Every request built before timing starts, as each ballot was signed before.
     requests = [post_request(urls[i % len(urls)], path, body) for i, body in enumerate(bodies)]
     queues: list[list[tuple[int, bytes]]] = [[] for _ in range(len(urls))]
@@ -410,8 +420,17 @@ async def send_all(
 
 
 def check_receipts(answers: list[bytes], n: int) -> None:
-    """Every answer is a fresh receipt (not a replay), each at its own log position."""
-    receipts = [json.loads(answer) for answer in answers]
+    """Every answer is a fresh receipt (not a replay), each at its own log position; a batch's
+    answer holds one per envelope, each answered 201."""
+    receipts = []
+    for answer in answers:
+        parsed = json.loads(answer)
+        if "results" in parsed:
+            if any(result["status"] != 201 for result in parsed["results"]):
+                raise RuntimeError(f"a batch item was not accepted: {parsed['results']}")
+            receipts.extend(parsed["results"])
+        else:
+            receipts.append(parsed)
     positions = {r["position"] for r in receipts}
     if len(receipts) != n or len(positions) != n or any(r["replay"] for r in receipts):
         raise RuntimeError(
@@ -454,7 +473,15 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         election, site, voter_key = set_up_election(db, directory, mixed=args.cumulative > 0)
         progress(f"signing {args.n} ballots (before timing) ...")
         ballots = make_ballots(election, site, voter_key, args.n, cumulative=args.cumulative)
-        bodies = [json.dumps(envelope).encode() for _, envelope in ballots]
+        group = args.group
+        if group > 1:
+            bodies = [
+                json.dumps({"envelopes": [e for _, e in ballots[i : i + group]]}).encode()
+                for i in range(0, len(ballots), group)
+            ]
+        else:
+            bodies = [json.dumps(envelope).encode() for _, envelope in ballots]
+        endpoint = "ballot-batches" if group > 1 else "ballots"
         urls, processes = start_servers(db, directory, args.servers)
         profilers: list[subprocess.Popen[bytes]] = []
         try:
@@ -483,11 +510,11 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                 time.sleep(1)
             progress(
                 f"ours: {args.n} ballots, {args.concurrency} clients, {len(urls)} server(s) on "
-                "PostgreSQL"
+                "PostgreSQL" + (f", {group} ballots a request" if group > 1 else "")
             )
             meter = CpuMeter(db, [p.pid for p in processes])
             elapsed, latencies, statuses, answers, cpu, which = asyncio.run(
-                send_all(urls, election.id, bodies, args.concurrency, meter)
+                send_all(urls, election.id, bodies, args.concurrency, meter, endpoint)
             )
             for profiler in profilers:
                 profiler.send_signal(signal.SIGINT)
@@ -505,7 +532,8 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-        if statuses != {201: args.n} or size - before != args.n:
+        expected = {201: args.n} if group == 1 else {200: len(bodies)}
+        if statuses != expected or size - before != args.n:
             raise RuntimeError(f"not every ballot was accepted: {statuses}, log {before}->{size}")
         check_receipts(answers, args.n)
         rate = args.n / elapsed
@@ -520,7 +548,8 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         )
         by_kind: dict[str, list[float]] = {}
         for index, latency in zip(which, latencies, strict=True):
-            kind = "cumulative" if "points" in ballots[index][1]["payload"] else "approval"
+            # (a batch's latency goes to the kind of its first ballot)
+            kind = "cumulative" if "points" in ballots[index * group][1]["payload"] else "approval"
             by_kind.setdefault(kind, []).append(latency)
         kinds = {
             kind: {
@@ -656,6 +685,13 @@ def main() -> None:
     )
     parser.add_argument("--profile", metavar="DIR", help="py-spy record each server into DIR")
     parser.add_argument(
+        "--group",
+        type=int,
+        default=1,
+        metavar="K",
+        help="ours: K envelopes a request, through POST .../ballot-batches (1 to 64)",
+    )
+    parser.add_argument(
         "--cumulative",
         type=float,
         default=0.0,
@@ -665,6 +701,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.cumulative <= 1:
         parser.error("--cumulative takes a share from 0 to 1")
+    if not 1 <= args.group <= 64:
+        parser.error("--group takes 1 to 64 envelopes a request")
 
     with tempfile.TemporaryDirectory(prefix="uchast-bench-") as tmp:
         ours = run_ours(args, Path(tmp))
@@ -716,6 +754,7 @@ def main() -> None:
                 "n": args.n,
                 "baseline_n": args.baseline_n,
                 "concurrency": args.concurrency,
+                "group": args.group,
                 "cpus": os.cpu_count(),
             }
         )

@@ -18,6 +18,7 @@ ledger error and writes nothing):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,13 @@ from typing import Any
 from eventsourcing.dcb.api import DCBAppendCondition, DCBQuery, DCBQueryItem
 
 from ledger.entry import entry_encoder, entry_envelope, entry_payload
-from ledger.errors import CastingBusyError, ConditionFailedError, ElectionEmptyError
+from ledger.errors import (
+    BadBatchError,
+    BatchTooLargeError,
+    CastingBusyError,
+    ConditionFailedError,
+    ElectionEmptyError,
+)
 from ledger.keys import Envelope, SignerKey, sign_envelope
 from ledger.log import Ledger, VerifiedEnvelope
 from ledger.sequencer import check_entry_size
@@ -36,14 +43,16 @@ from votes import rules
 from votes.admin import election_payload, key_registration
 from votes.election import Election, check_amendment, election_from_dict
 from votes.entries import EntryType
-from votes.errors import BadPayloadError, WrongEntryTypeError
+from votes.errors import BadPayloadError, DomainError, WrongEntryTypeError
 from votes.receipts import receipt_code, receipt_tag
 from votes.tags import DEFINITION_TAG
 
 __all__ = [
     "MAX_ATTEMPTS",
+    "MAX_BATCH",
     "Cast",
     "Casting",
+    "batch_of",
     "check_election_size",
     "create_election",
     "prior_entry",
@@ -51,6 +60,9 @@ __all__ = [
 
 MAX_ATTEMPTS = 8
 """Decisions tried per envelope before :class:`~ledger.errors.CastingBusyError`."""
+
+MAX_BATCH = 64
+"""The most envelopes :meth:`Casting.submit_all` takes at once."""
 
 Clock = Callable[[], datetime]
 
@@ -80,6 +92,16 @@ class Cast:
     @property
     def position(self) -> int:
         return self.entry.position
+
+
+def batch_of(submitted: object) -> list[Any]:
+    """The envelopes of a batch as received: a list of 1 to :data:`MAX_BATCH` of them, else
+    :class:`~ledger.errors.BadBatchError` or :class:`~ledger.errors.BatchTooLargeError`."""
+    if not isinstance(submitted, list) or not submitted:
+        raise BadBatchError("a batch is a non-empty list of signed envelopes")
+    if len(submitted) > MAX_BATCH:
+        raise BatchTooLargeError(len(submitted), MAX_BATCH)
+    return submitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +200,28 @@ class Casting:
         return await self.submit_verified(
             await self.ledger.verify(submitted), types=types, token=token
         )
+
+    async def submit_all(
+        self, envelopes: Sequence[object], *, types: Collection[str] | None = None
+    ) -> list[Cast | DomainError]:
+        """Each of ``envelopes`` (at most :data:`MAX_BATCH`, each as received; see
+        :func:`batch_of`) through :meth:`submit`, all at once, each on its own: one's refusal
+        stops none of the others, and two of one voter (or one nonce) are decided as two
+        requests would be, the second on a history holding the first. Answers, in order, each
+        one's :class:`Cast` (durable) or the domain error that refused it. Any other exception
+        is raised once every envelope has had its answer."""
+        if len(envelopes) > MAX_BATCH:
+            raise BatchTooLargeError(len(envelopes), MAX_BATCH)
+        outcomes = await asyncio.gather(
+            *(self.submit(envelope, types=types) for envelope in envelopes),
+            return_exceptions=True,
+        )
+        answers: list[Cast | DomainError] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, DomainError):
+                raise outcome
+            answers.append(outcome)
+        return answers
 
     async def submit_verified(
         self,

@@ -19,7 +19,9 @@ from typing import Any
 from votes.errors import DomainError
 
 __all__ = [
+    "BadBatchError",
     "BadSignatureError",
+    "BatchTooLargeError",
     "CastingBusyError",
     "CheckpointError",
     "ConditionFailedError",
@@ -60,6 +62,22 @@ class EnvelopeError(LedgerError):
     """The signed envelope is not of the form ``{"payload": {...}, "key": ..., "sig": ...}``."""
 
     code = "bad-envelope"
+
+
+class BadBatchError(LedgerError):
+    """A batch of envelopes is not of the form ``{"envelopes": [envelope, ...]}`` with at least
+    one envelope."""
+
+    code = "bad-batch"
+
+
+@dataclass(eq=False)
+class BatchTooLargeError(LedgerError):
+    """A batch holds ``count`` envelopes, more than the ``most`` one batch may hold."""
+
+    code = "batch-too-large"
+    count: int
+    most: int
 
 
 class KeyFormatError(LedgerError):

@@ -59,13 +59,12 @@ def _page(name: str) -> Handler:
     return handler
 
 
-@web.middleware
-async def _asset_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
+async def _asset_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Set as an answer is about to be sent (a signal, not a middleware: no extra layer around
+    every request, ballots included)."""
     if request.path.startswith("/assets/"):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-cache")
-    return response
 
 
 async def elections(request: web.Request) -> web.Response:
@@ -221,7 +220,7 @@ def setup_pages(app: web.Application) -> None:
     for url, name in PAGES.items():
         app.router.add_get(url, _page(name), name=f"page-{name.removesuffix('.html')}")
     app.router.add_static("/assets/", ASSETS, name="page-assets", append_version=False)
-    app.middlewares.append(_asset_headers)
+    app.on_response_prepare.append(_asset_headers)
     # Registered only when nobody else serves them (another module may add its own).
     extra = [
         ("/v1/elections", elections),

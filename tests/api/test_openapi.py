@@ -104,6 +104,7 @@ def with_real_examples(document: dict[str, Any]) -> dict[str, Any]:
             cast_at=at,
         ),
         "voids": signed(KEYS.supervisor, type="void", entry=4, reason="entered twice"),
+        "ballot-batches": {"envelopes": [ballot_envelope(KEYS.site, "ef" * 32, ["L02"])]},
         "voter-tokens": {
             "envelope": signed(KEYS.clerk, type="voter-lookup", polling_point="city-council"),
             "identity": "1234567890",

@@ -49,6 +49,8 @@ SAMPLES: dict[str, DomainError] = {
     "ledger-error": L.LedgerError("the log is shutting down"),
     "bad-envelope": L.EnvelopeError("payload: does not survive a JSON round trip: 'x'"),
     "bad-key": L.KeyFormatError("expected a vkey string, got 'junk'"),
+    "bad-batch": L.BadBatchError("a batch is a non-empty list of signed envelopes"),
+    "batch-too-large": L.BatchTooLargeError(65, 64),
     "bad-signature": L.BadSignatureError(CLERK),
     "unknown-key": L.UnknownKeyError(CLERK),
     "key-revoked": L.KeyRevokedError(CLERK, 17),
@@ -321,6 +323,24 @@ EXPECTED: dict[str, tuple[int, str]] = {
         ', "code": "bad-key", "detail": "expected a vkey string, got \'junk\'", "me'
         'ssage_en": "expected a vkey string, got \'junk\'", "message_uk": "Ключ зап'
         'исано неправильно."}',
+    ),
+    'bad-batch': (
+        400,
+        '{"type": "urn:uchast:problem:bad-batch", "title": "Bad batch", "status":'
+        ' 400, "code": "bad-batch", "detail": "a batch is a non-empty list of sig'
+        'ned envelopes", "message_en": "a batch is a non-empty list of signed env'
+        'elopes", "message_uk": "Пакет має бути {\\"envelopes\\": [конверт, ...]}."'
+        '}',
+    ),
+    'batch-too-large': (
+        413,
+        '{"type": "urn:uchast:problem:batch-too-large", "title": "Batch too large'
+        '", "status": 413, "code": "batch-too-large", "detail": "a batch holds at'
+        ' most 64 envelopes; this one holds 65. Nothing was written; send them in'
+        ' smaller batches", "message_en": "a batch holds at most 64 envelopes; th'
+        'is one holds 65. Nothing was written; send them in smaller batches", "me'
+        'ssage_uk": "Пакет містить щонайбільше 64 конвертів, а цей — 65. Нічого н'
+        'е записано; надішліть їх меншими пакетами.", "count": 65, "most": 64}',
     ),
     'bad-signature': (
         401,
