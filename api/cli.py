@@ -21,7 +21,7 @@ from votes.errors import DomainError
 # The server's modules (aiohttp, the ledger, the stores) are imported by the commands that use
 # them: `uchast audit` imports none of them and starts in a fraction of the time.
 if TYPE_CHECKING:
-    from ledger.keys import SignerKey
+    from ledger.keys import SignerKey, VerifierKey
     from ledger.store import Store
 
 DEFAULT_DB = "sqlite:///uchast.db"
@@ -509,6 +509,17 @@ async def _check_replicas(urls: Sequence[str]) -> None:
             await store.close()
 
 
+def log_verifier(vkey: str) -> VerifierKey:
+    """``serve --log-vkey``."""
+    from ledger.errors import KeyFormatError
+    from ledger.keys import VerifierKey
+
+    try:
+        return VerifierKey.parse(vkey)
+    except (KeyFormatError, ValueError) as exc:
+        raise CommandError(f"--log-vkey {vkey!r} is not a vkey: {exc}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -516,7 +527,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.service import ServiceConfig
     from ledger.checkpoint import JOURNAL_SUFFIX
 
-    journal = Path(args.checkpoint_journal or args.log_key + JOURNAL_SUFFIX)
+    if args.log_vkey and not args.read_only:
+        raise CommandError("--log-vkey is for --read-only servers: a server that writes signs")
+    if not args.log_key and not args.log_vkey:
+        raise CommandError("name the log key: --log-key FILE (or, with --read-only, --log-vkey)")
+    journal: Path | None = None
     if args.read_only:  # the primary's servers keep the journal; a replica never opens it
         urls = [args.db]
         if args.routes:
@@ -530,6 +545,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         asyncio.run(_check_replicas(urls))
     else:
+        journal = Path(args.checkpoint_journal or args.log_key + JOURNAL_SUFFIX)
         try:  # found unwritable at the first checkpoint, every write would fail: say so now
             journal.open("ab").close()
         except OSError as exc:
@@ -539,7 +555,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ) from None
     config = ServiceConfig(
         db_url=args.db,
-        log_key=load_signer(args.log_key, "log key"),
+        log_key=log_verifier(args.log_vkey)
+        if args.log_vkey
+        else load_signer(args.log_key, "log key"),
         checkpoint_journal=journal,
         deployment=args.deployment,
         voter_key=load_voter_key(args.voter_key) if args.voter_key else None,
@@ -560,7 +578,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.witness_policy:
         from api.cosigning import load_policy
 
-        policy = load_policy(args.witness_policy, config.log_key.verifier)
+        policy = load_policy(args.witness_policy, config.log_verifier)
         config = dataclasses.replace(config, witness_policy=policy)
     if args.routes:
         config = dataclasses.replace(config, routes_file=routes_file(args.routes, args.db))
@@ -756,7 +774,15 @@ def build_parser() -> argparse.ArgumentParser:
         "there is served from its own database, the others from --db; re-read on SIGHUP and "
         "when it changes (README: Many elections, many clusters)",
     )
-    p.add_argument("--log-key", required=True, help="private key that signs checkpoints")
+    p.add_argument(
+        "--log-key", help="private key that signs checkpoints (required but with --log-vkey)"
+    )
+    p.add_argument(
+        "--log-vkey",
+        metavar="VKEY",
+        help="with --read-only: the log key's public vkey instead of its private file (a server"
+        " on a replica signs nothing, its host need not hold the key)",
+    )
     p.add_argument(
         "--read-only",
         action="store_true",

@@ -20,7 +20,7 @@ from api.routing import Routes, RoutesError, RoutesFile, redact
 from ledger.casting import Casting
 from ledger.checkpoint import CheckpointJournal
 from ledger.errors import ElectionEmptyError, StoreUnavailableError, UnknownElectionError
-from ledger.keys import SignerKey
+from ledger.keys import SignerKey, VerifierKey
 from ledger.log import Ledger
 from ledger.policy import Policy
 from ledger.store import Store, StoredCheckpoint, open_store
@@ -41,7 +41,9 @@ class ServiceConfig:
     """What ``uchast serve`` is started with."""
 
     db_url: str
-    log_key: SignerKey
+    # The log key: the private one, which signs checkpoints; a read-only server needs only the
+    # public one (`serve --read-only --log-vkey`), which it serves at /log/key.
+    log_key: SignerKey | VerifierKey
     deployment: str = "uchast.local"
     # Every checkpoint the log key published, outside the database (ledger.checkpoint): a log
     # that does not extend them is refused every write. None: no rollback protection (demo).
@@ -77,6 +79,12 @@ class ServiceConfig:
     # servers keep it); writes answer 503 read-only. Results, receipts, the log and its
     # checkpoints (the latest the primary stored) are served as the replica has them.
     read_only: bool = False
+
+    @property
+    def log_verifier(self) -> VerifierKey:
+        """The log key's public half."""
+        key = self.log_key
+        return key if isinstance(key, VerifierKey) else key.verifier
 
 
 BatchObserver = Callable[[str, int, float], None]
@@ -120,6 +128,8 @@ class Service:
     with a logged error."""
 
     def __init__(self, config: ServiceConfig, store: Store | None = None) -> None:
+        if not config.read_only and not isinstance(config.log_key, SignerKey):
+            raise ValueError("a server that writes needs the log key's private half to sign")
         self.config = config
         self.store = store or open_store(config.db_url, read_only=config.read_only)
         self._stores: dict[str, Store] = {config.db_url: self.store}
@@ -323,7 +333,7 @@ class Service:
                     election,
                     # Read-only: no signer, no journal, no sequencer started (a replica that
                     # lags is not a rollback, and it has nothing to sign or write).
-                    log_signer=None if read_only else self.config.log_key,
+                    log_signer=None if read_only else self._signer(),
                     deployment=self.config.deployment,
                     checkpoint_interval=self.config.checkpoint_interval,
                     on_batch=functools.partial(self._batch_done, election),
@@ -337,6 +347,10 @@ class Service:
                 self._castings[election] = Casting(ledger, self.clock)
                 self._bound[election] = url
             return self._castings[election]
+
+    def _signer(self) -> SignerKey:
+        assert isinstance(self.config.log_key, SignerKey)  # checked at __init__
+        return self.config.log_key
 
     def _batch_done(self, election: str, requests: int, seconds: float) -> None:
         for observe in self.batch_observers:

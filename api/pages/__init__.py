@@ -85,9 +85,7 @@ async def log_key(request: web.Request) -> web.Response:
     """The log's verifier key (C2SP vkey) and the origin line its checkpoints carry."""
     service = request.app[SERVICE]
     ledger = await service.ledger(request.match_info["election"])
-    return web.json_response(
-        {"vkey": service.config.log_key.verifier.vkey, "origin": ledger.origin}
-    )
+    return web.json_response({"vkey": service.config.log_verifier.vkey, "origin": ledger.origin})
 
 
 async def clock(request: web.Request) -> web.Response:

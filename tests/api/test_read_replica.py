@@ -87,10 +87,12 @@ async def test_replica_serves_reads_and_refuses_writes(
     keys.log.save(tmp_path / "log.key")
     (tmp_path / "voter.key").write_text(VOTER_KEY.hex())
     assert await on_standby(standby, "election", "SELECT pg_is_in_recovery()") is True
+    # The replica's host needs only the log key's public half (it signs nothing).
+    replica_args = ["--read-only", "--log-vkey", keys.log.verifier.vkey]
 
     with (
         serving(url_of(primary, "election"), tmp_path) as ([writer], _),
-        serving(url_of(standby, "election"), tmp_path, args=["--read-only"]) as ([reader], _),
+        serving(url_of(standby, "election"), tmp_path, args=replica_args) as ([reader], _),
     ):
         async with aiohttp.ClientSession() as session:
             receipts = []
@@ -122,6 +124,8 @@ async def test_replica_serves_reads_and_refuses_writes(
                 proof_text, VerifierKey.parse(keys.log.verifier.vkey), code
             )
             assert (proof.index, proof.projects) == (receipts[3]["position"], ("L01", "S02"))
+            async with session.get(f"{reader}{BASE}/log/key") as r:
+                assert (await r.json())["vkey"] == keys.log.verifier.vkey
             async with session.get(f"{reader}{BASE}/log/checkpoint") as r:
                 assert r.status == 200
                 assert (await r.text()).split("\n")[1] == str(expected["log"]["size"])
@@ -159,12 +163,12 @@ async def test_replica_refuses_to_start_without_the_schema(
     primary, standby = clusters
     await create_database(primary, "empty")
     await on_standby(standby, "empty", "SELECT 1")
-    Keys().log.save(tmp_path / "log.key")
+    vkey = Keys().log.verifier.vkey
     for cluster in (standby, primary):
         done = subprocess.run(
             [
                 *(sys.executable, "-m", "api.cli", "serve", "--read-only"),
-                *("--db", url_of(cluster, "empty"), "--log-key", str(tmp_path / "log.key")),
+                *("--db", url_of(cluster, "empty"), "--log-vkey", vkey),
             ],
             cwd=ROOT,
             capture_output=True,
