@@ -153,6 +153,7 @@ class Casting:
         self.ledger = ledger
         self.clock = clock
         self._election: Election | None = None
+        self._reading_definition = asyncio.Lock()
         self.voter_key_id: str | None = None  # the election entry's, once the definition is read
 
     # The definition every decision is taken against.
@@ -161,7 +162,11 @@ class Casting:
         """The election's definition: its first entry's, or the latest amendment's (only
         possible before voting opens). Read once, then kept; see :meth:`definition_seen`."""
         if self._election is None:
-            self._election = await self._read_definition()
+            # One read for all who ask at once: at start every concurrent caller does, and each
+            # read took a pooled connection (opening one) and parsed the definition.
+            async with self._reading_definition:
+                if self._election is None:
+                    self._election = await self._read_definition()
         return self._election
 
     def definition_seen(self, election: Election) -> None:
