@@ -9,17 +9,22 @@ import asyncio
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
+from api.app import create_app
+from api.service import ServiceConfig
+from ledger.casting import Casting
 from ledger.keys import sign_envelope
 from tally.audit.crypto import VerifierKey
 from tally.audit.receipts import verify_receipt_proof
+from tests.api.conftest import VOTING_DAY
 from tests.api.servers import ROOT, serving
 from tests.factories import ELECTION, Keys, opened_ledger, voter_token
 from tests.pg_cluster import PgCluster, replicated_pg_clusters
@@ -183,3 +188,33 @@ async def test_replica_refuses_to_start_without_the_schema(
         assert await conn.fetchval("SELECT to_regclass('uchast_logs')") is None
     finally:
         await conn.close()
+
+
+async def test_read_only_service_on_sqlite(
+    aiohttp_client: Callable[[Any], Awaitable[TestClient[Any, Any]]], sqlite_url: str
+) -> None:
+    """The same server without PostgreSQL (a copied SQLite file, say): reads answer, writes are
+    503 read-only before anything else looks at them, /readyz says read-only, nothing is
+    written (no tally saved, no checkpoint signed: the file is unchanged)."""
+    keys = Keys()
+    async with opened_ledger(sqlite_url, keys) as ledger:
+        await Casting(ledger).submit(ballot(keys, 1))
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    files = [path, path.with_name(path.name + "-wal")]
+    before = [f.read_bytes() if f.exists() else None for f in files]
+    config = ServiceConfig(
+        sqlite_url, keys.log.verifier, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY, read_only=True
+    )
+    client = await aiohttp_client(create_app(config))
+    results = await client.get(f"{BASE}/results")
+    assert results.status == 200
+    assert (await results.json())["log"]["size"] == 5
+    for method, path_ in (("POST", "ballots"), ("POST", "ballot-batches"), ("PUT", "voids")):
+        refused = await client.request(method, f"{BASE}/{path_}", data=b"not even JSON")
+        assert refused.status == 503
+        assert "Retry-After" not in refused.headers
+        assert (await refused.json())["code"] == "read-only"
+    ready = await (await client.get("/readyz")).json()
+    assert ready["read_only"] is True and ready["status"] == "ready"
+    await client.close()
+    assert [f.read_bytes() if f.exists() else None for f in files] == before
