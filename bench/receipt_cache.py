@@ -88,7 +88,7 @@ def nginx_config(tmp: Path, backend: int, listen: int, cache: bool) -> Path:
     text = re.sub(r"(?m)^\s*access_log /dev/stdout.*\n", "", text)
     text = re.sub(r"(?m)^\s*error_log .*\n", f"error_log {tmp}/error.log warn;\n", text)
     cache_dir = tmp / ("cache" if cache else "cache-unused")  # the two may run at once
-    text = text.replace("proxy_cache_path /var/cache/nginx/uchast", f"proxy_cache_path {cache_dir}")
+    text = text.replace("proxy_cache_path /var/cache/nginx-uchast", f"proxy_cache_path {cache_dir}")
     if not cache:
         text = text.replace(RECEIPT_CACHE, "proxy_cache off;")
     text = re.sub(r"(?m)^\s*limit_req zone=.*\n", "", text)

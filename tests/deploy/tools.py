@@ -55,7 +55,7 @@ def nginx_config_here(
         text = text.replace(block.group(0), here, 1)
     text = text.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
     text = text.replace("pid /tmp/nginx.pid;", f"pid {tmp}/nginx.pid;")
-    text = text.replace("proxy_cache_path /var/cache/nginx/uchast", f"proxy_cache_path {tmp}/cache")
+    text = text.replace("proxy_cache_path /var/cache/nginx-uchast", f"proxy_cache_path {tmp}/cache")
     if os.geteuid() == 0:  # workers as nobody could not enter tmp (0700) to write the cache
         text = text.replace("worker_processes", "user root;\nworker_processes", 1)
     text = text.replace("http {", f"http {{\n    client_body_temp_path {tmp}/body;\n"
