@@ -63,6 +63,7 @@ async def test_reads_go_to_the_read_upstream_and_writes_to_the_primary(tmp_path:
             ("GET", f"{base}/log/tile/0/000", "replica GET"),
             ("GET", f"{base}/log/entries?start=0&end=1", "replica GET"),
             ("POST", f"{base}/ballots", "primary POST"),
+            ("POST", f"{base}/ballot-batches", "primary POST"),
             ("POST", f"{base}/voter-tokens", "primary POST"),
             ("POST", f"{base}/ballots/batch", "primary POST"),  # a write the config never named
             ("DELETE", f"{base}/results", "primary DELETE"),
