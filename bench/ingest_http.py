@@ -37,8 +37,9 @@ through the ledger's own batched PostgreSQL write (``ledger.sequencer.Sequencer`
 
 `--group K` (default 1): ours sends the ballots K at a time, each request one batch of K signed
 envelopes to ``POST /v1/elections/{e}/ballot-batches`` (as a voting site forwarding ballots in
-groups would; each envelope still its own nonce and receipt), from the same C clients; latency is
-then per batch. The ceiling and the baseline are unchanged (one ballot a request).
+groups would; each envelope still its own nonce and receipt), from C/K clients (rounded up), so
+that as many ballots are in flight as with C clients sending one each; a ballot's latency is its
+batch's. The ceiling and the baseline are unchanged (one ballot a request, C clients).
 
 Each server is started and waited for through /readyz, so its live tally follows the log during
 the run, as it does under a readiness probe in production.
@@ -482,6 +483,7 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         else:
             bodies = [json.dumps(envelope).encode() for _, envelope in ballots]
         endpoint = "ballot-batches" if group > 1 else "ballots"
+        clients = -(-args.concurrency // group)  # the same ballots in flight
         urls, processes = start_servers(db, directory, args.servers)
         profilers: list[subprocess.Popen[bytes]] = []
         try:
@@ -509,12 +511,12 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                 ]
                 time.sleep(1)
             progress(
-                f"ours: {args.n} ballots, {args.concurrency} clients, {len(urls)} server(s) on "
+                f"ours: {args.n} ballots, {clients} clients, {len(urls)} server(s) on "
                 "PostgreSQL" + (f", {group} ballots a request" if group > 1 else "")
             )
             meter = CpuMeter(db, [p.pid for p in processes])
             elapsed, latencies, statuses, answers, cpu, which = asyncio.run(
-                send_all(urls, election.id, bodies, args.concurrency, meter, endpoint)
+                send_all(urls, election.id, bodies, clients, meter, endpoint)
             )
             for profiler in profilers:
                 profiler.send_signal(signal.SIGINT)
