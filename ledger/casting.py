@@ -112,6 +112,15 @@ class _Rule:
     receipt_tagged: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _ReadPlan:
+    """An envelope's rule, what its decision reads, and the time it is decided at."""
+
+    rule: _Rule
+    tags: list[str]
+    now: datetime
+
+
 _NOTHING_TO_READ = _Rule(lambda payload: ())
 
 _RULES: dict[str, _Rule] = {
@@ -202,9 +211,16 @@ class Casting:
         the envelope (it is in no payload; the entry is tagged with it). Returns once the entry is
         durable, or, for a replay, with the original entry.
         """
-        return await self.submit_verified(
-            await self.ledger.verify(submitted), types=types, token=token
-        )
+        plans: list[_ReadPlan] = []
+
+        def read_tags(verified: VerifiedEnvelope) -> list[str]:
+            plans.append(self._read_plan(verified, types, token))
+            return plans[-1].tags
+
+        # Verified and read in one batch with concurrent submissions (the read only once the
+        # signature verified, as for submit_verified).
+        verified, found, head = await self.ledger.verify_then_read(submitted, read_tags)
+        return await self._cast(verified, plans[0], token, (found, head))
 
     async def submit_all(
         self, envelopes: Sequence[object], *, types: Collection[str] | None = None
@@ -236,6 +252,12 @@ class Casting:
         token: str | None = None,
     ) -> Cast:
         """Steps 2-7 for an envelope :meth:`Ledger.verify` accepted."""
+        return await self._cast(verified, self._read_plan(verified, types, token), token, None)
+
+    def _read_plan(
+        self, verified: VerifiedEnvelope, types: Collection[str] | None, token: str | None
+    ) -> _ReadPlan:
+        """Steps 2 and 3, and what step 4 reads."""
         payload = verified.payload
         entry_type = payload.get("type")
         if types is not None and entry_type not in types:
@@ -246,16 +268,32 @@ class Casting:
         if entry_type in (EntryType.PAPER_BALLOT, EntryType.SPOILED_BALLOT, EntryType.VOTER_LOOKUP):
             record = self.ledger.registry.get(verified.envelope.key)
             rules.check_polling_point(record.polling_point if record else None, payload)
-        code = receipt_code(verified.envelope.sig)
-        extra_tags = (receipt_tag(code),) if rule.receipt_tagged else ()
         now = self.clock()
         read_tags = list(rule.read_tags(payload))
         if entry_type == EntryType.VOTER_LOOKUP:
             if token is None:  # only the voter-token route derives one
                 raise WrongEntryTypeError(tuple(t for t in _RULES if t != entry_type), entry_type)
             read_tags = list(rules.read_tags_for_lookup(payload, token))
+        return _ReadPlan(rule, read_tags, now)
+
+    async def _cast(
+        self,
+        verified: VerifiedEnvelope,
+        plan: _ReadPlan,
+        token: str | None,
+        first_read: tuple[list[StoredEntry], int] | None,
+    ) -> Cast:
+        """Steps 4-7; ``first_read``: the first step 4's read, if already done."""
+        entry_type = verified.payload.get("type")
+        code = receipt_code(verified.envelope.sig)
+        extra_tags = (receipt_tag(code),) if plan.rule.receipt_tagged else ()
+        now = plan.now
+        read_tags = plan.tags
         for _ in range(MAX_ATTEMPTS):
-            if read_tags:
+            if first_read is not None:
+                (found, head), first_read = first_read, None
+                history = [prior_entry(e) for e in found]
+            elif read_tags:
                 found, head = await self.ledger.tagged(read_tags)
                 history = [prior_entry(e) for e in found]
             else:

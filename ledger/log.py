@@ -65,6 +65,12 @@ class VerifiedEnvelope:
         return self.envelope.payload
 
 
+ReadTags = Callable[[VerifiedEnvelope], Sequence[str]]
+"""What :meth:`Ledger.verify_then_read` reads for an envelope that verified."""
+
+VerifiedRead = tuple[VerifiedEnvelope, list[StoredEntry], int]
+
+
 class _LogGatekeeper:
     """Steps 5 and 6 of the checklist, run by the sequencer under the lock."""
 
@@ -131,6 +137,9 @@ class Ledger:
         self._tagged_reads: MicroBatcher[tuple[str, ...], tuple[list[StoredEntry], int]] = (
             MicroBatcher(self._read_tagged_batch)
         )
+        self._verified_reads: MicroBatcher[tuple[object, ReadTags], VerifiedRead] = MicroBatcher(
+            self._verify_read_batch
+        )
         self.sequencer = Sequencer(
             store,
             log_id,
@@ -175,6 +184,7 @@ class Ledger:
         return self.sequencer.rolled_back
 
     async def close(self) -> None:
+        await self._verified_reads.close()
         await self._tagged_reads.close()
         await self.sequencer.stop()
         await self.signatures.close()
@@ -213,13 +223,68 @@ class Ledger:
         Callers verify before they read any state, so an unsigned request learns nothing about
         voters. The role and revocation checks are repeated under the lock when appending.
         """
+        envelope, verifier = await self._signed_by(submitted)
+        ok = await self.signatures.verify(verifier.public, envelope.message, envelope.sig)
+        return self._accept(envelope, verifier, ok, check_role)
+
+    async def verify_then_read(
+        self, submitted: object, read_tags: ReadTags
+    ) -> tuple[VerifiedEnvelope, list[StoredEntry], int]:
+        """:meth:`verify`, then, for an envelope that verified, the DCB read :meth:`tagged` of
+        the tags ``read_tags(verified)`` names (none: no read, head 0). Concurrent callers share
+        one batch for both, so each meets one batcher instead of two; ``read_tags`` may raise
+        to refuse the envelope before anything is read."""
+        return await self._verified_reads.submit((submitted, read_tags))
+
+    async def _verify_read_batch(
+        self, requests: Sequence[tuple[object, ReadTags]]
+    ) -> list[VerifiedRead | BaseException]:
+        outcomes: list[VerifiedRead | BaseException | None] = [None] * len(requests)
+        signed: list[tuple[int, Envelope, VerifierKey]] = []
+        for i, (submitted, _) in enumerate(requests):
+            try:
+                envelope, verifier = await self._signed_by(submitted)
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            signed.append((i, envelope, verifier))
+        checks = [(v.public, e.message, e.sig) for _, e, v in signed]
+        oks = await self.signatures.verify_many(checks) if checks else []
+        wanted: list[tuple[int, VerifiedEnvelope, tuple[str, ...]]] = []
+        for (i, envelope, verifier), ok in zip(signed, oks, strict=True):
+            try:
+                verified = self._accept(envelope, verifier, ok, True)
+                tags = tuple(requests[i][1](verified))
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            if tags:
+                wanted.append((i, verified, tags))
+            else:
+                outcomes[i] = (verified, [], 0)
+        if wanted:
+            try:
+                reads = await self._read_tagged_batch([tags for _, _, tags in wanted])
+            except Exception as exc:
+                for i, _, _ in wanted:
+                    outcomes[i] = exc
+            else:
+                for (i, verified, _), (found, head) in zip(wanted, reads, strict=True):
+                    outcomes[i] = (verified, found, head)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _signed_by(self, submitted: object) -> tuple[Envelope, VerifierKey]:
+        """Checks 1-3: the envelope's form, election and registered key."""
         envelope = Envelope.parse(submitted)
         if envelope.payload.get("election") != self.log_id:
             raise WrongLogError(self.log_id, envelope.payload.get("election"))
-        verifier = await self.verifier_for(envelope)
-        if verifier.key_id != envelope.key or not await self.signatures.verify(
-            verifier.public, envelope.message, envelope.sig
-        ):
+        return envelope, await self.verifier_for(envelope)
+
+    def _accept(
+        self, envelope: Envelope, verifier: VerifierKey, ok: bool, check_role: bool
+    ) -> VerifiedEnvelope:
+        """Check 4 (``ok``: whether the signature verified) and the early look at 5."""
+        if verifier.key_id != envelope.key or not ok:
             raise BadSignatureError(envelope.key)
         record = self.registry.get(envelope.key)
         if check_role and record is not None and envelope.payload["type"] != EntryType.ELECTION:

@@ -59,6 +59,12 @@ class SignatureVerifier:
             return verify_all([(public, message, signature)])[0]
         return await self._batcher.submit((public, message, signature))
 
+    async def verify_many(self, checks: Sequence[Check]) -> list[bool]:
+        """Each of ``checks``, verified together (split over the worker threads)."""
+        if self.workers == 0:
+            return verify_all(checks)
+        return await self._verify_batch(checks)
+
     async def _verify_batch(self, checks: Sequence[Check]) -> list[bool]:
         if len(checks) < 4:
             return verify_all(checks)

@@ -135,7 +135,15 @@ async def test_busy_after_the_bounded_retries(sqlite_url: str) -> None:
             reads += 1
             return await tagged(tags)
 
+        verify_then_read = raced.verify_then_read
+
+        async def counting_first(submitted: object, read_tags: Any) -> Any:
+            nonlocal reads  # the first read comes with the verification
+            reads += 1
+            return await verify_then_read(submitted, read_tags)
+
         raced.tagged = counting  # type: ignore[method-assign]
+        raced.verify_then_read = counting_first  # type: ignore[method-assign]
         with pytest.raises(CastingBusyError):
             await casting.submit(ballot_envelope(keys.site, voter_token(1), ["L01"]))
         assert reads == MAX_ATTEMPTS
