@@ -114,6 +114,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     # A connection whose query the server cut off can be left mid-protocol ("cannot switch to
     # state ...; another operation is in progress").
     asyncpg.exceptions.InternalClientError,
+    # 40001: on a hot standby, "canceling statement due to conflict with recovery" (replaying
+    # the primary's WAL needed what the read held); the read may simply be tried again.
+    asyncpg.exceptions.SerializationError,
 )
 
 
