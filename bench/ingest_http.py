@@ -555,7 +555,7 @@ def run_ours(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             by_kind.setdefault(kind, []).append(latency)
         kinds = {
             kind: {
-                "n": len(values),
+                "n": len(values) * group,  # ballots (a batch's latency is each of its ballots')
                 "p50_ms": round(percentile(values, 50) * 1000, 2),
                 "p99_ms": round(percentile(values, 99) * 1000, 2),
             }
