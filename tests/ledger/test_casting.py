@@ -184,3 +184,42 @@ async def test_amendment_before_opening_only(sqlite_url: str) -> None:
         with pytest.raises(ElectionFrozenError):
             await late.submit(sign_envelope(amendment_payload(amended), keys.admin))
         assert (await Casting(ledger).election()).title["en"] == "Amended"
+
+
+async def test_submit_all_answers_each_envelope_in_order(sqlite_url: str) -> None:
+    """A batch: each envelope decided on its own (a bad one refuses only itself, one voter's
+    envelopes against one limit), answered in order; batch_of refuses what is not a batch."""
+    from ledger.casting import MAX_BATCH, Cast, batch_of
+    from ledger.errors import BadBatchError, BadSignatureError, BatchTooLargeError
+
+    keys = Keys()
+    async with opened_ledger(sqlite_url, keys) as ledger:
+        casting = Casting(ledger, lambda: VOTING_DAY)
+        good = ballot_envelope(keys.site, voter_token(1), ["S01"])
+        forged = ballot_envelope(keys.site, voter_token(2), ["S01"])
+        forged["payload"]["projects"] = ["S02"]
+        same_voter = [
+            ballot_envelope(keys.site, voter_token(3), [p]) for p in ("L01", "L02", "L03")
+        ]
+        size = await ledger.size()
+        outcomes = await casting.submit_all([good, forged, *same_voter, good])
+        first, last = outcomes[0], outcomes[5]  # one envelope twice: written once
+        assert isinstance(first, Cast) and isinstance(last, Cast)
+        assert {first.replay, last.replay} == {False, True} and first.position == last.position
+        assert isinstance(outcomes[1], BadSignatureError)
+        assert sorted(type(o).__name__ for o in outcomes[2:5]) == [
+            "Cast",
+            "Cast",
+            "LimitExceededError",
+        ]
+        assert await ledger.size() == size + 3
+        assert await casting.submit_all([]) == []
+        with pytest.raises(BatchTooLargeError):
+            await casting.submit_all([good] * (MAX_BATCH + 1))
+    not_batches: tuple[object, ...] = ([], {}, "x", None)
+    for not_a_batch in not_batches:
+        with pytest.raises(BadBatchError):
+            batch_of(not_a_batch)
+    with pytest.raises(BatchTooLargeError):
+        batch_of([good] * (MAX_BATCH + 1))
+    assert batch_of([good]) == [good]
