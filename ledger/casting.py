@@ -147,6 +147,12 @@ def _condition(decision: rules.Decision, head: int) -> DCBAppendCondition | None
     return DCBAppendCondition(DCBQuery(items), after=head)
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a shared read's failure as seen: its waiters may all have been cancelled."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _receipt_of(entry: StoredEntry) -> str:
     return receipt_code(base64.b64decode(entry_envelope(entry.data)["sig"]))
 
@@ -162,7 +168,7 @@ class Casting:
         self.ledger = ledger
         self.clock = clock
         self._election: Election | None = None
-        self._reading_definition = asyncio.Lock()
+        self._definition_read: asyncio.Future[Election] | None = None
         self.voter_key_id: str | None = None  # the election entry's, once the definition is read
 
     # The definition every decision is taken against.
@@ -172,10 +178,18 @@ class Casting:
         possible before voting opens). Read once, then kept; see :meth:`definition_seen`."""
         if self._election is None:
             # One read for all who ask at once: at start every concurrent caller does, and each
-            # read took a pooled connection (opening one) and parsed the definition.
-            async with self._reading_definition:
-                if self._election is None:
-                    self._election = await self._read_definition()
+            # read took a pooled connection (opening one) and parsed the definition. They all
+            # wait on the one read and go on together (as one batch, further on).
+            read = self._definition_read
+            if read is None:
+                read = self._definition_read = asyncio.ensure_future(self._read_definition())
+                read.add_done_callback(_retrieved)
+            try:
+                election = await asyncio.shield(read)
+            finally:
+                if self._definition_read is read and read.done():
+                    self._definition_read = None
+            self._election = election
         return self._election
 
     def definition_seen(self, election: Election) -> None:
