@@ -8,7 +8,8 @@ ledger error and writes nothing):
   1. verify it: form, election, registered key, signature, role (:meth:`Ledger.verify`);
   2. check that its type is one the caller takes (an endpoint takes some types only);
   3. check what only the signer's registration says (a clerk key serves its polling point);
-  4. read the entries its rule needs (one DCB read, batched with concurrent ones) and the head;
+  4. read the entries its rule needs (one DCB read, batched with concurrent ones; in :meth:`submit`
+     the same batch as their verification, step 1) and the head;
   5. decide with :mod:`votes` (pure): refuse, answer a replay, or a :class:`~votes.rules.Decision`;
   6. append under the DCB condition "no entry carrying the decision's condition tags after the
      head of the read"; the ledger re-checks key and role at the entry's own position;
