@@ -24,7 +24,7 @@ from ledger.keys import SignerKey, VerifierKey
 from ledger.log import Ledger
 from ledger.policy import Policy
 from ledger.store import Store, StoredCheckpoint, open_store
-from tally.feed import apply_chunk
+from tally.feed import LogFollower
 from tally.projection import Tally
 from votes.election import Election
 from votes.errors import ResultsSealedError
@@ -32,6 +32,9 @@ from votes.errors import ResultsSealedError
 TALLY_PROJECTION = "tally"
 REOPEN_INTERVAL = 2.0
 """Seconds between attempts to open a routed database that did not answer."""
+FOLLOW_IDLE = 0.1
+"""Seconds without a batch of this process's own after which the live tally waits on the log
+itself (tally.feed.LogFollower): how much later it may see another process's entries."""
 
 log = logging.getLogger("uchast.service")
 
@@ -473,31 +476,38 @@ class Service:
         return tally
 
     async def _follow(self, ledger: Ledger, tally: Tally) -> None:
+        """Keep ``tally`` at the head of the log: the batches this process's sequencer commits
+        from memory, the rest (other processes' entries, gaps) from the store (tally.feed)."""
         log_id = ledger.log_id
+        follower = LogFollower(
+            ledger.store, log_id, tally, idle=0.0 if self.config.read_only else FOLLOW_IDLE
+        )
+        listeners = ledger.sequencer.committed
+        listeners.append(follower.committed)
         loop = asyncio.get_running_loop()
         saved_at = loop.time()
         wait = self.config.projection_save_interval
-        while True:
-            try:
-                size = await ledger.store.wait_for_growth(log_id, tally.position, 1.0)
-                if size > tally.position:
-                    async for chunk in ledger.store.stream_data(log_id, tally.position, size):
-                        await apply_chunk(ledger.store, log_id, tally, tally.position, chunk)
-                    # Caught up with `size`: the tally's definition is the latest amendment's
-                    # as of there (another process may have appended it).
-                    self._castings[log_id].definition_seen(tally.election)
-                if loop.time() - saved_at >= wait:
-                    started = loop.time()
-                    await self._save_tally(log_id)
-                    saved_at = loop.time()
-                    # A view of a million voters takes a while to encode and write: keep saving
-                    # to a small share (~5%) of the follower's time.
-                    wait = max(self.config.projection_save_interval, 20 * (saved_at - started))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the store went away: wait and resume where we stopped
-                log.warning("tally of %s paused: store unavailable", log_id)
-                await asyncio.sleep(1.0)
+        try:
+            while True:
+                try:
+                    if await follower.step(1.0):
+                        # The tally's definition is the latest amendment's as of its position
+                        # (another process may have appended it).
+                        self._castings[log_id].definition_seen(tally.election)
+                    if loop.time() - saved_at >= wait:
+                        started = loop.time()
+                        await self._save_tally(log_id)
+                        saved_at = loop.time()
+                        # A view of a million voters takes a while to encode and write: keep
+                        # saving to a small share (~5%) of the follower's time.
+                        wait = max(self.config.projection_save_interval, 20 * (saved_at - started))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the store went away: wait and resume where we stopped
+                    log.warning("tally of %s paused: store unavailable", log_id)
+                    await asyncio.sleep(1.0)
+        finally:
+            listeners.remove(follower.committed)
 
     async def published_checkpoint(self, election: str) -> StoredCheckpoint | None:
         """The checkpoint the log serves: with a witness policy, the latest one whose

@@ -187,6 +187,9 @@ class Sequencer:
         self._extends: JournalHead | None = None  # journal head the log was last seen to extend
         self.rolled_back: LogRolledBackError | None = None  # why writes are refused, if they are
         self.stats = BatchStats()
+        # Called with each batch's entries, in position order, once the batch has committed
+        # (durable, before its requests are answered); a listener must not raise.
+        self.committed: list[Callable[[Sequence[StoredEntry]], None]] = []
 
     async def start(self) -> None:
         if self._task is None:
@@ -496,6 +499,9 @@ class Sequencer:
             self.stats.entries += len(plan.entries)
         if self._on_batch is not None and batch:
             self._on_batch(len(batch), time.monotonic() - started)
+        if plan.entries:
+            for listener in self.committed:
+                listener(plan.entries)
 
 
 @dataclass(frozen=True, slots=True)
