@@ -80,9 +80,10 @@ from bench.loadgen import (  # noqa: E402
     wait_until_serving,
 )
 from ledger.keys import SignerKey, sign_envelope  # noqa: E402
-from votes.election import election_to_dict, parse_election_toml  # noqa: E402
+from votes.election import Election, election_to_dict, parse_election_toml  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "zhytomyr-2018.toml"
+RESULTS_EVERY = 2.0  # seconds between reads of each server's /results while voting
 VOTERS_2018 = 12_527
 KYIV = ZoneInfo("Europe/Kyiv")
 CLI = [sys.executable, "-m", "api.cli"]
@@ -587,7 +588,6 @@ async def phases_stage(
     directory = state.directory
     election = parse_election_toml((directory / "election.toml").read_text(encoding="utf-8"))
     urls = [s.url for s in servers]
-    sent = 0
     context = multiprocessing.get_context("fork")
     with context.Pool(
         max(1, args["signers"]),
@@ -597,70 +597,119 @@ async def phases_stage(
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             sender = Sender(session, lambda: urls, election.id, Book(), timeout=60)
-            for phase, first, last in phase_bounds(state.total):
-                if phase.name in state.done:
-                    continue
-                meta = state.phases.get(phase.name)
-                if meta is None:
-                    meta = {"cast_at": cast_now()}
-                    if phase.paced is None:  # the machine's speed now (it may be shared)
-                        meta["echo"] = await calibrate(args["concurrency"])
-                        progress(f"{phase.name}: echo server {meta['echo']:,.0f} requests/s")
-                    else:
-                        morning = reports[PHASES[0].name]
-                        meta["target_rate"] = phase.paced * morning.ballots / morning.seconds
-                        meta["voter_rate"] = phase.paced * morning.voters / morning.seconds
-                    state.phases[phase.name] = meta
-                    state.save()
-                start = max(first, state.next_voter)
-                began = time.monotonic()
-                work = [(low, high, meta["cast_at"]) for low, high in spans(start, last)]
-                voters = [v for chunk in pool.imap(_voters, work) for v in chunk]
-                progress(
-                    f"{phase.name}: {last - start:,} voters signed in "
-                    f"{time.monotonic() - began:.1f}s"
+            # As on a real voting day, the results page is open all along: each server's live
+            # tally follows the log from the start (it starts on the first read) and its
+            # memory counts in the peaks.
+            reader = asyncio.create_task(read_results(session, urls, election.id, state))
+            try:
+                await _cast_phases(
+                    state,
+                    servers,
+                    book,
+                    stop_after,
+                    interrupt_after,
+                    pool,
+                    sender,
+                    reports,
+                    election,
                 )
-                for process in [*(str(s.process.pid) for s in servers), "self"]:
-                    reset_peak_rss(process)
-                for low in range(start, last, args["chunk"]):
-                    high = min(low + args["chunk"], last)
-                    part = PhaseReport(phase.name, high - low)
-                    part.echo = meta.get("echo")
-                    part.target_rate = meta.get("target_rate")
-                    sender.book = Book()
-                    todo = voters[low - start : high - start]
-                    if interrupt_after is not None and sent + len(todo) > interrupt_after:
-                        todo = todo[: max(0, interrupt_after - sent)]  # test hook: then Ctrl-C
-                    await send_phase(
-                        part,
-                        todo,
-                        sender,
-                        phase.concurrency or args["concurrency"],
-                        meta.get("voter_rate"),
-                    )
-                    sent += len(todo)
-                    if interrupt_after is not None and sent >= interrupt_after:
-                        progress(f"interrupting after {sent} voters (--interrupt-after-voters)")
-                        raise KeyboardInterrupt
-                    name = state.save_chunk(low, part, sender.book)
-                    if phase.name in reports:
-                        reports[phase.name].add(part)
-                    else:
-                        reports[phase.name] = part
-                    book.merge(sender.book)
-                    state.chunks.append(name)
-                    state.next_voter = high
-                    for k, server in enumerate(servers):
-                        state.peak(phase.name, f"server-{k}", peak_rss_mib(server.process.pid))
-                    state.peak(phase.name, "generator", peak_rss_mib())
-                    state.save()
-                    progress(f"{phase.name}: {high - first:,} of {last - first:,} voters")
-                del voters
-                state.done.append(phase.name)
-                state.save()
-                progress(f"{phase.name}: {json.dumps(reports[phase.name].summary())}")
-                if stop_after == phase.name:
-                    raise Stopped(phase.name)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+
+async def read_results(
+    session: aiohttp.ClientSession, urls: list[str], election: str, state: State
+) -> None:
+    """GET each server's /results every RESULTS_EVERY seconds (the results page refreshes
+    itself), counting the reads and the slowest answer."""
+    reads = state.results.setdefault("results_reads", {"requests": 0, "max_ms": 0.0})
+    while True:
+        for url in urls:
+            began = time.monotonic()
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with session.get(f"{url}/v1/elections/{election}/results") as response:
+                    await response.read()
+                reads["requests"] += 1
+                reads["max_ms"] = max(reads["max_ms"], round(1000 * (time.monotonic() - began)))
+        await asyncio.sleep(RESULTS_EVERY)
+
+
+async def _cast_phases(
+    state: State,
+    servers: list[Server],
+    book: Book,
+    stop_after: str | None,
+    interrupt_after: int | None,
+    pool: Any,
+    sender: Sender,
+    reports: dict[str, PhaseReport],
+    election: Election,
+) -> None:
+    args = state.args
+    sent = 0
+    for phase, first, last in phase_bounds(state.total):
+        if phase.name in state.done:
+            continue
+        meta = state.phases.get(phase.name)
+        if meta is None:
+            meta = {"cast_at": cast_now()}
+            if phase.paced is None:  # the machine's speed now (it may be shared)
+                meta["echo"] = await calibrate(args["concurrency"])
+                progress(f"{phase.name}: echo server {meta['echo']:,.0f} requests/s")
+            else:
+                morning = reports[PHASES[0].name]
+                meta["target_rate"] = phase.paced * morning.ballots / morning.seconds
+                meta["voter_rate"] = phase.paced * morning.voters / morning.seconds
+            state.phases[phase.name] = meta
+            state.save()
+        start = max(first, state.next_voter)
+        began = time.monotonic()
+        work = [(low, high, meta["cast_at"]) for low, high in spans(start, last)]
+        voters = [v for chunk in pool.imap(_voters, work) for v in chunk]
+        progress(f"{phase.name}: {last - start:,} voters signed in {time.monotonic() - began:.1f}s")
+        for process in [*(str(s.process.pid) for s in servers), "self"]:
+            reset_peak_rss(process)
+        for low in range(start, last, args["chunk"]):
+            high = min(low + args["chunk"], last)
+            part = PhaseReport(phase.name, high - low)
+            part.echo = meta.get("echo")
+            part.target_rate = meta.get("target_rate")
+            sender.book = Book()
+            todo = voters[low - start : high - start]
+            if interrupt_after is not None and sent + len(todo) > interrupt_after:
+                todo = todo[: max(0, interrupt_after - sent)]  # test hook: then Ctrl-C
+            await send_phase(
+                part,
+                todo,
+                sender,
+                phase.concurrency or args["concurrency"],
+                meta.get("voter_rate"),
+            )
+            sent += len(todo)
+            if interrupt_after is not None and sent >= interrupt_after:
+                progress(f"interrupting after {sent} voters (--interrupt-after-voters)")
+                raise KeyboardInterrupt
+            name = state.save_chunk(low, part, sender.book)
+            if phase.name in reports:
+                reports[phase.name].add(part)
+            else:
+                reports[phase.name] = part
+            book.merge(sender.book)
+            state.chunks.append(name)
+            state.next_voter = high
+            for k, server in enumerate(servers):
+                state.peak(phase.name, f"server-{k}", peak_rss_mib(server.process.pid))
+            state.peak(phase.name, "generator", peak_rss_mib())
+            state.save()
+            progress(f"{phase.name}: {high - first:,} of {last - first:,} voters")
+        del voters
+        state.done.append(phase.name)
+        state.save()
+        progress(f"{phase.name}: {json.dumps(reports[phase.name].summary())}")
+        if stop_after == phase.name:
+            raise Stopped(phase.name)
 
 
 async def checks_stage(
@@ -789,6 +838,7 @@ def result(state: State) -> dict[str, Any]:
         "log": log,
         "totals_match": totals_match,
         "peak_rss_mib": {"overall": overall, **state.rss},
+        "results_reads": state.results.get("results_reads"),
         "audit": audit,
         "ok": bool(
             log["ok"] and totals_match and not book.surprises and (audit is None or audit["ok"])

@@ -72,6 +72,7 @@ def test_a_run_stopped_and_interrupted_resumes_to_exact_totals(tmp_path: Path) -
         assert line["surprises"] == 0
         assert line["log"]["duplicates"] == line["log"]["lost"] == 0
         assert set(line["peak_rss_mib"]["overall"]) == {"server-0", "generator"}
+        assert line["results_reads"]["requests"] > 0  # the results page was open all along
         assert set(line["phases"]) == {"morning-peak", "quiet", "evening-peak"}
         assert sum(p["voters"] for p in line["phases"].values()) == line["voters"]
 
