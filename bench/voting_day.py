@@ -80,7 +80,7 @@ from bench.loadgen import (  # noqa: E402
     wait_until_serving,
 )
 from ledger.keys import SignerKey, sign_envelope  # noqa: E402
-from votes.election import Election, election_to_dict, parse_election_toml  # noqa: E402
+from votes.election import election_to_dict, parse_election_toml  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "zhytomyr-2018.toml"
 RESULTS_EVERY = 2.0  # seconds between reads of each server's /results while voting
@@ -611,7 +611,6 @@ async def phases_stage(
                     pool,
                     sender,
                     reports,
-                    election,
                 )
             finally:
                 reader.cancel()
@@ -645,7 +644,6 @@ async def _cast_phases(
     pool: Any,
     sender: Sender,
     reports: dict[str, PhaseReport],
-    election: Election,
 ) -> None:
     args = state.args
     sent = 0
