@@ -402,7 +402,7 @@ class Service:
         return tally
 
     async def _restored_tally(self, ledger: Ledger, definition: Election) -> Tally:
-        saved = await ledger.store.load_projection(ledger.log_id, TALLY_PROJECTION)
+        saved = await ledger.store.load_projection(ledger.log_id, TALLY_PROJECTION, with_items=True)
         if saved is None:
             return Tally(definition)
         size = await ledger.size()
@@ -415,14 +415,15 @@ class Service:
             )
             return Tally(definition)
         try:
-            return Tally.restore(definition, saved.state)
+            return Tally.restore(definition, saved.state, saved.items)
         except ValueError as exc:
             log.warning("saved tally of %s unreadable (%s): replaying from 0", ledger.log_id, exc)
             return Tally(definition)
 
     async def _save_tally(self, election: str) -> None:
-        """Save the tally's view with its position if it moved (one row, one statement), and
-        add the refusals counted since the last save, in the same transaction."""
+        """Save the tally's view with its position if it moved (one row) and the voters changed
+        since the last save (its items), and add the refusals counted since the last save, all
+        in one transaction. What is not written goes back to be saved next time."""
         if self.config.read_only:  # the primary's servers save the view
             return
         tally = self._tallies.get(election)
@@ -430,16 +431,32 @@ class Service:
         refusals = self._refusals.pop(election, None)
         if not moved and not refusals:
             return
-        position, state = (tally.position, tally.snapshot()) if tally and moved else (0, None)
+        # Taken without awaiting: the row and its items are of one position.
+        point = tally.save_point() if tally is not None and moved else None
         store = self._castings[election].ledger.store
         try:
-            await store.save_projection(election, TALLY_PROJECTION, position, state, refusals)
+            written = await store.save_projection(
+                election,
+                TALLY_PROJECTION,
+                point.position if point else 0,
+                point.state if point else None,
+                refusals,
+                point.voters if point else None,
+                replace_items=point is not None and point.replace,
+            )
         except BaseException:
             if refusals:  # not added: keep them for the next save
                 self._refusals.setdefault(election, collections.Counter()).update(refusals)
+            if tally is not None and point is not None:
+                tally.unsaved(point)
             raise
-        if state is not None:
-            self._saved[election] = position
+        if tally is not None and point is not None:
+            # Refused because another process saved the same or a later position: the stored
+            # items are then those of that position or later, so this tally's changes up to here
+            # are in them, unless it had to replace them (it did not start from them).
+            if not written and point.replace:
+                tally.unsaved(point)
+            self._saved[election] = point.position
 
     def count_refusal(self, election: str, channel: str, code: str) -> None:
         """Count a refused write (by its problem code) towards the election's saved refusals.

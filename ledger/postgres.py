@@ -78,6 +78,13 @@ CREATE TABLE IF NOT EXISTS uchast_projection_counts (
     count bigint NOT NULL,
     PRIMARY KEY (log, name, counter)
 );
+CREATE TABLE IF NOT EXISTS uchast_projection_items (
+    log text NOT NULL,
+    name text NOT NULL,
+    key text NOT NULL,
+    value bigint NOT NULL,
+    PRIMARY KEY (log, name, key)
+);
 """
 
 NOTIFY_CHANNEL = "uchast_log"
@@ -636,14 +643,31 @@ class PostgresStore(Store):
                     with contextlib.suppress(asyncio.CancelledError, *_UNAVAILABLE):
                         await pending
 
-    async def load_projection(self, log_id: str, name: str) -> SavedProjection | None:
-        async with self._conn() as conn:
+    async def load_projection(
+        self, log_id: str, name: str, *, with_items: bool = False
+    ) -> SavedProjection | None:
+        # REPEATABLE READ: the row and its items from one snapshot, never a later save's items.
+        async with (
+            self._conn() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             row = await conn.fetchrow(
                 "SELECT position, state, saved_at FROM uchast_projections WHERE log=$1 AND name=$2",
                 log_id,
                 name,
             )
-        return None if row is None else SavedProjection(int(row[0]), bytes(row[1]), row[2])
+            if row is None:
+                return None
+            items: dict[str, int] = {}
+            if with_items:  # two arrays, not a record per item
+                keys, values = await conn.fetchrow(
+                    "SELECT coalesce(array_agg(key), '{}'), coalesce(array_agg(value), '{}')"
+                    " FROM uchast_projection_items WHERE log=$1 AND name=$2",
+                    log_id,
+                    name,
+                )
+                items = dict(zip(keys, values, strict=True))
+        return SavedProjection(int(row[0]), bytes(row[1]), row[2], items)
 
     async def save_projection(
         self,
@@ -652,6 +676,9 @@ class PostgresStore(Store):
         position: int,
         state: bytes | None,
         add_counts: Mapping[str, int] | None = None,
+        items: Mapping[str, int] | None = None,
+        *,
+        replace_items: bool = False,
     ) -> bool:
         async with self._conn() as conn, conn.transaction():
             written = state is not None and await conn.fetchval(
@@ -665,6 +692,20 @@ class PostgresStore(Store):
                 position,
                 state,
             )
+            if written and replace_items:
+                await conn.execute(
+                    "DELETE FROM uchast_projection_items WHERE log=$1 AND name=$2", log_id, name
+                )
+            if written and items:  # one statement, two array parameters
+                await conn.execute(
+                    "INSERT INTO uchast_projection_items AS i (log, name, key, value)"
+                    " SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[])"
+                    " ON CONFLICT (log, name, key) DO UPDATE SET value = excluded.value",
+                    log_id,
+                    name,
+                    list(items),
+                    list(items.values()),
+                )
             if add_counts:
                 await conn.execute(
                     "INSERT INTO uchast_projection_counts AS c (log, name, counter, count)"

@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS projection_counts (
     count INTEGER NOT NULL,
     PRIMARY KEY (log, name, counter)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS projection_items (
+    log TEXT NOT NULL,
+    name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (log, name, key)
+) WITHOUT ROWID;
 """
 
 _ENTRY_COLUMNS = "position, type, tags, data, leaf_hash"
@@ -432,18 +439,32 @@ class SQLiteStore(Store):
             yield batch
             position += len(batch)
 
-    async def load_projection(self, log_id: str, name: str) -> SavedProjection | None:
-        row = await self._reader.run(
-            lambda: (
-                self._reader.c()
-                .execute(
+    async def load_projection(
+        self, log_id: str, name: str, *, with_items: bool = False
+    ) -> SavedProjection | None:
+        def run() -> SavedProjection | None:
+            c = self._reader.c()
+            c.execute("BEGIN")  # one read transaction: the row and its items of one snapshot
+            try:
+                row = c.execute(
                     "SELECT position, state, saved_at FROM projections WHERE log=? AND name=?",
                     (log_id, name),
-                )
-                .fetchone()
-            )
-        )
-        return None if row is None else SavedProjection(int(row[0]), bytes(row[1]), row[2])
+                ).fetchone()
+                if row is None:
+                    return None
+                items: dict[str, int] = {}
+                if with_items:
+                    items = dict(
+                        c.execute(
+                            "SELECT key, value FROM projection_items WHERE log=? AND name=?",
+                            (log_id, name),
+                        ).fetchall()
+                    )
+                return SavedProjection(int(row[0]), bytes(row[1]), row[2], items)
+            finally:
+                c.execute("COMMIT")
+
+        return await self._reader.run(run)
 
     async def save_projection(
         self,
@@ -452,6 +473,9 @@ class SQLiteStore(Store):
         position: int,
         state: bytes | None,
         add_counts: Mapping[str, int] | None = None,
+        items: Mapping[str, int] | None = None,
+        *,
+        replace_items: bool = False,
     ) -> bool:
         def run() -> bool:
             c = self._writer.c()
@@ -467,6 +491,14 @@ class SQLiteStore(Store):
                     ).rowcount
                     == 1
                 )
+                if written and replace_items:
+                    c.execute("DELETE FROM projection_items WHERE log=? AND name=?", (log_id, name))
+                if written and items:
+                    c.executemany(
+                        "INSERT INTO projection_items (log, name, key, value) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (log, name, key) DO UPDATE SET value = excluded.value",
+                        [(log_id, name, key, value) for key, value in items.items()],
+                    )
                 c.executemany(
                     "INSERT INTO projection_counts (log, name, counter, count) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (log, name, counter) DO UPDATE"

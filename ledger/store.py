@@ -12,7 +12,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.dcb.api import DCBQuery, DCBQueryItem
@@ -37,12 +37,16 @@ class SavedProjection:
 
     The store keeps the state as opaque bytes; what they mean is the projection's business
     (:mod:`tally.projection`). State and position are one row, written by one statement, so a
-    reader never sees one without the other.
+    reader never sees one without the other. ``items`` (read only when asked for) are the row's
+    keyed integers, each as of the last save that wrote it: a projection saves only the items
+    that changed since its previous save, with the row, in one transaction, and reads them back
+    with the row from one snapshot of the database.
     """
 
     position: int
     state: bytes
     saved_at: float
+    items: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +169,12 @@ class Store(ABC):
         rebuild reads, without the rest of each row."""
 
     @abstractmethod
-    async def load_projection(self, log_id: str, name: str) -> SavedProjection | None:
-        """The saved view of projection ``name`` of the log, if any."""
+    async def load_projection(
+        self, log_id: str, name: str, *, with_items: bool = False
+    ) -> SavedProjection | None:
+        """The saved view of projection ``name`` of the log, if any; ``with_items``: with all
+        its items, read in the same transaction as the row (one snapshot of the database), so
+        they are those of the row's save and of the saves before it, never of a later one."""
 
     @abstractmethod
     async def save_projection(
@@ -176,12 +184,20 @@ class Store(ABC):
         position: int,
         state: bytes | None,
         add_counts: Mapping[str, int] | None = None,
+        items: Mapping[str, int] | None = None,
+        *,
+        replace_items: bool = False,
     ) -> bool:
         """Save a projection's view at ``position`` unless one at the same or a later position
         is saved already (another process may follow the same log), and add ``add_counts`` to
         the projection's counters (see :meth:`projection_counts`), in one transaction. True if
         the view was written. The view and its position are one row: they commit together or
-        not at all. With ``state`` None only the counters are added."""
+        not at all. With ``state`` None only the counters are added.
+
+        ``items`` are set (inserted or overwritten, by key) in the same transaction, and only
+        when the row is written: a save refused for its position writes none of them. With
+        ``replace_items`` the row's stored items are deleted first (when the row is written),
+        for a projection whose ``items`` are all of its items."""
 
     @abstractmethod
     async def projection_counts(self, log_id: str, name: str) -> dict[str, int]:

@@ -9,10 +9,16 @@ without double entry every ballot and paper ballot the log accepted counts until
 a voter's paper keyings go through :func:`votes.rules.paper_status`. The position of the next
 entry to apply moves in the same step as the counts, so every entry is applied exactly once;
 rebuilding from position 0 gives exactly the incremental result (a property test checks it).
-Memory is bounded by the number of voters and projects, not by the log. :meth:`Tally.snapshot`
-turns the counts and their position into bytes that the service saves as one row
-(:meth:`ledger.store.Store.save_projection`) and :meth:`Tally.restore` reads back, so a restart
-continues where the saved view stopped (a property test saves and restores at random positions).
+Memory is bounded by the number of voters and projects, not by the log.
+
+Saving is incremental, since a voting day has over a million voters and only those of the last
+seconds change between two saves: :meth:`Tally.save_point` gives, at one instant, the counts
+without the voters as bytes (:meth:`Tally.snapshot`, one row) and the voters changed since the
+last save with their packed counts (items of that row, 0 for a voter whose ballots were all
+voided); the service writes both in one transaction (:meth:`ledger.store.Store.save_projection`)
+and hands them back (:meth:`Tally.unsaved`) when the save fails. :meth:`Tally.restore` takes the
+row and all its items, read from one snapshot of the database, so a restart continues where the
+saved view stopped (a property test saves, fails saves and restores at random positions).
 
 Each counted choice adds one to its project's ``votes`` (voters who chose it: the rules let a
 voter choose a project once) and its score to the project's ``score`` (DESIGN.md §3b): 1 for a
@@ -66,11 +72,29 @@ ONLINE = "online"
 PAPER = "paper"
 _UNIT = {ONLINE: 1, PAPER: 1 << 32}  # one ballot of the channel in a voter's packed count
 _ONLINE_MASK = (1 << 32) - 1
-SNAPSHOT_FORMAT = 2
-"""2: with each project's score above its votes (``surplus``). A format 1 snapshot (before
-ballot kinds) restores only where every category is approval or knapsack, whose scores are their
-votes; otherwise :meth:`Tally.restore` refuses it and the service rebuilds from the log."""
+SNAPSHOT_FORMAT = 3
+"""3: without the voters; they are saved as the row's items, only those changed since the last
+save (see :class:`SavePoint`), a voter at 0 meaning none. 2: with each project's score above its
+votes (``surplus``) and every voter inside. A format 2 snapshot restores (its items ignored) with
+every voter marked changed, so the next save writes them all as items and replaces any older
+ones. A format 1 snapshot (before ballot kinds, otherwise as 2) restores only where every category
+is approval or knapsack, whose scores are their votes; otherwise :meth:`Tally.restore` refuses it
+and the service rebuilds from the log."""
 _SCORED_KINDS = ("cumulative", "ordinal")
+
+
+@dataclass(frozen=True, slots=True)
+class SavePoint:
+    """What one save writes, taken at one instant by :meth:`Tally.save_point`: the tally at
+    ``position`` without its voters (``state``, :meth:`Tally.snapshot`), and ``voters``, every
+    voter changed since the last save with their packed count then (0: no counted ballot any
+    more). With ``replace`` the saved items are not known to be this tally's (it did not start
+    from them): the save must drop the stored ones first; ``voters`` then holds every voter."""
+
+    position: int
+    state: bytes
+    voters: dict[str, int]
+    replace: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +209,10 @@ class Tally:
         # Per voter with counted ballots: online ballots + paper ballots << 32 (one dict
         # operation per ballot instead of a dict per channel).
         self._voters: dict[str, int] = {}
+        # Voters whose packed count changed since the last save (see save_point); a fresh tally
+        # did not start from any saved items, so its first save replaces them.
+        self._changed: set[str] = set()
+        self._replace_saved = True
         self._views: dict[str, Any] = {}
         self.spoiled = 0
         self.voided = 0
@@ -399,6 +427,7 @@ class Tally:
             self._add_surplus(project, sign * extra)
         self._ballots[counted.channel] = self._ballots.get(counted.channel, 0) + sign
         packed = self._voters.get(counted.voter, 0) + sign * _UNIT[counted.channel]
+        self._changed.add(counted.voter)
         if packed:
             self._voters[counted.voter] = packed
         else:
@@ -544,6 +573,7 @@ class Tally:
         voter = raw_voter.decode("utf-8", "surrogatepass")
         voters = self._voters
         voters[voter] = voters.get(voter, 0) + (1 << 32 if paper else 1)
+        self._changed.add(voter)
         return True
 
     async def _void(self, target: int, fetch: Fetch) -> None:
@@ -591,8 +621,10 @@ class Tally:
     # -- saving and restoring ----------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        """Everything this tally has counted, with its position, as bytes for
-        :meth:`ledger.store.Store.save_projection`; :meth:`restore` reads them back."""
+        """Everything this tally has counted except the voters (the row's items: see
+        :meth:`save_point`), with its position, as bytes for
+        :meth:`ledger.store.Store.save_projection`; :meth:`restore` reads them back. Under double
+        entry the voters' paper keyings are in it, as the rules need them."""
         state = {
             "format": SNAPSHOT_FORMAT,
             "election": self.election.id,
@@ -604,7 +636,6 @@ class Tally:
             "points": self._point,
             "surplus": self._surplus,
             "ballots": self._ballots,
-            "voters": self._voters,
             "voided_positions": sorted(self._voided_positions),
             "paper": {
                 voter: [[e.position, e.type, e.payload, e.key] for e in entries]
@@ -614,12 +645,47 @@ class Tally:
         }
         return json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def save_point(self) -> SavePoint:
+        """What to save now: :meth:`snapshot` and the voters changed since the last save point,
+        taken together without awaiting anything, so they describe the same position. From here
+        on those voters count as saved: hand the save point to :meth:`unsaved` if the save did
+        not write it."""
+        voters = self._voters
+        changed = {voter: voters.get(voter, 0) for voter in self._changed}
+        point = SavePoint(self.position, self.snapshot(), changed, self._replace_saved)
+        self._changed = set()
+        self._replace_saved = False
+        return point
+
+    def unsaved(self, point: SavePoint) -> None:
+        """Mark the voters of a save point that was not written as changed again (with whether
+        the saved items must be replaced), so the next save point writes them, at their counts
+        then."""
+        self._changed.update(point.voters)
+        if point.replace:
+            self._replace_saved = True
+
+    @property
+    def unsaved_voters(self) -> int:
+        """Voters changed since the last save point."""
+        return len(self._changed)
+
     @classmethod
-    def restore(cls, election: Election, snapshot: bytes, *, fast: bool = True) -> Tally:
-        """The tally a :meth:`snapshot` was taken of, counting under ``election`` (its current
-        definition) from the snapshot's position on. ValueError if the bytes are not a
-        snapshot of this election in this format (or in format 1, which has no scores, where
-        some category's scores are not its votes: see :data:`SNAPSHOT_FORMAT`)."""
+    def restore(
+        cls,
+        election: Election,
+        snapshot: bytes,
+        voters: Mapping[str, int] | None = None,
+        *,
+        fast: bool = True,
+    ) -> Tally:
+        """The tally a :meth:`snapshot` was taken of, with ``voters`` the saved items read with
+        it (every voter's packed count as of the snapshot's position, 0 or absent: none),
+        counting under ``election`` (its current definition) from the snapshot's position on.
+        A format 1 or 2 snapshot has its voters inside (``voters`` is ignored), and all of them
+        count as changed, so the next save writes them as items. ValueError if the bytes are not
+        a snapshot of this election in a format read here (format 1, which has no scores, is
+        refused where some category's scores are not its votes: see :data:`SNAPSHOT_FORMAT`)."""
         try:
             state = json.loads(snapshot)
             version = state.get("format")
@@ -627,7 +693,7 @@ class Tally:
                 state["surplus"] = {}
             elif version == 1:
                 raise ValueError("snapshot format 1 has no scores, and this election has some")
-            elif version != SNAPSHOT_FORMAT:
+            elif version not in (2, SNAPSHOT_FORMAT):
                 raise ValueError(f"snapshot format {version!r}, not {SNAPSHOT_FORMAT}")
             if state.get("election") != election.id:
                 raise ValueError(f"snapshot of {state.get('election')!r}, not {election.id!r}")
@@ -640,7 +706,12 @@ class Tally:
             tally._point = {point: _counts(c) for point, c in state["points"].items()}
             tally._surplus = _counts(state["surplus"])
             tally._ballots = _counts(state["ballots"])
-            tally._voters = _counts(state["voters"])
+            if version == SNAPSHOT_FORMAT:
+                tally._voters = _counts({v: n for v, n in (voters or {}).items() if n})
+                tally._replace_saved = False
+            else:  # voters inside: write them all as items at the next save
+                tally._voters = _counts(state["voters"])
+                tally._changed = set(tally._voters)
             tally._voided_positions = {_count(p) for p in state["voided_positions"]}
             for voter, entries in state["paper"].items():
                 tally._paper[voter] = [PriorEntry(p, t, payload, k) for p, t, payload, k in entries]

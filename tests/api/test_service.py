@@ -90,12 +90,12 @@ async def test_the_follower_saves_while_running(store_url: str, keys: Keys) -> N
         await cast(service, keys, range(5))
         tally = await service.caught_up_tally(ELECTION)
         for _ in range(300):
-            saved = await service.store.load_projection(ELECTION, TALLY_PROJECTION)
+            saved = await service.store.load_projection(ELECTION, TALLY_PROJECTION, with_items=True)
             if saved is not None and saved.position == tally.position:
                 break
             await asyncio.sleep(0.01)
         assert saved is not None and saved.position == tally.position
-        assert views(Tally.restore(tally.election, saved.state)) == views(tally)
+        assert views(Tally.restore(tally.election, saved.state, saved.items)) == views(tally)
     finally:
         await service.close()
 

@@ -195,6 +195,7 @@ def older_snapshot(tally: Tally) -> bytes:
     """``tally``'s snapshot as format 1 (before ballot kinds) wrote it: no surplus."""
     state = json.loads(tally.snapshot())
     state["format"] = 1
+    state["voters"] = tally._voters
     del state["surplus"]
     return json.dumps(state).encode()
 
