@@ -6,10 +6,14 @@ A subclass provides the ``url`` fixture; every test opens a fresh ledger on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from datetime import datetime
 
 import pytest
 from eventsourcing.dcb.api import DCBAppendCondition, DCBQuery, DCBQueryItem
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger import merkle
 from ledger.canonical import canonical
@@ -444,6 +448,128 @@ class LedgerConformance:
             assert await store.projection_counts(ELECTION, "fresh") == {"x": 1}
             assert await store.projection_counts(ELECTION, "other") == {}
             assert await store.projection_counts("another-election", "tally") == {}
+
+    async def test_projection_items_are_written_with_their_row_only(
+        self, url: str, keys: Keys
+    ) -> None:
+        """Items are set with the row, by key, and only when the row is written: a save at the
+        same or an earlier position (another process behind) writes none of them, nor does a
+        save of the counters alone. ``replace_items`` drops the stored items first, only when
+        the row is written. Items are kept per log and projection and read only when asked."""
+        async with opened_ledger(url, keys) as ledger:
+            store = ledger.store
+            assert await store.save_projection(ELECTION, "tally", 10, b"ten", None, {"a": 1})
+            assert await store.save_projection(ELECTION, "other", 3, b"three", None, {"a": 7})
+            assert not await store.save_projection(
+                ELECTION, "tally", 10, b"10", None, {"a": 9, "c": 9}, replace_items=True
+            )
+            assert not await store.save_projection(ELECTION, "tally", 4, b"4", None, {"c": 9})
+            assert not await store.save_projection(ELECTION, "tally", 12, None, {"n": 1}, {"c": 9})
+            saved = await store.load_projection(ELECTION, "tally", with_items=True)
+            assert saved is not None and (saved.position, saved.items) == (10, {"a": 1})
+            saved = await store.load_projection(ELECTION, "tally")
+            assert saved is not None and saved.items == {}
+            big = 1 << 40  # a packed count: paper ballots << 32
+            assert await store.save_projection(
+                ELECTION, "tally", 11, b"11", None, {"a": 0, "b": big}
+            )
+            saved = await store.load_projection(ELECTION, "tally", with_items=True)
+            assert saved is not None and saved.items == {"a": 0, "b": big}
+            assert await store.save_projection(
+                ELECTION, "tally", 12, b"12", None, {"d": 2}, replace_items=True
+            )
+            saved = await store.load_projection(ELECTION, "tally", with_items=True)
+            assert saved is not None and (saved.position, saved.items) == (12, {"d": 2})
+            assert await store.save_projection(ELECTION, "tally", 13, b"13", None, {})
+            saved = await store.load_projection(ELECTION, "tally", with_items=True)
+            assert saved is not None and (saved.state, saved.items) == (b"13", {"d": 2})
+            saved = await store.load_projection(ELECTION, "other", with_items=True)
+            assert saved is not None and saved.items == {"a": 7}
+            assert await store.load_projection("another-election", "tally", with_items=True) is None
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(0, 12),  # position
+                st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 1 << 40), max_size=4),
+                st.booleans(),  # replace_items
+            ),
+            max_size=12,
+        )
+    )
+    def test_projection_saves_from_several_processes_keep_the_latest_of_each(
+        self, url: str, keys: Keys, saves: list[tuple[int, dict[str, int], bool]]
+    ) -> None:
+        """Whatever order two processes save in, the stored row and items are those of the
+        saves that moved the position forward, applied in turn, and the saves that did not
+        move it wrote nothing."""
+        name = f"tally-{uuid.uuid4().hex}"
+
+        async def run() -> None:
+            async with opened_ledger(url, keys) as ledger:
+                other = open_store(url)
+                await other.open()
+                try:
+                    position, items = -1, dict[str, int]()
+                    for n, (at, changed, replace) in enumerate(saves):
+                        store = (ledger.store, other)[n % 2]
+                        written = await store.save_projection(
+                            ELECTION, name, at, b"%d" % n, None, changed, replace_items=replace
+                        )
+                        assert written == (at > position)
+                        if written:
+                            position = at
+                            items = {**({} if replace else items), **changed}
+                    saved = await other.load_projection(ELECTION, name, with_items=True)
+                    if position < 0:
+                        assert saved is None
+                    else:
+                        assert saved is not None
+                        assert (saved.position, saved.items) == (position, items)
+                finally:
+                    await other.close()
+
+        asyncio.run(run())
+
+    async def test_projection_loads_pair_a_row_with_its_own_items(
+        self, url: str, keys: Keys
+    ) -> None:
+        """A load while another process saves reads a row and the items as of that row's save
+        (one snapshot of the database), never items a later save wrote."""
+        async with opened_ledger(url, keys) as ledger:
+            writer = open_store(url)
+            await writer.open()
+            keys_written = [f"voter-{n}" for n in range(300)]
+
+            async def save_many() -> None:
+                for position in range(1, 80):
+                    await writer.save_projection(
+                        ELECTION, "tally", position, b"%d" % position, None,
+                        dict.fromkeys(keys_written, position),
+                    )  # fmt: skip
+
+            saving = asyncio.create_task(save_many())
+            try:
+                loads = 0
+                while not saving.done() or loads == 0:
+                    saved = await ledger.store.load_projection(ELECTION, "tally", with_items=True)
+                    loads += 1
+                    if saved is not None:
+                        assert set(saved.items.values()) == {saved.position}
+                await saving
+            finally:
+                saving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await saving
+                await writer.close()
 
     async def test_subscription_wakes_on_new_entries(self, url: str, keys: Keys) -> None:
         """A subscriber gets existing entries, then new ones soon after they commit."""
