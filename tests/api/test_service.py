@@ -4,18 +4,21 @@ once (on both stores)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sqlite3
 
+import asyncpg
 import pytest
 
 from api.service import TALLY_PROJECTION, Service, ServiceConfig
 from ledger.casting import Casting
-from ledger.store import open_store
+from ledger.store import SavedProjection, open_store
 from tally.export import replay_tally
 from tally.projection import Tally
 from tests.api.conftest import VOTER_KEY, VOTING_DAY
 from tests.factories import ELECTION, Keys, ballot_envelope, opened_ledger, voter_token
-from tests.tally.test_projection import views
+from tests.tally.test_projection import older_format, views
 
 
 async def cast(service: Service, keys: Keys, voters: range) -> None:
@@ -139,3 +142,140 @@ async def test_a_bad_saved_view_is_replaced_by_a_replay(
         assert views(tally) == views(await replayed(store_url))
     finally:
         await service.close()
+
+
+async def rename_table(url: str, old: str, new: str) -> None:
+    """Rename a table of the database behind the service's back (a save touching it fails)."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///") :], timeout=60.0)
+        try:
+            conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    pg = await asyncpg.connect(url)
+    try:
+        await pg.execute(f"ALTER TABLE {old} RENAME TO {new}")
+    finally:
+        await pg.close()
+
+
+def items_table(url: str) -> str:
+    return "projection_items" if url.startswith("sqlite:") else "uchast_projection_items"
+
+
+async def test_the_saved_row_holds_no_voters_and_its_items_hold_them(
+    store_url: str, keys: Keys
+) -> None:
+    """The row saved at shutdown is the view without its voters (format 3); every voter is an
+    item with its packed count, and a restart restores them."""
+    service = Service(config(store_url, keys))
+    await service.open()
+    await cast(service, keys, range(12))
+    tally = await service.caught_up_tally(ELECTION)
+    expected = views(tally)
+    await service.close()
+
+    store = open_store(store_url)
+    await store.open()
+    try:
+        saved = await store.load_projection(ELECTION, TALLY_PROJECTION, with_items=True)
+    finally:
+        await store.close()
+    assert saved is not None
+    state = json.loads(saved.state)
+    assert state["format"] == 3 and "voters" not in state
+    assert saved.items == {voter_token(n): 1 for n in range(12)}
+    service = Service(config(store_url, keys))
+    await service.open()
+    try:
+        assert views(await service.tally(ELECTION)) == expected
+    finally:
+        await service.close()
+
+
+async def test_a_format_2_saved_view_is_restored_and_written_as_items(
+    store_url: str, keys: Keys
+) -> None:
+    """A view saved with its voters inside (format 2, before items) is restored, not replayed,
+    and the next save writes it as format 3 with every voter an item, replacing the items
+    stored before (none of a format 2 row is to be trusted)."""
+    async with opened_ledger(store_url, keys) as ledger:
+        for n in range(10):
+            await Casting(ledger).submit(ballot_envelope(keys.site, voter_token(n), ["L01"]))
+    before = await replayed(store_url)
+    size = before.position
+    store = open_store(store_url)
+    await store.open()
+    try:
+        stale = {voter_token(99): 1}
+        assert await store.save_projection(
+            ELECTION, TALLY_PROJECTION, size, older_format(before), None, stale
+        )
+    finally:
+        await store.close()
+
+    service = Service(config(store_url, keys))
+    await service.open()
+    try:
+        tally = await service.tally(ELECTION)
+        assert tally.position == size and tally.unsaved_voters == 10
+        await cast(service, keys, range(10, 13))
+        await service.caught_up_tally(ELECTION)
+    finally:
+        await service.close()
+    store = open_store(store_url)
+    await store.open()
+    try:
+        saved = await store.load_projection(ELECTION, TALLY_PROJECTION, with_items=True)
+    finally:
+        await store.close()
+    assert saved is not None and saved.position == size + 3
+    assert json.loads(saved.state)["format"] == 3
+    assert saved.items == {voter_token(n): 1 for n in range(13)}
+    restored = Tally.restore(tally.election, saved.state, saved.items)
+    assert views(restored) == views(await replayed(store_url))
+
+
+async def test_a_failed_save_is_written_by_the_next(store_url: str, keys: Keys) -> None:
+    """While saves fail (here: the items table is gone), the voters changed meanwhile are kept;
+    the first save that succeeds writes them all, and the saved view is the tally's."""
+    service = Service(
+        ServiceConfig(
+            store_url,
+            keys.log,
+            voter_key=VOTER_KEY,
+            clock=lambda: VOTING_DAY,
+            projection_save_interval=0.0,
+        )
+    )
+    await service.open()
+    try:
+        await cast(service, keys, range(5))
+        tally = await service.caught_up_tally(ELECTION)
+        await saved_at(service, tally.position)
+        await rename_table(store_url, items_table(store_url), "items_away")
+        try:
+            await cast(service, keys, range(5, 9))
+            await service.caught_up_tally(ELECTION)
+            await asyncio.sleep(0.3)  # saves tried and failed
+            saved = await service.store.load_projection(ELECTION, TALLY_PROJECTION)
+            assert saved is not None and saved.position < tally.position
+        finally:
+            await rename_table(store_url, "items_away", items_table(store_url))
+        saved = await saved_at(service, tally.position)
+        assert saved.items == {voter_token(n): 1 for n in range(9)}
+        assert views(Tally.restore(tally.election, saved.state, saved.items)) == views(tally)
+    finally:
+        await service.close()
+
+
+async def saved_at(service: Service, position: int) -> SavedProjection:
+    """The saved view once it has reached ``position`` (within a few seconds)."""
+    for _ in range(500):
+        saved = await service.store.load_projection(ELECTION, TALLY_PROJECTION, with_items=True)
+        if saved is not None and saved.position == position:
+            return saved
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the view was not saved at {position}: {saved}")
