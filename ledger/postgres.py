@@ -94,6 +94,7 @@ _SCHEMA_TABLES = tuple(
 )
 POLL_INTERVAL = 0.25
 """Seconds between reads of a log's size on a read-only store, which gets no NOTIFY."""
+ITEMS_PER_STATEMENT = 50_000
 
 _ENTRY_COLUMNS = "position, type, tags, data, leaf_hash"
 _PAGE_SQL = (
@@ -696,15 +697,19 @@ class PostgresStore(Store):
                 await conn.execute(
                     "DELETE FROM uchast_projection_items WHERE log=$1 AND name=$2", log_id, name
                 )
-            if written and items:  # one statement, two array parameters
+            keys, values = (list(items), list(items.values())) if written and items else ([], [])
+            # A statement of two array parameters per ITEMS_PER_STATEMENT items: the few seconds'
+            # changes in one, all of a rebuilt tally's voters in statements that each finish
+            # well within command_timeout.
+            for first in range(0, len(keys), ITEMS_PER_STATEMENT):
                 await conn.execute(
                     "INSERT INTO uchast_projection_items AS i (log, name, key, value)"
                     " SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[])"
                     " ON CONFLICT (log, name, key) DO UPDATE SET value = excluded.value",
                     log_id,
                     name,
-                    list(items),
-                    list(items.values()),
+                    keys[first : first + ITEMS_PER_STATEMENT],
+                    values[first : first + ITEMS_PER_STATEMENT],
                 )
             if add_counts:
                 await conn.execute(
