@@ -184,19 +184,24 @@ class LogFile(Source):
         end = f.seek(0, os.SEEK_END)
         begin = self._entries_begin
         boundary = pos = end
-        data = b""  # the file's bytes [pos, boundary)
+        # data[:kept] are the file's bytes [pos, boundary): lines are looked at in place, since
+        # cutting each off (a copy of up to a block) took 0.7 s for the 13,110 checkpoints of
+        # a x10 voting day.
+        data = b""
+        kept = 0
         while boundary > begin:
-            cut = data.rfind(b"\n", 0, len(data) - 1) if data else -1
+            cut = data.rfind(b"\n", 0, kept - 1) if kept else -1
             if cut < 0 and pos > begin:
                 step = min(_BLOCK, pos - begin)
                 pos -= step
                 f.seek(pos)
-                data = f.read(step) + data
+                data = f.read(step) + data[:kept]
+                kept = len(data)
                 continue
-            if not data[cut + 1 :].startswith(_CHECKPOINT_HEAD):
+            if not data.startswith(_CHECKPOINT_HEAD, cut + 1, kept):
                 break
             boundary = pos + cut + 1
-            data = data[: cut + 1]
+            kept = cut + 1
         f.seek(self._entries_begin)
         return boundary
 
