@@ -515,8 +515,9 @@ class Service:
                         started = loop.time()
                         await self._save_tally(log_id)
                         saved_at = loop.time()
-                        # A view of a million voters takes a while to encode and write: keep
-                        # saving to a small share (~5%) of the follower's time.
+                        # A save takes a few milliseconds, but the first after a rebuild
+                        # writes every voter (seconds at a million): keep saving to a small
+                        # share (~5%) of the follower's time.
                         wait = max(self.config.projection_save_interval, 20 * (saved_at - started))
                 except asyncio.CancelledError:
                     raise

@@ -17,10 +17,12 @@ Per save: the time on the event loop (the longest stall a 1 ms heartbeat task sa
 moment the save started: encoding the view, and asyncpg encoding its parameters), the
 synchronous part alone (``save_point`` / the blob's encoding), the total time until the save
 committed, the bytes of its parameters and the WAL the database wrote meanwhile
-(``pg_current_wal_insert_lsn``; the cluster's, so other work on it adds). Medians over
+(``pg_current_wal_insert_lsn``, and of it the full-page images, ``pg_stat_wal.wal_fpi``: the
+first change to a page after a checkpoint logs the whole 8 kB page, and 12,000 random voter
+keys touch about as many index pages; both the cluster's, so other work on it adds). Medians over
 ``--rounds`` and the spread are reported. The first save of ours (every voter written as an
 item, as after a rebuild or a format 2 view) is reported apart. At the end the saved view is
-loaded (row and items) and restored, and must equal the tally.
+loaded (row and items, timed) and restored (timed), and must equal the tally.
 
     .venv/bin/python bench/projection_save.py [--voters 1252700] [--changed 12000] [--rounds 5]
 
@@ -164,6 +166,7 @@ async def measured(
     """One save: ``encode`` (synchronous) then ``save`` (awaited), with what they cost."""
     await asyncio.sleep(0.005)  # the heartbeat's gap so far is not ours
     before = await wal_lsn(conn)
+    fpi_before = await conn.fetchval("SELECT wal_fpi FROM pg_stat_wal")
     await asyncio.sleep(0.005)
     heartbeat.longest = 0.0
     started = time.perf_counter()
@@ -175,6 +178,7 @@ async def measured(
     wal = await conn.fetchval(
         "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::text::pg_lsn)", before
     )
+    fpi = await conn.fetchval("SELECT wal_fpi FROM pg_stat_wal") - fpi_before
     assert written, "the save was refused"
     return {
         "loop_ms": heartbeat.longest * 1000,
@@ -183,6 +187,7 @@ async def measured(
         "bytes": len(state) + sum(len(k) + 8 for k in items or ()),
         "items": len(items or ()),
         "wal_bytes": int(wal),
+        "wal_full_pages": int(fpi),
     }
 
 
@@ -244,9 +249,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 + f"; load {os.getloadavg()[0]:.1f}"
             )
+        started = time.perf_counter()
         saved = await store.load_projection(election, OURS, with_items=True)
         assert saved is not None
+        loaded = time.perf_counter()
         restored = Tally.restore(tally.election, saved.state, saved.items)
+        restore = {
+            "load_s": round(loaded - started, 2),
+            "restore_s": round(time.perf_counter() - loaded, 2),
+        }
+        progress(f"restart: {restore}")
         assert restored.position == tally.position and restored._voters == tally._voters
         assert restored.votes == tally.votes
     finally:
@@ -258,7 +270,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key in ("loop_ms", "sync_ms", "total_ms", "bytes", "wal_bytes"):
+        for key in ("loop_ms", "sync_ms", "total_ms", "bytes", "wal_bytes", "wal_full_pages"):
             values = [r[key] for r in rows]
             out[key] = round(statistics.median(values), 1)
             out[key + "_range"] = [round(min(values), 1), round(max(values), 1)]
@@ -279,6 +291,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "total_ratio": round(ours["total_ms"] / baseline["total_ms"], 4),
         "wal_ratio": round(ours["wal_bytes"] / baseline["wal_bytes"], 4),
         "first_save_ours": {k: round(v, 1) for k, v in first.items()},
+        "restart_ours": restore,
         "load": round(os.getloadavg()[0], 1),
     }
 

@@ -89,7 +89,8 @@ class SavePoint:
     ``position`` without its voters (``state``, :meth:`Tally.snapshot`), and ``voters``, every
     voter changed since the last save with their packed count then (0: no counted ballot any
     more). With ``replace`` the saved items are not known to be this tally's (it did not start
-    from them): the save must drop the stored ones first; ``voters`` then holds every voter."""
+    from them): the save must drop the stored ones first; ``voters`` then holds every voter with
+    a counted ballot."""
 
     position: int
     state: bytes
@@ -651,7 +652,10 @@ class Tally:
         on those voters count as saved: hand the save point to :meth:`unsaved` if the save did
         not write it."""
         voters = self._voters
-        changed = {voter: voters.get(voter, 0) for voter in self._changed}
+        if self._replace_saved:  # every voter, and none at 0: the stored items go first
+            changed = dict(voters)
+        else:
+            changed = {voter: voters.get(voter, 0) for voter in self._changed}
         point = SavePoint(self.position, self.snapshot(), changed, self._replace_saved)
         self._changed = set()
         self._replace_saved = False
