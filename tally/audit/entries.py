@@ -19,6 +19,7 @@ import json
 import re
 from binascii import a2b_base64, b2a_base64
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
@@ -115,6 +116,35 @@ _PAYLOAD_OPEN = len('{"cast_at":"')
 _PAYLOAD_CLOSE = len('"}')
 _ENTRY_OPEN = len('{"envelope":{"key":"')
 _ENTRY_CLOSE = len("}\n")
+
+# A clerk's paper ballot and voter lookup as RFC 8785 writes them, on the same terms as the
+# online ballot above (a third of a voting day's log: each paper ballot follows its lookup).
+# Groups by name: the line's index, the entry, the signed payload and their fields.
+_KEY_PART = r"[\x21\x23-\x2a\x2c-\x5b\x5d-\x7e]+\+[0-9a-f]{8}"
+_NONCE_PART = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_STAMP_PART = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"
+_SIG_PART = r"[A-Za-z0-9+/]{85}[AQgw]=="
+_PAPER_BALLOT_LINE = re.compile(
+    r'\{"index":(?P<index>[0-9]+),"entry":(?P<entry>\{"envelope":\{'
+    rf'"key":"(?P<key>{_KEY_PART})","payload":(?P<payload>\{{'
+    rf'"cast_at":"(?P<cast_at>[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}{_S}*)",'
+    rf'"election":"(?P<election>{_S}*)","nonce":"(?P<nonce>{_NONCE_PART})",'
+    rf'"polling_point":"(?P<point>{_S}+)","projects":\[(?P<projects>"{_S}+"(?:,"{_S}+")*)\],'
+    r'"type":"paper-ballot","voter":"(?P<voter>[0-9a-f]{64})"\}),'
+    rf'"sig":"(?P<sig>{_SIG_PART})"\}},"recorded_at":"(?P<recorded_at>{_STAMP_PART})",'
+    r'"tags":\["key:(?P=key)","nonce:(?P=nonce)","point:(?P=point)",'
+    rf'(?P<project_tags>"project:{_S}+"(?:,"project:{_S}+")*),'
+    r'"receipt:(?P<receipt>[0-9a-f]{32})","voter:(?P=voter)"\],"type":"paper-ballot"\})\}\n'
+)
+_VOTER_LOOKUP_LINE = re.compile(
+    r'\{"index":(?P<index>[0-9]+),"entry":(?P<entry>\{"envelope":\{'
+    rf'"key":"(?P<key>{_KEY_PART})","payload":(?P<payload>\{{'
+    rf'"election":"(?P<election>{_S}*)","nonce":"(?P<nonce>{_NONCE_PART})",'
+    rf'"polling_point":"(?P<point>{_S}+)","type":"voter-lookup"\}}),'
+    rf'"sig":"(?P<sig>{_SIG_PART})"\}},"recorded_at":"(?P<recorded_at>{_STAMP_PART})",'
+    r'"tags":\["key:(?P=key)","lookup:(?P<token>[0-9a-f]{64})","nonce:(?P=nonce)",'
+    r'"point:(?P=point)"\],"type":"voter-lookup"\})\}\n'
+)
 
 
 class Other(NamedTuple):
@@ -348,6 +378,48 @@ def _online_ballot(
     return key, public, voter, nonce, ruled[0], ruled[1], sig64
 
 
+def _clerk_entry(
+    match: re.Match[str], index: int, election: str, definition: Definition
+) -> tuple[Any, ...] | None:
+    """Steps 1, 2 and 5 (stateless half) for a line matching :data:`_PAPER_BALLOT_LINE` or
+    :data:`_VOTER_LOOKUP_LINE`, past what the pattern holds: the index, the election, the
+    polling point, the paper deadline, the window or the lookup's time, the receipt tag and the
+    projects. Returns the :class:`~tally.audit.ballots.Ruled` fields the general path gives
+    (``sig`` None, to be verified); None when the line breaks a check (the general path then
+    says which)."""
+    d = definition
+    fields = match.groupdict()
+    point, recorded_at = fields["point"], fields["recorded_at"]
+    if (
+        fields["index"] != str(index)
+        or fields["election"] != election
+        or point not in d.points
+        or recorded_at > d.deadline_stamp
+    ):
+        return None
+    key, nonce = fields["key"], fields["nonce"]
+    token = fields.get("token")
+    if token is not None:  # a voter lookup: recorded from voting opens on
+        try:
+            if datetime.fromisoformat(recorded_at.replace("Z", "+00:00")) < d.opens:
+                return None
+        except ValueError:
+            return None
+        return ("voter-lookup", key, None, None, None, nonce, (), point, -1, None, (token,), None)
+    receipt = receipt_tag(receipt_code(a2b_base64(fields["sig"])))
+    if receipt != "receipt:" + fields["receipt"]:
+        return None
+    listed = fields["projects"][1:-1].split('","')
+    if fields["project_tags"] != '"project:' + '","project:'.join(sorted(listed)) + '"':
+        return None
+    ruled = online_ballot_picks(d, listed, fields["cast_at"])
+    if ruled is None:
+        return None
+    picks, alone = ruled
+    voter = fields["voter"]
+    return ("paper-ballot", key, None, None, voter, nonce, picks, point, -1, alone, (), None)
+
+
 def _signature(text: object) -> bytes:
     """The bytes of a signature in canonical standard base64, else b""."""
     if type(text) is not str or not text.isascii():
@@ -479,6 +551,8 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
     to_verify: list[tuple[int, bytes, bytes, bytes]] = []
     unsigned: list[int] = []
     online_ballot = _ONLINE_BALLOT_LINE.match if definition is not None else None
+    paper_ballot = _PAPER_BALLOT_LINE.match
+    voter_lookup = _VOTER_LOOKUP_LINE.match
     data = task.data
     # The same characters as the bytes, one for one (the pattern admits only printable ASCII):
     # lines are matched where they begin, without cutting the chunk into lines.
@@ -510,6 +584,21 @@ def check_chunk(task: ChunkTask) -> ChunkResult:
                     ("ballot", key, None, None, voter, nonce, picks, None, -1, alone, (), None)
                 )
             continue
+        if match is None and definition is not None:
+            clerks = paper_ballot(text, next_line) or voter_lookup(text, next_line)
+            ruled = clerks and _clerk_entry(clerks, index, election, definition)
+            public = keys.get(clerks["key"]) if clerks else None
+            if clerks and ruled and public is not None:
+                next_line = clerks.end()
+                leaves.append(leaf_hash(data[clerks.start("entry") : clerks.end("entry")]))
+                signed = data[clerks.start("payload") : clerks.end("payload")]
+                unsigned.append(len(records))
+                to_verify.append(
+                    (len(records), public, ENVELOPE_CONTEXT + signed, a2b_base64(clerks["sig"]))
+                )
+                key = ruled[1]
+                records.append((ruled[0], interned.setdefault(key, key), *ruled[2:]))
+                continue
         newline = data.find(b"\n", next_line)
         if newline < 0:  # not as ChunkTask says: take the rest as the last line
             newline = len(data)

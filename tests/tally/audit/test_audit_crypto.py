@@ -245,3 +245,127 @@ def test_the_online_ballot_short_path_decides_as_the_general_path() -> None:
 def test_vectors_folder_exists() -> None:
     """The shared vectors are where the tests expect them."""
     assert isinstance(require_shared(VECTORS), Path)
+
+
+def _clerk_entry(
+    clerk: SignerKey,
+    entry_type: str = "paper-ballot",
+    recorded_at: str = "2018-10-03T07:15:00.000001Z",
+    **changes: Any,
+) -> bytes:
+    """A paper ballot or a voter lookup as the server writes it (``changes`` alter the payload,
+    or the tags with ``tags=``), signed by ``clerk``."""
+    nonce, voter = str(uuid.UUID(int=0xDEF, version=4)), "cd" * 32
+    payload: dict[str, Any] = {
+        "type": entry_type,
+        "election": "zhytomyr-2018",
+        "polling_point": "city-council",
+        "nonce": nonce,
+    }
+    if entry_type == "paper-ballot":
+        payload |= {"voter": voter, "projects": ["S01", "L02"], "cast_at": "2018-10-03T10:15+03:00"}
+    tags = changes.pop("tags", None)
+    payload.update(changes)
+    envelope = Envelope.parse(sign_envelope(payload, clerk))
+    if tags is None:
+        tags = sorted(
+            {
+                f"key:{clerk.key_id}",
+                f"nonce:{payload['nonce']}",
+                f"point:{payload['polling_point']}",
+                *(
+                    [
+                        f"voter:{payload['voter']}",
+                        *(f"project:{p}" for p in payload["projects"]),
+                        receipt_tag(receipt_code(envelope.sig)),
+                    ]
+                    if entry_type == "paper-ballot"
+                    else [f"lookup:{voter}"]
+                ),
+            }
+        )
+    return entry_encoder(envelope, tags, entry_type).encode(recorded_at)
+
+
+def _clerk_variants(clerk: SignerKey) -> list[bytes]:
+    """Paper ballots and voter lookups near valid ones: each breaks one check, or none."""
+    nonce, voter = str(uuid.UUID(int=0xDEF, version=4)), "cd" * 32
+    key_tag, nonce_tag, point_tag = f"key:{clerk.key_id}", f"nonce:{nonce}", "point:city-council"
+    after_deadline = "2018-10-11T21:00:00.000000Z"
+    unsorted_projects, voter_tag = ["project:S01", "project:L02"], f"voter:{voter}"
+    return [
+        _clerk_entry(clerk),
+        _clerk_entry(clerk, "voter-lookup"),
+        _clerk_entry(clerk, projects=["L01", "L02", "L03"]),  # over the limit alone
+        _clerk_entry(clerk, projects=["L02", "L02"]),
+        _clerk_entry(clerk, projects=["L02", "X99"]),
+        _clerk_entry(clerk, projects=[]),
+        _clerk_entry(clerk, election="another"),
+        _clerk_entry(clerk, "voter-lookup", election="another"),
+        _clerk_entry(clerk, cast_at="2018-09-30T20:59:59+00:00"),  # before the window
+        _clerk_entry(clerk, cast_at="2018-10-03T10:15:00"),  # no offset
+        _clerk_entry(clerk, polling_point="nowhere"),
+        _clerk_entry(clerk, "voter-lookup", polling_point="nowhere"),
+        _clerk_entry(clerk, recorded_at="2018-10-11T20:59:59.000000Z"),  # the deadline itself
+        _clerk_entry(clerk, recorded_at=after_deadline),
+        _clerk_entry(clerk, "voter-lookup", recorded_at=after_deadline),
+        _clerk_entry(clerk, "voter-lookup", recorded_at="2018-09-30T20:59:59.999999Z"),
+        _clerk_entry(clerk, "voter-lookup", recorded_at="2018-09-30T21:00:00.000000Z"),
+        _clerk_entry(clerk, voter="CD" * 32),
+        _clerk_entry(clerk, "voter-lookup", nonce=nonce.upper()),
+        _clerk_entry(
+            clerk,
+            tags=[key_tag, nonce_tag, "project:L02", "project:S01", "receipt:x", f"voter:{voter}"],
+        ),
+        _clerk_entry(
+            clerk,
+            tags=[key_tag, nonce_tag, point_tag, *unsorted_projects, "receipt:x", voter_tag],
+        ),
+        _clerk_entry(clerk, "voter-lookup", tags=[key_tag, nonce_tag, point_tag]),
+        _clerk_entry(clerk, "voter-lookup", tags=[key_tag, f"lookup:{voter}", nonce_tag]),
+        _clerk_entry(
+            clerk, "voter-lookup", tags=[key_tag, f"lookup:{voter}", nonce_tag, point_tag, "x"]
+        ),
+        _clerk_entry(clerk, "voter-lookup", tags=[key_tag, f"lookup:{voter}", nonce_tag, point_tag])
+        .replace(b'"sig":"', b'"sig":"A', 1)
+        .replace(b'A","rec', b'","rec', 1),
+        _clerk_entry(SignerKey.generate("clerk.city-council")),  # not the registered key
+        _clerk_entry(SignerKey.generate("clerk.city-council"), "voter-lookup"),
+    ]
+
+
+def test_the_paper_ballot_and_lookup_short_paths_decide_as_the_general_path() -> None:
+    """For paper ballots and voter lookups that pass or break one check, the chunk records,
+    leaves and violations are the same whether the patterns' short paths take them or the
+    general path does."""
+    clerk = SignerKey.generate("clerk.city-council")
+    election = parse_election_toml((ROOT / "examples" / "zhytomyr-2018.toml").read_text())
+    definition = parse_definition(election_to_dict(election))
+    variants = _clerk_variants(clerk)
+    lines = [b'{"index":%d,"entry":%s}' % (5 + i, raw) for i, raw in enumerate(variants)]
+    lines.append(lines[0].replace(b'{"index":5,', b'{"index":7,'))  # not its index
+    lines.append(lines[1].replace(b'{"index":6,', b'{"index":06,'))
+    log_key = crypto.VerifierKey.parse(SignerKey.generate("log").verifier.vkey)
+    public = crypto.VerifierKey.parse(clerk.verifier.vkey).public
+    data = b"".join(line + b"\n" for line in lines)
+    task = entries.ChunkTask(5, data, election.id, {clerk.key_id: public}, log_key, definition)
+    short = entries.check_chunk(task)
+    patterns = entries._PAPER_BALLOT_LINE, entries._VOTER_LOOKUP_LINE
+    assert patterns[0].match(lines[0].decode() + "\n")
+    assert patterns[1].match(lines[1].decode() + "\n")
+    try:
+        entries._PAPER_BALLOT_LINE = entries._VOTER_LOOKUP_LINE = re.compile("(?!)")
+        general = entries.check_chunk(task)
+    finally:
+        entries._PAPER_BALLOT_LINE, entries._VOTER_LOOKUP_LINE = patterns
+    assert short.records == general.records
+    assert short.leaves == general.leaves
+    assert short.violations == general.violations
+    paper, lookup = short.records[:2]
+    assert paper is not None and paper[:4] == ("paper-ballot", clerk.key_id, True, None)
+    assert paper[6:10] == (("S01", "L02"), "city-council", -1, None)
+    assert lookup is not None and lookup[:4] == ("voter-lookup", clerk.key_id, True, None)
+    assert lookup[10] == ("cd" * 32,)
+    over = short.records[2]
+    assert over is not None and over[9] is not None  # the limit the picks break alone
+    assert len(general.violations) > 5
