@@ -424,9 +424,11 @@ class Service:
         """Save the tally's view with its position if it moved (one row) and the voters changed
         since the last save (its items), and add the refusals counted since the last save, all
         in one transaction. What is not written goes back to be saved next time."""
-        if self.config.read_only:  # the primary's servers save the view
-            return
         tally = self._tallies.get(election)
+        if self.config.read_only:  # the primary's servers save the view
+            if tally is not None:
+                tally.forget_changes()
+            return
         moved = tally is not None and tally.position > self._saved.get(election, 0)
         refusals = self._refusals.pop(election, None)
         if not moved and not refusals:

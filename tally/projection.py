@@ -669,6 +669,11 @@ class Tally:
         if point.replace:
             self._replace_saved = True
 
+    def forget_changes(self) -> None:
+        """Stop holding the voters changed so far, for a process that never saves (a read-only
+        server), whose set of them would otherwise grow to every voter."""
+        self._changed = set()
+
     @property
     def unsaved_voters(self) -> int:
         """Voters changed since the last save point."""

@@ -279,3 +279,52 @@ async def saved_at(service: Service, position: int) -> SavedProjection:
             return saved
         await asyncio.sleep(0.01)
     raise AssertionError(f"the view was not saved at {position}: {saved}")
+
+
+async def test_a_read_only_server_saves_nothing_and_holds_no_changes(
+    store_url: str, keys: Keys
+) -> None:
+    """A read-only server's tally follows the log but saves no view, and does not keep the
+    voters it saw change (they would grow to every voter, for a save that never comes)."""
+    service = Service(config(store_url, keys))
+    await service.open()
+    await cast(service, keys, range(6))  # no tally read: nothing saved at close
+    await service.close()
+    replica = Service(
+        ServiceConfig(
+            store_url,
+            keys.log.verifier,
+            voter_key=VOTER_KEY,
+            clock=lambda: VOTING_DAY,
+            read_only=True,
+            projection_save_interval=0.0,
+        )
+    )
+    await replica.open()
+    try:
+        assert (await replica.caught_up_tally(ELECTION)).voters == 6
+        writer = Service(config(store_url, keys))
+        await writer.open()
+        try:
+            await cast(writer, keys, range(6, 10))
+        finally:
+            await writer.close()
+        tally = await replica.caught_up_tally(ELECTION)
+        assert tally.voters == 10
+        for _ in range(300):
+            if tally.unsaved_voters == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert tally.unsaved_voters == 0
+    finally:
+        await replica.close()
+    assert await saved_view(store_url) is None
+
+
+async def saved_view(url: str) -> SavedProjection | None:
+    store = open_store(url)
+    await store.open()
+    try:
+        return await store.load_projection(ELECTION, TALLY_PROJECTION, with_items=True)
+    finally:
+        await store.close()
