@@ -115,7 +115,10 @@ def test_tally_equals_the_rules_recount(
 
 
 def views(tally: Tally) -> dict[str, Any]:
-    """Everything a tally shows, for comparing two of them."""
+    """Everything a tally shows, for comparing two of them; the voters per channel, kept as
+    ballots are applied, must also be what counting every voter's channels gives."""
+    recounted = Counter(c for channels in tally.voter_channels.values() for c in channels)
+    assert tally.voters_by_channel() == {"online": recounted["online"], "paper": recounted["paper"]}
     return {
         "position": tally.position,
         "entries": tally.entries,

@@ -57,6 +57,7 @@ def state(tally: Tally) -> tuple[Any, ...]:
         dict(tally.ballots),
         dict(tally.voter_ballots),
         {voter: set(channels) for voter, channels in tally.voter_channels.items()},
+        tally.voters_by_channel(),
         tally.spoiled,
         tally.voided,
         tally.entries,
