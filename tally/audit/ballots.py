@@ -697,7 +697,12 @@ def _check_stateless(
             point = _claimed_point(payload)
             _fields(payload, _LOOKUP_FIELDS)
             nonce = _nonce(payload)
-            recorded = _moment(recorded_at.replace("Z", "+00:00"), "recorded_at")
+            try:  # the form was checked (step 2), not that it names a real day
+                recorded = _moment(recorded_at.replace("Z", "+00:00"), "recorded_at")
+            except ValueError:
+                raise _Refused(
+                    "recorded-at", "a real date and time, YYYY-MM-DDTHH:MM:SS.ffffffZ", recorded_at
+                ) from None
             if recorded < d.opens:
                 raise _Refused("window", f"recorded from {d.opens.isoformat()}", recorded_at)
             point = _paper(d, payload, recorded_at)

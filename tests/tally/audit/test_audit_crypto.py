@@ -369,3 +369,21 @@ def test_the_paper_ballot_and_lookup_short_paths_decide_as_the_general_path() ->
     over = short.records[2]
     assert over is not None and over[9] is not None  # the limit the picks break alone
     assert len(general.violations) > 5
+
+
+@pytest.mark.parametrize("stamp", ["2018-13-03T07:15:00.000001Z", "2018-10-32T07:15:00.000001Z"])
+def test_tampered_entry_lookup_time_no_real_date_is_a_violation_not_a_crash(stamp: str) -> None:
+    """Threat: an edited log gives a clerk's voter lookup a ``recorded_at`` of the right form
+    but no real date (month 13). The audit must name the entry, not stop as unable to run."""
+    clerk = SignerKey.generate("clerk.city-council")
+    election = parse_election_toml((ROOT / "examples" / "zhytomyr-2018.toml").read_text())
+    definition = parse_definition(election_to_dict(election))
+    raw = _clerk_entry(clerk, "voter-lookup", recorded_at=stamp)
+    data = b'{"index":5,"entry":%s}\n' % raw
+    log_key = crypto.VerifierKey.parse(SignerKey.generate("log").verifier.vkey)
+    public = crypto.VerifierKey.parse(clerk.verifier.vkey).public
+    task = entries.ChunkTask(5, data, election.id, {clerk.key_id: public}, log_key, definition)
+    [record] = entries.check_chunk(task).records  # before the fix: ValueError, exit 2
+    assert record is not None and record[:3] == ("voter-lookup", clerk.key_id, True)
+    assert record[3] is not None and record[3][0] == "recorded-at"  # the refusal the audit names
+    assert record[3][2] == stamp
