@@ -149,6 +149,21 @@ class ElectionLog:
         envelope = sign_envelope(payload, signer)
         return await self._submit(envelope)
 
+    async def lookup(self, voter: int, *, point: str = "council") -> int:
+        """A clerk's voter-token lookup (as the /clerk page makes before a paper ballot): the
+        token only in its tag, decided by the rules."""
+        payload = {
+            "type": "voter-lookup",
+            "election": ELECTION,
+            "polling_point": point,
+            "nonce": str(uuid.uuid4()),
+        }
+        cast = await self.casting.submit(
+            sign_envelope(payload, self.keys.clerk), token=voter_token(voter)
+        )
+        assert not cast.replay, "tests never replay"
+        return cast.position
+
     async def spoiled(self, point: str = "council") -> int:
         payload = {
             "type": "spoiled-ballot",

@@ -26,6 +26,8 @@ async def exported(tmp_path: Path, sqlite_url: str) -> tuple[bytes, AuditKeys]:
     keys = AuditKeys()
     async with election_log(sqlite_url, keys) as log:
         await standard_log(log)
+        await log.lookup(104)  # and the paper ballot it precedes: every entry type is tampered
+        await log.paper(104, ["S02"])
     data = await export(sqlite_url, tmp_path / "log.jsonl")
     return data, keys
 
