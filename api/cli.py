@@ -837,8 +837,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="N",
-        help="requests per second per client address before a signature is verified "
-        "(default 200)",
+        help="requests per second per client address before a signature is verified (default 200)",
     )
     p.add_argument(
         "--lookup-limit",

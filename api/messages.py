@@ -314,8 +314,7 @@ MESSAGES: dict[str, Message] = {
     "empty-ballot": Message(
         422,
         "The ballot supports no project; record a blank paper ballot as spoiled.",
-        "Бюлетень не підтримує жодного проєкту; "
-        "порожній паперовий бюлетень внесіть як зіпсований.",
+        "Бюлетень не підтримує жодного проєкту; порожній паперовий бюлетень внесіть як зіпсований.",
         members=True,
     ),
     "bad-identity": Message(

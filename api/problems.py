@@ -21,6 +21,7 @@ log = logging.getLogger("uchast.api")
 
 PROBLEM_JSON = "application/problem+json"
 
+
 class ProblemError(Exception):
     """A problem raised by the API layer itself (bad query parameters, unknown election...)."""
 

@@ -40,5 +40,3 @@ async def export_log(store: Store, election: str, out: BinaryIO) -> int:
         if len(kept) < 1000:
             return size
         min_size = kept[-1].size + 1
-
-

@@ -361,9 +361,7 @@ class Sequencer:
             nodes = await tx.nodes(ids)
             root = merkle.fold([nodes[i] for i in ids]) if all(i in nodes for i in ids) else b""
         if head.forked or root != head.root:
-            self.rolled_back = LogRolledBackError(
-                self.log_id, head.size, size, "different-history"
-            )
+            self.rolled_back = LogRolledBackError(self.log_id, head.size, size, "different-history")
             raise self.rolled_back
         self._extends = head
         self.rolled_back = None
@@ -403,9 +401,7 @@ class Sequencer:
         if self._journal is None or plan.checkpoint is None:
             return
         checkpoint = Checkpoint(self.origin, plan.size, merkle.fold(plan.frontier))
-        await asyncio.to_thread(
-            self._journal.record, self.origin, plan.checkpoint.note, checkpoint
-        )
+        await asyncio.to_thread(self._journal.record, self.origin, plan.checkpoint.note, checkpoint)
         self._extends = self._journal.head(self.origin)
 
     async def _catch_up(self, tx: SequencingTransaction, size: int) -> None:

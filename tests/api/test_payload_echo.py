@@ -42,9 +42,7 @@ def raw(setup: Setup, case: str) -> bytes:
         "election": signed(setup, election=MARK),
         "project": signed(setup, projects=[MARK]),
         "payload-field": signed(setup, **{MARK: 1}),
-        "unknown-key": sign_envelope(
-            envelope_payload(setup), SignerKey.generate(f"site.{MARK}")
-        ),
+        "unknown-key": sign_envelope(envelope_payload(setup), SignerKey.generate(f"site.{MARK}")),
     }
     return json.dumps(bodies[case]).encode()
 

@@ -95,52 +95,52 @@ SAMPLES: dict[str, DomainError] = {
 
 # (status, body) of each sample as the API answered before the move, byte for byte.
 EXPECTED: dict[str, tuple[int, str]] = {
-    'limit-exceeded': (
+    "limit-exceeded": (
         409,
         '{"type": "urn:uchast:problem:limit-exceeded", "title": "Limit exceeded",'
         ' "status": 409, "code": "limit-exceeded", "detail": "Category \'large\' al'
-        'lows at most 2 project(s) per voter; this voter already has 1 and the ba'
+        "lows at most 2 project(s) per voter; this voter already has 1 and the ba"
         'llot adds 2.", "message_en": "Category \'large\' allows at most 2 project('
         's) per voter; this voter already has 1 and the ballot adds 2.", "message'
         '_uk": "У категорії «large» виборець може підтримати не більше 2 проєкт(і'
         'в); цей виборець уже має 1, а бюлетень додає 2.", "category": "large", "'
         'limit": 2, "already": 1, "adding": 2}',
     ),
-    'limit-exceeded-default': (
+    "limit-exceeded-default": (
         409,
         '{"type": "urn:uchast:problem:limit-exceeded", "title": "Limit exceeded",'
         ' "status": 409, "code": "limit-exceeded", "detail": "Category \'малі\' all'
-        'ows at most 3 project(s) per voter; this voter already has 3 and the bal'
+        "ows at most 3 project(s) per voter; this voter already has 3 and the bal"
         'lot adds 0.", "message_en": "Category \'малі\' allows at most 3 project(s)'
         ' per voter; this voter already has 3 and the ballot adds 0.", "message_u'
         'k": "У категорії «малі» виборець може підтримати не більше 3 проєкт(ів);'
         ' цей виборець уже має 3, а бюлетень додає 0.", "category": "малі", "limi'
         't": 3, "already": 3, "adding": 0}',
     ),
-    'project-repeated': (
+    "project-repeated": (
         409,
         '{"type": "urn:uchast:problem:project-repeated", "title": "Project repeat'
         'ed", "status": 409, "code": "project-repeated", "detail": "Project \'L01\''
-        ' appears twice on the ballot or is already supported by this voter; a vo'
+        " appears twice on the ballot or is already supported by this voter; a vo"
         'ter supports each project at most once.", "message_en": "Project \'L01\' a'
-        'ppears twice on the ballot or is already supported by this voter; a vote'
+        "ppears twice on the ballot or is already supported by this voter; a vote"
         'r supports each project at most once.", "message_uk": "Проєкт «L01» повт'
-        'орюється в бюлетені або вже підтриманий цим виборцем; кожен проєкт можна'
+        "орюється в бюлетені або вже підтриманий цим виборцем; кожен проєкт можна"
         ' підтримати лише один раз.", "project": "L01"}',
     ),
-    'outside-window': (
+    "outside-window": (
         403,
         '{"type": "urn:uchast:problem:outside-window", "title": "Outside window",'
         ' "status": 403, "code": "outside-window", "detail": "Cast at 2018-10-30T'
-        '12:30:00+03:00, outside the voting window 2018-10-01T09:00:00+03:00 – 20'
+        "12:30:00+03:00, outside the voting window 2018-10-01T09:00:00+03:00 – 20"
         '18-10-25T23:59:59+03:00.", "message_en": "Cast at 2018-10-30T12:30:00+03'
-        ':00, outside the voting window 2018-10-01T09:00:00+03:00 – 2018-10-25T23'
+        ":00, outside the voting window 2018-10-01T09:00:00+03:00 – 2018-10-25T23"
         ':59:59+03:00.", "message_uk": "Час голосування 2018-10-30T12:30:00+03:00'
-        ' поза періодом голосування 2018-10-01T09:00:00+03:00 – 2018-10-25T23:59:'
+        " поза періодом голосування 2018-10-01T09:00:00+03:00 – 2018-10-25T23:59:"
         '59+03:00.", "cast_at": "2018-10-30T12:30:00+03:00", "opens": "2018-10-01'
         'T09:00:00+03:00", "closes": "2018-10-25T23:59:59+03:00"}',
     ),
-    'unknown-project': (
+    "unknown-project": (
         422,
         '{"type": "urn:uchast:problem:unknown-project", "title": "Unknown project'
         '", "status": 422, "code": "unknown-project", "detail": "A project on the'
@@ -149,21 +149,21 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'check the project numbers.", "message_uk": "Одного з проєктів немає в бю'
         'летені цих виборів; перевірте номери проєктів."}',
     ),
-    'nonce-reused': (
+    "nonce-reused": (
         409,
         '{"type": "urn:uchast:problem:nonce-reused", "title": "Nonce reused", "st'
         'atus": 409, "code": "nonce-reused", "detail": "Nonce 0f8fad5b-d9cb-469f-'
-        'a165-70867728950e was already used for a different entry; a retry must r'
+        "a165-70867728950e was already used for a different entry; a retry must r"
         'epeat the original payload exactly, and a new entry needs a new nonce.",'
         ' "message_en": "Nonce 0f8fad5b-d9cb-469f-a165-70867728950e was already u'
-        'sed for a different entry; a retry must repeat the original payload exac'
+        "sed for a different entry; a retry must repeat the original payload exac"
         'tly, and a new entry needs a new nonce.", "message_uk": "Ідентифікатор з'
-        'апиту (nonce) 0f8fad5b-d9cb-469f-a165-70867728950e уже використано для і'
-        'ншого запису; повторний запит має точно збігатися з першим, а новий запи'
+        "апиту (nonce) 0f8fad5b-d9cb-469f-a165-70867728950e уже використано для і"
+        "ншого запису; повторний запит має точно збігатися з першим, а новий запи"
         'с потребує нового nonce.", "nonce": "0f8fad5b-d9cb-469f-a165-70867728950'
         'e"}',
     ),
-    'already-voted': (
+    "already-voted": (
         409,
         '{"type": "urn:uchast:problem:already-voted", "title": "Already voted", "'
         'status": 409, "code": "already-voted", "detail": "This voter has already'
@@ -172,7 +172,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'message_uk": "Цей виборець уже проголосував; на цих виборах дозволено ли'
         'ше один бюлетень."}',
     ),
-    'empty-ballot': (
+    "empty-ballot": (
         422,
         '{"type": "urn:uchast:problem:empty-ballot", "title": "Empty ballot", "st'
         'atus": 422, "code": "empty-ballot", "detail": "The ballot supports no pr'
@@ -181,17 +181,17 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'ge_uk": "Бюлетень не підтримує жодного проєкту; порожній паперовий бюлет'
         'ень внесіть як зіпсований."}',
     ),
-    'bad-identity': (
+    "bad-identity": (
         422,
         '{"type": "urn:uchast:problem:bad-identity", "title": "Bad identity", "st'
         'atus": 422, "code": "bad-identity", "detail": "The identity number must '
-        'be 8 to 12 digits (spaces and dashes are ignored); check what was typed.'
+        "be 8 to 12 digits (spaces and dashes are ignored); check what was typed."
         '", "message_en": "The identity number must be 8 to 12 digits (spaces and'
         ' dashes are ignored); check what was typed.", "message_uk": "Номер докум'
-        'ента має складатися з 8–12 цифр (пробіли й дефіси не враховуються); пере'
+        "ента має складатися з 8–12 цифр (пробіли й дефіси не враховуються); пере"
         'вірте введене."}',
     ),
-    'unknown-polling-point': (
+    "unknown-polling-point": (
         422,
         '{"type": "urn:uchast:problem:unknown-polling-point", "title": "Unknown p'
         'olling point", "status": 422, "code": "unknown-polling-point", "detail":'
@@ -199,7 +199,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'n": "The polling point named is not defined for this election.", "messag'
         'e_uk": "Такий пункт голосування не визначено для цих виборів."}',
     ),
-    'paper-deadline-passed': (
+    "paper-deadline-passed": (
         403,
         '{"type": "urn:uchast:problem:paper-deadline-passed", "title": "Paper dea'
         'dline passed", "status": 403, "code": "paper-deadline-passed", "detail":'
@@ -209,16 +209,16 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'можна було внести до 2018-10-25T23:59:59+03:00; цей строк минув.", "dead'
         'line": "2018-10-25T23:59:59+03:00"}',
     ),
-    'void-refused-void-of-void': (
+    "void-refused-void-of-void": (
         409,
         '{"type": "urn:uchast:problem:void-refused", "title": "Void refused", "st'
         'atus": 409, "code": "void-refused", "detail": "Void refused: entry 3 is '
         'itself a void; a void cannot be voided.", "message_en": "Void refused: e'
         'ntry 3 is itself a void; a void cannot be voided.", "message_uk": "Анулю'
-        'вання відхилено: запис 3 сам є анулюванням; анулювання не можна анулюват'
+        "вання відхилено: запис 3 сам є анулюванням; анулювання не можна анулюват"
         'и.", "entry": 3, "reason": "void-of-void"}',
     ),
-    'void-refused-unknown-entry': (
+    "void-refused-unknown-entry": (
         409,
         '{"type": "urn:uchast:problem:void-refused", "title": "Void refused", "st'
         'atus": 409, "code": "void-refused", "detail": "Void refused: there is no'
@@ -227,7 +227,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'ено: запису 40 немає в журналі цих виборів.", "entry": 40, "reason": "un'
         'known-entry"}',
     ),
-    'void-refused-already-voided': (
+    "void-refused-already-voided": (
         409,
         '{"type": "urn:uchast:problem:void-refused", "title": "Void refused", "st'
         'atus": 409, "code": "void-refused", "detail": "Void refused: entry 3 is '
@@ -235,7 +235,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         '.", "message_uk": "Анулювання відхилено: запис 3 уже анульовано.", "entr'
         'y": 3, "reason": "already-voided"}',
     ),
-    'void-refused-not-voidable': (
+    "void-refused-not-voidable": (
         409,
         '{"type": "urn:uchast:problem:void-refused", "title": "Void refused", "st'
         'atus": 409, "code": "void-refused", "detail": "Void refused: entry 0 is '
@@ -244,14 +244,14 @@ EXPECTED: dict[str, tuple[int, str]] = {
         '_uk": "Анулювання відхилено: запис 0 не є бюлетенем, паперовим чи зіпсов'
         'аним бюлетенем.", "entry": 0, "reason": "not-voidable"}',
     ),
-    'bad-payload': (
+    "bad-payload": (
         422,
         '{"type": "urn:uchast:problem:bad-payload", "title": "Bad payload", "stat'
         'us": 422, "code": "bad-payload", "detail": "voter: is required", "messag'
         'e_en": "voter: is required", "message_uk": "Некоректний запит, поле «vot'
         'er»: is required", "field": "voter", "problem": "is required"}',
     ),
-    'bad-election': (
+    "bad-election": (
         422,
         '{"type": "urn:uchast:problem:bad-election", "title": "Bad election", "st'
         'atus": 422, "code": "bad-election", "detail": "projects[12].cost: 1 600 '
@@ -260,9 +260,9 @@ EXPECTED: dict[str, tuple[int, str]] = {
         ' 500 000.00 UAH", "message_uk": "Помилка у визначенні виборів, поле «pro'
         "jects[12].cost»: 1 600 000.00 UAH exceeds the category's maximum 1 500 0"
         '00.00 UAH", "field": "projects[12].cost", "problem": "1 600 000.00 UAH e'
-        'xceeds the category\'s maximum 1 500 000.00 UAH"}',
+        "xceeds the category's maximum 1 500 000.00 UAH\"}",
     ),
-    'election-frozen': (
+    "election-frozen": (
         409,
         '{"type": "urn:uchast:problem:election-frozen", "title": "Election frozen'
         '", "status": 409, "code": "election-frozen", "detail": "Voting opened at'
@@ -272,44 +272,44 @@ EXPECTED: dict[str, tuple[int, str]] = {
         '01T09:00:00+03:00; змінювати вибори вже не можна.", "opens": "2018-10-01'
         'T09:00:00+03:00"}',
     ),
-    'same-clerk': (
+    "same-clerk": (
         409,
         '{"type": "urn:uchast:problem:same-clerk", "title": "Same clerk", "status'
         '": 409, "code": "same-clerk", "detail": "This voter\'s paper ballot is wa'
-        'iting for its second keying, which must come from a different clerk than'
+        "iting for its second keying, which must come from a different clerk than"
         ' clerk.olena+0123abcd.", "message_en": "This voter\'s paper ballot is wai'
-        'ting for its second keying, which must come from a different clerk than '
+        "ting for its second keying, which must come from a different clerk than "
         'clerk.olena+0123abcd.", "message_uk": "Паперовий бюлетень цього виборця '
-        'чекає на повторне внесення, яке має зробити інший оператор, ніж clerk.ol'
+        "чекає на повторне внесення, яке має зробити інший оператор, ніж clerk.ol"
         'ena+0123abcd.", "key": "clerk.olena+0123abcd"}',
     ),
-    'paper-disputed': (
+    "paper-disputed": (
         409,
         '{"type": "urn:uchast:problem:paper-disputed", "title": "Paper disputed",'
         ' "status": 409, "code": "paper-disputed", "detail": "The keyings of this'
         " voter's paper ballot disagree (entries 5, 6); a supervisor must void th"
         'e wrong one before anything else is entered for this voter.", "message_e'
         'n": "The keyings of this voter\'s paper ballot disagree (entries 5, 6); a'
-        ' supervisor must void the wrong one before anything else is entered for '
+        " supervisor must void the wrong one before anything else is entered for "
         'this voter.", "message_uk": "Внесення паперового бюлетеня цього виборця '
-        'не збігаються (записи 5, 6); супервізор має анулювати хибне, перш ніж вн'
+        "не збігаються (записи 5, 6); супервізор має анулювати хибне, перш ніж вн"
         'осити щось іще для цього виборця.", "entries": [5, 6]}',
     ),
-    'vote-refused': (
+    "vote-refused": (
         422,
         '{"type": "urn:uchast:problem:vote-refused", "title": "Vote refused", "st'
         'atus": 422, "code": "vote-refused", "detail": "The request was refused."'
         ', "message_en": "The request was refused.", "message_uk": "Запит відхиле'
         'но."}',
     ),
-    'ledger-error': (
+    "ledger-error": (
         400,
         '{"type": "urn:uchast:problem:ledger-error", "title": "Ledger error", "st'
         'atus": 400, "code": "ledger-error", "detail": "the log is shutting down"'
         ', "message_en": "the log is shutting down", "message_uk": "the log is sh'
         'utting down"}',
     ),
-    'bad-envelope': (
+    "bad-envelope": (
         400,
         '{"type": "urn:uchast:problem:bad-envelope", "title": "Bad envelope", "st'
         'atus": 400, "code": "bad-envelope", "detail": "payload: does not survive'
@@ -317,32 +317,32 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'N round trip: \'x\'", "message_uk": "Запит має неправильну форму підписано'
         'го конверта."}',
     ),
-    'bad-key': (
+    "bad-key": (
         400,
         '{"type": "urn:uchast:problem:bad-key", "title": "Bad key", "status": 400'
         ', "code": "bad-key", "detail": "expected a vkey string, got \'junk\'", "me'
         'ssage_en": "expected a vkey string, got \'junk\'", "message_uk": "Ключ зап'
         'исано неправильно."}',
     ),
-    'bad-batch': (
+    "bad-batch": (
         400,
         '{"type": "urn:uchast:problem:bad-batch", "title": "Bad batch", "status":'
         ' 400, "code": "bad-batch", "detail": "a batch is a non-empty list of sig'
         'ned envelopes", "message_en": "a batch is a non-empty list of signed env'
         'elopes", "message_uk": "Пакет має бути {\\"envelopes\\": [конверт, ...]}."'
-        '}',
+        "}",
     ),
-    'batch-too-large': (
+    "batch-too-large": (
         413,
         '{"type": "urn:uchast:problem:batch-too-large", "title": "Batch too large'
         '", "status": 413, "code": "batch-too-large", "detail": "a batch holds at'
-        ' most 64 envelopes; this one holds 65. Nothing was written; send them in'
+        " most 64 envelopes; this one holds 65. Nothing was written; send them in"
         ' smaller batches", "message_en": "a batch holds at most 64 envelopes; th'
         'is one holds 65. Nothing was written; send them in smaller batches", "me'
         'ssage_uk": "Пакет містить щонайбільше 64 конвертів, а цей — 65. Нічого н'
         'е записано; надішліть їх меншими пакетами.", "count": 65, "most": 64}',
     ),
-    'bad-signature': (
+    "bad-signature": (
         401,
         '{"type": "urn:uchast:problem:bad-signature", "title": "Bad signature", "'
         'status": 401, "code": "bad-signature", "detail": "the signature does not'
@@ -350,7 +350,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'does not verify under the key the envelope names", "message_uk": "Підпис'
         ' не збігається з ключем."}',
     ),
-    'unknown-key': (
+    "unknown-key": (
         401,
         '{"type": "urn:uchast:problem:unknown-key", "title": "Unknown key", "stat'
         'us": 401, "code": "unknown-key", "detail": "the key the envelope names i'
@@ -358,7 +358,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         ' is not registered in this log", "message_uk": "Цей ключ не зареєстрован'
         'о для голосування."}',
     ),
-    'key-revoked': (
+    "key-revoked": (
         403,
         '{"type": "urn:uchast:problem:key-revoked", "title": "Key revoked", "stat'
         'us": 403, "code": "key-revoked", "detail": "key clerk.olena+0123abcd was'
@@ -366,16 +366,16 @@ EXPECTED: dict[str, tuple[int, str]] = {
         's revoked at log position 17", "message_uk": "Цей ключ відкликано; зверн'
         'іться до адміністратора."}',
     ),
-    'role-forbidden': (
+    "role-forbidden": (
         403,
         '{"type": "urn:uchast:problem:role-forbidden", "title": "Role forbidden",'
         ' "status": 403, "code": "role-forbidden", "detail": "key clerk.olena+012'
-        '3abcd has role \'clerk\', which may not write entries of this type", "mess'
-        'age_en": "key clerk.olena+0123abcd has role \'clerk\', which may not write'
+        "3abcd has role 'clerk', which may not write entries of this type\", \"mess"
+        "age_en\": \"key clerk.olena+0123abcd has role 'clerk', which may not write"
         ' entries of this type", "message_uk": "Цей ключ не має права на таку дію'
         '."}',
     ),
-    'wrong-election': (
+    "wrong-election": (
         422,
         '{"type": "urn:uchast:problem:wrong-election", "title": "Wrong election",'
         ' "status": 422, "code": "wrong-election", "detail": "the payload names a'
@@ -383,7 +383,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'd names another election; this log is \'zhytomyr-2019\'", "message_uk": "З'
         'апит стосується іншого голосування."}',
     ),
-    'condition-failed': (
+    "condition-failed": (
         409,
         '{"type": "urn:uchast:problem:condition-failed", "title": "Condition fail'
         'ed", "status": 409, "code": "condition-failed", "detail": "entries match'
@@ -391,7 +391,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         's matching the append condition exist after position 41", "message_uk": '
         '"Дані виборця змінилися під час запиту; повторіть спробу."}',
     ),
-    'condition-failed-none': (
+    "condition-failed-none": (
         409,
         '{"type": "urn:uchast:problem:condition-failed", "title": "Condition fail'
         'ed", "status": 409, "code": "condition-failed", "detail": "entries match'
@@ -399,52 +399,52 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'ies matching the append condition exist after position None", "message_u'
         'k": "Дані виборця змінилися під час запиту; повторіть спробу."}',
     ),
-    'not-initialised': (
+    "not-initialised": (
         409,
         '{"type": "urn:uchast:problem:not-initialised", "title": "Not initialised'
         '", "status": 409, "code": "not-initialised", "detail": "the first entry '
         'must define the election", "message_en": "the first entry must define th'
         'e election", "message_uk": "Голосування ще не створено."}',
     ),
-    'log-rolled-back': (
+    "log-rolled-back": (
         500,
         '{"type": "urn:uchast:problem:log-rolled-back", "title": "Log rolled back'
         '", "status": 500, "code": "log-rolled-back", "detail": "The log of zhyto'
-        'myr-2018 was rolled back: this server published a checkpoint of 1207 ent'
-        'ries, and its database holds only 6 entries. No writes are accepted unti'
+        "myr-2018 was rolled back: this server published a checkpoint of 1207 ent"
+        "ries, and its database holds only 6 entries. No writes are accepted unti"
         'l the database is restored; reads still answer.", "message_en": "The log'
-        ' of zhytomyr-2018 was rolled back: this server published a checkpoint of'
-        ' 1207 entries, and its database holds only 6 entries. No writes are acce'
+        " of zhytomyr-2018 was rolled back: this server published a checkpoint of"
+        " 1207 entries, and its database holds only 6 entries. No writes are acce"
         'pted until the database is restored; reads still answer.", "message_uk":'
         ' "Журнал zhytomyr-2018 відкочено: сервер уже оприлюднив контрольну точку'
-        ' на 1207 записів, а база даних їй не відповідає. Запис неможливий, доки '
+        " на 1207 записів, а база даних їй не відповідає. Запис неможливий, доки "
         'базу не відновлять; читання працює.", "election": "zhytomyr-2018", "publ'
         'ished": 1207, "size": 6, "reason": "shorter"}',
     ),
-    'log-rolled-back-forked': (
+    "log-rolled-back-forked": (
         500,
         '{"type": "urn:uchast:problem:log-rolled-back", "title": "Log rolled back'
         '", "status": 500, "code": "log-rolled-back", "detail": "The log of zhyto'
-        'myr-2018 was rolled back: this server published a checkpoint of 1207 ent'
-        'ries, and its database holds a different history at size 1207. No writes'
+        "myr-2018 was rolled back: this server published a checkpoint of 1207 ent"
+        "ries, and its database holds a different history at size 1207. No writes"
         ' are accepted until the database is restored; reads still answer.", "mes'
         'sage_en": "The log of zhytomyr-2018 was rolled back: this server publish'
-        'ed a checkpoint of 1207 entries, and its database holds a different hist'
-        'ory at size 1207. No writes are accepted until the database is restored;'
+        "ed a checkpoint of 1207 entries, and its database holds a different hist"
+        "ory at size 1207. No writes are accepted until the database is restored;"
         ' reads still answer.", "message_uk": "Журнал zhytomyr-2018 відкочено: се'
-        'рвер уже оприлюднив контрольну точку на 1207 записів, а база даних їй не'
+        "рвер уже оприлюднив контрольну точку на 1207 записів, а база даних їй не"
         ' відповідає. Запис неможливий, доки базу не відновлять; читання працює."'
         ', "election": "zhytomyr-2018", "published": 1207, "size": 1210, "reason"'
         ': "different-history"}',
     ),
-    'store-unavailable': (
+    "store-unavailable": (
         503,
         '{"type": "urn:uchast:problem:store-unavailable", "title": "Store unavail'
         'able", "status": 503, "code": "store-unavailable", "detail": "PostgreSQL'
         ': connection refused", "message_en": "PostgreSQL: connection refused", "'
         'message_uk": "База даних тимчасово недоступна; спробуйте за хвилину."}',
     ),
-    'schema-missing': (
+    "schema-missing": (
         503,
         '{"type": "urn:uchast:problem:store-unavailable", "title": "Store unavaila'
         'ble", "status": 503, "code": "store-unavailable", "detail": "PostgreSQL: '
@@ -452,7 +452,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'base has no uchast schema", "message_uk": "База даних тимчасово недоступн'
         'а; спробуйте за хвилину."}',
     ),
-    'read-only': (
+    "read-only": (
         503,
         '{"type": "urn:uchast:problem:read-only", "title": "Read only", "status": '
         '503, "code": "read-only", "detail": "this server reads a replica of the e'
@@ -463,14 +463,14 @@ EXPECTED: dict[str, tuple[int, str]] = {
         ' "Цей сервер читає копію бази даних і нічого не записує; надсилайте запит'
         'и на запис до серверів основної бази."}',
     ),
-    'bad-proof': (
+    "bad-proof": (
         400,
         '{"type": "urn:uchast:problem:bad-proof", "title": "Bad proof", "status":'
         ' 400, "code": "bad-proof", "detail": "the log has 3 entries, not 9", "me'
         'ssage_en": "the log has 3 entries, not 9", "message_uk": "Неможливо нада'
         'ти доказ для цих розмірів журналу."}',
     ),
-    'bad-inclusion-proof': (
+    "bad-inclusion-proof": (
         400,
         '{"type": "urn:uchast:problem:bad-inclusion-proof", "title": "Bad inclusi'
         'on proof", "status": 400, "code": "bad-inclusion-proof", "detail": "leaf'
@@ -478,7 +478,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         ' in a tree of size 3", "message_uk": "Доказ включення не підтверджується'
         '."}',
     ),
-    'bad-consistency-proof': (
+    "bad-consistency-proof": (
         400,
         '{"type": "urn:uchast:problem:bad-consistency-proof", "title": "Bad consi'
         'stency proof", "status": 400, "code": "bad-consistency-proof", "detail":'
@@ -486,14 +486,14 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'of: the proof is empty", "message_uk": "Доказ узгодженості не підтверджу'
         'ється."}',
     ),
-    'bad-checkpoint': (
+    "bad-checkpoint": (
         400,
         '{"type": "urn:uchast:problem:bad-checkpoint", "title": "Bad checkpoint",'
         ' "status": 400, "code": "bad-checkpoint", "detail": "note carries no sig'
         'nature by a known key", "message_en": "note carries no signature by a kn'
         'own key", "message_uk": "note carries no signature by a known key"}',
     ),
-    'log-state': (
+    "log-state": (
         409,
         '{"type": "urn:uchast:problem:log-state", "title": "Log state", "status":'
         ' 409, "code": "log-state", "detail": "the election is already defined in'
@@ -501,14 +501,14 @@ EXPECTED: dict[str, tuple[int, str]] = {
         ' "message_uk": "Запис не відповідає стану журналу."}',
     ),
     # Raised as the API's own ProblemError before the move (api/service.py, api/vote_routes.py).
-    'unknown-election': (
+    "unknown-election": (
         404,
         '{"type": "urn:uchast:problem:unknown-election", "title": "Unknown electi'
         'on", "status": 404, "code": "unknown-election", "detail": "no election \''
         'kyiv-2019\' here", "message_en": "no election \'kyiv-2019\' here", "message'
         '_uk": "голосування \'kyiv-2019\' не знайдено"}',
     ),
-    'busy': (
+    "busy": (
         503,
         '{"type": "urn:uchast:problem:busy", "title": "Busy", "status": 503, "cod'
         'e": "busy", "detail": "too many concurrent ballots for this voter; retry'
@@ -516,14 +516,14 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'is voter; retry with the same nonce", "message_uk": "забагато одночасних'
         ' бюлетенів цього виборця; повторіть з тим самим nonce"}',
     ),
-    'not-initialised-empty': (
+    "not-initialised-empty": (
         409,
         '{"type": "urn:uchast:problem:not-initialised", "title": "Not initialised'
         '", "status": 409, "code": "not-initialised", "detail": "election \'zhytom'
         'yr-2019\' is empty", "message_en": "election \'zhytomyr-2019\' is empty", "'
         'message_uk": "election \'zhytomyr-2019\' is empty"}',
     ),
-    'wrong-type': (
+    "wrong-type": (
         422,
         '{"type": "urn:uchast:problem:wrong-type", "title": "Wrong type", "status'
         '": 422, "code": "wrong-type", "detail": "this endpoint takes payloads of'
@@ -531,166 +531,167 @@ EXPECTED: dict[str, tuple[int, str]] = {
         'ds of type ballot or paper-ballot", "message_uk": "ця адреса приймає лиш'
         'е ballot або paper-ballot"}',
     ),
-    'wrong-type-none': (
+    "wrong-type-none": (
         422,
         '{"type": "urn:uchast:problem:wrong-type", "title": "Wrong type", "status'
         '": 422, "code": "wrong-type", "detail": "this endpoint takes payloads of'
         ' type voter-token", "message_en": "this endpoint takes payloads of type '
         'voter-token", "message_uk": "ця адреса приймає лише voter-token"}',
     ),
-    'wrong-polling-point': (
+    "wrong-polling-point": (
         403,
         '{"type": "urn:uchast:problem:wrong-polling-point", "title": "Wrong polli'
         'ng point", "status": 403, "code": "wrong-polling-point", "detail": "this'
         ' clerk key serves polling point \'dilnytsia-1\'", "message_en": "this cler'
         'k key serves polling point \'dilnytsia-1\'", "message_uk": "цей ключ реєст'
-        'ратора належить дільниці \'dilnytsia-1\'"}',
-    ),    'results-sealed': (
+        "ратора належить дільниці 'dilnytsia-1'\"}",
+    ),
+    "results-sealed": (
         403,
         '{"type": "urn:uchast:problem:results-sealed", "title": "Results sealed'
         '", "status": 403, "code": "results-sealed", "detail": "The results of '
-        'this election are sealed until voting closes at 2018-10-10 23:59:59 (E'
+        "this election are sealed until voting closes at 2018-10-10 23:59:59 (E"
         "urope/Kyiv): until then the log's entries and the totals are not serve"
         'd, only turnout, checkpoints, proofs and receipts.", "message_en": "Th'
-        'e results of this election are sealed until voting closes at 2018-10-1'
+        "e results of this election are sealed until voting closes at 2018-10-1"
         "0 23:59:59 (Europe/Kyiv): until then the log's entries and the totals "
         'are not served, only turnout, checkpoints, proofs and receipts.", "mes'
         'sage_uk": "Результати цього голосування запечатано до завершення голос'
-        'ування 2018-10-10 23:59:59 (Europe/Kyiv): доти записи журналу й підсум'
-        'ки не оприлюднюються, лише явка, контрольні точки, докази й квитанції.'
+        "ування 2018-10-10 23:59:59 (Europe/Kyiv): доти записи журналу й підсум"
+        "ки не оприлюднюються, лише явка, контрольні точки, докази й квитанції."
         '", "results_open_at": "2018-10-10T23:59:59+03:00", "timezone": "Europe'
         '/Kyiv"}',
     ),
-    'entry-too-large': (
+    "entry-too-large": (
         413,
         '{"type": "urn:uchast:problem:entry-too-large", "title": "Entry too lar'
         'ge", "status": 413, "code": "entry-too-large", "detail": "The entry wo'
-        'uld be 70123 bytes; the log takes entries of at most 65535 bytes (C2SP'
-        ' entry bundles give each entry a 16-bit length). Nothing was written; '
+        "uld be 70123 bytes; the log takes entries of at most 65535 bytes (C2SP"
+        " entry bundles give each entry a 16-bit length). Nothing was written; "
         'an election definition this large needs fewer or shorter texts.", "mes'
         'sage_en": "The entry would be 70123 bytes; the log takes entries of at'
-        ' most 65535 bytes (C2SP entry bundles give each entry a 16-bit length)'
-        '. Nothing was written; an election definition this large needs fewer o'
+        " most 65535 bytes (C2SP entry bundles give each entry a 16-bit length)"
+        ". Nothing was written; an election definition this large needs fewer o"
         'r shorter texts.", "message_uk": "Запис займав би 70123 байтів; журнал'
-        ' приймає записи до 65535 байтів (у пакетах записів C2SP довжину кожног'
-        'о запису подано 16 бітами). Нічого не записано; визначенню виборів так'
+        " приймає записи до 65535 байтів (у пакетах записів C2SP довжину кожног"
+        "о запису подано 16 бітами). Нічого не записано; визначенню виборів так"
         'ого розміру потрібно менше текстів або коротші.", "size": 70123, "limi'
-        't": 65535}'
+        't": 65535}',
     ),
-    'too-few-picks': (
+    "too-few-picks": (
         409,
         '{"type": "urn:uchast:problem:too-few-picks", "title": "Too few picks", '
         '"status": 409, "code": "too-few-picks", "detail": "Category \'czyzyny\' n'
-        'eeds at least 3 project(s) per voter; with this ballot the voter would '
+        "eeds at least 3 project(s) per voter; with this ballot the voter would "
         'have 2. Add projects to the ballot.", "message_en": "Category \'czyzyny\''
-        ' needs at least 3 project(s) per voter; with this ballot the voter woul'
+        " needs at least 3 project(s) per voter; with this ballot the voter woul"
         'd have 2. Add projects to the ballot.", "message_uk": "У категорії «czy'
-        'zyny» виборець має обрати щонайменше 3 проєкт(ів); з цим бюлетенем у нь'
+        "zyny» виборець має обрати щонайменше 3 проєкт(ів); з цим бюлетенем у нь"
         'ого було б 2. Додайте проєкти до бюлетеня.", "category": "czyzyny", "mi'
         'nimum": 3, "chosen": 2}',
     ),
-    'over-cost-limit': (
+    "over-cost-limit": (
         409,
         '{"type": "urn:uchast:problem:over-cost-limit", "title": "Over cost limi'
         't", "status": 409, "code": "over-cost-limit", "detail": "In category \'b'
         "emowo' the projects a voter chooses may cost at most 1 000 000.00 UAH t"
-        'ogether; with this ballot they would cost 1 200 000.00 UAH. Remove a pr'
+        "ogether; with this ballot they would cost 1 200 000.00 UAH. Remove a pr"
         'oject from the ballot.", "message_en": "In category \'bemowo\' the projec'
-        'ts a voter chooses may cost at most 1 000 000.00 UAH together; with thi'
-        's ballot they would cost 1 200 000.00 UAH. Remove a project from the ba'
+        "ts a voter chooses may cost at most 1 000 000.00 UAH together; with thi"
+        "s ballot they would cost 1 200 000.00 UAH. Remove a project from the ba"
         'llot.", "message_uk": "У категорії «bemowo» обрані виборцем проєкти раз'
-        'ом можуть коштувати не більше 1 000 000.00 грн; з цим бюлетенем вони ко'
+        "ом можуть коштувати не більше 1 000 000.00 грн; з цим бюлетенем вони ко"
         'штували б 1 200 000.00 грн. Приберіть проєкт із бюлетеня.", "category":'
         ' "bemowo", "max_total_cost_kopecks": 100000000, "total_cost_kopecks": 1'
-        '20000000}',
+        "20000000}",
     ),
-    'under-cost-minimum': (
+    "under-cost-minimum": (
         409,
         '{"type": "urn:uchast:problem:under-cost-minimum", "title": "Under cost '
         'minimum", "status": 409, "code": "under-cost-minimum", "detail": "In ca'
         "tegory 'bemowo' the projects a voter chooses must cost at least 500 000"
-        '.00 UAH together; with this ballot they would cost 120 000.00 UAH. Add '
+        ".00 UAH together; with this ballot they would cost 120 000.00 UAH. Add "
         'a project to the ballot.", "message_en": "In category \'bemowo\' the proj'
-        'ects a voter chooses must cost at least 500 000.00 UAH together; with t'
-        'his ballot they would cost 120 000.00 UAH. Add a project to the ballot.'
+        "ects a voter chooses must cost at least 500 000.00 UAH together; with t"
+        "his ballot they would cost 120 000.00 UAH. Add a project to the ballot."
         '", "message_uk": "У категорії «bemowo» обрані виборцем проєкти мають ра'
-        'зом коштувати щонайменше 500 000.00 грн; з цим бюлетенем вони коштували'
+        "зом коштувати щонайменше 500 000.00 грн; з цим бюлетенем вони коштували"
         ' б 120 000.00 грн. Додайте проєкт до бюлетеня.", "category": "bemowo", '
         '"min_total_cost_kopecks": 50000000, "total_cost_kopecks": 12000000}',
     ),
-    'too-many-points-for-project': (
+    "too-many-points-for-project": (
         409,
         '{"type": "urn:uchast:problem:too-many-points-for-project", "title": "To'
         'o many points for project", "status": 409, "code": "too-many-points-for'
         '-project", "detail": "Category \'toulouse\' allows at most 3 point(s) per'
-        ' project; the ballot gives project \'P7\' 4. Lower its points.", "message'
-        '_en": "Category \'toulouse\' allows at most 3 point(s) per project; the b'
+        " project; the ballot gives project 'P7' 4. Lower its points.\", \"message"
+        "_en\": \"Category 'toulouse' allows at most 3 point(s) per project; the b"
         'allot gives project \'P7\' 4. Lower its points.", "message_uk": "У катего'
-        'рії «toulouse» одному проєкту можна дати не більше 3 бал(ів); бюлетень '
+        "рії «toulouse» одному проєкту можна дати не більше 3 бал(ів); бюлетень "
         'дає проєкту «P7» 4. Зменште його бали.", "category": "toulouse", "proje'
         'ct": "P7", "limit": 3, "points": 4}',
     ),
-    'too-many-points': (
+    "too-many-points": (
         409,
         '{"type": "urn:uchast:problem:too-many-points", "title": "Too many point'
         's", "status": 409, "code": "too-many-points", "detail": "Category \'toul'
         "ouse' allows at most 7 point(s) per voter in all; this voter already ga"
         've 5 and with this ballot would give 9. Lower the points.", "message_en'
-        '": "Category \'toulouse\' allows at most 7 point(s) per voter in all; thi'
-        's voter already gave 5 and with this ballot would give 9. Lower the poi'
+        "\": \"Category 'toulouse' allows at most 7 point(s) per voter in all; thi"
+        "s voter already gave 5 and with this ballot would give 9. Lower the poi"
         'nts.", "message_uk": "У категорії «toulouse» виборець може розподілити '
-        'не більше 7 бал(ів); цей виборець уже дав 5, а з цим бюлетенем дав би 9'
+        "не більше 7 бал(ів); цей виборець уже дав 5, а з цим бюлетенем дав би 9"
         '. Зменште бали.", "category": "toulouse", "limit": 7, "already": 5, "to'
         'tal": 9}',
     ),
-    'too-few-points': (
+    "too-few-points": (
         409,
         '{"type": "urn:uchast:problem:too-few-points", "title": "Too few points"'
         ', "status": 409, "code": "too-few-points", "detail": "Category \'gdansk\''
-        ' needs at least 5 point(s) per voter in all; with this ballot the voter'
+        " needs at least 5 point(s) per voter in all; with this ballot the voter"
         ' would have given 3. Add points.", "message_en": "Category \'gdansk\' nee'
-        'ds at least 5 point(s) per voter in all; with this ballot the voter wou'
+        "ds at least 5 point(s) per voter in all; with this ballot the voter wou"
         'ld have given 3. Add points.", "message_uk": "У категорії «gdansk» вибо'
-        'рець має розподілити щонайменше 5 бал(ів); з цим бюлетенем він дав би 3'
+        "рець має розподілити щонайменше 5 бал(ів); з цим бюлетенем він дав би 3"
         '. Додайте бали.", "category": "gdansk", "minimum": 5, "total": 3}',
     ),
-    'ranking-exists': (
+    "ranking-exists": (
         409,
         '{"type": "urn:uchast:problem:ranking-exists", "title": "Ranking exists"'
         ', "status": 409, "code": "ranking-exists", "detail": "This voter alread'
         "y has a ranking in category 'czyzyny'; rankings do not combine, so a se"
-        'cond one is refused. To replace it, a supervisor voids the first ballot'
+        "cond one is refused. To replace it, a supervisor voids the first ballot"
         '.", "message_en": "This voter already has a ranking in category \'czyzyn'
         "y'; rankings do not combine, so a second one is refused. To replace it,"
         ' a supervisor voids the first ballot.", "message_uk": "Цей виборець уже'
-        ' має рейтинг у категорії «czyzyny»; рейтинги не поєднуються, тож другий'
+        " має рейтинг у категорії «czyzyny»; рейтинги не поєднуються, тож другий"
         ' відхилено. Щоб замінити його, супервізор анулює перший бюлетень.", "ca'
         'tegory": "czyzyny"}',
     ),
-    'too-many-categories': (
+    "too-many-categories": (
         409,
         '{"type": "urn:uchast:problem:too-many-categories", "title": "Too many c'
         'ategories", "status": 409, "code": "too-many-categories", "detail": "A '
         "voter takes part in at most 1 categories of group 'districts'; with thi"
-        's ballot this voter would take part in 2 (north, south). Remove the pro'
+        "s ballot this voter would take part in 2 (north, south). Remove the pro"
         'jects of one of these categories from the ballot.", "message_en": "A vo'
         "ter takes part in at most 1 categories of group 'districts'; with this "
-        'ballot this voter would take part in 2 (north, south). Remove the proje'
+        "ballot this voter would take part in 2 (north, south). Remove the proje"
         'cts of one of these categories from the ballot.", "message_uk": "Виборе'
-        'ць може брати участь щонайбільше в 1 категоріях групи «districts»; з ци'
-        'м бюлетенем цей виборець брав би участь у 2 (north, south). Приберіть і'
+        "ць може брати участь щонайбільше в 1 категоріях групи «districts»; з ци"
+        "м бюлетенем цей виборець брав би участь у 2 (north, south). Приберіть і"
         'з бюлетеня проєкти однієї з цих категорій.", "group": "districts", "lim'
         'it": 1, "categories": ["north", "south"]}',
     ),
-    'wrong-ballot-field': (
+    "wrong-ballot-field": (
         422,
         '{"type": "urn:uchast:problem:wrong-ballot-field", "title": "Wrong ballo'
         't field", "status": 422, "code": "wrong-ballot-field", "detail": "Proje'
         "ct 'P7' is in category 'toulouse', which takes a cumulative ballot: giv"
-        'e it under \'points\', not under \'projects\'.", "message_en": "Project \'P7'
+        "e it under 'points', not under 'projects'.\", \"message_en\": \"Project 'P7"
         "' is in category 'toulouse', which takes a cumulative ballot: give it u"
-        'nder \'points\', not under \'projects\'.", "message_uk": "Проєкт «P7» належ'
-        'ить до категорії «toulouse» з бюлетенем типу cumulative: вкажіть його в'
+        "nder 'points', not under 'projects'.\", \"message_uk\": \"Проєкт «P7» належ"
+        "ить до категорії «toulouse» з бюлетенем типу cumulative: вкажіть його в"
         ' «points», а не в «projects».", "project": "P7", "field": "projects", "'
         'category": "toulouse", "ballot": "cumulative", "expected": "points"}',
     ),

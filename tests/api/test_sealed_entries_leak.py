@@ -102,9 +102,7 @@ def totals_in(value: Any) -> set[str]:
     return set()
 
 
-async def probe(
-    site: Site, app: web.Application
-) -> tuple[dict[str, tuple[bytes, bytes]], int]:
+async def probe(site: Site, app: web.Application) -> tuple[dict[str, tuple[bytes, bytes]], int]:
     """Every GET answer by path, as sent and as :func:`haystack`; and how many distinct routes
     answered 200."""
     size = int((await site.get("/log/checkpoint"))[2].split(b"\n")[1])

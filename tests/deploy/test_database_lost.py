@@ -118,9 +118,7 @@ async def test_backup_restores_the_same_log_and_voting_resumes(pg_url: str, tmp_
             assert refused.value.code == 503
             ready = json.loads(refused.value.read())
             assert ready["reason"] == "log-rolled-back"
-            assert ready["elections"] == {
-                ELECTION: {"published": len(resumed), "size": len(saved)}
-            }
+            assert ready["elections"] == {ELECTION: {"published": len(resumed), "size": len(saved)}}
         finally:
             server.stop()
         assert "ROLLED BACK" in server.output()

@@ -34,4 +34,3 @@ def test_votes_imports_with_io_libraries_blocked() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
-
