@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+from typing import Any
 
 import asyncpg
 import pytest
@@ -47,8 +48,8 @@ async def keys(store_url: str) -> Keys:
     return keys
 
 
-def config(url: str, keys: Keys) -> ServiceConfig:
-    return ServiceConfig(url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY)
+def config(url: str, keys: Keys, **changes: Any) -> ServiceConfig:
+    return ServiceConfig(url, keys.log, voter_key=VOTER_KEY, clock=lambda: VOTING_DAY, **changes)
 
 
 async def test_restart_resumes_from_the_saved_view(store_url: str, keys: Keys) -> None:
@@ -79,25 +80,12 @@ async def test_restart_resumes_from_the_saved_view(store_url: str, keys: Keys) -
 
 async def test_the_follower_saves_while_running(store_url: str, keys: Keys) -> None:
     """With a short save interval the view is saved as the log grows, not only at shutdown."""
-    service = Service(
-        ServiceConfig(
-            store_url,
-            keys.log,
-            voter_key=VOTER_KEY,
-            clock=lambda: VOTING_DAY,
-            projection_save_interval=0.0,
-        )
-    )
+    service = Service(config(store_url, keys, projection_save_interval=0.0))
     await service.open()
     try:
         await cast(service, keys, range(5))
         tally = await service.caught_up_tally(ELECTION)
-        for _ in range(300):
-            saved = await service.store.load_projection(ELECTION, TALLY_PROJECTION, with_items=True)
-            if saved is not None and saved.position == tally.position:
-                break
-            await asyncio.sleep(0.01)
-        assert saved is not None and saved.position == tally.position
+        saved = await saved_at(service, tally.position)
         assert views(Tally.restore(tally.election, saved.state, saved.items)) == views(tally)
     finally:
         await service.close()
@@ -177,12 +165,7 @@ async def test_the_saved_row_holds_no_voters_and_its_items_hold_them(
     expected = views(tally)
     await service.close()
 
-    store = open_store(store_url)
-    await store.open()
-    try:
-        saved = await store.load_projection(ELECTION, TALLY_PROJECTION, with_items=True)
-    finally:
-        await store.close()
+    saved = await saved_view(store_url)
     assert saved is not None
     state = json.loads(saved.state)
     assert state["format"] == 3 and "voters" not in state
@@ -225,12 +208,7 @@ async def test_a_format_2_saved_view_is_restored_and_written_as_items(
         await service.caught_up_tally(ELECTION)
     finally:
         await service.close()
-    store = open_store(store_url)
-    await store.open()
-    try:
-        saved = await store.load_projection(ELECTION, TALLY_PROJECTION, with_items=True)
-    finally:
-        await store.close()
+    saved = await saved_view(store_url)
     assert saved is not None and saved.position == size + 3
     assert json.loads(saved.state)["format"] == 3
     assert saved.items == {voter_token(n): 1 for n in range(13)}
@@ -241,15 +219,7 @@ async def test_a_format_2_saved_view_is_restored_and_written_as_items(
 async def test_a_failed_save_is_written_by_the_next(store_url: str, keys: Keys) -> None:
     """While saves fail (here: the items table is gone), the voters changed meanwhile are kept;
     the first save that succeeds writes them all, and the saved view is the tally's."""
-    service = Service(
-        ServiceConfig(
-            store_url,
-            keys.log,
-            voter_key=VOTER_KEY,
-            clock=lambda: VOTING_DAY,
-            projection_save_interval=0.0,
-        )
-    )
+    service = Service(config(store_url, keys, projection_save_interval=0.0))
     await service.open()
     try:
         await cast(service, keys, range(5))
