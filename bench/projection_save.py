@@ -87,7 +87,6 @@ def filled_tally(voters: int, rng: random.Random) -> Tally:
     packed = tally._voters
     for _ in range(voters):
         packed[voter(rng)] = PAPER_UNIT if rng.random() < 0.2 else 1
-    tally._changed = set(packed)  # as applying their ballots would have marked them
     tally._ballots = {"online": voters, PAPER: voters // 5}
     tally.position = tally.entries = voters * 13 // 10
     return tally

@@ -210,8 +210,9 @@ class Tally:
         # Per voter with counted ballots: online ballots + paper ballots << 32 (one dict
         # operation per ballot instead of a dict per channel).
         self._voters: dict[str, int] = {}
-        # Voters whose packed count changed since the last save (see save_point); a fresh tally
-        # did not start from any saved items, so its first save replaces them.
+        # Voters whose packed count changed since the last save (see save_point), kept only
+        # while the next save writes changes: a fresh tally did not start from any saved items,
+        # so its first save replaces them with every voter, and needs no list of changes.
         self._changed: set[str] = set()
         # Voters counted on each channel, kept with _voters: /results asks on every read, and
         # counting a million voters took ~80 ms of the event loop each time.
@@ -433,7 +434,8 @@ class Tally:
         self._ballots[counted.channel] = self._ballots.get(counted.channel, 0) + sign
         before = self._voters.get(counted.voter, 0)
         packed = before + sign * _UNIT[counted.channel]
-        self._changed.add(counted.voter)
+        if not self._replace_saved:
+            self._changed.add(counted.voter)
         self._count_channels(before, packed)
         if packed:
             self._voters[counted.voter] = packed
@@ -580,13 +582,14 @@ class Tally:
         voter = raw_voter.decode("utf-8", "surrogatepass")
         voters = self._voters
         before = voters.get(voter, 0)
-        if paper:
+        if paper:  # _count_channels, inline on the path every ballot takes
             voters[voter] = before + (1 << 32)
             self._paper_voters += before < 1 << 32
         else:
             voters[voter] = before + 1
             self._online_voters += not before & _ONLINE_MASK
-        self._changed.add(voter)
+        if not self._replace_saved:
+            self._changed.add(voter)
         return True
 
     async def _void(self, target: int, fetch: Fetch) -> None:
@@ -684,19 +687,23 @@ class Tally:
         """Mark the voters of a save point that was not written as changed again (with whether
         the saved items must be replaced), so the next save point writes them, at their counts
         then."""
-        self._changed.update(point.voters)
         if point.replace:
             self._replace_saved = True
+            self._changed = set()
+        elif not self._replace_saved:
+            self._changed.update(point.voters)
 
     def forget_changes(self) -> None:
-        """Stop holding the voters changed so far, for a process that never saves (a read-only
-        server), whose set of them would otherwise grow to every voter."""
+        """Hold nothing for a next save, for a process that never saves (a read-only server),
+        whose changed voters would otherwise grow to every voter."""
         self._changed = set()
+        self._replace_saved = False
 
     @property
     def unsaved_voters(self) -> int:
-        """Voters changed since the last save point."""
-        return len(self._changed)
+        """Voters the next save point writes: those changed since the last one, or every
+        voter when it replaces the saved items."""
+        return len(self._voters) if self._replace_saved else len(self._changed)
 
     @classmethod
     def restore(
@@ -737,9 +744,8 @@ class Tally:
             if version == SNAPSHOT_FORMAT:
                 tally._voters = _counts({v: n for v, n in (voters or {}).items() if n})
                 tally._replace_saved = False
-            else:  # voters inside: write them all as items at the next save
+            else:  # voters inside: the next save replaces the items with all of them
                 tally._voters = _counts(state["voters"])
-                tally._changed = set(tally._voters)
             tally._recount_channels()
             tally._voided_positions = {_count(p) for p in state["voided_positions"]}
             for voter, entries in state["paper"].items():
