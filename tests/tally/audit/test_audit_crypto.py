@@ -133,6 +133,31 @@ def test_canonical_equals_the_rfc8785_package(value: Any) -> None:
     assert crypto.canonical_plain(value) == expected
 
 
+def _server_entry(
+    signer: SignerKey,
+    entry_type: str,
+    payload: dict[str, Any],
+    tags: list[str] | None,
+    recorded_at: str,
+    lookup: str | None = None,
+) -> bytes:
+    """``payload`` signed by ``signer`` and stored as the server writes an entry of
+    ``entry_type``: with ``tags``, or, when None, those the rules give it (the voter looked up
+    is ``lookup``, in no payload)."""
+    envelope = Envelope.parse(sign_envelope(payload, signer))
+    if tags is None:
+        tags = [f"key:{signer.key_id}", f"nonce:{payload['nonce']}"]
+        if "polling_point" in payload:
+            tags.append(f"point:{payload['polling_point']}")
+        if lookup is not None:
+            tags.append(f"lookup:{lookup}")
+        if entry_type in ("ballot", "paper-ballot"):
+            tags += [f"voter:{payload['voter']}", *(f"project:{p}" for p in payload["projects"])]
+            tags.append(receipt_tag(receipt_code(envelope.sig)))
+        tags = sorted(set(tags))
+    return entry_encoder(envelope, tags, entry_type).encode(recorded_at)
+
+
 def _online_ballot_entry(site: SignerKey, **changes: Any) -> bytes:
     """An online ballot entry as the server writes it (``changes`` alter the payload, or the
     tags with ``tags=``), signed by ``site``."""
@@ -146,18 +171,7 @@ def _online_ballot_entry(site: SignerKey, **changes: Any) -> bytes:
     }
     tags = changes.pop("tags", None)
     payload.update(changes)
-    envelope = Envelope.parse(sign_envelope(payload, site))
-    if tags is None:
-        tags = sorted(
-            {
-                f"key:{site.key_id}",
-                f"nonce:{payload['nonce']}",
-                f"voter:{payload['voter']}",
-                *(f"project:{p}" for p in payload["projects"]),
-                receipt_tag(receipt_code(envelope.sig)),
-            }
-        )
-    return entry_encoder(envelope, tags, "ballot").encode("2018-10-03T07:15:00.000001Z")
+    return _server_entry(site, "ballot", payload, tags, "2018-10-03T07:15:00.000001Z")
 
 
 def test_the_online_ballot_pattern_matches_only_canonical_entries() -> None:
@@ -266,25 +280,8 @@ def _clerk_entry(
         payload |= {"voter": voter, "projects": ["S01", "L02"], "cast_at": "2018-10-03T10:15+03:00"}
     tags = changes.pop("tags", None)
     payload.update(changes)
-    envelope = Envelope.parse(sign_envelope(payload, clerk))
-    if tags is None:
-        tags = sorted(
-            {
-                f"key:{clerk.key_id}",
-                f"nonce:{payload['nonce']}",
-                f"point:{payload['polling_point']}",
-                *(
-                    [
-                        f"voter:{payload['voter']}",
-                        *(f"project:{p}" for p in payload["projects"]),
-                        receipt_tag(receipt_code(envelope.sig)),
-                    ]
-                    if entry_type == "paper-ballot"
-                    else [f"lookup:{voter}"]
-                ),
-            }
-        )
-    return entry_encoder(envelope, tags, entry_type).encode(recorded_at)
+    lookup = voter if entry_type == "voter-lookup" else None
+    return _server_entry(clerk, entry_type, payload, tags, recorded_at, lookup)
 
 
 def _clerk_variants(clerk: SignerKey) -> list[bytes]:
