@@ -43,6 +43,10 @@ from votes.entries import KEY_EVENT_TYPES, EntryType
 
 _log = logging.getLogger("uchast.ledger")
 
+# Submissions verified and read together at most (Ledger.verify_then_read): 64 submitters in
+# lock-step split into two batches of this size, whose stages then overlap.
+VERIFY_READ_BATCH = 32
+
 
 @dataclass(frozen=True, slots=True)
 class Appended:
@@ -137,8 +141,11 @@ class Ledger:
         self._tagged_reads: MicroBatcher[tuple[str, ...], tuple[list[StoredEntry], int]] = (
             MicroBatcher(self._read_tagged_batch)
         )
+        # Two half-size batches in flight, not one: while one batch's signatures verify on the
+        # worker threads, the event loop decides the other's ballots and the sequencer commits
+        # them, instead of every submitter moving through the stages in one lock-step cohort.
         self._verified_reads: MicroBatcher[tuple[object, ReadTags], VerifiedRead] = MicroBatcher(
-            self._verify_read_batch
+            self._verify_read_batch, max_batch=VERIFY_READ_BATCH, in_flight=2
         )
         self.sequencer = Sequencer(
             store,
