@@ -180,6 +180,7 @@ async def test_batches_not_of_that_shape_are_refused_whole(service: Setup) -> No
     site = service.keys.site
     good = ballot_envelope(site, voter_token(40), ["S01"])
     size = await log_size(service)
+    body: object
     for body in ({"envelopes": []}, {"envelopes": good}, {"envelopes": [good], "x": 1}, [good]):
         response = await service.client.post(f"{BASE}/ballot-batches", json=body)
         problem = await response.json(content_type=None)

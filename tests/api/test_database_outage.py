@@ -32,7 +32,7 @@ pytestmark = pytest.mark.postgres
 
 def admin(sql: str) -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql)
 
 
 def cut(database: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import pytest
@@ -96,7 +97,8 @@ class LedgerConformance:
             assert obj["type"] == "ballot"
             assert obj["tags"] == sorted(["voter:x", f"key:{keys.site.verifier.key_id}"])
             recorded = datetime.fromisoformat(obj["recorded_at"])
-            assert recorded.utcoffset() is not None and recorded.utcoffset().total_seconds() == 0
+            offset = recorded.utcoffset()
+            assert offset is not None and offset.total_seconds() == 0
             assert entry.data == canonical(obj)
             assert entry.leaf_hash == merkle.leaf_hash(entry.data) == appended.leaf_hash
 
@@ -403,6 +405,7 @@ class LedgerConformance:
             assert [d for c in middle for d in c] == listed[5:12]
             assert [c async for c in ledger.store.stream_data(ELECTION, size)] == []
             stream = ledger.store.stream_data(ELECTION, 0, chunk=3)
+            assert isinstance(stream, AsyncGenerator)  # a reader stopping early closes it
             assert await anext(stream) == listed[:3]
             await stream.aclose()
             assert await ledger.size() == size

@@ -48,14 +48,14 @@ async def test_sigkill_mid_stream_loses_nothing_acknowledged(
     while len(acked) < ACKS_BEFORE_KILL and time.monotonic() < deadline:
         line = process.stdout.readline()
         if line.startswith("ack "):
-            _, position, leaf = line.split()
-            acked[int(position)] = leaf
+            _, at, leaf = line.split()
+            acked[int(at)] = leaf
     os.kill(process.pid, signal.SIGKILL)
     rest, _ = process.communicate(timeout=30)
     for line in rest.splitlines():  # acknowledged just before the kill, still in the pipe
         if line.startswith("ack "):
-            _, position, leaf = line.split()
-            acked[int(position)] = leaf
+            _, at, leaf = line.split()
+            acked[int(at)] = leaf
     assert process.returncode == -signal.SIGKILL
     assert len(acked) >= ACKS_BEFORE_KILL
 

@@ -39,7 +39,11 @@ async def race(ledger: Ledger, site: SignerKey, after: int, voters: int, order: 
                 tags=[f"voter:{voter}"],
                 condition=condition(voter, after),
             )
-            outcome = {"voter": n, "position": appended.position, "pid": os.getpid()}
+            outcome: dict[str, object] = {
+                "voter": n,
+                "position": appended.position,
+                "pid": os.getpid(),
+            }
         except LedgerError as exc:
             outcome = {"voter": n, "refused": exc.code}
         print(json.dumps(outcome), flush=True)

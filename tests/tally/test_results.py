@@ -110,8 +110,8 @@ def test_breakdowns_equal_a_recount_from_the_log(
         p.id: by_point[p.id] for p in election.polling_points
     }
     districts: Counter[str] = Counter()
-    for project in election.projects:
-        districts[project.district] += totals[project.id]
+    for listed in election.projects:
+        districts[listed.district] += totals[listed.id]
     assert {row["district"]: row["votes"] for row in breakdown["by_district"]} == {
         d: districts[d] for d in {p.district for p in election.projects}
     }

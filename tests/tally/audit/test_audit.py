@@ -216,7 +216,7 @@ async def test_results_file_is_compared(tmp_path: Path, sqlite_url: str) -> None
     clean = run(path, keys)
     lines = path.read_bytes().splitlines()
     definition = json.loads(lines[1])["entry"]["envelope"]["payload"]["definition"]
-    published = {
+    published: dict[str, Any] = {
         "election": "test-2018",
         "log": {"size": clean.entries, "root": clean.root},
         "categories": [
