@@ -69,12 +69,6 @@ class MicroBatcher(Generic[Request, Result]):
                 await slots.acquire()
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                if self._in_flight == 1:
-                    try:
-                        await self._serve(batch)
-                    finally:
-                        slots.release()
-                    continue
                 task = asyncio.create_task(self._serve(batch))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
