@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml requirements-dev.lock
 demo: $(STAMP)
 	$(BIN)/uchast demo
 
+# One worker per core, at most 4 (pytest-xdist): many tests wait on subprocesses, PostgreSQL
+# and browsers, and every test makes its own databases, ports and directories.
 test: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
