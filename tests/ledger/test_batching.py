@@ -1,6 +1,6 @@
 """Micro-batching (``ledger.batching.MicroBatcher``): every request answered by its own batch's
-result, batches no larger than ``max_batch``, at most ``in_flight`` of them running at once, one
-batch's failure confined to its requests, nobody left waiting after ``close``."""
+result, batches no larger than ``max_batch``, one running at a time, one batch's failure confined
+to its requests, nobody left waiting after ``close``."""
 
 from __future__ import annotations
 
@@ -37,27 +37,7 @@ class Recorder:
             self.running -= 1
 
 
-async def test_two_batches_run_at_once_and_each_request_gets_its_own_result() -> None:
-    release = asyncio.Event()
-    started: list[list[int]] = []
-
-    async def handle(requests: Sequence[int]) -> list[int]:
-        started.append(list(requests))
-        await release.wait()
-        return [r + 100 for r in requests]
-
-    batcher: MicroBatcher[int, int] = MicroBatcher(handle, max_batch=3, in_flight=2)
-    calls = [asyncio.ensure_future(batcher.submit(i)) for i in range(8)]
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert started == [[0, 1, 2], [3, 4, 5]]  # the third batch waits for a free slot
-    release.set()
-    assert await asyncio.gather(*calls) == [i + 100 for i in range(8)]
-    assert started == [[0, 1, 2], [3, 4, 5], [6, 7]]
-    await batcher.close()
-
-
-async def test_one_in_flight_runs_the_next_batch_only_after_the_first() -> None:
+async def test_the_next_batch_runs_only_after_the_first() -> None:
     recorder = Recorder(delays=(0.01,))
     batcher: MicroBatcher[int, int] = MicroBatcher(recorder.handle, max_batch=2)
     assert await asyncio.gather(*(batcher.submit(i) for i in range(5))) == [0, 1, 4, 9, 16]
@@ -68,7 +48,7 @@ async def test_one_in_flight_runs_the_next_batch_only_after_the_first() -> None:
 
 async def test_a_failing_batch_fails_only_its_own_requests() -> None:
     recorder = Recorder(delays=(0.01,))
-    batcher: MicroBatcher[int, int] = MicroBatcher(recorder.handle, max_batch=2, in_flight=2)
+    batcher: MicroBatcher[int, int] = MicroBatcher(recorder.handle, max_batch=2)
     outcomes = await asyncio.gather(
         *(batcher.submit(i) for i in (1, -1, 2, 3)), return_exceptions=True
     )
@@ -77,15 +57,14 @@ async def test_a_failing_batch_fails_only_its_own_requests() -> None:
     await batcher.close()
 
 
-@pytest.mark.parametrize("in_flight", [1, 2])
-async def test_close_answers_every_waiter_in_flight_or_queued(in_flight: int) -> None:
+async def test_close_answers_every_waiter_in_the_running_batch_or_queued() -> None:
     never = asyncio.Event()
 
     async def handle(requests: Sequence[int]) -> list[int]:
         await never.wait()
         return list(requests)
 
-    batcher: MicroBatcher[int, int] = MicroBatcher(handle, max_batch=1, in_flight=in_flight)
+    batcher: MicroBatcher[int, int] = MicroBatcher(handle, max_batch=1)
     calls = [asyncio.ensure_future(batcher.submit(i)) for i in range(4)]
     for _ in range(5):
         await asyncio.sleep(0)
@@ -94,32 +73,27 @@ async def test_close_answers_every_waiter_in_flight_or_queued(in_flight: int) ->
     assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
 
 
-def test_refuses_an_empty_batch_size_or_no_slot() -> None:
+def test_refuses_an_empty_batch_size() -> None:
     async def handle(requests: Sequence[int]) -> list[int]:
         return list(requests)
 
     with pytest.raises(ValueError, match="at least 1"):
         MicroBatcher(handle, max_batch=0)
-    with pytest.raises(ValueError, match="at least 1"):
-        MicroBatcher(handle, in_flight=0)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     max_batch=st.integers(1, 6),
-    in_flight=st.integers(1, 3),
     waves=st.lists(st.integers(0, 12), min_size=1, max_size=5),
     failing=st.sets(st.integers(0, 59), max_size=4),
     delays=st.lists(st.sampled_from([0.0, 0.001, 0.003]), min_size=1, max_size=4),
 )
 def test_every_request_answered_by_its_batch_within_the_limits(
-    max_batch: int, in_flight: int, waves: list[int], failing: set[int], delays: list[float]
+    max_batch: int, waves: list[int], failing: set[int], delays: list[float]
 ) -> None:
     async def run() -> None:
         recorder = Recorder(delays)
-        batcher: MicroBatcher[int, int] = MicroBatcher(
-            recorder.handle, max_batch=max_batch, in_flight=in_flight
-        )
+        batcher: MicroBatcher[int, int] = MicroBatcher(recorder.handle, max_batch=max_batch)
         calls: dict[int, asyncio.Future[int]] = {}
         for wave in waves:  # requests arrive in waves, some while batches run
             for _ in range(wave):
@@ -133,7 +107,7 @@ def test_every_request_answered_by_its_batch_within_the_limits(
 
         assert sorted(abs(r) for b in recorder.batches for r in b) == list(calls)
         assert all(1 <= len(b) <= max_batch for b in recorder.batches)
-        assert recorder.most_running <= in_flight
+        assert recorder.most_running <= 1  # none when every wave was empty
         for batch in recorder.batches:
             failed = any(r < 0 for r in batch)
             for r in batch:
