@@ -443,7 +443,7 @@ class Service:
                 point.position if point else 0,
                 point.state if point else None,
                 refusals,
-                point.voters if point else None,
+                await asyncio.to_thread(point.items) if point else None,
                 replace_items=point is not None and point.replace,
             )
         except BaseException:

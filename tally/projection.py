@@ -9,7 +9,10 @@ without double entry every ballot and paper ballot the log accepted counts until
 a voter's paper keyings go through :func:`votes.rules.paper_status`. The position of the next
 entry to apply moves in the same step as the counts, so every entry is applied exactly once;
 rebuilding from position 0 gives exactly the incremental result (a property test checks it).
-Memory is bounded by the number of voters and projects, not by the log.
+Memory is bounded by the number of voters and projects, not by the log. A voter token (64
+lowercase hex digits, what every ballot carries) is kept as its 32 bytes (65 bytes an object
+instead of a 113-byte string: about 60 MB less at 1.25 million voters); any other voter string
+stays a string, so the two never meet under one key.
 
 Saving is incremental, since a voting day has over a million voters and only those of the last
 seconds change between two saves: :meth:`Tally.save_point` gives, at one instant, the counts
@@ -45,6 +48,7 @@ a time through :meth:`Tally.apply_data`.
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 from collections import Counter, defaultdict
@@ -83,6 +87,21 @@ and the service rebuilds from the log."""
 _SCORED_KINDS = ("cumulative", "ordinal")
 
 
+VoterKey = bytes | str
+_TOKEN = re.compile(r"[0-9a-f]{64}")
+_TOKEN_BYTES = re.compile(rb"[0-9a-f]{64}")
+
+
+def voter_key(voter: str) -> VoterKey:
+    """How the tally keeps ``voter``: a voter token as its 32 bytes, anything else as is."""
+    return bytes.fromhex(voter) if _TOKEN.fullmatch(voter) else voter
+
+
+def voter_name(key: VoterKey) -> str:
+    """The voter string :func:`voter_key` was given."""
+    return key.hex() if isinstance(key, bytes) else key
+
+
 @dataclass(frozen=True, slots=True)
 class SavePoint:
     """What one save writes, taken at one instant by :meth:`Tally.save_point`: the tally at
@@ -94,8 +113,14 @@ class SavePoint:
 
     position: int
     state: bytes
-    voters: dict[str, int]
+    voters: dict[VoterKey, int]  # by voter_key; items() names them
     replace: bool
+
+    def items(self) -> dict[str, int]:
+        """``voters`` by their strings, as the row's items are saved. Every voter, for a save
+        that replaces the items: about 0.5 s at 1.25 million voters (a new string each), so the
+        service names them in a worker thread, off the event loop."""
+        return {voter_name(voter): count for voter, count in self.voters.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +137,13 @@ class Counted:
 
 
 Fetch = Callable[[int], Awaitable[dict[str, Any]]]
+
+
+def _voter_key_raw(raw: bytes) -> VoterKey:
+    """:func:`voter_key` of an escape-free JSON string's bytes, as the fast path holds it."""
+    if _TOKEN_BYTES.fullmatch(raw):
+        return binascii.a2b_hex(raw)
+    return raw.decode("utf-8", "surrogatepass")
 
 
 def _channels(packed: int) -> set[str]:
@@ -207,13 +239,13 @@ class Tally:
         self._point: dict[str, dict[str, int]] = {}  # polling point -> project -> votes
         self._surplus: dict[str, int] = {}  # project -> score above votes (where not 0)
         self._ballots: dict[str, int] = {}  # counted ballots by channel
-        # Per voter with counted ballots: online ballots + paper ballots << 32 (one dict
-        # operation per ballot instead of a dict per channel).
-        self._voters: dict[str, int] = {}
+        # Per voter with counted ballots (by voter_key): online ballots + paper ballots << 32
+        # (one dict operation per ballot instead of a dict per channel).
+        self._voters: dict[VoterKey, int] = {}
         # Voters whose packed count changed since the last save (see save_point), kept only
         # while the next save writes changes: a fresh tally did not start from any saved items,
         # so its first save replaces them with every voter, and needs no list of changes.
-        self._changed: set[str] = set()
+        self._changed: set[VoterKey] = set()
         # Voters counted on each channel, kept with _voters: /results asks on every read, and
         # counting a million voters took ~80 ms of the event loop each time.
         self._online_voters = 0
@@ -369,14 +401,14 @@ class Tally:
     def voter_ballots(self) -> dict[str, int]:
         """Counted ballots per voter (voters with none left out)."""
         return {
-            voter: (packed & _ONLINE_MASK) + (packed >> 32)
+            voter_name(voter): (packed & _ONLINE_MASK) + (packed >> 32)
             for voter, packed in self._voters.items()
         }
 
     @property
     def voter_channels(self) -> dict[str, set[str]]:
         """The channels each voter has counted ballots on (voters with none left out)."""
-        return {voter: _channels(packed) for voter, packed in self._voters.items()}
+        return {voter_name(voter): _channels(packed) for voter, packed in self._voters.items()}
 
     # -- counting ----------------------------------------------------------------------------
 
@@ -432,15 +464,16 @@ class Tally:
         for project, extra in counted.surplus:
             self._add_surplus(project, sign * extra)
         self._ballots[counted.channel] = self._ballots.get(counted.channel, 0) + sign
-        before = self._voters.get(counted.voter, 0)
+        voter = voter_key(counted.voter)
+        before = self._voters.get(voter, 0)
         packed = before + sign * _UNIT[counted.channel]
         if not self._replace_saved:
-            self._changed.add(counted.voter)
+            self._changed.add(voter)
         self._count_channels(before, packed)
         if packed:
-            self._voters[counted.voter] = packed
+            self._voters[voter] = packed
         else:
-            self._voters.pop(counted.voter, None)
+            self._voters.pop(voter, None)
 
     def _add_surplus(self, project: str, extra: int) -> None:
         total = self._surplus.get(project, 0) + extra
@@ -579,7 +612,7 @@ class Tally:
             for project in projects:
                 by_point[project] = by_point.get(project, 0) + 1
         self._ballots[channel] = self._ballots.get(channel, 0) + 1
-        voter = raw_voter.decode("utf-8", "surrogatepass")
+        voter = _voter_key_raw(raw_voter)
         voters = self._voters
         before = voters.get(voter, 0)
         if paper:  # _count_channels, inline on the path every ballot takes
@@ -742,10 +775,11 @@ class Tally:
             tally._surplus = _counts(state["surplus"])
             tally._ballots = _counts(state["ballots"])
             if version == SNAPSHOT_FORMAT:
-                tally._voters = _counts({v: n for v, n in (voters or {}).items() if n})
+                counts = _counts({v: n for v, n in (voters or {}).items() if n})
                 tally._replace_saved = False
             else:  # voters inside: the next save replaces the items with all of them
-                tally._voters = _counts(state["voters"])
+                counts = _counts(state["voters"])
+            tally._voters = {voter_key(voter): n for voter, n in counts.items()}
             tally._recount_channels()
             tally._voided_positions = {_count(p) for p in state["voided_positions"]}
             for voter, entries in state["paper"].items():
