@@ -138,9 +138,8 @@ class Ledger:
             MicroBatcher(self._read_tagged_batch)
         )
         # One batch of all that waits, not two in flight: measured both ways (README, eighth
-        # round), two batches of at most 32 held two servers sharing a log at 1,532 ballots/s
-        # (p99 504 ms) in the x100 morning peak against 1,859 (p99 238 ms), and the ledger path
-        # no faster at C=64 for 15-25 % more CPU per entry (twice the sequencer's batches).
+        # round), two batches were no faster at C=64 and cost 15-25 % more CPU per entry (twice
+        # the sequencer's batches, each with its statement, commit and signed checkpoint).
         self._verified_reads: MicroBatcher[tuple[object, ReadTags], VerifiedRead] = MicroBatcher(
             self._verify_read_batch
         )
