@@ -9,7 +9,19 @@ PostgreSQL server and with the same number of producers (threads): eventsourcing
 PostgreSQL DCB recorder (psycopg) doing the same cast: read the voter's events, then a conditional
 append. Also reports ours on SQLite.
 
+The ceiling of this path, in the same run (``--skip-ceiling`` leaves it out): the same ballots by
+the same producers, each only parsed, its one signature verified (the ledger's
+:class:`~ledger.verify.SignatureVerifier`) and its entry, the bytes and tags ours writes, appended
+through the same group commit (``bench/ingest_ceiling.py``'s :func:`append_bare`, the handler of
+``bench/ingest_http.py``'s ceiling, without HTTP): no DCB read, rules, condition or key registry.
+Ours ÷ ceiling is what the decision costs; ceiling ÷ baseline, what the stack allows here.
+
+``--rounds K`` runs ours, the ceiling and the baseline K times in turn, each on a fresh database,
+and reports the medians (ratios: the median of each round's ratio, the round's runs being minutes
+apart at most), so that a machine whose speed drifts during the run moves both sides alike.
+
     .venv/bin/python bench/ingest_ledger.py [--n 20000] [--baseline-n 4000] [--concurrency 64]
+                                            [--rounds 3] [--skip-ceiling] [--skip-sqlite]
 
 Each rate comes with the CPU it cost per entry, in µs: this process's CPU time over the timed
 window (ours: the whole write path in one process, verification threads included; baseline: its C
@@ -26,11 +38,13 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,9 +56,12 @@ from eventsourcing.dcb.api import DCBAppendCondition, DCBEvent, DCBQuery, DCBQue
 
 from ledger.canonical import canonical
 from ledger.casting import Casting, create_election
-from ledger.keys import SignerKey, sign_envelope
+from ledger.keys import Envelope, SignerKey, sign_envelope
 from ledger.log import Ledger
+from ledger.postgres import PostgresStore
+from ledger.sequencer import Sequencer
 from ledger.store import open_store
+from ledger.verify import SignatureVerifier
 from votes.election import Election, parse_election_toml
 
 ELECTION = "bench-2018"
@@ -138,13 +155,25 @@ async def run_ours(url: str, ballots: list[tuple[str, dict[str, Any]]], concurre
     return (await run_ours_measured(url, ballots, concurrency)).rate
 
 
+async def timed(url: str, n: int, producers: list[Awaitable[None]]) -> Measured:
+    """Run ``producers`` together: their rate over ``n`` entries and the CPU it cost."""
+    backends = backend_cpu(url)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*producers)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    postgres = backend_cpu_spent(backends, backend_cpu(url))
+    return Measured(n / elapsed, cpu * 1e6 / n, postgres * 1e6 / n)
+
+
 async def run_ours_measured(
     url: str, ballots: list[tuple[str, dict[str, Any]]], concurrency: int
 ) -> Measured:
     admin = SignerKey.generate("admin.bench")
     store = open_store(url)
     if url.startswith("postgresql"):
-        store = type(store)(url, max_size=concurrency + 4)  # type: ignore[call-arg]
+        store = PostgresStore(url, max_size=concurrency + 4)
     await store.open()
     ledger = Ledger(
         store,
@@ -164,21 +193,49 @@ async def run_ours_measured(
                 _, envelope = queue.pop()
                 await casting.submit(envelope)
 
-        backends = backend_cpu(url)
-        cpu = time.process_time()
-        started = time.perf_counter()
-        await asyncio.gather(*(producer() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-        postgres = backend_cpu_spent(backends, backend_cpu(url))
+        measured = await timed(url, len(ballots), [producer() for _ in range(concurrency)])
         assert await ledger.size() == len(ballots) + 2
         assert (await ledger.verified_checkpoint()) is not None
         stats = ledger.sequencer.stats
         progress(f"  {stats.batches} batches, mean {stats.entries / max(1, stats.batches):.0f}")
-        n = len(ballots)
-        return Measured(n / elapsed, cpu * 1e6 / n, postgres * 1e6 / n)
+        return measured
     finally:
         await ledger.close()
+        await store.close()
+
+
+async def run_ceiling_measured(
+    url: str, ballots: list[tuple[str, dict[str, Any]]], concurrency: int
+) -> Measured:
+    """The ceiling of the path (module docstring): entries per second, on PostgreSQL."""
+    from bench.ingest_ceiling import append_bare
+
+    store = PostgresStore(url, max_size=concurrency + 4)
+    await store.open()
+    await store.create_log(ELECTION)
+    sequencer = Sequencer(
+        store,
+        ELECTION,
+        origin=f"uchast.local/{ELECTION}",  # the origin ours signs, so checkpoints weigh the same
+        signer=SignerKey.generate("uchast.bench/log"),
+        max_batch=MAX_BATCH,
+    )
+    verifier = SignatureVerifier(VERIFY_WORKERS)
+    await sequencer.start()
+    try:
+        queue = list(reversed(ballots))
+
+        async def producer() -> None:
+            while queue:
+                _, submitted = queue.pop()
+                await append_bare(sequencer, verifier, SITE.verifier, Envelope.parse(submitted))
+
+        measured = await timed(url, len(ballots), [producer() for _ in range(concurrency)])
+        assert await store.size(ELECTION) == len(ballots)
+        return measured
+    finally:
+        await sequencer.stop()
+        await verifier.close()
         await store.close()
 
 
@@ -242,17 +299,53 @@ VERIFY_WORKERS: int | None = None
 MAX_BATCH = 512
 
 
+def on_fresh_database(
+    run: Callable[[str, list[tuple[str, dict[str, Any]]], int], Coroutine[Any, Any, Measured]],
+    ballots: list[tuple[str, dict[str, Any]]],
+    concurrency: int,
+) -> Measured:
+    url = create_database()
+    try:
+        return asyncio.run(run(url, ballots, concurrency))
+    finally:
+        drop_database(url)
+
+
+def median_of(runs: list[Measured]) -> Measured:
+    return Measured(
+        statistics.median(r.rate for r in runs),
+        statistics.median(r.cpu_us for r in runs),
+        statistics.median(r.postgres_cpu_us for r in runs),
+    )
+
+
+def median_ratio(tops: list[Measured], bottoms: list[Measured]) -> float:
+    """The median over rounds of each round's ratio of rates."""
+    return statistics.median(t.rate / b.rate for t, b in zip(tops, bottoms, strict=True))
+
+
+def cpu_line(measured: Measured) -> str:
+    return (
+        f"{measured.rate:,.0f}/s; CPU per entry {measured.cpu_us:.0f} µs here, "
+        f"{measured.postgres_cpu_us:.0f} µs in PostgreSQL"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000, help="ballots for ours")
     parser.add_argument("--baseline-n", type=int, default=4000, help="ballots for the baseline")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent producers")
+    parser.add_argument("--rounds", type=int, default=1, help="ours, ceiling, baseline in turn")
+    parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
-        "--verify-workers", type=int, default=None, help="processes verifying (0: inline)"
+        "--verify-workers", type=int, default=None, help="threads verifying (0: inline)"
     )
     parser.add_argument("--max-batch", type=int, default=512, help="entries per transaction")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     global VERIFY_WORKERS, MAX_BATCH
     VERIFY_WORKERS = args.verify_workers
     MAX_BATCH = args.max_batch
@@ -262,27 +355,28 @@ def main() -> None:
     verify_us = verify_cost_us()
     progress(f"one Ed25519 verification: {verify_us:.1f} µs of CPU")
 
-    pg_ours = create_database()
-    try:
+    ours_runs: list[Measured] = []
+    ceiling_runs: list[Measured] = []
+    baseline_runs: list[Measured] = []
+    for round_ in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            progress(f"round {round_} of {args.rounds}")
         progress(f"ours on PostgreSQL: {args.n} ballots, {args.concurrency} producers")
-        ours = asyncio.run(run_ours_measured(pg_ours, ballots, args.concurrency))
-        progress(
-            f"  {ours.rate:,.0f} entries/s; CPU per entry {ours.cpu_us:.0f} µs here, "
-            f"{ours.postgres_cpu_us:.0f} µs in PostgreSQL"
-        )
-    finally:
-        drop_database(pg_ours)
-
-    pg_base = create_database()
-    try:
+        ours_runs.append(on_fresh_database(run_ours_measured, ballots, args.concurrency))
+        progress(f"  {cpu_line(ours_runs[-1])}")
+        if not args.skip_ceiling:
+            progress(f"ceiling (verify and append, nothing decided): {args.n} ballots")
+            ceiling_runs.append(on_fresh_database(run_ceiling_measured, ballots, args.concurrency))
+            progress(f"  {cpu_line(ceiling_runs[-1])}")
         progress(f"baseline (eventsourcing PostgresDCBRecorderTT): {args.baseline_n} ballots")
-        baseline = run_baseline_measured(pg_base, ballots[: args.baseline_n], args.concurrency)
-        progress(
-            f"  {baseline.rate:,.0f} casts/s; CPU per cast {baseline.cpu_us:.0f} µs here, "
-            f"{baseline.postgres_cpu_us:.0f} µs in PostgreSQL"
-        )
-    finally:
-        drop_database(pg_base)
+        url = create_database()
+        try:
+            baseline_runs.append(
+                run_baseline_measured(url, ballots[: args.baseline_n], args.concurrency)
+            )
+        finally:
+            drop_database(url)
+        progress(f"  {cpu_line(baseline_runs[-1])}")
 
     on_sqlite = None
     if not args.skip_sqlite:
@@ -293,27 +387,46 @@ def main() -> None:
             )
             progress(f"  {on_sqlite.rate:,.0f} entries/s; CPU per entry {on_sqlite.cpu_us:.0f} µs")
 
+    ours, baseline = median_of(ours_runs), median_of(baseline_runs)
+    ceiling = median_of(ceiling_runs) if ceiling_runs else None
+    ceilings: list[Measured | None] = [*ceiling_runs] if ceiling_runs else [None] * len(ours_runs)
     print(
         json.dumps(
             {
                 "bench": "ingest_ledger",
                 "ours": round(ours.rate, 1),
                 "baseline": round(baseline.rate, 1),
-                "ratio": round(ours.rate / baseline.rate, 2),
+                "ratio": round(median_ratio(ours_runs, baseline_runs), 2),
                 "unit": "entries/s",
+                "ceiling": None if ceiling is None else round(ceiling.rate, 1),
+                "ceiling_ratio": (
+                    None if ceiling is None else round(median_ratio(ours_runs, ceiling_runs), 2)
+                ),
+                "ceiling_vs_baseline": (
+                    None if ceiling is None else round(median_ratio(ceiling_runs, baseline_runs), 2)
+                ),
                 "sqlite": None if on_sqlite is None else round(on_sqlite.rate, 1),
                 "cpu_us_per_entry": {
                     "ours": round(ours.cpu_us, 1),
                     "ours_postgres": round(ours.postgres_cpu_us, 1),
+                    "ceiling": None if ceiling is None else round(ceiling.cpu_us, 1),
+                    "ceiling_postgres": (
+                        None if ceiling is None else round(ceiling.postgres_cpu_us, 1)
+                    ),
                     "baseline": round(baseline.cpu_us, 1),
                     "baseline_postgres": round(baseline.postgres_cpu_us, 1),
                     "sqlite": None if on_sqlite is None else round(on_sqlite.cpu_us, 1),
                 },
+                "per_round": [
+                    [round(o.rate), round(c.rate) if c else None, round(b.rate)]
+                    for o, c, b in zip(ours_runs, ceilings, baseline_runs, strict=True)
+                ],
                 "verify_us": round(verify_us, 1),
                 "load_average": round(os.getloadavg()[0], 1),
                 "n": args.n,
                 "baseline_n": args.baseline_n,
                 "concurrency": args.concurrency,
+                "rounds": args.rounds,
             }
         )
     )
