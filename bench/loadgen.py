@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,13 @@ from votes.tokens import voter_token
 
 ROOT = Path(__file__).resolve().parents[1]
 BALLOT_TYPES = ("ballot", "paper-ballot")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_until_serving(

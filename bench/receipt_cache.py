@@ -60,7 +60,7 @@ from bench.ingest_http import (
     uchast,
 )
 from bench.ingest_ledger import create_database, drop_database
-from bench.loadgen import ReadRun, read_load, wait_until_serving
+from bench.loadgen import ReadRun, free_port, read_load, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = "/usr/sbin/nginx"
@@ -128,14 +128,6 @@ class Nginx:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def cast(url: str, election: str, bodies: list[bytes]) -> list[dict[str, Any]]:

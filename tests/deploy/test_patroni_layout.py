@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.patroni import DCS, PATRONI, cluster_root
 from tests.deploy.tools import DEPLOY
-from tests.faults.patroni import DCS, PATRONI, cluster_root, require_patroni
+from tests.faults.patroni import require_patroni
 
 NODES = sorted((DEPLOY / "patroni").glob("db*.yml"))
 # Patroni checks that it could listen on the addresses; the layout's are not this machine's.

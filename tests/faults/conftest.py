@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.patroni import PatroniCluster, started_cluster
+from bench.patroni import PatroniCluster
+from tests.faults.patroni import started_cluster
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,10 @@ from typing import Any
 import aiohttp
 
 from bench.loadgen import Answer, Ballot, Book, Sender, cast_now
+from bench.patroni import PatroniCluster
 from ledger.keys import sign_envelope
 from tests.api.servers import ROOT
 from tests.factories import ELECTION
-from tests.faults.patroni import PatroniCluster
 from tests.faults.trial import Server, Trial, run_load, servers, when
 
 VOTERS = 900

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench.loadgen import Book
+from bench.patroni import PatroniCluster
 from tests.faults.failover import Watch, failover_trial
-from tests.faults.patroni import PatroniCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

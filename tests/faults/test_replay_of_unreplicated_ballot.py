@@ -12,9 +12,9 @@ import aiohttp
 import psycopg
 import pytest
 
+from bench.patroni import PatroniCluster
 from tests.factories import ELECTION
 from tests.faults.failover import fresh_ballot
-from tests.faults.patroni import PatroniCluster
 from tests.faults.trial import Trial, servers
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
