@@ -483,9 +483,15 @@ class AuditRun:
 
 
 def export_and_audit(
-    db_url: str, election: str, out: Path, log_vkey: str, admin_vkey: str
+    db_url: str,
+    election: str,
+    out: Path,
+    log_vkey: str,
+    admin_vkey: str,
+    checkpoints: Sequence[Path] = (),
 ) -> AuditRun:
-    """``uchast export log`` then ``uchast audit`` on the file, as an operator would."""
+    """``uchast export log`` then ``uchast audit`` on the file, as an operator would, given
+    ``checkpoints`` (files of checkpoints published before) to check against the log too."""
     cli = [sys.executable, "-m", "api.cli"]
     began = time.monotonic()
     export = subprocess.run(
@@ -498,7 +504,16 @@ def export_and_audit(
     if export.returncode != 0:
         return AuditRun(False, exported - began, 0.0, export.stderr)
     audit = subprocess.run(
-        [*cli, "audit", str(out), "--log-vkey", log_vkey, "--admin-vkey", admin_vkey],
+        [
+            *cli,
+            "audit",
+            str(out),
+            "--log-vkey",
+            log_vkey,
+            "--admin-vkey",
+            admin_vkey,
+            *(arg for path in checkpoints for arg in ("--checkpoint", str(path))),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

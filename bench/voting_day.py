@@ -31,6 +31,16 @@ on the same database: the servers are started again, the chunk that was in fligh
 whole (answered as replays), then the checks and the audit. The database is dropped once the
 run completes (unless ``--keep``). Peak memory is each process's VmHWM, per phase and overall.
 
+``--failover SECONDS`` puts the election on a Patroni cluster of its own (``bench/patroni.py``:
+etcd, a primary and a synchronous standby on this machine, PostgreSQL crash-safe and set as
+``deploy/`` sets it, Patroni on the failover trials' quick timings) instead of
+``UCHAST_BENCH_PG``, the servers reaching it through the multi-host URL, and SIGKILLs the
+primary's postmaster that many seconds after the morning peak's casting began. The checks are the
+same, plus: the time from the kill to the first acknowledged ballot sent after it, to the
+promotion of the standby, and ``uchast audit`` given every checkpoint the servers published
+while voting (each read as they were, every 0.25 s), so that each must be consistent with the
+final log. Such a run is one sitting: its cluster goes with it (no ``--resume``).
+
 The last line printed is one JSON object.
 """
 
@@ -45,6 +55,7 @@ import os
 import pickle
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,6 +90,7 @@ from bench.loadgen import (  # noqa: E402
     served_votes,
     wait_until_serving,
 )
+from bench.patroni import PatroniCluster, cluster_root  # noqa: E402
 from ledger.keys import SignerKey, sign_envelope  # noqa: E402
 from votes.election import election_to_dict, parse_election_toml  # noqa: E402
 
@@ -426,6 +438,146 @@ def start_servers(directory: Path, db: str, count: int, extra: list[str]) -> lis
     return servers
 
 
+# --failover: the election on a Patroni cluster of its own, its primary killed while voting.
+
+# PostgreSQL on the cluster as deploy/patroni/ sets it for voting day (crash-safe, room between
+# checkpoints), where the failover trials run with fsync off.
+CLUSTER_SETTINGS = {
+    "fsync": "on",
+    "shared_buffers": "128MB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "15min",
+    "max_connections": "200",
+    "wal_keep_size": "1GB",
+}
+# The servers give up on a statement, and on connecting to one host, after this many seconds
+# (as in the failover trials): a dead or hung primary must not hold a request for long.
+SERVE_TIMEOUTS = "&connect_timeout=2&command_timeout=2"
+CHECKPOINTS_EVERY = 0.25  # seconds between reads of each server's checkpoint while voting
+
+
+PROBE_EVERY = 0.05  # seconds between two fresh ballots sent after the kill
+
+
+@dataclass
+class Failover:
+    """A --failover run's cluster, and what was seen around its fault.
+
+    The load's own ballots cannot time the outage: when the primary dies every client is
+    retrying a ballot sent before, at the pace of its back-off. So from the kill on, as in the
+    failover trials, a probe sends a fresh online ballot every :data:`PROBE_EVERY` seconds (each
+    retried until it has a definitive answer, recorded in the book like any other) until one is
+    acknowledged."""
+
+    cluster: PatroniCluster
+    after: float  # seconds after the morning peak's casting began
+    killed: str = ""  # the node whose postmaster was killed
+    killed_at: float | None = None  # time.monotonic() of the kill
+    promoted_s: float | None = None  # from the kill to the standby promoted and writable
+    first_ack_s: float | None = None  # from the kill to the first probe acknowledged
+    probes: Book = field(default_factory=Book)
+    checkpoints: dict[str, float] = field(default_factory=dict)  # note -> when first seen
+    task: asyncio.Task[None] | None = None
+
+    def start(self, sender: Sender, site: SignerKey, project: str) -> None:
+        """Set the fault off: ``after`` seconds from now (once, at the morning peak's start)."""
+        if self.task is None:
+            at = time.monotonic() + self.after
+            self.task = asyncio.create_task(self._strike(at, sender, site, project))
+
+    async def _strike(self, at: float, sender: Sender, site: SignerKey, project: str) -> None:
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        primary, standby = await asyncio.to_thread(self.cluster.wait_healthy, 30)
+        self.cluster.kill_postmaster(primary)
+        self.killed_at, self.killed = time.monotonic(), primary.name
+        progress(f"failover: SIGKILL to {primary.name}'s postmaster (the primary)")
+        probing = asyncio.create_task(self._probe(sender, site, project))
+        await asyncio.to_thread(self.cluster.wait_promoted, standby, 120)
+        self.promoted_s = time.monotonic() - self.killed_at
+        progress(f"failover: {standby.name} promoted {self.promoted_s:.1f} s after the kill")
+        await probing
+        progress(f"failover: first ballot acknowledged {self.first_ack_s:.1f} s after the kill")
+
+    async def _probe(self, sender: Sender, site: SignerKey, project: str) -> None:
+        async def one() -> None:
+            voter, nonce = uuid.uuid4().hex * 2, str(uuid.uuid4())
+            payload = {
+                "type": "ballot",
+                "election": sender.election,
+                "voter": voter,
+                "projects": [project],
+                "cast_at": cast_now(),
+                "nonce": nonce,
+            }
+            envelope = json.dumps(sign_envelope(payload, site)).encode()
+            probe = Request("ballots", envelope, None, nonce, voter, (project,), None)
+            answer = await sender.post(probe.path, probe.body)
+            self.probes.record(probe, answer)
+            if answer.status < 300 and self.first_ack_s is None and self.killed_at is not None:
+                self.first_ack_s = time.monotonic() - self.killed_at
+
+        sent = []
+        while self.first_ack_s is None:
+            sent.append(asyncio.create_task(one()))
+            await asyncio.sleep(PROBE_EVERY)
+        await asyncio.gather(*sent)
+
+    async def finish(self) -> None:
+        """Voting is over: a fault still waiting is called off (it never struck); one that
+        struck is waited for, and its failure raised."""
+        if self.task is None:
+            return
+        if self.killed_at is None:
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    async def watch(self, session: aiohttp.ClientSession, urls: list[str], election: str) -> None:
+        """Keep every distinct checkpoint any server publishes (until cancelled)."""
+        timeout = aiohttp.ClientTimeout(total=5)
+        while True:
+            for url in urls:
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    checkpoint = f"{url}/v1/elections/{election}/log/checkpoint"
+                    async with session.get(checkpoint, timeout=timeout) as response:
+                        if response.status == 200:
+                            self.checkpoints.setdefault(await response.text(), time.monotonic())
+            await asyncio.sleep(CHECKPOINTS_EVERY)
+
+    def save_checkpoints(self, directory: Path) -> None:
+        folder = directory / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        for k, note in enumerate(self.checkpoints):
+            (folder / f"{k:06d}.txt").write_text(note, encoding="utf-8")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "after_s": self.after,
+            "struck": self.killed_at is not None,
+            "killed": self.killed or None,
+            "promoted_s": None if self.promoted_s is None else round(self.promoted_s, 2),
+            "first_ack_s": None if self.first_ack_s is None else round(self.first_ack_s, 2),
+            "probes": len(self.probes.acknowledged) + len(self.probes.refused),
+            "checkpoints_seen": len(self.checkpoints),
+        }
+
+
+def start_cluster() -> PatroniCluster:
+    cluster = PatroniCluster(cluster_root(), CLUSTER_SETTINGS)
+    progress(f"starting a Patroni cluster (etcd, primary, synchronous standby) in {cluster.root}")
+    try:
+        cluster.start()
+    except BaseException:
+        stop_cluster(cluster)
+        raise
+    return cluster
+
+
+def stop_cluster(cluster: PatroniCluster) -> None:
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)
+
+
 # Peak memory: VmHWM, the resident set's high-water mark, reset at each phase's start.
 
 
@@ -456,7 +608,7 @@ def reset_peak_rss(pid: int | str = "self") -> None:
 # with the phase's recorded casting time, so a ballot sent again is the same payload.
 
 RESUMABLE = ("scale", "servers", "concurrency", "paper", "seed", "signers", "serve_arg",
-             "no_audit", "chunk")  # fmt: skip
+             "no_audit", "chunk", "failover")  # fmt: skip
 
 
 class Stopped(Exception):
@@ -492,8 +644,9 @@ class State:
         return cls(directory=directory, **data)
 
     def save_chunk(self, first: int, report: PhaseReport, book: Book) -> str:
-        """Write a completed chunk's file; it counts once state.json names it."""
-        name = f"chunk-{first:09d}.pickle"
+        """Write a completed chunk's file (``first`` -1: the failover's probes); it counts once
+        state.json names it."""
+        name = f"chunk-{first:09d}.pickle" if first >= 0 else "chunk-failover-probes.pickle"
         temporary = self.directory / f"{name}.tmp"
         with open(temporary, "wb") as out:
             pickle.dump((report, book), out, protocol=pickle.HIGHEST_PROTOCOL)
@@ -584,6 +737,7 @@ async def phases_stage(
     book: Book,
     stop_after: str | None,
     interrupt_after: int | None,
+    failover: Failover | None,
 ) -> None:
     args = state.args
     directory = state.directory
@@ -603,6 +757,9 @@ async def phases_stage(
             # memory counts in the peaks.
             state.activity = "starting"
             reader = asyncio.create_task(read_results(session, urls, election.id, state))
+            watchers = [reader]
+            if failover is not None:
+                watchers.append(asyncio.create_task(failover.watch(session, urls, election.id)))
             try:
                 await _cast_phases(
                     state,
@@ -613,11 +770,24 @@ async def phases_stage(
                     pool,
                     sender,
                     reports,
+                    failover,
                 )
+                if failover is not None:
+                    await failover.finish()
             finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+                for watcher in watchers:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
+            if failover is not None:
+                failover.save_checkpoints(directory)
+                if failover.probes.acknowledged or failover.probes.refused:
+                    probes = PhaseReport("failover-probes", 0)
+                    state.chunks.append(state.save_chunk(-1, probes, failover.probes))
+                    book.merge(failover.probes)
+                state.results["failover"] = failover.summary()
+                state.save()
+                progress(f"failover: {json.dumps(state.results['failover'])}")
 
 
 def _signed(pool: Any, work: list[tuple[int, int, str]]) -> list[Any]:
@@ -653,6 +823,7 @@ async def _cast_phases(
     pool: Any,
     sender: Sender,
     reports: dict[str, PhaseReport],
+    failover: Failover | None,
 ) -> None:
     args = state.args
     sent = 0
@@ -683,6 +854,10 @@ async def _cast_phases(
         progress(f"{phase.name}: {last - start:,} voters signed in {time.monotonic() - began:.1f}s")
         for process in [*(str(s.process.pid) for s in servers), "self"]:
             reset_peak_rss(process)
+        if failover is not None:  # the morning peak's casting begins (a no-op after it)
+            text = (state.directory / "election.toml").read_text(encoding="utf-8")
+            project = parse_election_toml(text).projects[0].id
+            failover.start(sender, SignerKey.load(state.directory / "site.key"), project)
         for low in range(start, last, args["chunk"]):
             high = min(low + args["chunk"], last)
             part = PhaseReport(phase.name, high - low)
@@ -776,13 +951,17 @@ def audit_stage(state: State) -> None:
             (state.directory / "election.toml").read_text(encoding="utf-8")
         ).id
         out = state.directory / "log.jsonl"
-        run_ = export_and_audit(state.db, election, out, state.vkeys["log"], state.vkeys["admin"])
+        checkpoints = sorted((state.directory / "checkpoints").glob("*.txt"))
+        run_ = export_and_audit(
+            state.db, election, out, state.vkeys["log"], state.vkeys["admin"], checkpoints
+        )
         size = state.results["log"]["size"]
         state.results["audit"] = {
             "ok": run_.ok,
             "export_seconds": round(run_.export_seconds, 1),
             "audit_seconds": round(run_.audit_seconds, 1),
             "entries_per_s": round(size / run_.audit_seconds) if run_.audit_seconds else 0,
+            "checkpoints_given": len(checkpoints),
         }
         progress(run_.output.splitlines()[0] if run_.output else "(no audit output)")
         if not run_.ok:
@@ -792,7 +971,12 @@ def audit_stage(state: State) -> None:
     state.save()
 
 
-async def trial(state: State, stop_after: str | None, interrupt_after: int | None) -> None:
+async def trial(
+    state: State,
+    stop_after: str | None,
+    interrupt_after: int | None,
+    failover: Failover | None = None,
+) -> None:
     set_up_stage(state)
     if stop_after == "setup":
         raise Stopped("setup")
@@ -800,8 +984,8 @@ async def trial(state: State, stop_after: str | None, interrupt_after: int | Non
     if "totals" in state.done:
         return
     stop_leftovers(state)
-    servers = start_servers(state.directory, state.db, state.args["servers"],
-                            state.args["serve_arg"])  # fmt: skip
+    db = state.db if failover is None else state.db + SERVE_TIMEOUTS
+    servers = start_servers(state.directory, db, state.args["servers"], state.args["serve_arg"])
     try:
         state.servers = [s.process.pid for s in servers]
         state.save()
@@ -810,7 +994,7 @@ async def trial(state: State, stop_after: str | None, interrupt_after: int | Non
             f"{state.db.rsplit('/', 1)[1]}, from voter {state.next_voter:,} (sitting "
             f"{state.sittings})"
         )
-        await phases_stage(state, servers, reports, book, stop_after, interrupt_after)
+        await phases_stage(state, servers, reports, book, stop_after, interrupt_after, failover)
         progress(f"book: {json.dumps(book.summary())}")
         await checks_stage(state, servers, book, stop_after)
     finally:  # the state is not saved here: interrupted, it may be half updated
@@ -829,6 +1013,7 @@ def result(state: State) -> dict[str, Any]:
     log = state.results["log"]
     totals_match = state.results["totals"]["match"]
     audit = state.results.get("audit")
+    failover = state.results.get("failover")
     return {
         "bench": "voting_day",
         "scale": state.args["scale"],
@@ -852,8 +1037,13 @@ def result(state: State) -> dict[str, Any]:
         "peak_rss_mib": {"overall": overall, **state.rss},
         "results_reads": state.results.get("results_reads"),
         "audit": audit,
+        "failover": failover,
         "ok": bool(
-            log["ok"] and totals_match and not book.surprises and (audit is None or audit["ok"])
+            log["ok"]
+            and totals_match
+            and not book.surprises
+            and (audit is None or audit["ok"])
+            and (failover is None or failover["first_ack_s"] is not None)
         ),
     }
 
@@ -877,6 +1067,8 @@ def print_summary(outcome: dict[str, Any]) -> None:
         )
     progress(f"log check {outcome['log']['seconds']} s, ok={outcome['log']['ok']}; "
              f"totals match on every server: {outcome['totals_match']}")  # fmt: skip
+    if outcome["failover"]:
+        progress(f"failover: {json.dumps(outcome['failover'])}")
 
 
 def main() -> None:
@@ -906,11 +1098,26 @@ def main() -> None:
         choices=["setup", *(p.name for p in PHASES), "log", "totals"],
         help="save the state and stop after this phase or stage (resume with --resume)",
     )
+    parser.add_argument(
+        "--failover",
+        type=float,
+        metavar="SECONDS",
+        help="on a Patroni cluster of its own, SIGKILL the primary this many seconds after the"
+        " morning peak's casting began (one sitting: not resumable)",
+    )
     parser.add_argument("--interrupt-after-voters", type=int, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args()
+    if args.failover is not None and (args.failover < 0 or args.stop_after or args.resume):
+        parser.error("--failover takes seconds (0 or more) and runs in one sitting")
 
+    failover: Failover | None = None
     if args.resume is not None:
         state = State.load(args.resume.resolve())
+        if state.args.get("failover") is not None:
+            raise SystemExit(
+                f"{args.resume} is a --failover run: its Patroni cluster ended with its sitting,"
+                " so it cannot be resumed; start a new run"
+            )
         state.sittings += 1
     else:
         if args.work is not None:
@@ -922,18 +1129,40 @@ def main() -> None:
             directory = Path(tempfile.mkdtemp(prefix="uchast-voting-day-"))
         saved = {name: getattr(args, name) for name in RESUMABLE}
         total = max(1, round(VOTERS_2018 * args.scale))
-        state = State(directory, saved, create_database(), total)
-    state.save()
+        if args.failover is not None:
+            failover = Failover(start_cluster(), args.failover)
+        try:
+            db = create_database() if failover is None else failover.cluster.create_database()
+            state = State(directory, saved, db, total)
+        except BaseException:
+            if failover is not None:
+                stop_cluster(failover.cluster)
+            raise
+    try:
+        state.save()
+        run_to_the_end(state, args, failover)
+    finally:
+        if failover is not None:
+            stop_cluster(failover.cluster)
+
+
+def run_to_the_end(state: State, args: argparse.Namespace, failover: Failover | None) -> None:
+    """The stages from wherever ``state`` is, the checks and the audit; print the JSON line
+    and exit (0 when every check passed)."""
 
     def terminated(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminated)
     try:
-        asyncio.run(trial(state, args.stop_after, args.interrupt_after_voters))
+        asyncio.run(trial(state, args.stop_after, args.interrupt_after_voters, failover))
         audit_stage(state)
     except (KeyboardInterrupt, Stopped) as exc:
         how = f"stopped after {exc}" if isinstance(exc, Stopped) else "interrupted"
+        if failover is not None:
+            progress(f"{how}; a --failover run cannot be resumed (its cluster is gone)")
+            print(json.dumps({"bench": "voting_day", "ok": False, "stopped": how}))
+            sys.exit(130)
         progress(f"{how}; the state is in {state.directory}; to continue:")
         progress(f"  {state.resume_command()}")
         print(json.dumps({"bench": "voting_day", "ok": False, "stopped": how,
@@ -943,7 +1172,9 @@ def main() -> None:
     outcome = result(state)
     print_summary(outcome)
     (state.directory / "result.json").write_text(json.dumps(outcome), encoding="utf-8")
-    if args.keep:
+    if failover is not None:  # the database goes with the cluster
+        progress(f"result.json and the state stay in {state.directory}")
+    elif args.keep:
         progress(f"kept {state.db} and {state.directory}")
     else:
         drop_database(state.db)
