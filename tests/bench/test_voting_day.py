@@ -16,6 +16,7 @@ from bench.loadgen import BALLOT_TYPES
 from ledger.entry import entry_payload
 from ledger.store import open_store
 from tests.conftest import PG_ADMIN_URL, drop_pg_database, require_postgres
+from tests.faults.patroni import require_patroni
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def voting_day(*args: str) -> tuple[int, dict[str, Any], str]:
         capture_output=True,
         text=True,
         env={**os.environ, "UCHAST_BENCH_PG": PG_ADMIN_URL},
-        timeout=120,
+        timeout=240,
     )
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "{}"
     return done.returncode, json.loads(last), done.stderr
@@ -83,3 +84,41 @@ def test_a_run_stopped_and_interrupted_resumes_to_exact_totals(tmp_path: Path) -
     finally:
         if (work / "state.json").exists():
             drop_pg_database(json.loads((work / "state.json").read_text())["db"])
+
+
+def test_a_failover_in_the_morning_peak_loses_no_acknowledged_ballot(tmp_path: Path) -> None:
+    """--failover: the primary's postmaster SIGKILLed as the morning peak begins; the run still
+    ends with each acknowledged ballot once in the log, exact totals on both servers and the
+    audit passed with every checkpoint seen while voting, and it times the outage."""
+    require_patroni()
+    work = tmp_path / "run"
+    small = ["--scale", "0.1", "--servers", "2", "--concurrency", "16", "--signers", "1"]
+    code, line, err = voting_day(*small, "--work", str(work), "--failover", "0.2")
+    assert code == 0, err
+    assert line["ok"] and line["totals_match"] and line["audit"]["ok"], err
+    failover = line["failover"]
+    assert failover["struck"] and failover["killed"] in ("pg1", "pg2")
+    assert 0 < failover["promoted_s"] < failover["first_ack_s"]
+    assert failover["probes"] > 0
+    assert line["log"]["duplicates"] == line["log"]["lost"] == line["log"]["unacknowledged"] == 0
+    assert line["surprises"] == 0
+    # The outage was seen (503 store-unavailable, retried), and no answer was a 500.
+    assert line["transient"].get("503 store-unavailable", 0) > 0
+    assert not any(kind.startswith("500") for kind in line["transient"])
+    assert line["audit"]["checkpoints_given"] == failover["checkpoints_seen"] > 1
+    # Probes are ballots like any other: acknowledged ones are in the log and the totals.
+    assert line["acknowledged"] + sum(line["refused"].values()) == (
+        line["ballots_sent"] + failover["probes"]
+    )
+
+
+def test_a_failover_run_is_one_sitting(tmp_path: Path) -> None:
+    """It cannot be stopped to resume later, nor resumed: its cluster goes with the sitting."""
+    code, _, err = voting_day("--failover", "1", "--stop-after", "setup")
+    assert code == 2 and "one sitting" in err
+    work = tmp_path / "run"
+    work.mkdir()
+    state = {"args": {"failover": 1.0}, "db": "postgresql://unused/none", "total": 1}
+    (work / "state.json").write_text(json.dumps(state))
+    code, _, err = voting_day("--resume", str(work))
+    assert code == 1 and "cannot be resumed" in err
