@@ -991,7 +991,7 @@ async def trial(
         state.save()
         progress(
             f"{state.total:,} voters against {len(servers)} servers on "
-            f"{state.db.rsplit('/', 1)[1]}, from voter {state.next_voter:,} (sitting "
+            f"{state.db.rsplit('/', 1)[1].split('?')[0]}, from voter {state.next_voter:,} (sitting "
             f"{state.sittings})"
         )
         await phases_stage(state, servers, reports, book, stop_after, interrupt_after, failover)
