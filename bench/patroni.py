@@ -136,10 +136,16 @@ class Node:
 
 
 class PatroniCluster:
-    """etcd and two Patroni nodes under ``root``; see the module docstring. ``settings``:
-    PostgreSQL parameters over :data:`DCS`'s (a benchmark wants ``fsync`` on, say)."""
+    """etcd and ``nodes`` Patroni nodes (two by default: a primary and its synchronous standby;
+    a third is a standby the new primary can take as synchronous at once) under ``root``; see
+    the module docstring. ``settings``: PostgreSQL parameters over :data:`DCS`'s (a benchmark
+    wants ``fsync`` on, say)."""
 
-    def __init__(self, root: Path, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, settings: dict[str, str] | None = None, *, nodes: int = 2
+    ) -> None:
+        if nodes < 2:
+            raise ValueError("a cluster to fail over needs two nodes at least")
         self.root = root
         self.dcs = copy.deepcopy(DCS)
         self.dcs["postgresql"]["parameters"].update(settings or {})
@@ -149,7 +155,7 @@ class PatroniCluster:
         self.etcd: subprocess.Popen[bytes] | None = None
         self._etcd_log: IO[bytes] | None = None
         self.prefix, self.uid, self.gid = _runner()
-        self.nodes = [self._node(name) for name in ("pg1", "pg2")]
+        self.nodes = [self._node(f"pg{k}") for k in range(1, nodes + 1)]
 
     # Setting up.
 
@@ -206,8 +212,8 @@ class PatroniCluster:
         }
 
     def start(self) -> None:
-        """etcd, then the first node (it bootstraps and leads), then the second (it clones the
-        first); return once the second is the synchronous standby, streaming."""
+        """etcd, then the first node (it bootstraps and leads), then the others (each clones
+        the first); return once one of them is the synchronous standby, streaming."""
         etcd_dir = self.root / "etcd"
         self._etcd_log = open(self.root / "etcd.log", "ab")  # noqa: SIM115
         self.etcd = subprocess.Popen(
@@ -229,11 +235,21 @@ class PatroniCluster:
             stderr=subprocess.STDOUT,
         )
         self._wait(lambda: self._etcd_up(), 20, "etcd did not start")
-        first, second = self.nodes
+        first, *others = self.nodes
         self.start_node(first)
         self._wait(lambda: self.leader() is first, 60, "the first node did not bootstrap")
-        self.start_node(second)
+        for node in others:
+            self.start_node(node)
         self.wait_healthy()
+        if others[1:]:
+            self._wait(self._all_streaming, 60, "not every standby streams")
+
+    def _all_streaming(self) -> bool:
+        members = self.members()
+        standbys = [m for m in members if m.get("role") != "leader"]
+        return len(members) == len(self.nodes) and all(
+            m.get("state") in ("running", "streaming") for m in standbys
+        )
 
     def _etcd_up(self) -> bool:
         try:

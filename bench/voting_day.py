@@ -558,13 +558,14 @@ class Failover:
             "promoted_s": None if self.promoted_s is None else round(self.promoted_s, 2),
             "first_ack_s": None if self.first_ack_s is None else round(self.first_ack_s, 2),
             "probes": len(self.probes.acknowledged) + len(self.probes.refused),
+            "nodes": len(self.cluster.nodes),
             "checkpoints_seen": len(self.checkpoints),
         }
 
 
-def start_cluster() -> PatroniCluster:
-    cluster = PatroniCluster(cluster_root(), CLUSTER_SETTINGS)
-    progress(f"starting a Patroni cluster (etcd, primary, synchronous standby) in {cluster.root}")
+def start_cluster(nodes: int) -> PatroniCluster:
+    cluster = PatroniCluster(cluster_root(), CLUSTER_SETTINGS, nodes=nodes)
+    progress(f"starting a Patroni cluster (etcd, {nodes} PostgreSQL nodes) in {cluster.root}")
     try:
         cluster.start()
     except BaseException:
@@ -608,7 +609,7 @@ def reset_peak_rss(pid: int | str = "self") -> None:
 # with the phase's recorded casting time, so a ballot sent again is the same payload.
 
 RESUMABLE = ("scale", "servers", "concurrency", "paper", "seed", "signers", "serve_arg",
-             "no_audit", "chunk", "failover")  # fmt: skip
+             "no_audit", "chunk", "failover", "cluster_nodes")  # fmt: skip
 
 
 class Stopped(Exception):
@@ -1105,8 +1106,17 @@ def main() -> None:
         help="on a Patroni cluster of its own, SIGKILL the primary this many seconds after the"
         " morning peak's casting began (one sitting: not resumable)",
     )
+    parser.add_argument(
+        "--cluster-nodes",
+        type=int,
+        default=2,
+        metavar="N",
+        help="--failover's PostgreSQL nodes (default 2: a primary and its synchronous standby)",
+    )
     parser.add_argument("--interrupt-after-voters", type=int, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args()
+    if args.cluster_nodes < 2:
+        parser.error("--cluster-nodes takes 2 or more")
     if args.failover is not None and (args.failover < 0 or args.stop_after or args.resume):
         parser.error("--failover takes seconds (0 or more) and runs in one sitting")
 
@@ -1130,7 +1140,7 @@ def main() -> None:
         saved = {name: getattr(args, name) for name in RESUMABLE}
         total = max(1, round(VOTERS_2018 * args.scale))
         if args.failover is not None:
-            failover = Failover(start_cluster(), args.failover)
+            failover = Failover(start_cluster(args.cluster_nodes), args.failover)
         try:
             db = create_database() if failover is None else failover.cluster.create_database()
             state = State(directory, saved, db, total)

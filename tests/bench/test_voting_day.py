@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.loadgen import BALLOT_TYPES
 from ledger.entry import entry_payload
 from ledger.store import open_store
@@ -86,15 +88,22 @@ def test_a_run_stopped_and_interrupted_resumes_to_exact_totals(tmp_path: Path) -
             drop_pg_database(json.loads((work / "state.json").read_text())["db"])
 
 
-def test_a_failover_in_the_morning_peak_loses_no_acknowledged_ballot(tmp_path: Path) -> None:
+@pytest.mark.parametrize("nodes", [2, 3])
+def test_a_failover_in_the_morning_peak_loses_no_acknowledged_ballot(
+    tmp_path: Path, nodes: int
+) -> None:
     """--failover: the primary's postmaster SIGKILLed as the morning peak begins; the run still
     ends with each acknowledged ballot once in the log, exact totals on both servers and the
-    audit passed with every checkpoint seen while voting, and it times the outage."""
+    audit passed with every checkpoint seen while voting, and it times the outage. With a third
+    node too (the new primary's synchronous standby is then not the old primary)."""
     require_patroni()
     work = tmp_path / "run"
     small = ["--scale", "0.1", "--servers", "2", "--concurrency", "16", "--signers", "1"]
-    code, line, err = voting_day(*small, "--work", str(work), "--failover", "0.2")
+    code, line, err = voting_day(
+        *small, "--work", str(work), "--failover", "0.2", "--cluster-nodes", str(nodes)
+    )
     assert code == 0, err
+    assert line["failover"]["nodes"] == nodes
     assert line["ok"] and line["totals_match"] and line["audit"]["ok"], err
     failover = line["failover"]
     assert failover["struck"] and failover["killed"] in ("pg1", "pg2")
