@@ -35,11 +35,12 @@ run completes (unless ``--keep``). Peak memory is each process's VmHWM, per phas
 etcd, a primary and a synchronous standby on this machine, PostgreSQL crash-safe and set as
 ``deploy/`` sets it, Patroni on the failover trials' quick timings) instead of
 ``UCHAST_BENCH_PG``, the servers reaching it through the multi-host URL, and SIGKILLs the
-primary's postmaster that many seconds after the morning peak's casting began. The checks are the
-same, plus: the time from the kill to the first acknowledged ballot sent after it, to the
-promotion of the standby, and ``uchast audit`` given every checkpoint the servers published
-while voting (each read as they were, every 0.25 s), so that each must be consistent with the
-final log. Such a run is one sitting: its cluster goes with it (no ``--resume``).
+primary's postmaster that many seconds after the morning peak's casting began (``--cluster-nodes
+3``: with a third node). The checks are the same, plus: the time from the kill to the standby's
+promotion and to the first acknowledged probe (fresh ballots sent from the kill on), and
+``uchast audit`` given every checkpoint the servers published while voting (each read as they
+were, every 0.25 s), so that each must be consistent with the final log. Such a run is one
+sitting: its cluster goes with it (no ``--resume``).
 
 The last line printed is one JSON object.
 """
