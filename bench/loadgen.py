@@ -415,6 +415,30 @@ class Sender:
         return answer
 
 
+async def watch_checkpoints(
+    session: aiohttp.ClientSession,
+    urls: Sequence[str],
+    election: str,
+    seen: dict[str, float],
+    every: float,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Keep in ``seen`` (note -> when first seen) every distinct checkpoint any of ``urls``
+    publishes, reading each every ``every`` seconds, until ``stop`` is set or the task is
+    cancelled: the checkpoints a watcher (or a witness) saw, for ``uchast audit --checkpoint``."""
+    timeout = aiohttp.ClientTimeout(total=5)
+    while stop is None or not stop.is_set():
+        for base in urls:
+            try:
+                address = f"{base}/v1/elections/{election}/log/checkpoint"
+                async with session.get(address, timeout=timeout) as response:
+                    if response.status == 200:
+                        seen.setdefault(await response.text(), time.monotonic())
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+        await asyncio.sleep(every)
+
+
 # Checking the outcome.
 
 

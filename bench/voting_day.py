@@ -90,6 +90,7 @@ from bench.loadgen import (  # noqa: E402
     export_and_audit,
     served_votes,
     wait_until_serving,
+    watch_checkpoints,
 )
 from bench.patroni import PatroniCluster, cluster_root  # noqa: E402
 from ledger.keys import SignerKey, sign_envelope  # noqa: E402
@@ -533,18 +534,6 @@ class Failover:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
-    async def watch(self, session: aiohttp.ClientSession, urls: list[str], election: str) -> None:
-        """Keep every distinct checkpoint any server publishes (until cancelled)."""
-        timeout = aiohttp.ClientTimeout(total=5)
-        while True:
-            for url in urls:
-                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                    checkpoint = f"{url}/v1/elections/{election}/log/checkpoint"
-                    async with session.get(checkpoint, timeout=timeout) as response:
-                        if response.status == 200:
-                            self.checkpoints.setdefault(await response.text(), time.monotonic())
-            await asyncio.sleep(CHECKPOINTS_EVERY)
-
     def save_checkpoints(self, directory: Path) -> None:
         folder = directory / "checkpoints"
         folder.mkdir(exist_ok=True)
@@ -761,7 +750,9 @@ async def phases_stage(
             reader = asyncio.create_task(read_results(session, urls, election.id, state))
             watchers = [reader]
             if failover is not None:
-                watchers.append(asyncio.create_task(failover.watch(session, urls, election.id)))
+                seen = failover.checkpoints
+                watch = watch_checkpoints(session, urls, election.id, seen, CHECKPOINTS_EVERY)
+                watchers.append(asyncio.create_task(watch))
             try:
                 await _cast_phases(
                     state,

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.loadgen import Answer, Ballot, Book, Sender, cast_now
+from bench.loadgen import Answer, Ballot, Book, Sender, cast_now, watch_checkpoints
 from bench.patroni import PatroniCluster
 from ledger.keys import sign_envelope
 from tests.api.servers import ROOT
@@ -51,21 +51,10 @@ class Watch:
         return time.monotonic() - self.fault_at
 
 
-async def watch_checkpoints(
-    urls: list[str], watch: Watch, stop: asyncio.Event, every: float = 0.05
-) -> None:
+async def checkpoints_seen(urls: list[str], watch: Watch, stop: asyncio.Event) -> None:
     """Save every distinct checkpoint any server publishes, until ``stop``."""
-    timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        while not stop.is_set():
-            for base in urls:
-                try:
-                    async with session.get(f"{base}/v1/elections/{ELECTION}/log/checkpoint") as r:
-                        if r.status == 200:
-                            watch.checkpoints.setdefault(await r.text(), time.monotonic())
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-            await asyncio.sleep(every)
+    async with aiohttp.ClientSession() as session:
+        await watch_checkpoints(session, urls, ELECTION, watch.checkpoints, 0.05, stop)
 
 
 def fresh_ballot(trial: Trial) -> Ballot:
@@ -147,7 +136,7 @@ async def failover_trial(
     stop = asyncio.Event()
     with servers(trial, count=2) as started:
         urls = [s.url for s in started]
-        watcher = asyncio.create_task(watch_checkpoints(urls, watch, stop))
+        watcher = asyncio.create_task(checkpoints_seen(urls, watch, stop))
 
         async def during(book: Book) -> None:
             await when(lambda: len(book.acknowledged) >= VOTERS // 3, timeout=120)
