@@ -482,10 +482,9 @@ class Failover:
     task: asyncio.Task[None] | None = None
 
     def start(self, sender: Sender, site: SignerKey, project: str) -> None:
-        """Set the fault off: ``after`` seconds from now (once, at the morning peak's start)."""
-        if self.task is None:
-            at = time.monotonic() + self.after
-            self.task = asyncio.create_task(self._strike(at, sender, site, project))
+        """Set the fault off: ``after`` seconds from now (at the morning peak's start)."""
+        at = time.monotonic() + self.after
+        self.task = asyncio.create_task(self._strike(at, sender, site, project))
 
     async def _strike(self, at: float, sender: Sender, site: SignerKey, project: str) -> None:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
@@ -847,7 +846,7 @@ async def _cast_phases(
         progress(f"{phase.name}: {last - start:,} voters signed in {time.monotonic() - began:.1f}s")
         for process in [*(str(s.process.pid) for s in servers), "self"]:
             reset_peak_rss(process)
-        if failover is not None:  # the morning peak's casting begins (a no-op after it)
+        if failover is not None and failover.task is None:  # the morning peak's casting begins
             text = (state.directory / "election.toml").read_text(encoding="utf-8")
             project = parse_election_toml(text).projects[0].id
             failover.start(sender, SignerKey.load(state.directory / "site.key"), project)
