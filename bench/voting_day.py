@@ -78,6 +78,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import yaml  # noqa: E402
 
 from bench.ingest_ledger import create_database, drop_database  # noqa: E402
 from bench.loadgen import (  # noqa: E402
@@ -442,16 +443,16 @@ def start_servers(directory: Path, db: str, count: int, extra: list[str]) -> lis
 
 # --failover: the election on a Patroni cluster of its own, its primary killed while voting.
 
-# PostgreSQL on the cluster as deploy/patroni/ sets it for voting day (crash-safe, room between
-# checkpoints), where the failover trials run with fsync off.
-CLUSTER_SETTINGS = {
-    "fsync": "on",
-    "shared_buffers": "128MB",
-    "max_wal_size": "8GB",
-    "checkpoint_timeout": "15min",
-    "max_connections": "200",
-    "wal_keep_size": "1GB",
-}
+
+def cluster_settings() -> dict[str, str]:
+    """PostgreSQL's parameters as ``deploy/patroni/`` bootstraps them for voting day (room
+    between checkpoints, synchronous commit), crash-safe where the failover trials turn fsync
+    off, and PostgreSQL's own default shared_buffers where the trials shrink it."""
+    layout = yaml.safe_load((ROOT / "deploy" / "patroni" / "db1.yml").read_text())
+    parameters = layout["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    return {**{k: str(v) for k, v in parameters.items()}, "fsync": "on", "shared_buffers": "128MB"}
+
+
 # The servers give up on a statement, and on connecting to one host, after this many seconds
 # (as in the failover trials): a dead or hung primary must not hold a request for long.
 SERVE_TIMEOUTS = "&connect_timeout=2&command_timeout=2"
@@ -553,7 +554,7 @@ class Failover:
 
 
 def start_cluster(nodes: int) -> PatroniCluster:
-    cluster = PatroniCluster(cluster_root(), CLUSTER_SETTINGS, nodes=nodes)
+    cluster = PatroniCluster(cluster_root(), cluster_settings(), nodes=nodes)
     progress(f"starting a Patroni cluster (etcd, {nodes} PostgreSQL nodes) in {cluster.root}")
     try:
         cluster.start()
